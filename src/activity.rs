@@ -1,0 +1,204 @@
+//! The activity log's vocabulary: every user action and system event is an
+//! [`ActivityEvent`], turned into a stored entry here and logged through tracing at the same
+//! time, so the audit trail and the logs cannot drift apart. Types are `noun_verb`.
+//! Nothing secret goes in: servers are named by id and name, keys by path and fingerprint.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::store::{NewActivity, RetentionCounts, Store, StoreError};
+
+/// How much an entry matters to the person reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// Accepted values for the `severity` filter.
+pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
+
+/// Every kind of entry the log can hold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivityEvent {
+    SystemStarted { version: String, listen: String },
+    SystemStopped,
+    ServerAdded { host: String, port: u16, user: String, key_path: String, tags: Vec<String> },
+    ServerUpdated { changes: serde_json::Value },
+    ServerRemoved,
+    ServerOnline { previous: String },
+    ServerOffline { reason: String, message: String },
+    /// A poll worked but some sections could not be used (or worked again after that).
+    ServerDegraded { problems: String },
+    ServerRecovered,
+    HostKeyPinned { fingerprint: String },
+    HostKeyChanged { pinned: String, presented: String },
+    HostKeyTrusted { previous: Option<String>, trusted: Option<String> },
+    DockerUnavailable { message: String },
+    DockerAvailable,
+    RetentionCleanup { counts: RetentionCounts, retention_days: u64 },
+}
+
+impl ActivityEvent {
+    /// The stored `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SystemStarted { .. } => "system_started",
+            Self::SystemStopped => "system_stopped",
+            Self::ServerAdded { .. } => "server_added",
+            Self::ServerUpdated { .. } => "server_updated",
+            Self::ServerRemoved => "server_removed",
+            Self::ServerOnline { .. } => "server_online",
+            Self::ServerOffline { .. } => "server_offline",
+            Self::ServerDegraded { .. } => "server_degraded",
+            Self::ServerRecovered => "server_recovered",
+            Self::HostKeyPinned { .. } => "host_key_pinned",
+            Self::HostKeyChanged { .. } => "host_key_changed",
+            Self::HostKeyTrusted { .. } => "host_key_trusted",
+            Self::DockerUnavailable { .. } => "docker_unavailable",
+            Self::DockerAvailable => "docker_available",
+            Self::RetentionCleanup { .. } => "retention_cleanup",
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::HostKeyChanged { .. } => Severity::Critical,
+            Self::ServerOffline { .. } | Self::ServerDegraded { .. } | Self::HostKeyTrusted { .. } => Severity::Warning,
+            Self::DockerUnavailable { .. } => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+
+    fn message(&self, server: Option<&str>) -> String {
+        let s = server.unwrap_or("?");
+        match self {
+            Self::SystemStarted { version, listen } => format!("fleetpoll {version} started, listening on {listen}"),
+            Self::SystemStopped => "fleetpoll stopped".into(),
+            Self::ServerAdded { host, port, user, .. } => format!("Server {s} added ({user}@{host}:{port})"),
+            Self::ServerUpdated { .. } => format!("Server {s} updated"),
+            Self::ServerRemoved => format!("Server {s} removed"),
+            Self::ServerOnline { previous } => format!("Server {s} is online (was {previous})"),
+            Self::ServerOffline { reason, message } => format!("Server {s} is offline: {reason}: {message}"),
+            Self::ServerDegraded { problems } => format!("Server {s} answered, but not every metric could be read: {problems}"),
+            Self::ServerRecovered => format!("Server {s}: every metric reads again"),
+            Self::HostKeyPinned { fingerprint } => format!("Host key of {s} pinned on first connect: {fingerprint}"),
+            Self::HostKeyChanged { pinned, presented } => format!(
+                "Host key of {s} CHANGED: pinned {pinned}, presented {presented}; polling refused until an operator trusts the new key"
+            ),
+            Self::HostKeyTrusted { previous, trusted } => format!(
+                "Host key of {s} trusted: {} (was {})",
+                trusted.as_deref().unwrap_or("re-pin on next connect"),
+                previous.as_deref().unwrap_or("none")
+            ),
+            Self::DockerUnavailable { message } => format!("No container metrics from {s}: {message}"),
+            Self::DockerAvailable => format!("Container metrics from {s} are available again"),
+            Self::RetentionCleanup { counts, retention_days } => format!(
+                "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
+                counts.server_metrics, counts.disk_usage, counts.container_metrics
+            ),
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Self::SystemStarted { version, listen } => json!({ "version": version, "listen": listen }),
+            Self::ServerAdded { host, port, user, key_path, tags } => {
+                json!({ "host": host, "port": port, "user": user, "key_path": key_path, "tags": tags })
+            }
+            Self::ServerUpdated { changes } => json!({ "changes": changes }),
+            Self::ServerOnline { previous } => json!({ "previous_status": previous }),
+            Self::ServerOffline { reason, message } => json!({ "reason": reason, "error": message }),
+            Self::ServerDegraded { problems } => json!({ "problems": problems }),
+            Self::HostKeyPinned { fingerprint } => json!({ "fingerprint": fingerprint }),
+            Self::HostKeyChanged { pinned, presented } => json!({ "pinned": pinned, "presented": presented }),
+            Self::HostKeyTrusted { previous, trusted } => json!({ "previous": previous, "trusted": trusted }),
+            Self::DockerUnavailable { message } => json!({ "error": message }),
+            Self::RetentionCleanup { counts, retention_days } => json!({
+                "retention_days": retention_days,
+                "server_metrics": counts.server_metrics,
+                "disk_usage": counts.disk_usage,
+                "container_metrics": counts.container_metrics,
+            }),
+            _ => json!({}),
+        }
+    }
+}
+
+/// Who did it: `system` for the scheduler, `cli:<login>` and `api:<peer>` for people.
+pub fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub const SYSTEM: &str = "system";
+
+/// Builds the stored entry. Call [`emit`] once it is committed.
+pub fn entry(event: &ActivityEvent, actor: &str, server: Option<(Uuid, &str)>, ts: DateTime<Utc>) -> NewActivity {
+    NewActivity {
+        ts,
+        kind: event.kind().to_string(),
+        severity: event.severity().as_str(),
+        actor: actor.to_string(),
+        server_id: server.map(|(id, _)| id),
+        server_name: server.map(|(_, n)| n.to_string()),
+        message: event.message(server.map(|(_, n)| n)),
+        details: event.details(),
+    }
+}
+
+/// Logs committed entries through tracing, at a level matching their severity.
+pub fn emit(entries: &[NewActivity]) {
+    for e in entries {
+        let server = e.server_name.as_deref().unwrap_or("-");
+        match e.severity {
+            "critical" => tracing::error!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
+            "warning" => tracing::warn!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
+            _ => tracing::info!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
+        }
+    }
+}
+
+/// Stores one event and logs it.
+///
+/// # Errors
+/// Database failure (nothing is logged then).
+pub async fn record(store: &Store, event: ActivityEvent, actor: &str, server: Option<(Uuid, &str)>) -> Result<(), StoreError> {
+    let e = entry(&event, actor, server, Utc::now());
+    store.append_activity(std::slice::from_ref(&e)).await?;
+    emit(std::slice::from_ref(&e));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_key_change_is_critical_and_names_both_keys() {
+        let e = entry(
+            &ActivityEvent::HostKeyChanged { pinned: "SHA256:old".into(), presented: "SHA256:new".into() },
+            SYSTEM,
+            Some((Uuid::nil(), "web-1")),
+            Utc::now(),
+        );
+        assert_eq!(e.kind, "host_key_changed");
+        assert_eq!(e.severity, "critical");
+        assert!(e.message.contains("SHA256:old") && e.message.contains("SHA256:new") && e.message.contains("web-1"));
+    }
+}

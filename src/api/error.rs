@@ -1,0 +1,77 @@
+//! The only place that knows HTTP status codes. Client mistakes become 4xx with a JSON body
+//! naming the field; anything else becomes a generic 500 whose detail is logged once here
+//! and never sent to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::inventory::ValidationError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a field is missing, malformed or out of range.
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    /// 404: the thing named by `field` does not exist.
+    #[error("{field}: {message}")]
+    NotFound { field: String, message: String },
+    /// 409: the value of `field` is taken.
+    #[error("{field}: {message}")]
+    Conflict { field: String, message: String },
+    /// 500: our fault; the detail is logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(field: &str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::bad(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("id", "no such server"),
+            StoreError::Conflict { field, value } => Self::Conflict {
+                field: field.to_string(),
+                message: format!("'{value}' is already taken"),
+            },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Self::BadRequest { field, message } => (StatusCode::BAD_REQUEST, json!({ "error": format!("{field}: {message}"), "field": field })),
+            Self::NotFound { field, message } => (StatusCode::NOT_FOUND, json!({ "error": format!("{field}: {message}"), "field": field })),
+            Self::Conflict { field, message } => (StatusCode::CONFLICT, json!({ "error": format!("{field}: {message}"), "field": field })),
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "Request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error; see the server log" }))
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

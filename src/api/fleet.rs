@@ -1,0 +1,112 @@
+//! `/api/dashboard/summary`: the fleet at a glance.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::Thresholds;
+use crate::inventory::ServerStatus;
+use crate::store::{ActivityFilter, LatestSample};
+
+/// healthy / warning / critical from the thresholds; offline when not polled successfully.
+pub fn health(status: ServerStatus, s: Option<&LatestSample>, t: &Thresholds) -> &'static str {
+    if !matches!(status, ServerStatus::Online) {
+        return match status {
+            ServerStatus::Stale => "warning",
+            ServerStatus::Disabled | ServerStatus::Unknown => "unknown",
+            _ => "offline",
+        };
+    }
+    let Some(s) = s else { return "unknown" };
+    let over = |v: Option<f64>, limit: f64| v.is_some_and(|v| v >= limit);
+    if over(s.cpu_busy_percent, t.cpu_critical_percent)
+        || over(s.memory_percent, t.memory_critical_percent)
+        || over(s.disk_percent, t.disk_critical_percent)
+    {
+        "critical"
+    } else if over(s.cpu_busy_percent, t.cpu_warning_percent)
+        || over(s.memory_percent, t.memory_warning_percent)
+        || over(s.disk_percent, t.disk_warning_percent)
+    {
+        "warning"
+    } else {
+        "healthy"
+    }
+}
+
+fn avg(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().collect();
+    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 10.0).round() / 10.0)
+}
+
+pub async fn summary(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let now = Utc::now();
+    let interval = st.settings.poll_interval_secs;
+    let servers = st.store.servers().await?;
+    let latest: HashMap<_, _> = st.store.latest_samples().await?.into_iter().map(|l| (l.server_id, l)).collect();
+    let statuses: Vec<_> = servers.iter().map(|s| (s, s.effective_status(now, interval))).collect();
+    let online: Vec<_> = statuses.iter().filter(|(_, st)| *st == ServerStatus::Online).map(|(s, _)| s.id).collect();
+
+    let containers = st.store.latest_containers(None).await?;
+    let mut counts = HashMap::new();
+    for (sid, c) in &containers {
+        if online.contains(sid) {
+            *counts.entry(c.category.as_str()).or_insert(0u64) += 1;
+        }
+    }
+    let online_latest: Vec<&LatestSample> = online.iter().filter_map(|id| latest.get(id)).collect();
+    let rows: Vec<Value> = statuses
+        .iter()
+        .map(|(s, status)| {
+            let l = latest.get(&s.id);
+            json!({
+                "id": s.id,
+                "name": s.name,
+                "host": s.host,
+                "tags": s.tags,
+                "status": status,
+                "health": health(*status, l, &st.settings.thresholds),
+                "reason": s.reason,
+                "last_sample_at": s.last_sample_at,
+                "cpu_percent": l.and_then(|l| l.cpu_busy_percent),
+                "memory_percent": l.and_then(|l| l.memory_percent),
+                "disk_percent": l.and_then(|l| l.disk_percent),
+                "load1": l.and_then(|l| l.load1),
+            })
+        })
+        .collect();
+    let (_, recent) = st
+        .store
+        .activity(&ActivityFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await?;
+    let count = |want: &[ServerStatus]| statuses.iter().filter(|(_, s)| want.contains(s)).count();
+    let running = counts.get("running").copied().unwrap_or(0);
+    let stopped = counts.get("stopped").copied().unwrap_or(0);
+    let error = counts.get("error").copied().unwrap_or(0);
+    Ok(Json(json!({
+        "generated_at": now,
+        "total_servers": servers.len(),
+        "online_servers": count(&[ServerStatus::Online]),
+        "offline_servers": count(&[ServerStatus::Offline, ServerStatus::HostKeyChanged]),
+        "stale_servers": count(&[ServerStatus::Stale]),
+        "unknown_servers": count(&[ServerStatus::Unknown]),
+        "disabled_servers": count(&[ServerStatus::Disabled]),
+        "total_containers": running + stopped + error,
+        "running_containers": running,
+        "stopped_containers": stopped,
+        "error_containers": error,
+        "avg_cpu_percent": avg(online_latest.iter().map(|l| l.cpu_busy_percent)),
+        "avg_memory_percent": avg(online_latest.iter().map(|l| l.memory_percent)),
+        "avg_disk_percent": avg(online_latest.iter().map(|l| l.disk_percent)),
+        "servers": rows,
+        "recent_activities": recent,
+    })))
+}

@@ -1,0 +1,78 @@
+//! Per-server history: metrics over a period (downsampled), latest disks, latest containers,
+//! and one container's history.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::json::{parse_id, Params};
+use super::AppState;
+
+/// Enough points for a chart at any screen width; more is noise and bytes.
+const DEFAULT_POINTS: u32 = 500;
+
+/// `period=1h|24h|7d|30d` (default 1h) or an explicit `since`/`until` in RFC 3339.
+fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let until = p.time("until")?.unwrap_or_else(Utc::now);
+    let since = match (p.time("since")?, p.get("period")) {
+        (Some(_), Some(_)) => return Err(ApiError::bad("period", "give either period or since, not both")),
+        (Some(s), None) => s,
+        (None, period) => {
+            let d = match period.unwrap_or("1h") {
+                "1h" => Duration::hours(1),
+                "24h" => Duration::hours(24),
+                "7d" => Duration::days(7),
+                "30d" => Duration::days(30),
+                other => return Err(ApiError::bad("period", format!("'{other}' is not one of 1h, 24h, 7d, 30d"))),
+            };
+            until - d
+        }
+    };
+    if since >= until {
+        return Err(ApiError::bad("since", "must be before until"));
+    }
+    Ok((since, until))
+}
+
+pub async fn history(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    p.only(&["period", "since", "until", "points"])?;
+    let (since, until) = range(&p)?;
+    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    st.store.server(id).await?;
+    let items = st.store.metric_history(id, since, until, i64::from(points)).await?;
+    Ok(Json(json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items })))
+}
+
+pub async fn disks(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    st.store.server(id).await?;
+    let items = st.store.latest_disks(id).await?;
+    Ok(Json(json!({ "server_id": id, "items": items })))
+}
+
+pub async fn containers(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    st.store.server(id).await?;
+    let items: Vec<_> = st.store.latest_containers(Some(id)).await?.into_iter().map(|(_, c)| c).collect();
+    Ok(Json(json!({ "server_id": id, "items": items })))
+}
+
+pub async fn container_history(
+    State(st): State<AppState>,
+    Path((id, container)): Path<(String, String)>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    p.only(&["period", "since", "until", "points"])?;
+    let (since, until) = range(&p)?;
+    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    st.store.server(id).await?;
+    if !st.store.container_known(id, &container).await? {
+        return Err(ApiError::not_found("container", format!("no container '{container}' on this server")));
+    }
+    let items = st.store.container_history(id, &container, since, until, i64::from(points)).await?;
+    Ok(Json(json!({ "server_id": id, "container": container, "since": since, "until": until, "points": items.len(), "items": items })))
+}

@@ -1,0 +1,60 @@
+//! The HTTP API and dashboard: extract, call the store, shape the JSON. Handlers never touch
+//! SSH or polling; status codes live in `error.rs` alone.
+
+mod activity;
+mod dashboard;
+pub mod error;
+mod fleet;
+mod json;
+mod metrics;
+mod servers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Settings;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+/// The whole router, so tests can serve it on port 0.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/dashboard/summary", get(fleet::summary))
+        .route("/api/servers", get(servers::list).post(servers::create))
+        .route("/api/servers/{id}", get(servers::show).patch(servers::update).delete(servers::remove))
+        .route("/api/servers/{id}/trust", post(servers::trust))
+        .route("/api/servers/{id}/metrics", get(metrics::history))
+        .route("/api/servers/{id}/disks", get(metrics::disks))
+        .route("/api/servers/{id}/containers", get(metrics::containers))
+        .route("/api/servers/{id}/containers/{container}/metrics", get(metrics::container_history))
+        .route("/api/activity", get(activity::list))
+        .route("/", get(dashboard::index))
+        .fallback(|| async { error::ApiError::not_found("path", "no such route") })
+        // A slow client cannot hold shutdown hostage.
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,129 @@
+//! `/api/servers`: register, list, show, edit, remove, trust a new host key.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::json::{parse_id, JsonObject};
+use super::AppState;
+use crate::inventory::{NewServer, Server, ServerPatch};
+use crate::ops::{self, OpsError};
+
+const FIELDS: &[&str] = &["name", "host", "port", "user", "key_path", "key_passphrase_env", "tags", "enabled"];
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::Invalid(v) => v.into(),
+            OpsError::Store(s) => s.into(),
+        }
+    }
+}
+
+pub(super) fn actor(peer: SocketAddr) -> String {
+    format!("api:{}", peer.ip())
+}
+
+/// The server as the API shows it. The key is referred to by path only.
+pub(super) fn dto(s: &Server, interval_secs: u64) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "host": s.host,
+        "port": s.port,
+        "user": s.user,
+        "key_path": s.key_path,
+        "key_passphrase_env": s.key_passphrase_env,
+        "tags": s.tags,
+        "enabled": s.enabled,
+        "status": s.effective_status(Utc::now(), interval_secs),
+        "reason": s.reason,
+        "last_sample_at": s.last_sample_at,
+        "last_poll_at": s.last_poll_at,
+        "host_key_fingerprint": s.host_key_fingerprint,
+        "pending_host_key_fingerprint": s.pending_host_key_fingerprint,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+fn required(body: &JsonObject, key: &str) -> Result<String, ApiError> {
+    body.string(key)?.ok_or_else(|| ApiError::bad(key, "is required"))
+}
+
+pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let servers = st.store.servers().await?;
+    let items: Vec<Value> = servers.iter().map(|s| dto(s, st.settings.poll_interval_secs)).collect();
+    Ok(Json(json!({ "total": items.len(), "items": items })))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    body.only(FIELDS)?;
+    let new = NewServer {
+        name: required(&body, "name")?,
+        host: required(&body, "host")?,
+        port: body.port("port")?.unwrap_or(22),
+        user: required(&body, "user")?,
+        key_path: required(&body, "key_path")?,
+        key_passphrase_env: body.nullable_string("key_passphrase_env")?.flatten(),
+        tags: body.strings("tags")?.unwrap_or_default(),
+        enabled: body.bool("enabled")?.unwrap_or(true),
+    };
+    let server = ops::add_server(&st.store, new, &actor(peer)).await?;
+    Ok((StatusCode::CREATED, Json(dto(&server, st.settings.poll_interval_secs))))
+}
+
+pub async fn show(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let server = st.store.server(parse_id("id", &id)?).await?;
+    Ok(Json(dto(&server, st.settings.poll_interval_secs)))
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    body.only(FIELDS)?;
+    let patch = ServerPatch {
+        name: body.string("name")?,
+        host: body.string("host")?,
+        port: body.port("port")?,
+        user: body.string("user")?,
+        key_path: body.string("key_path")?,
+        key_passphrase_env: body.nullable_string("key_passphrase_env")?,
+        tags: body.strings("tags")?,
+        enabled: body.bool("enabled")?,
+    };
+    let server = ops::update_server(&st.store, id, patch, &actor(peer)).await?;
+    Ok(Json(dto(&server, st.settings.poll_interval_secs)))
+}
+
+pub async fn remove(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    ops::remove_server(&st.store, parse_id("id", &id)?, &actor(peer)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn trust(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let server = ops::trust_host_key(&st.store, parse_id("id", &id)?, &actor(peer)).await?;
+    Ok(Json(dto(&server, st.settings.poll_interval_secs)))
+}

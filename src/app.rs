@@ -1,0 +1,121 @@
+//! Wiring for `serve`: open the store, start the scheduler and the API under one
+//! cancellation token, stop both on SIGINT/SIGTERM within the shutdown budget.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{self, ActivityEvent, SYSTEM};
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+
+/// Budget for stopping after the signal: in-flight polls get most of it, the API the rest.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(9);
+
+/// Opens the database, binds the listener and runs until SIGINT or SIGTERM.
+///
+/// # Errors
+/// The database cannot be opened or the address cannot be bound.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database_path)
+        .await
+        .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+    let listener = TcpListener::bind(settings.listen_addr())
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    run(settings, store, listener, shutdown_signal()).await
+}
+
+/// Runs scheduler and API on the given listener until `shutdown` resolves. Tests call this
+/// with a port-0 listener and their own shutdown future.
+///
+/// # Errors
+/// The API server fails.
+pub async fn run(
+    settings: Settings,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let settings = Arc::new(settings);
+    activity::record(
+        &store,
+        ActivityEvent::SystemStarted {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            listen: addr.to_string(),
+        },
+        SYSTEM,
+        None,
+    )
+    .await?;
+    tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database_path.display(), "Serving the API and dashboard on http://{addr}/");
+
+    let cancel = CancellationToken::new();
+    let scheduler = Scheduler::new(store.clone(), (*settings).clone());
+    let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
+    let state = AppState {
+        store: store.clone(),
+        settings: settings.clone(),
+    };
+    let api_cancel = cancel.clone();
+    let mut api_task = tokio::spawn(api::serve(listener, state, async move { api_cancel.cancelled().await }));
+
+    tokio::select! {
+        _ = shutdown => tracing::info!("Shutdown requested; finishing in-flight work"),
+        r = &mut api_task => {
+            cancel.cancel();
+            let _ = tokio::time::timeout(SHUTDOWN_BUDGET, sched_task).await;
+            return match r {
+                Ok(Ok(())) => Err(anyhow::anyhow!("API server stopped unexpectedly")),
+                Ok(Err(e)) => Err(anyhow::Error::new(e).context("API server failed")),
+                Err(e) => Err(anyhow::Error::new(e).context("API task panicked")),
+            };
+        }
+    }
+    cancel.cancel();
+    let stopping = async {
+        if let Err(e) = sched_task.await {
+            tracing::error!(error = %e, "Scheduler task ended abnormally");
+        }
+        match api_task.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "API server ended with an error"),
+            Err(e) => tracing::error!(error = %e, "API task ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_BUDGET, stopping).await.is_err() {
+        tracing::warn!("Shutdown budget exceeded; exiting anyway");
+    }
+    activity::record(&store, ActivityEvent::SystemStopped, SYSTEM, None).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

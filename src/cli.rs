@@ -1,0 +1,528 @@
+//! The command line. One subcommand per operator task; each calls the same functions the API
+//! calls (`ops`, `store`, `scheduler`). With `--json`, stdout carries only JSON; logs always
+//! go to stderr.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::activity::cli_actor;
+use crate::config::Settings;
+use crate::inventory::{NewServer, Server, ServerPatch};
+use crate::ops;
+use crate::parse;
+use crate::scheduler::Scheduler;
+use crate::store::{ActivityFilter, Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "fleetpoll", version, about = "Agentless fleet monitor: polls servers over SSH, stores metrics in SQLite, serves an API and dashboard")]
+pub struct Cli {
+    /// Config file (default: config/fleetpoll.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database path (overrides database_path).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log detail on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler and the HTTP API/dashboard until SIGINT or SIGTERM.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Seconds between polls.
+        #[arg(long, value_name = "SECONDS")]
+        interval: Option<u64>,
+    },
+    /// Register, list, show, edit, remove servers; trust a changed host key.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Poll now and print the results.
+    Poll {
+        /// Poll once and exit (continuous polling is `serve`).
+        #[arg(long)]
+        once: bool,
+        /// Only this server.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+    },
+    /// Parse captured command output (stdin or FILE) and print the parsed JSON.
+    Parse {
+        #[arg(value_enum)]
+        kind: ParseKind,
+        /// File with the captured output; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Show the activity log, newest first.
+    Activity(ActivityArgs),
+    /// Print the script a poll runs on each host.
+    RemoteScript,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ParseKind {
+    /// `top -b` output (one or more frames; the last is used).
+    Top,
+    /// `free -b` output (bytes). For other units see `free-k`.
+    Free,
+    /// `free` / `free -k` output (KiB, the procps default).
+    FreeK,
+    /// `df -kP` output.
+    Df,
+    /// `docker stats --no-stream` output, table or `{{json .}}` lines.
+    DockerStats,
+    /// `docker ps -a --format '{{json .}}'` output.
+    DockerPs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Register a server.
+    Add(AddArgs),
+    /// List servers.
+    List,
+    /// Show one server.
+    Show { name: String },
+    /// Change a server's registration.
+    Edit(EditArgs),
+    /// Remove a server and its samples (the activity log keeps its history).
+    Remove {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Accept the host key the server presents now (after a legitimate key change).
+    Trust { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    pub name: String,
+    /// Hostname or IP address.
+    #[arg(long)]
+    pub host: String,
+    #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Login name on the server.
+    #[arg(long)]
+    pub user: String,
+    /// Path to the private key (ed25519, ECDSA or RSA). Only the path is stored.
+    #[arg(long, value_name = "PATH")]
+    pub key: PathBuf,
+    /// Environment variable holding the key's passphrase (for encrypted keys).
+    #[arg(long, value_name = "VAR")]
+    pub key_passphrase_env: Option<String>,
+    /// Tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Register without polling it yet.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub name: String,
+    #[arg(long)]
+    pub rename: Option<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    #[arg(long, value_name = "VAR")]
+    pub key_passphrase_env: Option<String>,
+    /// Replace the tags (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Remove all tags.
+    #[arg(long, conflicts_with = "tags")]
+    pub clear_tags: bool,
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    #[arg(long)]
+    pub disable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityArgs {
+    /// Entry type, e.g. server_offline.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Server name.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// info, warning or critical.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// RFC 3339 time, e.g. 2026-11-24T00:00:00Z.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Anything that stops the command; `main` prints it and exits 2.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Parsing needs neither settings nor a runtime: keep it usable on a broken config.
+    if let Command::Parse { kind, file } = &cli.command {
+        return parse_cmd(*kind, file.as_ref());
+    }
+    if let Command::RemoteScript = &cli.command {
+        print!("{}", crate::poll::REMOTE_SCRIPT);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(db) = &cli.db {
+        settings.database_path = db.clone();
+    }
+    if let Command::Serve { listen, interval } = &cli.command {
+        if let Some(l) = listen {
+            settings.listen = l.clone();
+        }
+        if let Some(i) = interval {
+            settings.poll_interval_secs = *i;
+        }
+        settings.validate()?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(dispatch(cli, settings))
+}
+
+async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Command::Serve { .. } = cli.command {
+        crate::app::serve(settings).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open(&settings.database_path)
+        .await
+        .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+    let json = cli.json;
+    let code = match cli.command {
+        Command::Server(cmd) => server_cmd(&store, &settings, cmd, json).await?,
+        Command::Poll { once, server } => {
+            if !once {
+                bail!("`poll` needs --once; continuous polling is `fleetpoll serve`");
+            }
+            poll_once(&store, settings, server, json).await?
+        }
+        Command::Activity(args) => activity_cmd(&store, args, json).await?,
+        Command::Serve { .. } | Command::Parse { .. } | Command::RemoteScript => ExitCode::SUCCESS,
+    };
+    store.close().await;
+    Ok(code)
+}
+
+async fn find(store: &Store, name: &str) -> anyhow::Result<Server> {
+    match store.server_by_name(name).await {
+        Ok(s) => Ok(s),
+        Err(StoreError::NotFound) => bail!("no server named '{name}' (see `fleetpoll server list`)"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn server_json(s: &Server, settings: &Settings) -> serde_json::Value {
+    json!({
+        "id": s.id, "name": s.name, "host": s.host, "port": s.port, "user": s.user,
+        "key_path": s.key_path, "key_passphrase_env": s.key_passphrase_env, "tags": s.tags, "enabled": s.enabled,
+        "status": s.effective_status(chrono::Utc::now(), settings.poll_interval_secs), "reason": s.reason,
+        "last_sample_at": s.last_sample_at, "last_poll_at": s.last_poll_at,
+        "host_key_fingerprint": s.host_key_fingerprint, "pending_host_key_fingerprint": s.pending_host_key_fingerprint,
+        "created_at": s.created_at, "updated_at": s.updated_at,
+    })
+}
+
+fn show_server(s: &Server, settings: &Settings, json: bool) {
+    if json {
+        print_json(&server_json(s, settings));
+        return;
+    }
+    let v = server_json(s, settings);
+    if let Some(map) = v.as_object() {
+        for (k, val) in map {
+            let text = match val {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            println!("{k:<30} {text}");
+        }
+    }
+}
+
+fn key_string(p: &std::path::Path) -> anyhow::Result<String> {
+    // Store an absolute path: `serve` may run from another directory.
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    Ok(abs.to_string_lossy().into_owned())
+}
+
+async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let actor = cli_actor();
+    match cmd {
+        ServerCommand::Add(a) => {
+            let new = NewServer {
+                name: a.name,
+                host: a.host,
+                port: a.port,
+                user: a.user,
+                key_path: key_string(&a.key)?,
+                key_passphrase_env: a.key_passphrase_env,
+                tags: a.tags,
+                enabled: !a.disabled,
+            };
+            let s = ops::add_server(store, new, &actor).await?;
+            if json {
+                print_json(&server_json(&s, settings));
+            } else {
+                println!("Added server {} ({}) with id {}; it is polled at the next interval.", s.name, s.host, s.id);
+            }
+        }
+        ServerCommand::List => {
+            let servers = store.servers().await?;
+            if json {
+                print_json(&json!(servers.iter().map(|s| server_json(s, settings)).collect::<Vec<_>>()));
+            } else {
+                println!("{:<20} {:<24} {:<18} {:<17} {:<20} REASON", "NAME", "ADDRESS", "USER", "STATUS", "LAST SAMPLE");
+                for s in &servers {
+                    println!(
+                        "{:<20} {:<24} {:<18} {:<17} {:<20} {}",
+                        s.name,
+                        format!("{}:{}", s.host, s.port),
+                        s.user,
+                        s.effective_status(chrono::Utc::now(), settings.poll_interval_secs).as_str(),
+                        s.last_sample_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
+                        s.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        ServerCommand::Show { name } => show_server(&find(store, &name).await?, settings, json),
+        ServerCommand::Edit(e) => {
+            let s = find(store, &e.name).await?;
+            let patch = ServerPatch {
+                name: e.rename,
+                host: e.host,
+                port: e.port,
+                user: e.user,
+                key_path: e.key.as_deref().map(key_string).transpose()?,
+                key_passphrase_env: e.key_passphrase_env.map(Some),
+                tags: if e.clear_tags { Some(Vec::new()) } else { (!e.tags.is_empty()).then_some(e.tags) },
+                enabled: if e.enable { Some(true) } else if e.disable { Some(false) } else { None },
+            };
+            let s = ops::update_server(store, s.id, patch, &actor).await?;
+            show_server(&s, settings, json);
+        }
+        ServerCommand::Remove { name, yes } => {
+            let s = find(store, &name).await?;
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("refusing to remove '{name}' without confirmation: not on a terminal, pass --yes");
+                }
+                eprint!("Remove server '{}' ({}:{}) and all its samples? [y/N] ", s.name, s.host, s.port);
+                std::io::stderr().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("Not removed.");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let s = ops::remove_server(store, s.id, &actor).await?;
+            if json {
+                print_json(&json!({ "removed": s.id, "name": s.name }));
+            } else {
+                println!("Removed server {}.", s.name);
+            }
+        }
+        ServerCommand::Trust { name } => {
+            let before = find(store, &name).await?;
+            let s = ops::trust_host_key(store, before.id, &actor).await?;
+            if json {
+                print_json(&server_json(&s, settings));
+            } else {
+                match &s.host_key_fingerprint {
+                    Some(fp) => println!("Trusted host key {fp} for {}.", s.name),
+                    None => println!("Cleared the pinned host key of {}; the next connect pins the key it presents.", s.name),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn poll_once(store: &Store, settings: Settings, only: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+    let servers = match only {
+        Some(name) => vec![find(store, &name).await?],
+        None => store.servers().await?.into_iter().filter(|s| s.enabled).collect(),
+    };
+    if servers.is_empty() {
+        bail!("no enabled servers to poll (add one with `fleetpoll server add`)");
+    }
+    let scheduler = Scheduler::new(store.clone(), settings);
+    let results = scheduler.poll_now(servers).await;
+    let mut failures = 0;
+    let mut rows = Vec::new();
+    for (s, r) in &results {
+        let secs = r.duration.as_secs_f64();
+        match &r.outcome {
+            Ok(snap) => {
+                let disk = snap.disks.iter().filter_map(|d| d.use_percent).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+                rows.push(json!({
+                    "name": s.name, "ok": true, "duration_seconds": secs,
+                    "cpu_percent": snap.server.cpu_busy_percent, "memory_percent": snap.server.memory_percent(),
+                    "disk_percent": disk, "load1": snap.server.load1, "containers": snap.containers.len(),
+                    "docker": snap.docker, "problems": snap.problems,
+                }));
+            }
+            Err(e) => {
+                failures += 1;
+                rows.push(json!({ "name": s.name, "ok": false, "duration_seconds": secs, "reason": e.reason(), "error": e.to_string() }));
+            }
+        }
+    }
+    if json {
+        print_json(&json!(rows));
+    } else {
+        let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
+        println!("{:<20} {:<7} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7}  NOTE", "NAME", "RESULT", "CPU%", "MEM%", "DISK%", "LOAD1", "CONTAINERS", "SECS");
+        for r in &rows {
+            let ok = r["ok"].as_bool().unwrap_or(false);
+            let note = if ok {
+                r["problems"].as_array().filter(|p| !p.is_empty()).map(|p| format!("{} section(s) unreadable", p.len())).unwrap_or_default()
+            } else {
+                r["error"].as_str().unwrap_or("").to_string()
+            };
+            println!(
+                "{:<20} {:<7} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7.1}  {}",
+                r["name"].as_str().unwrap_or(""),
+                if ok { "ok" } else { r["reason"].as_str().unwrap_or("failed") },
+                f(&r["cpu_percent"]),
+                f(&r["memory_percent"]),
+                f(&r["disk_percent"]),
+                f(&r["load1"]),
+                r["containers"].as_u64().map_or("-".into(), |c| c.to_string()),
+                r["duration_seconds"].as_f64().unwrap_or(0.0),
+                note
+            );
+        }
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let time = |v: &Option<String>, name: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        v.as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .with_context(|| format!("--{name} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"))
+            })
+            .transpose()
+    };
+    if let Some(s) = &a.severity {
+        if !crate::activity::SEVERITIES.contains(&s.as_str()) {
+            bail!("--severity '{s}' is not one of info, warning, critical");
+        }
+    }
+    let server_id = match &a.server {
+        Some(name) => Some(find(store, name).await?.id),
+        None => None,
+    };
+    let filter = ActivityFilter {
+        kind: a.kind.clone(),
+        server_id,
+        actor: a.actor.clone(),
+        severity: a.severity.clone(),
+        since: time(&a.since, "since")?,
+        until: time(&a.until, "until")?,
+        limit: a.limit,
+        offset: a.offset,
+    };
+    let (total, items) = store.activity(&filter).await?;
+    if json {
+        print_json(&json!({ "total": total, "items": items }));
+    } else {
+        println!("{:<20} {:<8} {:<20} {:<16} {:<14} MESSAGE", "TIME (UTC)", "SEVERITY", "TYPE", "ACTOR", "SERVER");
+        for e in &items {
+            println!(
+                "{:<20} {:<8} {:<20} {:<16} {:<14} {}",
+                e.timestamp.format("%Y-%m-%d %H:%M:%S"),
+                e.severity,
+                e.kind,
+                e.actor,
+                e.server_name.as_deref().unwrap_or("-"),
+                e.message
+            );
+        }
+        eprintln!("{} of {} entries", items.len(), total);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut text = String::new();
+    match file {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("reading stdin")?;
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    let result: Result<serde_json::Value, parse::ParseError> = match kind {
+        ParseKind::Top => parse::top::parse(&text).map(|r| json!(r)),
+        ParseKind::Free => parse::free::parse_bytes(&text).map(|r| json!(r)),
+        ParseKind::FreeK => parse::free::parse(&text).map(|r| json!(r)),
+        ParseKind::Df => parse::df::parse(&text).map(|r| json!(r)),
+        ParseKind::DockerStats => parse::docker_stats::parse(&text).map(|r| json!(r)),
+        ParseKind::DockerPs => parse::docker_ps::parse(&text).map(|r| json!(r)),
+    };
+    match result {
+        Ok(v) => {
+            print_json(&v);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

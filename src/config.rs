@@ -1,0 +1,406 @@
+//! Settings: one TOML file (every key optional, defaults below), then `FLEETPOLL_<KEY>`
+//! environment variables, then command-line flags. Parsed into [`Settings`] and validated
+//! once; no network or database access here.
+//!
+//! Environment names are the key upper-cased, with the table name as a prefix for keys in a
+//! table: `poll_interval_secs` -> `FLEETPOLL_POLL_INTERVAL_SECS`, `[thresholds]
+//! cpu_warning_percent` -> `FLEETPOLL_THRESHOLDS_CPU_WARNING_PERCENT`. An unknown
+//! `FLEETPOLL_*` variable is an error, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where `serve` looks for a config file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/fleetpoll.toml";
+/// The one environment variable that is not a setting: it names the config file.
+pub const CONFIG_ENV: &str = "FLEETPOLL_CONFIG";
+
+/// A setting that could not be read; always names the key (or variable) and quotes the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file '{path}': {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file '{path}': {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("unknown setting {name} (known keys: {known})")]
+    UnknownEnv { name: String, known: String },
+    #[error("bad value for {key}: '{value}': {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Thresholds that turn a server's latest sample into a health colour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    pub cpu_warning_percent: f64,
+    pub cpu_critical_percent: f64,
+    pub memory_warning_percent: f64,
+    pub memory_critical_percent: f64,
+    pub disk_warning_percent: f64,
+    pub disk_critical_percent: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            cpu_warning_percent: 80.0,
+            cpu_critical_percent: 95.0,
+            memory_warning_percent: 85.0,
+            memory_critical_percent: 95.0,
+            disk_warning_percent: 80.0,
+            disk_critical_percent: 90.0,
+        }
+    }
+}
+
+/// Every setting, with the defaults documented in `config/fleetpoll.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the API and dashboard listen on.
+    pub listen: String,
+    /// SQLite database file; created with its directory on first run.
+    pub database_path: PathBuf,
+    /// Seconds between two polls of the same server.
+    pub poll_interval_secs: u64,
+    /// Polls in flight at once.
+    pub concurrency: usize,
+    /// TCP connect plus SSH handshake.
+    pub connect_timeout_secs: u64,
+    /// Public-key authentication.
+    pub auth_timeout_secs: u64,
+    /// The whole remote command (all sections of one poll).
+    pub command_timeout_secs: u64,
+    /// Raw samples older than this are deleted.
+    pub retention_days: u64,
+    /// Seconds between two retention runs.
+    pub retention_check_secs: u64,
+    pub thresholds: Thresholds,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_path: PathBuf::from("data/fleetpoll.db"),
+            poll_interval_secs: 60,
+            concurrency: 32,
+            connect_timeout_secs: 10,
+            auth_timeout_secs: 10,
+            command_timeout_secs: 30,
+            retention_days: 7,
+            retention_check_secs: 3600,
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "database_path",
+    "poll_interval_secs",
+    "concurrency",
+    "connect_timeout_secs",
+    "auth_timeout_secs",
+    "command_timeout_secs",
+    "retention_days",
+    "retention_check_secs",
+];
+const THRESHOLD_KEYS: &[&str] = &[
+    "cpu_warning_percent",
+    "cpu_critical_percent",
+    "memory_warning_percent",
+    "memory_critical_percent",
+    "disk_warning_percent",
+    "disk_critical_percent",
+];
+
+impl Settings {
+    /// Loads settings: `explicit` (from `--config`) must exist; otherwise `FLEETPOLL_CONFIG`
+    /// (must exist too), otherwise `config/fleetpoll.toml` when present, otherwise defaults.
+    /// Then applies `FLEETPOLL_*` variables from `env`.
+    ///
+    /// # Errors
+    /// A missing explicit file, bad TOML, an unknown key or variable, or a bad value.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let from_env = env
+            .iter()
+            .find(|(k, _)| k == CONFIG_ENV)
+            .map(|(_, v)| PathBuf::from(v));
+        let path = match (explicit, from_env) {
+            (Some(p), _) => Some(p.to_path_buf()),
+            (None, Some(p)) => Some(p),
+            (None, None) => {
+                let p = PathBuf::from(DEFAULT_CONFIG_PATH);
+                p.exists().then_some(p)
+            }
+        };
+        let mut settings = match path {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        for (name, value) in &env {
+            let Some(key) = name.strip_prefix("FLEETPOLL_") else {
+                continue;
+            };
+            if name == CONFIG_ENV {
+                continue;
+            }
+            settings.set(&key.to_ascii_lowercase(), value, name)?;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Sets one key from a string, as given by an environment variable named `shown`.
+    fn set(&mut self, key: &str, value: &str, shown: &str) -> Result<(), ConfigError> {
+        let bad = |reason: &str| ConfigError::BadValue {
+            key: shown.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let int = || value.trim().parse::<u64>().map_err(|_| bad("expected a whole number"));
+        let float = || {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad("expected a number"))
+        };
+        match key {
+            "listen" => self.listen = value.to_string(),
+            "database_path" => self.database_path = PathBuf::from(value),
+            "poll_interval_secs" => self.poll_interval_secs = int()?,
+            "concurrency" => {
+                self.concurrency = usize::try_from(int()?).map_err(|_| bad("too large"))?
+            }
+            "connect_timeout_secs" => self.connect_timeout_secs = int()?,
+            "auth_timeout_secs" => self.auth_timeout_secs = int()?,
+            "command_timeout_secs" => self.command_timeout_secs = int()?,
+            "retention_days" => self.retention_days = int()?,
+            "retention_check_secs" => self.retention_check_secs = int()?,
+            other => {
+                let t = &mut self.thresholds;
+                let slot = match other.strip_prefix("thresholds_") {
+                    Some("cpu_warning_percent") => &mut t.cpu_warning_percent,
+                    Some("cpu_critical_percent") => &mut t.cpu_critical_percent,
+                    Some("memory_warning_percent") => &mut t.memory_warning_percent,
+                    Some("memory_critical_percent") => &mut t.memory_critical_percent,
+                    Some("disk_warning_percent") => &mut t.disk_warning_percent,
+                    Some("disk_critical_percent") => &mut t.disk_critical_percent,
+                    _ => {
+                        let known = TOP_KEYS
+                            .iter()
+                            .map(|k| format!("FLEETPOLL_{}", k.to_ascii_uppercase()))
+                            .chain(THRESHOLD_KEYS.iter().map(|k| {
+                                format!("FLEETPOLL_THRESHOLDS_{}", k.to_ascii_uppercase())
+                            }))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(ConfigError::UnknownEnv {
+                            name: shown.to_string(),
+                            known,
+                        });
+                    }
+                };
+                *slot = float()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and relations that serde cannot.
+    ///
+    /// # Errors
+    /// The first bad key, by name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, reason: &str| ConfigError::BadValue {
+            key: key.to_string(),
+            value,
+            reason: reason.to_string(),
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "listen",
+                self.listen.clone(),
+                "expected IP:PORT, e.g. 127.0.0.1:8080",
+            ));
+        }
+        if self.database_path.as_os_str().is_empty() {
+            return Err(bad("database_path", String::new(), "must not be empty"));
+        }
+        for (key, v) in [
+            ("poll_interval_secs", self.poll_interval_secs),
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("auth_timeout_secs", self.auth_timeout_secs),
+            ("command_timeout_secs", self.command_timeout_secs),
+            ("retention_days", self.retention_days),
+            ("retention_check_secs", self.retention_check_secs),
+        ] {
+            if v == 0 {
+                return Err(bad(key, v.to_string(), "must be at least 1"));
+            }
+        }
+        if self.poll_interval_secs > 86_400 {
+            return Err(bad(
+                "poll_interval_secs",
+                self.poll_interval_secs.to_string(),
+                "must be at most 86400",
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return Err(bad(
+                "concurrency",
+                self.concurrency.to_string(),
+                "must be between 1 and 10000",
+            ));
+        }
+        let t = &self.thresholds;
+        for (name, warn, crit) in [
+            ("cpu", t.cpu_warning_percent, t.cpu_critical_percent),
+            ("memory", t.memory_warning_percent, t.memory_critical_percent),
+            ("disk", t.disk_warning_percent, t.disk_critical_percent),
+        ] {
+            for (which, v) in [("warning", warn), ("critical", crit)] {
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(bad(
+                        &format!("thresholds.{name}_{which}_percent"),
+                        v.to_string(),
+                        "must be between 0 and 100",
+                    ));
+                }
+            }
+            if warn > crit {
+                return Err(bad(
+                    &format!("thresholds.{name}_warning_percent"),
+                    warn.to_string(),
+                    "must not exceed the critical threshold",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validate() has checked it; the fallback only guards a hand-built Settings.
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_secs)
+    }
+
+    /// The longest one poll may take, from TCP connect to the last byte of output.
+    pub fn poll_deadline(&self) -> Duration {
+        Duration::from_secs(
+            self.connect_timeout_secs + self.auth_timeout_secs + self.command_timeout_secs,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_config_file_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/fleetpoll.toml");
+        let s = Settings::load(Some(&path), env(&[])).expect("shipped config loads");
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn environment_overrides_a_key_and_a_threshold() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_POLL_INTERVAL_SECS", "15"),
+                ("FLEETPOLL_THRESHOLDS_DISK_CRITICAL_PERCENT", "97.5"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(s.poll_interval_secs, 15);
+        assert_eq!(s.thresholds.disk_critical_percent, 97.5);
+    }
+
+    #[test]
+    fn unknown_environment_key_is_an_error_naming_it() {
+        let err = Settings::load(None, env(&[("FLEETPOLL_POLL_INTERVAL", "15")]))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("FLEETPOLL_POLL_INTERVAL "), "{err}");
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        let err = Settings::load(None, env(&[("FLEETPOLL_CONCURRENCY", "many")]))
+            .expect_err("bad value");
+        assert!(err.to_string().contains("FLEETPOLL_CONCURRENCY"), "{err}");
+        assert!(err.to_string().contains("'many'"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_and_bad_type_name_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "poll_interval = 5\n").expect("write");
+        let err = Settings::load(Some(&p), env(&[])).expect_err("unknown");
+        assert!(err.to_string().contains("poll_interval"), "{err}");
+        std::fs::write(&p, "concurrency = \"lots\"\n").expect("write");
+        let err = Settings::load(Some(&p), env(&[])).expect_err("bad type");
+        assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/fleetpoll.toml")), env(&[]))
+            .expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/fleetpoll.toml"), "{err}");
+    }
+
+    #[test]
+    fn warning_above_critical_is_rejected() {
+        let err = Settings::load(
+            None,
+            env(&[("FLEETPOLL_THRESHOLDS_CPU_WARNING_PERCENT", "99")]),
+        )
+        .expect_err("warning > critical");
+        assert!(err.to_string().contains("cpu_warning_percent"), "{err}");
+    }
+}

@@ -1,0 +1,399 @@
+//! What to poll: a server registration (host, port, user, a reference to a private key) and
+//! its validation. The key itself is never stored, only its path; checking that the path
+//! holds a usable key is delegated to `ssh::keys`, the one module that reads keys.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A field that failed validation, with a message an operator can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a server stands, as shown in the API. `stale` is derived when read (a server
+/// whose last good sample is older than three intervals), never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerStatus {
+    Unknown,
+    Online,
+    Offline,
+    HostKeyChanged,
+    Stale,
+    Disabled,
+}
+
+impl ServerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Online => "online",
+            Self::Offline => "offline",
+            Self::HostKeyChanged => "host_key_changed",
+            Self::Stale => "stale",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for ServerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServerStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "unknown" => Self::Unknown,
+            "online" => Self::Online,
+            "offline" => Self::Offline,
+            "host_key_changed" => Self::HostKeyChanged,
+            "stale" => Self::Stale,
+            "disabled" => Self::Disabled,
+            other => return Err(format!("unknown status '{other}'")),
+        })
+    }
+}
+
+/// A registered server as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    pub id: Uuid,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key_path: String,
+    /// Name of the environment variable that holds the key's passphrase; never the passphrase.
+    pub key_passphrase_env: Option<String>,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    pub status: ServerStatus,
+    /// Why the last poll failed or was incomplete, when it did.
+    pub reason: Option<String>,
+    pub last_sample_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    /// The pinned host key (trust on first use), `SHA256:...`.
+    pub host_key_fingerprint: Option<String>,
+    /// The key a host presented that did not match the pin; `trust` pins it.
+    pub pending_host_key_fingerprint: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Server {
+    /// The registration part, for editing.
+    pub fn registration(&self) -> NewServer {
+        NewServer {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            key_path: self.key_path.clone(),
+            key_passphrase_env: self.key_passphrase_env.clone(),
+            tags: self.tags.clone(),
+            enabled: self.enabled,
+        }
+    }
+
+    /// Status as shown: disabled wins; an online server without a recent sample is stale.
+    pub fn effective_status(&self, now: DateTime<Utc>, interval_secs: u64) -> ServerStatus {
+        if !self.enabled {
+            return ServerStatus::Disabled;
+        }
+        if self.status == ServerStatus::Online {
+            let limit = chrono::Duration::seconds(i64::try_from(interval_secs.saturating_mul(3)).unwrap_or(i64::MAX / 2));
+            if let Some(last) = self.last_sample_at {
+                if now - last > limit {
+                    return ServerStatus::Stale;
+                }
+            }
+        }
+        self.status
+    }
+}
+
+/// A validated registration: what `server add` and `POST /api/servers` create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewServer {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key_path: String,
+    pub key_passphrase_env: Option<String>,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+}
+
+/// Fields a PATCH may change; `None` leaves the field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerPatch {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub key_path: Option<String>,
+    pub key_passphrase_env: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+impl ServerPatch {
+    pub fn apply(&self, base: &NewServer) -> NewServer {
+        let mut s = base.clone();
+        if let Some(v) = &self.name {
+            s.name = v.clone();
+        }
+        if let Some(v) = &self.host {
+            s.host = v.clone();
+        }
+        if let Some(v) = self.port {
+            s.port = v;
+        }
+        if let Some(v) = &self.user {
+            s.user = v.clone();
+        }
+        if let Some(v) = &self.key_path {
+            s.key_path = v.clone();
+        }
+        if let Some(v) = &self.key_passphrase_env {
+            s.key_passphrase_env = v.clone();
+        }
+        if let Some(v) = &self.tags {
+            s.tags = v.clone();
+        }
+        if let Some(v) = self.enabled {
+            s.enabled = v;
+        }
+        s
+    }
+
+    /// True when the change affects how the server is reached (drop its open connection).
+    pub fn touches_connection(&self) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.key_path.is_some()
+            || self.key_passphrase_env.is_some()
+    }
+}
+
+impl NewServer {
+    /// Checks every field's syntax, then that the key file holds a private key russh can
+    /// load (with its passphrase from the named environment variable, if any).
+    ///
+    /// # Errors
+    /// The first bad field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_syntax()?;
+        let passphrase = match &self.key_passphrase_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map(crate::ssh::keys::Passphrase::new)
+                    .map_err(|_| {
+                        ValidationError::new(
+                            "key_passphrase_env",
+                            format!("environment variable '{var}' is not set"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        crate::ssh::keys::load_private_key(Path::new(&self.key_path), passphrase.as_ref())
+            .map(|_| ())
+            .map_err(|e| ValidationError::new("key_path", e.to_string()))
+    }
+
+    /// Every check that needs no file system.
+    ///
+    /// # Errors
+    /// The first bad field.
+    pub fn validate_syntax(&self) -> Result<(), ValidationError> {
+        validate_name(&self.name)?;
+        validate_host(&self.host)?;
+        if self.port == 0 {
+            return Err(ValidationError::new("port", "must be between 1 and 65535"));
+        }
+        validate_user(&self.user)?;
+        if self.key_path.trim().is_empty() {
+            return Err(ValidationError::new("key_path", "must not be empty"));
+        }
+        if let Some(var) = &self.key_passphrase_env {
+            let ok = !var.is_empty()
+                && var.len() <= 128
+                && var
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !var.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                return Err(ValidationError::new(
+                    "key_passphrase_env",
+                    format!("'{var}' is not an environment variable name"),
+                ));
+            }
+        }
+        if self.tags.len() > 32 {
+            return Err(ValidationError::new("tags", "at most 32 tags"));
+        }
+        for tag in &self.tags {
+            let ok = !tag.is_empty()
+                && tag.len() <= 64
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '='));
+            if !ok {
+                return Err(ValidationError::new(
+                    "tags",
+                    format!("'{tag}' is not a tag: use 1-64 letters, digits, '-', '_', '.', ':', '='"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), ValidationError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "name",
+            format!("'{name}' is not a server name: use 1-64 letters, digits, '-', '_', '.', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// A hostname (RFC 1123 labels) or an IPv4/IPv6 address.
+pub fn validate_host(host: &str) -> Result<(), ValidationError> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || {
+        ValidationError::new(
+            "host",
+            format!("'{host}' is neither an IP address nor a valid hostname"),
+        )
+    };
+    let h = host.strip_suffix('.').unwrap_or(host);
+    if h.is_empty() || h.len() > 253 {
+        return Err(bad());
+    }
+    // All-numeric dotted names would be read as (bad) IPv4 addresses by resolvers.
+    if h.split('.').all(|l| l.chars().all(|c| c.is_ascii_digit())) {
+        return Err(bad());
+    }
+    for label in h.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// A login name as useradd accepts it: letters, digits, `_`, `.`, `-`, not starting with `-`.
+fn validate_user(user: &str) -> Result<(), ValidationError> {
+    let ok = !user.is_empty()
+        && user.len() <= 32
+        && user.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "user",
+            format!("'{user}' is not a valid login name"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NewServer {
+        NewServer {
+            name: "web-1".into(),
+            host: "10.0.0.5".into(),
+            port: 22,
+            user: "monitor".into(),
+            key_path: "/k".into(),
+            key_passphrase_env: None,
+            tags: vec!["prod".into()],
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn accepts_hostnames_and_addresses() {
+        for h in ["10.0.0.5", "::1", "fe80::1", "web-1.example.com", "localhost", "db01."] {
+            assert!(validate_host(h).is_ok(), "{h}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_hosts() {
+        for h in ["", "bad host", "-a.com", "a..b", "999.1.1.1", "a_b.com", "x;rm -rf"] {
+            let e = validate_host(h).expect_err(h);
+            assert_eq!(e.field, "host");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_their_field() {
+        let mut s = sample();
+        s.port = 0;
+        assert_eq!(s.validate_syntax().expect_err("port").field, "port");
+        let mut s = sample();
+        s.user = "-root".into();
+        assert_eq!(s.validate_syntax().expect_err("user").field, "user");
+        let mut s = sample();
+        s.name = "web 1".into();
+        assert_eq!(s.validate_syntax().expect_err("name").field, "name");
+        let mut s = sample();
+        s.tags = vec!["a b".into()];
+        assert_eq!(s.validate_syntax().expect_err("tags").field, "tags");
+        assert!(sample().validate_syntax().is_ok());
+    }
+
+    #[test]
+    fn missing_key_file_is_a_key_path_error() {
+        let mut s = sample();
+        s.key_path = "/nonexistent/id_ed25519".into();
+        let e = s.validate().expect_err("missing key");
+        assert_eq!(e.field, "key_path");
+        assert!(e.message.contains("/nonexistent/id_ed25519"), "{}", e.message);
+    }
+}

@@ -1,0 +1,179 @@
+//! What one poll of one server produced, in the shape the store keeps: every measured value
+//! is an `Option` with its unit in the name; a value the host did not report is `None`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Host-wide figures from top and free.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerSample {
+    /// 100 - idle, over the interval between top's two frames (not since boot).
+    pub cpu_busy_percent: Option<f64>,
+    pub cpu_user_percent: Option<f64>,
+    pub cpu_system_percent: Option<f64>,
+    pub cpu_iowait_percent: Option<f64>,
+    pub cpu_steal_percent: Option<f64>,
+    pub load1: Option<f64>,
+    pub load5: Option<f64>,
+    pub load15: Option<f64>,
+    pub uptime_seconds: Option<u64>,
+    pub tasks_total: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_free_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_used_bytes: Option<u64>,
+}
+
+impl ServerSample {
+    /// Share of memory in use: (total - available) when `available` is known, else used.
+    pub fn memory_percent(&self) -> Option<f64> {
+        let total = self.mem_total_bytes.filter(|t| *t > 0)? as f64;
+        let used = match (self.mem_available_bytes, self.mem_used_bytes) {
+            (Some(avail), _) => total - avail as f64,
+            (None, Some(used)) => used as f64,
+            (None, None) => return None,
+        };
+        Some((used / total * 100.0).clamp(0.0, 100.0))
+    }
+}
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskSample {
+    pub filesystem: String,
+    pub mount: String,
+    pub total_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+    pub use_percent: Option<f64>,
+}
+
+/// How a container is doing, collapsed for the fleet counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerHealth {
+    Running,
+    Stopped,
+    /// Exited non-zero, restarting, dead or unhealthy.
+    Error,
+}
+
+/// One container: state from `docker ps`, usage from `docker stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSample {
+    pub container_id: String,
+    pub name: String,
+    pub image: Option<String>,
+    /// running, exited, paused, restarting, created, dead.
+    pub state: String,
+    /// Docker's own words, e.g. `Exited (3) 2 minutes ago`.
+    pub status_text: String,
+    pub exit_code: Option<i32>,
+    pub health: Option<String>,
+    pub cpu_percent: Option<f64>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_limit_bytes: Option<u64>,
+    pub mem_percent: Option<f64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+impl ContainerSample {
+    pub fn category(&self) -> ContainerHealth {
+        classify(&self.state, self.exit_code, self.health.as_deref())
+    }
+}
+
+/// Shared by the poller and the store so counts agree wherever they are made.
+pub fn classify(state: &str, exit_code: Option<i32>, health: Option<&str>) -> ContainerHealth {
+    match state {
+        "restarting" | "dead" => ContainerHealth::Error,
+        "exited" if exit_code.is_some_and(|c| c != 0) => ContainerHealth::Error,
+        "running" if health == Some("unhealthy") => ContainerHealth::Error,
+        "running" => ContainerHealth::Running,
+        _ => ContainerHealth::Stopped,
+    }
+}
+
+/// Whether container figures could be collected on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum DockerState {
+    Available,
+    /// No `docker` on the PATH: a host without containers, not a failure.
+    Missing,
+    /// `docker` exists but this user may not use it (not in the docker group).
+    Denied(String),
+    /// `docker` ran and failed for another reason (daemon down, ...).
+    Failed(String),
+}
+
+impl DockerState {
+    /// One line for the activity log and the server's reason.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Self::Available => None,
+            Self::Missing => Some("docker is not installed (no container metrics)".into()),
+            Self::Denied(m) => Some(format!("docker is not permitted for this user: {m}")),
+            Self::Failed(m) => Some(format!("docker failed: {m}")),
+        }
+    }
+}
+
+/// A section that ran but could not be used; the rest of the poll is still stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SectionProblem {
+    pub section: String,
+    /// `command_failed` or `parse_failed`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// Everything one successful poll produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub taken_at: DateTime<Utc>,
+    pub server: ServerSample,
+    pub disks: Vec<DiskSample>,
+    pub containers: Vec<ContainerSample>,
+    pub docker: DockerState,
+    pub problems: Vec<SectionProblem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_percent_prefers_available() {
+        let s = ServerSample {
+            mem_total_bytes: Some(1000),
+            mem_used_bytes: Some(100),
+            mem_available_bytes: Some(600),
+            ..Default::default()
+        };
+        assert_eq!(s.memory_percent(), Some(40.0));
+        let s = ServerSample {
+            mem_total_bytes: Some(1000),
+            mem_used_bytes: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(s.memory_percent(), Some(10.0));
+        assert_eq!(ServerSample::default().memory_percent(), None);
+    }
+
+    #[test]
+    fn container_categories() {
+        assert_eq!(classify("running", None, None), ContainerHealth::Running);
+        assert_eq!(classify("running", None, Some("unhealthy")), ContainerHealth::Error);
+        assert_eq!(classify("exited", Some(0), None), ContainerHealth::Stopped);
+        assert_eq!(classify("exited", Some(3), None), ContainerHealth::Error);
+        assert_eq!(classify("restarting", Some(1), None), ContainerHealth::Error);
+        assert_eq!(classify("paused", None, None), ContainerHealth::Stopped);
+    }
+}

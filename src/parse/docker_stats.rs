@@ -1,0 +1,428 @@
+//! `docker stats --no-stream` output → [`DockerStatsReport`].
+//!
+//! Three shapes are read, told apart by their first non-blank character:
+//! - `{`: one JSON object per line, from `docker stats --no-stream --all --format '{{json .}}'`
+//!   (what the poller should run). Every value is a string:
+//!   `{"BlockIO":"0B / 0B","CPUPerc":"50.13%","Container":"278ada9c5daf","ID":"278ada9c5daf","MemPerc":"0.12%","MemUsage":"324KiB / 256MiB","Name":"busy","NetIO":"0B / 0B","PIDs":"1"}`
+//! - `[`: podman 4's `--format json`, one pretty-printed array with lowercase keys
+//!   (`id name cpu_percent mem_usage mem_percent net_io block_io pids`).
+//! - anything else: the default table, columns found by header name and split on runs of two
+//!   or more spaces (`CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT   MEM %   NET I/O ...`;
+//!   podman: `ID  NAME  CPU %  MEM USAGE / LIMIT  MEM %  NET IO  BLOCK IO  PIDS  CPU TIME ...`).
+//!
+//! Docker prints binary units (`KiB`, `MiB`) for memory and decimal ones (`kB`, `MB`) for I/O;
+//! podman decimal throughout; each is converted by its own suffix. `--` (a container being
+//! created or removed) becomes `None`. Exited and created containers report real zeros
+//! (`0B / 0B`, `0.00%`), kept as `Some(0)`: pair with `docker ps` state to tell them apart.
+//! Empty output (no containers, or a header alone) is an empty report.
+
+use serde_json::{Map, Value};
+
+use super::{parse_percent, parse_size, split_wide_columns, ParseError};
+
+const COMMAND: &str = "docker stats";
+
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct DockerStatsReport {
+    pub containers: Vec<ContainerStats>,
+}
+
+/// One container's line.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct ContainerStats {
+    /// Short (12-hex) container id as printed.
+    pub id: String,
+    /// Container name (empty if the output had no name column).
+    pub name: String,
+    /// Percent of one CPU; may exceed 100 on multi-core hosts.
+    pub cpu_percent: Option<f64>,
+    pub mem_used_bytes: Option<u64>,
+    /// The `-m` limit, or the host's memory when unlimited.
+    pub mem_limit_bytes: Option<u64>,
+    pub mem_percent: Option<f64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+/// Parses any of the three shapes; see the module docs.
+///
+/// # Errors
+/// [`ParseError`] naming a line that is not a JSON object, a value that is not a size or
+/// percentage (other than `--`), a table header without `CONTAINER ID`/`ID`, or a table row whose
+/// column count does not match the header.
+pub fn parse(out: &str) -> Result<DockerStatsReport, ParseError> {
+    let first = super::numbered_lines(out).find(|(_, l)| !l.trim().is_empty());
+    match first {
+        None => Ok(DockerStatsReport::default()),
+        Some((_, l)) if l.trim_start().starts_with('{') => parse_json_lines(out),
+        Some((n, l)) if l.trim_start().starts_with('[') => parse_json_array(out, n, l),
+        Some(_) => parse_table(out),
+    }
+}
+
+/// The fields of one container, as the strings Docker printed, keyed by meaning.
+#[derive(Debug, Default)]
+struct Raw<'a> {
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    cpu: Option<&'a str>,
+    mem_usage: Option<&'a str>,
+    mem_percent: Option<&'a str>,
+    net: Option<&'a str>,
+    block: Option<&'a str>,
+    pids: Option<&'a str>,
+}
+
+/// Turns raw strings into typed stats; `Err` carries what was wrong, for the caller's line.
+fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
+    let id = raw.id.ok_or("a container ID")?.to_string();
+    let percent = |v: Option<&str>, what: &str| -> Result<Option<f64>, String> {
+        match v.map(str::trim) {
+            None | Some("--") => Ok(None),
+            Some(s) => parse_percent(s)
+                .map(Some)
+                .ok_or(format!("{what} like '50.13%', not '{s}'")),
+        }
+    };
+    let pair = |v: Option<&str>, what: &str| -> Result<(Option<u64>, Option<u64>), String> {
+        let Some(s) = v.map(str::trim) else {
+            return Ok((None, None));
+        };
+        if s == "--" {
+            return Ok((None, None));
+        }
+        let (a, b) = s
+            .split_once('/')
+            .ok_or(format!("{what} like '324KiB / 256MiB', not '{s}'"))?;
+        let one = |t: &str| -> Result<Option<u64>, String> {
+            match t.trim() {
+                "--" => Ok(None),
+                t => parse_size(t)
+                    .map(Some)
+                    .ok_or(format!("{what} like '324KiB / 256MiB', not '{s}'")),
+            }
+        };
+        Ok((one(a)?, one(b)?))
+    };
+    let (mem_used_bytes, mem_limit_bytes) = pair(raw.mem_usage, "memory usage / limit")?;
+    let (net_rx_bytes, net_tx_bytes) = pair(raw.net, "net I/O rx / tx")?;
+    let (block_read_bytes, block_write_bytes) = pair(raw.block, "block I/O read / write")?;
+    let pids = match raw.pids.map(str::trim) {
+        None | Some("--") => None,
+        Some(p) => Some(
+            p.parse::<u64>()
+                .map_err(|_| format!("a PID count, not '{p}'"))?,
+        ),
+    };
+    Ok(ContainerStats {
+        id,
+        name: raw.name.unwrap_or_default().to_string(),
+        cpu_percent: percent(raw.cpu, "a CPU percentage")?,
+        mem_used_bytes,
+        mem_limit_bytes,
+        mem_percent: percent(raw.mem_percent, "a memory percentage")?,
+        net_rx_bytes,
+        net_tx_bytes,
+        block_read_bytes,
+        block_write_bytes,
+        pids,
+    })
+}
+
+/// Reads both Docker's (`CPUPerc`) and podman's (`cpu_percent`) key spellings.
+fn raw_from_object(obj: &Map<String, Value>) -> Raw<'_> {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| obj.get(*k).and_then(Value::as_str))
+    };
+    Raw {
+        id: get(&["ID", "Container", "id"]),
+        name: get(&["Name", "name"]),
+        cpu: get(&["CPUPerc", "cpu_percent"]),
+        mem_usage: get(&["MemUsage", "mem_usage"]),
+        mem_percent: get(&["MemPerc", "mem_percent"]),
+        net: get(&["NetIO", "net_io"]),
+        block: get(&["BlockIO", "block_io"]),
+        pids: get(&["PIDs", "pids"]),
+    }
+}
+
+fn parse_json_lines(out: &str) -> Result<DockerStatsReport, ParseError> {
+    let mut containers = Vec::new();
+    for (line_no, line) in super::numbered_lines(out) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |what: String| ParseError::at(COMMAND, line_no, line, what);
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            bad(format!(
+                "a JSON object from --format '{{{{json .}}}}' ({e})"
+            ))
+        })?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("a JSON object".to_string()))?;
+        containers.push(convert(&raw_from_object(obj)).map_err(bad)?);
+    }
+    Ok(DockerStatsReport { containers })
+}
+
+/// podman's array spans many lines; errors point at its first line (serde reports the line
+/// inside the array, which we add to the message).
+fn parse_json_array(
+    out: &str,
+    first_no: usize,
+    first_line: &str,
+) -> Result<DockerStatsReport, ParseError> {
+    let bad = |what: String| ParseError::at(COMMAND, first_no, first_line, what);
+    let value: Value = serde_json::from_str(out)
+        .map_err(|e| bad(format!("a JSON array of stats objects ({e})")))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| bad("a JSON array".to_string()))?;
+    let mut containers = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| bad(format!("element {i} to be an object")))?;
+        containers
+            .push(convert(&raw_from_object(obj)).map_err(|e| bad(format!("element {i}: {e}")))?);
+    }
+    Ok(DockerStatsReport { containers })
+}
+
+fn parse_table(out: &str) -> Result<DockerStatsReport, ParseError> {
+    let mut header: Option<Vec<&str>> = None;
+    let mut containers = Vec::new();
+    for (line_no, line) in super::numbered_lines(out) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells = split_wide_columns(line);
+        let Some(names) = &header else {
+            if !cells
+                .iter()
+                .any(|c| matches!(*c, "CONTAINER ID" | "CONTAINER" | "ID"))
+            {
+                return Err(ParseError::at(
+                    COMMAND,
+                    line_no,
+                    line,
+                    "the table header 'CONTAINER ID   NAME   CPU % ...'",
+                ));
+            }
+            header = Some(cells);
+            continue;
+        };
+        if cells.len() != names.len() {
+            return Err(ParseError::at(
+                COMMAND,
+                line_no,
+                line,
+                format!("{} columns as in the header", names.len()),
+            ));
+        }
+        let mut raw = Raw::default();
+        for (name, cell) in names.iter().zip(cells) {
+            let slot = match *name {
+                "CONTAINER ID" | "CONTAINER" | "ID" => &mut raw.id,
+                "NAME" => &mut raw.name,
+                "CPU %" => &mut raw.cpu,
+                "MEM USAGE / LIMIT" => &mut raw.mem_usage,
+                "MEM %" => &mut raw.mem_percent,
+                "NET I/O" | "NET IO" => &mut raw.net,
+                "BLOCK I/O" | "BLOCK IO" => &mut raw.block,
+                "PIDS" => &mut raw.pids,
+                _ => continue, // podman's CPU TIME, AVG CPU %
+            };
+            *slot = Some(cell);
+        }
+        containers.push(convert(&raw).map_err(|e| ParseError::at(COMMAND, line_no, line, e))?);
+    }
+    Ok(DockerStatsReport { containers })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1 << 20;
+
+    fn by_name<'a>(r: &'a DockerStatsReport, name: &str) -> &'a ContainerStats {
+        r.containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {r:#?}"))
+    }
+
+    #[test]
+    fn json_all_reads_every_container() {
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-json-all.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 8);
+        let busy = by_name(&r, "busy");
+        assert_eq!(
+            *busy,
+            ContainerStats {
+                id: "12219b8fa017".into(),
+                name: "busy".into(),
+                cpu_percent: Some(49.98),
+                mem_used_bytes: Some(328 * KIB),
+                mem_limit_bytes: Some(268_435_456),
+                mem_percent: Some(0.13),
+                net_rx_bytes: Some(0),
+                net_tx_bytes: Some(0),
+                block_read_bytes: Some(0),
+                block_write_bytes: Some(0),
+                pids: Some(1),
+            }
+        );
+        let frozen = by_name(&r, "frozen");
+        assert_eq!(frozen.mem_limit_bytes, Some(128 * MIB));
+        assert_eq!(
+            frozen.mem_used_bytes,
+            Some(324 * KIB),
+            "paused keeps real memory"
+        );
+        assert_eq!(frozen.cpu_percent, Some(0.0));
+        let gone = by_name(&r, "gone");
+        assert_eq!((gone.mem_limit_bytes, gone.pids), (Some(0), Some(0)));
+        assert_eq!(by_name(&r, "checked").mem_limit_bytes, Some(64 * MIB));
+    }
+
+    #[test]
+    fn json_without_all_lists_only_running_and_paused() {
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-json-running.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 6);
+        assert!(r
+            .containers
+            .iter()
+            .all(|c| c.name != "gone" && c.name != "fresh"));
+        assert_eq!(by_name(&r, "idle").mem_limit_bytes, Some(256 * MIB));
+    }
+
+    #[test]
+    fn tables_match_by_header_name() {
+        for (text, n) in [
+            (
+                include_str!("../../fixtures/docker_stats/docker-28.2-table-all.txt"),
+                8,
+            ),
+            (
+                include_str!("../../fixtures/docker_stats/docker-28.2-table-running.txt"),
+                6,
+            ),
+            (
+                include_str!("../../fixtures/docker_stats/docker-20.10-table-all.txt"),
+                8,
+            ),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.containers.len(), n);
+            let busy = by_name(&r, "busy");
+            assert_eq!(busy.id, "12219b8fa017");
+            assert_eq!(busy.mem_limit_bytes, Some(268_435_456));
+            assert!(busy.cpu_percent.unwrap() > 40.0);
+            assert_eq!(busy.pids, Some(1));
+        }
+        let all = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-table-all.txt"
+        ))
+        .unwrap();
+        assert_eq!(by_name(&all, "busy").cpu_percent, Some(50.12));
+        assert_eq!(by_name(&all, "warming").mem_used_bytes, Some(480 * KIB));
+    }
+
+    #[test]
+    fn no_containers_is_an_empty_report() {
+        for text in [
+            include_str!("../../fixtures/docker_stats/docker-28.2-json-no-containers.txt"),
+            include_str!("../../fixtures/docker_stats/docker-28.2-table-no-containers.txt"),
+            "",
+            "\n",
+        ] {
+            assert_eq!(parse(text).unwrap(), DockerStatsReport::default());
+        }
+    }
+
+    #[test]
+    fn dashes_are_none() {
+        // synthetic: Docker prints `--` for a container that is starting or being removed
+        let json = r#"{"BlockIO":"--","CPUPerc":"--","Container":"abc","ID":"abc","MemPerc":"--","MemUsage":"-- / --","Name":"x","NetIO":"--","PIDs":"--"}"#;
+        let c = parse(json).unwrap().containers.pop().unwrap();
+        assert_eq!(c.id, "abc");
+        assert_eq!(
+            (c.cpu_percent, c.mem_used_bytes, c.mem_limit_bytes, c.pids),
+            (None, None, None, None)
+        );
+        // synthetic: table form of the same
+        let table = "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O   BLOCK I/O   PIDS\n\
+                     abc            x         --        -- / --             --        --        --          --\n";
+        let c = parse(table).unwrap().containers.pop().unwrap();
+        assert_eq!(
+            (c.cpu_percent, c.net_rx_bytes, c.block_write_bytes),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn podman_shapes_and_decimal_units() {
+        // synthetic: podman 4.3 shapes, copied from RECIPES §2 (not captured on this machine)
+        let table = "ID            NAME        CPU %       MEM USAGE / LIMIT  MEM %       NET IO      BLOCK IO    PIDS        CPU TIME      AVG CPU %\n\
+                     d7c267040bfa  pbusy       51.33%      356.4kB / 268.4MB  0.13%       0B / 0B     0B / 0B     1           1.245326504s  51.33%\n";
+        let c = parse(table).unwrap().containers.pop().unwrap();
+        assert_eq!((c.id.as_str(), c.name.as_str()), ("d7c267040bfa", "pbusy"));
+        assert_eq!(
+            (c.mem_used_bytes, c.mem_limit_bytes),
+            (Some(356_400), Some(268_400_000))
+        );
+        let json = r#"[
+ {
+  "id": "d7c267040bfa",
+  "name": "pbusy",
+  "cpu_time": "1.245326504s",
+  "cpu_percent": "51.33%",
+  "avg_cpu": "51.33%",
+  "mem_usage": "356.4kB / 268.4MB",
+  "mem_percent": "0.13%",
+  "net_io": "0B / 0B",
+  "block_io": "12.3kB / 1.5MB",
+  "pids": "1"
+ }
+]"#;
+        let c = parse(json).unwrap().containers.pop().unwrap();
+        assert_eq!(
+            (c.cpu_percent, c.block_read_bytes, c.block_write_bytes),
+            (Some(51.33), Some(12_300), Some(1_500_000))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = format!(
+            "{}\nnot json\n",
+            include_str!("../../fixtures/docker_stats/docker-28.2-json-all.txt").trim_end()
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            (err.command, err.line_no, err.line.as_str()),
+            ("docker stats", 9, "not json")
+        );
+        let err = parse(r#"{"ID":"a","MemUsage":"lots"}"#).unwrap_err();
+        assert!(err.expected.contains("'lots'"), "{err}");
+        let err = parse("hello world\n").unwrap_err();
+        assert_eq!(err.line_no, 1);
+        let err = parse("CONTAINER ID   NAME\nabc   x   extra\n").unwrap_err();
+        assert_eq!(err.line_no, 2);
+    }
+}

@@ -1,0 +1,434 @@
+//! `free` output (procps-ng 4.0.x and BusyBox 1.35) → [`FreeReport`].
+//!
+//! **Which function to call.** `free` prints plain numbers in a unit chosen by a flag the
+//! parser cannot see, so the caller says which:
+//! - [`parse_bytes`] for `free -b` (what the poller runs: exact, no rounding);
+//! - [`parse`] for plain `free` / `free -k` (the procps and BusyBox default, KiB);
+//! - [`parse_with_unit`] for `-m`, `-g`, `--si` and the rest.
+//!
+//! Values with a suffix (`free -h`: `23Gi`, `736Mi`, `0B`; BusyBox `-h`: `23.5G`) describe
+//! themselves and are read the same by all three. Bare one-letter suffixes are binary (BusyBox
+//! `-h`) unless the unit passed is decimal (`--si -h` prints `25G` meaning 25·10^9).
+//!
+//! The header names the columns and values are mapped by name, not position:
+//! ```text
+//!                total        used        free      shared  buff/cache   available
+//! Mem:     25276514304   772055040 22669045760     8998912  2122833920 24504459264
+//! Swap:              0           0           0
+//! ```
+//! `-w` splits `buff/cache` into `buffers` and `cache`; `-l` adds `Low:`/`High:`, `-t` a
+//! `Total:` row, `-v` a `Comm:` row, old procps a `-/+ buffers/cache:` row: all ignored.
+//! de_DE/fr_FR column and row names are known too. procps-ng 4 computes `used` as
+//! `total - available`; older procps as `total - free - buff/cache`: we report the printed value.
+
+use nom::bytes::complete::take_till1;
+use nom::character::complete::{char, space0};
+use nom::sequence::terminated;
+use nom::{IResult, Parser};
+
+use super::{parse_size_with, BareSuffix, ParseError};
+
+const COMMAND: &str = "free";
+
+/// Memory and swap as printed by `free`, in bytes.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct FreeReport {
+    pub mem_total_bytes: Option<u64>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_free_bytes: Option<u64>,
+    /// `available` (MemAvailable); `None` on kernels/tools that do not print it.
+    pub mem_available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_used_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+}
+
+/// The unit of plain (suffix-less) numbers, i.e. which `free` flag produced the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// `free -b`
+    Bytes,
+    /// `free`, `free -k`, BusyBox `free` (the default)
+    #[default]
+    Kibibytes,
+    /// `free -m`
+    Mebibytes,
+    /// `free -g`
+    Gibibytes,
+    /// `free --tebi`
+    Tebibytes,
+    /// `free --si -k` / `free --kilo`
+    Kilobytes,
+    /// `free --si -m` / `free --mega`
+    Megabytes,
+    /// `free --si -g` / `free --giga`
+    Gigabytes,
+}
+
+impl Unit {
+    fn multiplier(self) -> u64 {
+        match self {
+            Unit::Bytes => 1,
+            Unit::Kibibytes => 1 << 10,
+            Unit::Mebibytes => 1 << 20,
+            Unit::Gibibytes => 1 << 30,
+            Unit::Tebibytes => 1 << 40,
+            Unit::Kilobytes => 1_000,
+            Unit::Megabytes => 1_000_000,
+            Unit::Gigabytes => 1_000_000_000,
+        }
+    }
+
+    fn bare_suffix(self) -> BareSuffix {
+        match self {
+            Unit::Kilobytes | Unit::Megabytes | Unit::Gigabytes => BareSuffix::Decimal,
+            _ => BareSuffix::Binary,
+        }
+    }
+}
+
+/// Parses `free -b` output (plain numbers are bytes). **This is the one the poller uses.**
+///
+/// # Errors
+/// See [`parse_with_unit`].
+pub fn parse_bytes(out: &str) -> Result<FreeReport, ParseError> {
+    parse_with_unit(out, Unit::Bytes)
+}
+
+/// Parses plain `free` / `free -k` output (plain numbers are KiB, the procps and BusyBox default).
+///
+/// # Errors
+/// See [`parse_with_unit`].
+pub fn parse(out: &str) -> Result<FreeReport, ParseError> {
+    parse_with_unit(out, Unit::Kibibytes)
+}
+
+/// Column meanings we use; others (`shared`, `buffers`, `cache`, `buff/cache`) are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Total,
+    Used,
+    Free,
+    Available,
+    Other,
+}
+
+fn column(name: &str) -> Option<Column> {
+    Some(match name {
+        "total" | "gesamt" => Column::Total,
+        "used" | "benutzt" | "utilisé" => Column::Used,
+        "free" | "frei" | "libre" => Column::Free,
+        "available" | "verfügbar" | "disponible" => Column::Available,
+        "shared" | "buff/cache" | "buffers" | "cache" | "cached" | "gemns." | "Puffer/Cache"
+        | "Puffer" | "Cache" | "partagé" | "tamp/cache" | "tampon" => Column::Other,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    Mem,
+    Swap,
+    Ignored,
+}
+
+fn row(label: &str) -> Option<Row> {
+    Some(match label {
+        "Mem" | "Speicher" => Row::Mem,
+        "Swap" | "Échange" | "Auslagerung" => Row::Swap,
+        "Low" | "High" | "Total" | "Comm" | "-/+ buffers/cache" | "Niedrig" | "Hoch" | "Gesamt"
+        | "Bas" | "Haut" => Row::Ignored,
+        _ => return None,
+    })
+}
+
+/// nom: `Mem:` → `Mem` (the row label, which may contain spaces: `-/+ buffers/cache:`).
+fn row_label(i: &str) -> IResult<&str, &str> {
+    terminated(take_till1(|c: char| c == ':'), (char(':'), space0)).parse(i)
+}
+
+/// Parses `free` output whose plain numbers are in `unit`.
+///
+/// # Errors
+/// [`ParseError`] for an unknown header column, an unknown row label, or a value that is not a
+/// number/size; line 0 for empty output. Output without a `Mem:` row is an error too.
+pub fn parse_with_unit(out: &str, unit: Unit) -> Result<FreeReport, ParseError> {
+    let mut columns: Option<Vec<Column>> = None;
+    let mut report = FreeReport::default();
+    let mut saw_mem = false;
+    let mut last_line = (0, "");
+    for (line_no, line) in super::numbered_lines(out) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        last_line = (line_no, line);
+        let Some(cols) = &columns else {
+            let parsed: Option<Vec<Column>> = line.split_whitespace().map(column).collect();
+            match parsed {
+                Some(c) if c.contains(&Column::Total) => columns = Some(c),
+                _ => {
+                    return Err(ParseError::at(
+                        COMMAND,
+                        line_no,
+                        line,
+                        "the header 'total used free ...'",
+                    ))
+                }
+            }
+            continue;
+        };
+        let bad = |what: &str| ParseError::at(COMMAND, line_no, line, what);
+        let (values, label) = row_label(line).map_err(|_| bad("a row such as 'Mem: N N N'"))?;
+        let kind = row(label.trim())
+            .ok_or_else(|| bad("a row labelled Mem:, Swap:, Low:, High:, Total: or Comm:"))?;
+        let mut total = None;
+        let mut used = None;
+        let mut free = None;
+        let mut available = None;
+        let tokens: Vec<&str> = values.split_whitespace().collect();
+        if tokens.is_empty() || tokens.len() > cols.len() {
+            return Err(bad(&format!("1 to {} values", cols.len())));
+        }
+        for (token, col) in tokens.iter().zip(cols.iter()) {
+            let v = parse_size_with(token, unit.multiplier(), unit.bare_suffix())
+                .ok_or_else(|| bad(&format!("a number or size, not '{token}'")))?;
+            match col {
+                Column::Total => total = Some(v),
+                Column::Used => used = Some(v),
+                Column::Free => free = Some(v),
+                Column::Available => available = Some(v),
+                Column::Other => {}
+            }
+        }
+        match kind {
+            Row::Mem => {
+                saw_mem = true;
+                report.mem_total_bytes = total;
+                report.mem_used_bytes = used;
+                report.mem_free_bytes = free;
+                report.mem_available_bytes = available;
+            }
+            Row::Swap => {
+                report.swap_total_bytes = total;
+                report.swap_used_bytes = used;
+                report.swap_free_bytes = free;
+            }
+            Row::Ignored => {}
+        }
+    }
+    match (columns.is_some(), saw_mem) {
+        (false, _) => Err(ParseError::empty(
+            COMMAND,
+            "the header 'total used free ...'",
+        )),
+        (true, false) => Err(ParseError::at(
+            COMMAND,
+            last_line.0,
+            last_line.1,
+            "a 'Mem:' row",
+        )),
+        (true, true) => Ok(report),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn procps_b_is_exact_bytes() {
+        let r = parse_bytes(include_str!("../../fixtures/free/procps-ng-4.0.2-b.txt")).unwrap();
+        assert_eq!(
+            r,
+            FreeReport {
+                mem_total_bytes: Some(25_276_514_304),
+                mem_used_bytes: Some(772_055_040),
+                mem_free_bytes: Some(22_669_045_760),
+                mem_available_bytes: Some(24_504_459_264),
+                swap_total_bytes: Some(0),
+                swap_used_bytes: Some(0),
+                swap_free_bytes: Some(0),
+            }
+        );
+        // procps-ng 4: used = total - available
+        assert_eq!(
+            r.mem_total_bytes.unwrap() - r.mem_available_bytes.unwrap(),
+            r.mem_used_bytes.unwrap()
+        );
+    }
+
+    #[test]
+    fn procps_b_with_swap() {
+        let r = parse_bytes(include_str!(
+            "../../fixtures/free/procps-ng-4.0.2-b-with-swap.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.swap_total_bytes, Some(67_104_768));
+        assert_eq!(r.swap_used_bytes, Some(0));
+        assert_eq!(r.swap_free_bytes, Some(67_104_768));
+        assert_eq!(r.mem_used_bytes, Some(834_105_344));
+    }
+
+    #[test]
+    fn wide_total_low_and_comm_rows_do_not_disturb_mem_and_swap() {
+        for text in [
+            include_str!("../../fixtures/free/procps-ng-4.0.2-b-w.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-b-t.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-b-l.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-b-w-t-l.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-b-v.txt"),
+        ] {
+            let r = parse_bytes(text).unwrap();
+            assert_eq!(r.mem_total_bytes, Some(25_276_514_304));
+            assert_eq!(
+                r.mem_used_bytes,
+                Some(772_055_040),
+                "Low: row has used 2607468544; must not win"
+            );
+            assert_eq!(r.mem_available_bytes, Some(24_504_459_264));
+            assert_eq!(r.swap_total_bytes, Some(0));
+        }
+    }
+
+    #[test]
+    fn default_and_k_are_kib() {
+        for text in [
+            include_str!("../../fixtures/free/procps-ng-4.0.2-default.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-k.txt"),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.mem_total_bytes, Some(24_684_096 * KIB));
+            assert_eq!(r.mem_used_bytes, Some(753_960 * KIB));
+            assert_eq!(r.mem_available_bytes, Some(23_930_136 * KIB));
+        }
+    }
+
+    #[test]
+    fn m_g_and_si_need_their_unit() {
+        let m = parse_with_unit(
+            include_str!("../../fixtures/free/procps-ng-4.0.2-m.txt"),
+            Unit::Mebibytes,
+        )
+        .unwrap();
+        assert_eq!(m.mem_total_bytes, Some(24_105 * MIB));
+        let g = parse_with_unit(
+            include_str!("../../fixtures/free/procps-ng-4.0.2-g.txt"),
+            Unit::Gibibytes,
+        )
+        .unwrap();
+        assert_eq!(g.mem_total_bytes, Some(23 * GIB));
+        assert_eq!(
+            g.mem_used_bytes,
+            Some(0),
+            "free -g rounds 736 MiB down to 0"
+        );
+        let si = parse_with_unit(
+            include_str!("../../fixtures/free/procps-ng-4.0.2-si.txt"),
+            Unit::Kilobytes,
+        )
+        .unwrap();
+        assert_eq!(si.mem_total_bytes, Some(25_276_514_000));
+    }
+
+    #[test]
+    fn human_suffixes_describe_themselves() {
+        let h = parse(include_str!("../../fixtures/free/procps-ng-4.0.2-h.txt")).unwrap();
+        assert_eq!(h.mem_total_bytes, Some(23 * GIB));
+        assert_eq!(h.mem_used_bytes, Some(736 * MIB));
+        assert_eq!(h.mem_available_bytes, Some(22 * GIB));
+        assert_eq!(h.swap_total_bytes, Some(0), "`0B`");
+        let h = parse_bytes(include_str!(
+            "../../fixtures/free/procps-ng-4.0.2-h-with-swap.txt"
+        ))
+        .unwrap();
+        assert_eq!(h.swap_total_bytes, Some(63 * MIB));
+        let si = parse_with_unit(
+            include_str!("../../fixtures/free/procps-ng-4.0.2-si-h.txt"),
+            Unit::Kilobytes,
+        )
+        .unwrap();
+        assert_eq!(si.mem_total_bytes, Some(25_000_000_000));
+        assert_eq!(si.mem_used_bytes, Some(772_000_000));
+    }
+
+    #[test]
+    fn busybox_free() {
+        let r = parse(include_str!("../../fixtures/free/busybox-1.35-default.txt")).unwrap();
+        assert_eq!(r.mem_total_bytes, Some(24_684_096 * KIB));
+        assert_eq!(r.mem_used_bytes, Some(473_276 * KIB));
+        assert_eq!(r.mem_available_bytes, Some(23_930_136 * KIB));
+        let r = parse(include_str!(
+            "../../fixtures/free/busybox-1.35-with-swap.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.swap_total_bytes, Some(65_532 * KIB));
+        let b = parse_bytes(include_str!("../../fixtures/free/busybox-1.35-b.txt")).unwrap();
+        assert_eq!(b.mem_total_bytes, Some(25_276_514_304));
+        let m = parse_with_unit(
+            include_str!("../../fixtures/free/busybox-1.35-m.txt"),
+            Unit::Mebibytes,
+        )
+        .unwrap();
+        assert_eq!(m.mem_total_bytes, Some(24_106 * MIB));
+        let h = parse(include_str!("../../fixtures/free/busybox-1.35-h.txt")).unwrap();
+        assert_eq!(h.mem_total_bytes, Some((23.5 * GIB as f64) as u64));
+        assert_eq!(h.mem_used_bytes, Some((462.5 * MIB as f64) as u64));
+        assert_eq!(h.swap_total_bytes, Some(0));
+    }
+
+    #[test]
+    fn localised_headers_and_rows() {
+        let de = parse(include_str!(
+            "../../fixtures/free/procps-ng-4.0.2-de_DE.txt"
+        ))
+        .unwrap();
+        assert_eq!(de.mem_total_bytes, Some(24_684_096 * KIB));
+        assert_eq!(de.mem_used_bytes, Some(753_932 * KIB));
+        assert_eq!(de.mem_available_bytes, Some(23_930_164 * KIB));
+        assert_eq!(de.swap_total_bytes, Some(0));
+        let fr = parse(include_str!(
+            "../../fixtures/free/procps-ng-4.0.2-fr_FR.txt"
+        ))
+        .unwrap();
+        assert_eq!(fr.mem_used_bytes, Some(753_968 * KIB));
+        assert_eq!(fr.swap_free_bytes, Some(0));
+    }
+
+    #[test]
+    fn columns_are_mapped_by_header_name() {
+        // synthetic: procps-ng 3.3 without `available`, and with an old `-/+ buffers/cache:` row
+        let text = "             total       used       free     shared    buffers     cached\n\
+                    Mem:       1016460     941904      74556       1020      75192     551160\n\
+                    -/+ buffers/cache:     315552     700908\n\
+                    Swap:      1046524      15148    1031376\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.mem_total_bytes, Some(1_016_460 * KIB));
+        assert_eq!(r.mem_free_bytes, Some(74_556 * KIB));
+        assert_eq!(r.mem_available_bytes, None, "not printed: None, never 0");
+        assert_eq!(r.swap_used_bytes, Some(15_148 * KIB));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse_bytes("garbage here\n").unwrap_err();
+        assert_eq!(
+            (err.command, err.line_no, err.line.as_str()),
+            ("free", 1, "garbage here")
+        );
+        let text = include_str!("../../fixtures/free/procps-ng-4.0.2-b.txt")
+            .replace("Swap:              0", "Swap:            0x");
+        let err = parse_bytes(&text).unwrap_err();
+        assert_eq!(err.line_no, 3);
+        assert!(err.expected.contains("'0x'"), "{err}");
+        let err = parse_bytes("   total used free\nBogus: 1 2 3\n").unwrap_err();
+        assert_eq!(err.line_no, 2);
+        let err = parse_bytes("   total used free\n").unwrap_err();
+        assert_eq!(err.expected, "a 'Mem:' row");
+        assert_eq!(parse_bytes("").unwrap_err().line_no, 0);
+    }
+}

@@ -1,0 +1,530 @@
+//! One host's poll: reuse (or open) its SSH session, run the remote script once, split the
+//! output into sections, parse each, and assemble a [`Snapshot`]. A section that fails is
+//! reported as a problem while the others are still used. No SQL, no scheduling.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::inventory::Server;
+use crate::model::{ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot};
+use crate::parse;
+use crate::ssh::keys::{load_private_key, Passphrase};
+use crate::ssh::{ConnectParams, HostKeyCheck, Session, SshError};
+
+/// The script every poll runs, fed to `sh -s` on standard input so that it works whatever
+/// the user's login shell is. Each section is framed by markers on stdout (and its start on
+/// stderr too, so error text can be attributed); the end marker carries the exit status.
+/// `LC_ALL=C` fixes number formats and labels. top runs two frames one second apart
+/// because procps-ng's first frame is the average since boot; process rows are dropped on
+/// the host to keep the transfer small.
+pub const REMOTE_SCRIPT: &str = r#"LC_ALL=C; LANG=C; export LC_ALL LANG
+PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; export PATH
+begin() { echo "@@fleetpoll-begin $1"; echo "@@fleetpoll-begin $1" >&2; }
+end() { echo "@@fleetpoll-end $1 $2"; }
+begin top
+{ top -b -n 2 -d 1; echo "@@fleetpoll-end top $?"; } | awk '/@@fleetpoll-/ { print; next } /^ *PID / { skip = 1; next } /^top - / || /^Mem: / { skip = 0 } !skip { print }'
+begin free; free -b; end free $?
+begin df; df -kP; end df $?
+if command -v docker >/dev/null 2>&1; then
+  begin docker_ps; docker ps -a --format '{{json .}}'; rc=$?; end docker_ps $rc
+  if [ "$rc" -eq 0 ]; then
+    begin docker_stats; docker stats --no-stream --all --format '{{json .}}'; end docker_stats $?
+  fi
+else
+  begin docker_ps; echo "docker: command not found" >&2; end docker_ps 127
+fi
+"#;
+
+/// Why a poll produced no snapshot. `reason()` is the stored, documented word.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The script ran but none of top, free or df gave output we could use.
+    #[error("{0}")]
+    CommandFailed(String),
+    #[error("{0}")]
+    ParseFailed(String),
+    /// The key named by the server could not be loaded (moved, passphrase variable unset).
+    #[error("{0}")]
+    Key(String),
+}
+
+impl PollError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Ssh(SshError::Unreachable { .. }) => "unreachable",
+            Self::Ssh(SshError::Timeout { .. }) => "timeout",
+            Self::Ssh(SshError::HostKeyChanged { .. }) => "host_key_changed",
+            Self::Ssh(SshError::AuthFailed { .. }) | Self::Key(_) | Self::Ssh(SshError::Key(_)) => "auth_failed",
+            Self::Ssh(SshError::Protocol(_)) => "unreachable",
+            Self::CommandFailed(_) => "command_failed",
+            Self::ParseFailed(_) => "parse_failed",
+        }
+    }
+}
+
+/// What one poll returns to the scheduler.
+#[derive(Debug)]
+pub struct PollResult {
+    pub server_id: Uuid,
+    pub outcome: Result<Snapshot, PollError>,
+    /// Set when a new session was opened: how its host key compared with the pin.
+    pub host_key: Option<HostKeyCheck>,
+    pub duration: Duration,
+}
+
+/// Timeouts for one poll, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PollTimeouts {
+    pub connect: Duration,
+    pub auth: Duration,
+    pub command: Duration,
+}
+
+struct Cached {
+    /// Everything that, when changed, makes the session unusable for this server.
+    identity: String,
+    session: Arc<Session>,
+}
+
+/// Polls servers, keeping one SSH session per server open between polls.
+pub struct Poller {
+    timeouts: PollTimeouts,
+    sessions: Mutex<HashMap<Uuid, Cached>>,
+}
+
+impl Poller {
+    pub fn new(timeouts: PollTimeouts) -> Self {
+        Self {
+            timeouts,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of open sessions.
+    pub async fn open_sessions(&self) -> usize {
+        self.sessions.lock().await.len()
+    }
+
+    /// Polls one server. Never panics and never returns early with `?`: every failure is a
+    /// [`PollError`] in the result.
+    pub async fn poll(&self, server: &Server) -> PollResult {
+        let started = std::time::Instant::now();
+        let (outcome, host_key) = self.poll_inner(server).await;
+        PollResult {
+            server_id: server.id,
+            outcome,
+            host_key,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn poll_inner(&self, server: &Server) -> (Result<Snapshot, PollError>, Option<HostKeyCheck>) {
+        let identity = format!(
+            "{}|{}|{}|{}|{:?}|{:?}",
+            server.host, server.port, server.user, server.key_path, server.key_passphrase_env, server.host_key_fingerprint
+        );
+        // Reuse the open session when it is still alive and still for the same target.
+        let reused = {
+            let mut map = self.sessions.lock().await;
+            match map.get(&server.id) {
+                Some(c) if c.identity == identity && !c.session.is_closed() => Some(c.session.clone()),
+                Some(_) => {
+                    map.remove(&server.id);
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(session) = reused {
+            match session.exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command).await {
+                Ok(out) => return (assemble(&out), None),
+                // A timeout is the host's fault, not the session's: report it.
+                Err(e @ SshError::Timeout { .. }) => {
+                    self.forget(server.id).await;
+                    return (Err(e.into()), None);
+                }
+                // The connection dropped since the last poll: reconnect below.
+                Err(_) => self.forget(server.id).await,
+            }
+        }
+
+        let key = match load_key(server) {
+            Ok(k) => k,
+            Err(e) => return (Err(e), None),
+        };
+        let params = ConnectParams {
+            host: server.host.clone(),
+            port: server.port,
+            user: server.user.clone(),
+            key: Arc::new(key),
+            pinned: server.host_key_fingerprint.clone(),
+            connect_timeout: self.timeouts.connect,
+            auth_timeout: self.timeouts.auth,
+        };
+        let session = match Session::connect(&params).await {
+            Ok(s) => Arc::new(s),
+            Err(SshError::HostKeyChanged { pinned, presented }) => {
+                let check = HostKeyCheck::Changed {
+                    pinned: pinned.clone(),
+                    presented: presented.clone(),
+                };
+                return (Err(SshError::HostKeyChanged { pinned, presented }.into()), Some(check));
+            }
+            Err(e) => return (Err(e.into()), None),
+        };
+        let check = session.host_key.clone();
+        let result = session.exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command).await;
+        match result {
+            Ok(out) => {
+                // Cache under the identity the scheduler will see once a first key is pinned.
+                let identity = match &check {
+                    HostKeyCheck::FirstSeen(fp) => format!(
+                        "{}|{}|{}|{}|{:?}|{:?}",
+                        server.host, server.port, server.user, server.key_path, server.key_passphrase_env, Some(fp)
+                    ),
+                    _ => identity,
+                };
+                self.sessions.lock().await.insert(server.id, Cached { identity, session });
+                (assemble(&out), Some(check))
+            }
+            Err(e) => (Err(e.into()), Some(check)),
+        }
+    }
+
+    /// Drops a server's session (removed, edited, or broken).
+    pub async fn forget(&self, id: Uuid) {
+        let cached = self.sessions.lock().await.remove(&id);
+        if let Some(c) = cached {
+            if let Ok(session) = Arc::try_unwrap(c.session) {
+                session.close().await;
+            }
+        }
+    }
+
+    /// Closes every session, for shutdown.
+    pub async fn close_all(&self) {
+        let all: Vec<Cached> = self.sessions.lock().await.drain().map(|(_, c)| c).collect();
+        for c in all {
+            if let Ok(session) = Arc::try_unwrap(c.session) {
+                session.close().await;
+            }
+        }
+    }
+}
+
+fn load_key(server: &Server) -> Result<russh::keys::PrivateKey, PollError> {
+    let passphrase = match &server.key_passphrase_env {
+        Some(var) => Some(Passphrase::new(std::env::var(var).map_err(|_| {
+            PollError::Key(format!("environment variable '{var}' holding the key passphrase is not set"))
+        })?)),
+        None => None,
+    };
+    load_private_key(Path::new(&server.key_path), passphrase.as_ref()).map_err(|e| PollError::Key(e.to_string()))
+}
+
+/// One section of the script's output.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Section {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_status: Option<i32>,
+}
+
+/// Splits the script's output into sections by their markers. A marker that follows
+/// output without a trailing newline still starts at its `@@`.
+pub fn split_sections(stdout: &str, stderr: &str) -> HashMap<String, Section> {
+    let mut sections: HashMap<String, Section> = HashMap::new();
+    let mut current: Option<String> = None;
+    for raw in stdout.lines() {
+        let (content, marker) = match raw.find("@@fleetpoll-") {
+            Some(i) => (&raw[..i], Some(&raw[i..])),
+            None => (raw, None),
+        };
+        if let (Some(name), false) = (&current, content.is_empty() && marker.is_some()) {
+            let s = sections.entry(name.clone()).or_default();
+            s.stdout.push_str(content);
+            s.stdout.push('\n');
+        }
+        let Some(marker) = marker else { continue };
+        let mut words = marker.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("@@fleetpoll-begin"), Some(name), _) => {
+                sections.entry(name.to_string()).or_default();
+                current = Some(name.to_string());
+            }
+            (Some("@@fleetpoll-end"), Some(name), code) => {
+                let s = sections.entry(name.to_string()).or_default();
+                s.exit_status = code.and_then(|c| c.parse().ok());
+                current = None;
+            }
+            _ => {}
+        }
+    }
+    let mut current: Option<String> = None;
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("@@fleetpoll-begin ") {
+            current = Some(rest.trim().to_string());
+            continue;
+        }
+        if let Some(name) = &current {
+            let s = sections.entry(name.clone()).or_default();
+            s.stderr.push_str(line);
+            s.stderr.push('\n');
+        }
+    }
+    sections
+}
+
+/// Turns the script's raw output into a snapshot, or an error when nothing usable came back.
+pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let sections = split_sections(&stdout, &stderr);
+    let mut problems = Vec::new();
+    let mut server = ServerSample::default();
+    let mut got_any = false;
+
+    let section = |name: &str, problems: &mut Vec<SectionProblem>| -> Option<Section> {
+        let s = sections.get(name).cloned();
+        if s.is_none() {
+            problems.push(SectionProblem {
+                section: name.into(),
+                kind: "command_failed",
+                message: format!("{name}: no output (the script stopped early, exit status {:?})", out.exit_status),
+            });
+        }
+        s
+    };
+
+    if let Some(s) = section("top", &mut problems) {
+        match parse::top::parse(&s.stdout) {
+            Ok(t) => {
+                got_any = true;
+                server.cpu_busy_percent = t.cpu_busy_percent;
+                server.cpu_user_percent = t.cpu.us;
+                server.cpu_system_percent = t.cpu.sy;
+                server.cpu_iowait_percent = t.cpu.wa;
+                server.cpu_steal_percent = t.cpu.st;
+                server.load1 = t.load1;
+                server.load5 = t.load5;
+                server.load15 = t.load15;
+                server.uptime_seconds = t.uptime_seconds;
+                server.tasks_total = t.tasks_total;
+                server.mem_total_bytes = t.mem_total_bytes;
+                server.mem_used_bytes = t.mem_used_bytes;
+                server.mem_free_bytes = t.mem_free_bytes;
+                server.mem_available_bytes = t.mem_available_bytes;
+                server.swap_total_bytes = t.swap_total_bytes;
+                server.swap_used_bytes = t.swap_used_bytes;
+            }
+            Err(e) => problems.push(problem("top", &s, &e.to_string())),
+        }
+    }
+    if let Some(s) = section("free", &mut problems) {
+        match parse::free::parse_bytes(&s.stdout) {
+            // free -b is exact to the byte where top rounds to 0.1 MiB: it wins.
+            Ok(f) => {
+                got_any = true;
+                server.mem_total_bytes = f.mem_total_bytes.or(server.mem_total_bytes);
+                server.mem_used_bytes = f.mem_used_bytes.or(server.mem_used_bytes);
+                server.mem_free_bytes = f.mem_free_bytes.or(server.mem_free_bytes);
+                server.mem_available_bytes = f.mem_available_bytes.or(server.mem_available_bytes);
+                server.swap_total_bytes = f.swap_total_bytes.or(server.swap_total_bytes);
+                server.swap_used_bytes = f.swap_used_bytes.or(server.swap_used_bytes);
+            }
+            Err(e) => problems.push(problem("free", &s, &e.to_string())),
+        }
+    }
+    let mut disks = Vec::new();
+    if let Some(s) = section("df", &mut problems) {
+        match parse::df::parse(&s.stdout) {
+            Ok(d) => {
+                got_any = true;
+                // df lists a filesystem mounted twice (bind mounts) twice; keep the first.
+                let mut seen = std::collections::HashSet::new();
+                for r in d.rows {
+                    if seen.insert(r.mount.clone()) {
+                        disks.push(DiskSample {
+                            filesystem: r.filesystem,
+                            mount: r.mount,
+                            total_bytes: r.total_bytes,
+                            used_bytes: r.used_bytes,
+                            available_bytes: r.available_bytes,
+                            use_percent: r.use_percent,
+                        });
+                    }
+                }
+            }
+            Err(e) => problems.push(problem("df", &s, &e.to_string())),
+        }
+    }
+
+    let (containers, docker) = containers(&sections, &mut problems);
+
+    if !got_any {
+        let all_parse = problems.iter().filter(|p| p.kind == "parse_failed").count();
+        let msg = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
+        return Err(if all_parse > 0 {
+            PollError::ParseFailed(msg)
+        } else {
+            PollError::CommandFailed(msg)
+        });
+    }
+    Ok(Snapshot {
+        taken_at: Utc::now(),
+        server,
+        disks,
+        containers,
+        docker,
+        problems,
+    })
+}
+
+/// A section that did not parse: `command_failed` when the command itself failed (its
+/// error text is the reason), `parse_failed` when it succeeded and we could not read it.
+fn problem(name: &str, s: &Section, parse_error: &str) -> SectionProblem {
+    match s.exit_status {
+        Some(0) => SectionProblem {
+            section: name.into(),
+            kind: "parse_failed",
+            message: parse_error.to_string(),
+        },
+        code => {
+            let err = s.stderr.trim();
+            let err = if err.is_empty() { "no error output" } else { err };
+            SectionProblem {
+                section: name.into(),
+                kind: "command_failed",
+                message: format!("{name} exited with status {}: {}", code.map_or("?".into(), |c| c.to_string()), first_line(err)),
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn containers(sections: &HashMap<String, Section>, problems: &mut Vec<SectionProblem>) -> (Vec<ContainerSample>, DockerState) {
+    let Some(ps) = sections.get("docker_ps") else {
+        return (Vec::new(), DockerState::Failed("no docker output".into()));
+    };
+    match ps.exit_status {
+        Some(0) => {}
+        Some(127) => return (Vec::new(), DockerState::Missing),
+        _ => {
+            let err = first_line(ps.stderr.trim()).to_string();
+            let lower = err.to_ascii_lowercase();
+            return (
+                Vec::new(),
+                if lower.contains("permission denied") || lower.contains("not permitted") {
+                    DockerState::Denied(err)
+                } else {
+                    DockerState::Failed(if err.is_empty() { "no error output".into() } else { err })
+                },
+            );
+        }
+    }
+    let states = match parse::docker_ps::parse(&ps.stdout) {
+        Ok(r) => r.containers,
+        Err(e) => {
+            problems.push(problem("docker_ps", ps, &e.to_string()));
+            return (Vec::new(), DockerState::Available);
+        }
+    };
+    let mut stats = HashMap::new();
+    if let Some(s) = sections.get("docker_stats") {
+        match parse::docker_stats::parse(&s.stdout) {
+            Ok(r) => {
+                for c in r.containers {
+                    stats.insert(short_id(&c.id).to_string(), c);
+                }
+            }
+            Err(e) => problems.push(problem("docker_stats", s, &e.to_string())),
+        }
+    }
+    let rows = states
+        .into_iter()
+        .map(|st| {
+            let usage = stats.remove(short_id(&st.id));
+            ContainerSample {
+                container_id: short_id(&st.id).to_string(),
+                name: st.name,
+                image: st.image,
+                state: st.state,
+                status_text: st.status,
+                exit_code: st.exit_code,
+                health: st.health,
+                cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
+                mem_used_bytes: usage.as_ref().and_then(|u| u.mem_used_bytes),
+                mem_limit_bytes: usage.as_ref().and_then(|u| u.mem_limit_bytes),
+                mem_percent: usage.as_ref().and_then(|u| u.mem_percent),
+                net_rx_bytes: usage.as_ref().and_then(|u| u.net_rx_bytes),
+                net_tx_bytes: usage.as_ref().and_then(|u| u.net_tx_bytes),
+                block_read_bytes: usage.as_ref().and_then(|u| u.block_read_bytes),
+                block_write_bytes: usage.as_ref().and_then(|u| u.block_write_bytes),
+                pids: usage.as_ref().and_then(|u| u.pids),
+            }
+        })
+        .collect();
+    (rows, DockerState::Available)
+}
+
+/// Docker prints 12-character ids by default and 64 with `--no-trunc`; compare on 12.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_split_on_markers_even_without_trailing_newline() {
+        let out = "@@fleetpoll-begin a\nx 1\ny@@fleetpoll-end a 0\n@@fleetpoll-begin b\n@@fleetpoll-end b 2\n";
+        let err = "@@fleetpoll-begin a\n@@fleetpoll-begin b\nboom\n";
+        let s = split_sections(out, err);
+        assert_eq!(s["a"].stdout, "x 1\ny\n");
+        assert_eq!(s["a"].exit_status, Some(0));
+        assert_eq!(s["b"].stdout, "");
+        assert_eq!(s["b"].exit_status, Some(2));
+        assert_eq!(s["b"].stderr, "boom\n");
+    }
+
+    #[test]
+    fn missing_docker_is_not_a_failure() {
+        let out = "@@fleetpoll-begin docker_ps\n@@fleetpoll-end docker_ps 127\n";
+        let s = split_sections(out, "@@fleetpoll-begin docker_ps\ndocker: command not found\n");
+        let mut problems = Vec::new();
+        let (rows, state) = containers(&s, &mut problems);
+        assert!(rows.is_empty());
+        assert_eq!(state, DockerState::Missing);
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn permission_denied_docker_is_denied() {
+        let out = "@@fleetpoll-begin docker_ps\n@@fleetpoll-end docker_ps 1\n";
+        let err = "@@fleetpoll-begin docker_ps\npermission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock\n";
+        let (_, state) = containers(&split_sections(out, err), &mut Vec::new());
+        assert!(matches!(state, DockerState::Denied(_)), "{state:?}");
+    }
+
+    #[test]
+    fn output_with_no_usable_section_is_an_error() {
+        let out = crate::ssh::CommandOutput {
+            stdout: b"@@fleetpoll-begin top\ngarbage\n@@fleetpoll-end top 0\n".to_vec(),
+            ..Default::default()
+        };
+        let e = assemble(&out).expect_err("nothing usable");
+        assert_eq!(e.reason(), "parse_failed");
+    }
+}

@@ -1,0 +1,125 @@
+//! Reading private keys. The key material stays in memory inside russh's `PrivateKey`;
+//! errors name the file and what is wrong with it, never its contents.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use russh::keys::PrivateKey;
+
+/// A key passphrase. `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase([redacted])")
+    }
+}
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key file '{0}' does not exist")]
+    NotFound(PathBuf),
+    #[error("key file '{path}' cannot be read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key file '{0}' is encrypted: give the name of an environment variable holding its passphrase (--key-passphrase-env VAR)")]
+    Encrypted(PathBuf),
+    #[error("key file '{0}' could not be decrypted with the given passphrase")]
+    WrongPassphrase(PathBuf),
+    #[error("key file '{0}' holds a public key; give the private key (the file without .pub)")]
+    PublicKey(PathBuf),
+    #[error("key file '{path}' is not a private key russh can load (ed25519, ECDSA, RSA): {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Loads a private key, decrypting it with `passphrase` when given.
+///
+/// # Errors
+/// [`KeyError`] naming the file.
+pub fn load_private_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<PrivateKey, KeyError> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::NotFound(path.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(KeyError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("ssh-") || trimmed.starts_with("ecdsa-") {
+        return Err(KeyError::PublicKey(path.to_path_buf()));
+    }
+    match russh::keys::decode_secret_key(&text, passphrase.map(Passphrase::expose)) {
+        Ok(key) => Ok(key),
+        Err(russh::keys::Error::KeyIsEncrypted) => Err(if passphrase.is_some() {
+            KeyError::WrongPassphrase(path.to_path_buf())
+        } else {
+            KeyError::Encrypted(path.to_path_buf())
+        }),
+        Err(e) => {
+            // With a wrong passphrase the decoder reports a decryption or corrupt-key error;
+            // a second look without one tells whether the file is simply encrypted.
+            let encrypted = passphrase.is_some()
+                && matches!(
+                    russh::keys::decode_secret_key(&text, None),
+                    Err(russh::keys::Error::KeyIsEncrypted)
+                );
+            if encrypted {
+                Err(KeyError::WrongPassphrase(path.to_path_buf()))
+            } else {
+                Err(KeyError::Invalid {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_debug_is_redacted() {
+        let p = Passphrase::new("hunter2".into());
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn garbage_file_is_invalid_and_error_omits_contents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("k");
+        std::fs::write(&p, "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0c2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n").expect("write");
+        let e = load_private_key(&p, None).expect_err("garbage");
+        assert!(matches!(e, KeyError::Invalid { .. }), "{e}");
+        assert!(!e.to_string().contains("c2VjcmV0c2VjcmV0"));
+    }
+
+    #[test]
+    fn public_key_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("k.pub");
+        std::fs::write(&p, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMx user@host\n").expect("write");
+        assert!(matches!(load_private_key(&p, None), Err(KeyError::PublicKey(_))));
+    }
+}

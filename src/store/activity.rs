@@ -1,0 +1,139 @@
+//! The `activity` table: append and query. Rows are never updated; retention does not touch
+//! them (the audit trail is kept until an operator decides otherwise).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{from_ms, to_ms, Store, StoreError};
+
+/// An entry to append. Built by `crate::activity`, which owns the vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewActivity {
+    pub ts: DateTime<Utc>,
+    pub kind: String,
+    pub severity: &'static str,
+    pub actor: String,
+    pub server_id: Option<Uuid>,
+    pub server_name: Option<String>,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityRow {
+    pub id: i64,
+    pub timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: String,
+    pub actor: String,
+    pub server_id: Option<String>,
+    pub server_name: Option<String>,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// Filters for listing; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub kind: Option<String>,
+    pub server_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub severity: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
+    let details: String = row.try_get("details")?;
+    Ok(ActivityRow {
+        id: row.try_get("id")?,
+        timestamp: from_ms(row.try_get("ts")?),
+        kind: row.try_get("type")?,
+        severity: row.try_get("severity")?,
+        actor: row.try_get("actor")?,
+        server_id: row.try_get("server_id")?,
+        server_name: row.try_get("server_name")?,
+        message: row.try_get("message")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+pub(super) async fn insert(conn: &mut sqlx::SqliteConnection, a: &NewActivity) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into activity (ts, type, severity, actor, server_id, server_name, message, details) \
+         values (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(to_ms(a.ts))
+    .bind(&a.kind)
+    .bind(a.severity)
+    .bind(&a.actor)
+    .bind(a.server_id.map(|i| i.to_string()))
+    .bind(&a.server_name)
+    .bind(&a.message)
+    .bind(a.details.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn push_filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a ActivityFilter) {
+    q.push(" where 1 = 1");
+    if let Some(k) = &f.kind {
+        q.push(" and type = ").push_bind(k);
+    }
+    if let Some(id) = f.server_id {
+        q.push(" and server_id = ").push_bind(id.to_string());
+    }
+    if let Some(a) = &f.actor {
+        q.push(" and actor = ").push_bind(a);
+    }
+    if let Some(s) = &f.severity {
+        q.push(" and severity = ").push_bind(s);
+    }
+    if let Some(t) = f.since {
+        q.push(" and ts >= ").push_bind(to_ms(t));
+    }
+    if let Some(t) = f.until {
+        q.push(" and ts <= ").push_bind(to_ms(t));
+    }
+}
+
+impl Store {
+    /// Appends entries in one transaction.
+    ///
+    /// # Errors
+    /// Database failure; nothing is written then.
+    pub async fn append_activity(&self, entries: &[NewActivity]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            insert(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Newest first, with the total count matching the filter.
+    pub async fn activity(&self, f: &ActivityFilter) -> Result<(i64, Vec<ActivityRow>), StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("select count(*) from activity");
+        push_filters(&mut count, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "select id, ts, type, severity, actor, server_id, server_name, message, details from activity",
+        );
+        push_filters(&mut q, f);
+        q.push(" order by ts desc, id desc limit ")
+            .push_bind(i64::from(f.limit))
+            .push(" offset ")
+            .push_bind(i64::from(f.offset));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+        Ok((total, items))
+    }
+}

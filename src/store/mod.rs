@@ -1,0 +1,104 @@
+//! SQLite through sqlx: the only module that holds SQL. Opens the database (WAL, foreign
+//! keys, created with its directory when missing), applies the embedded migrations, and
+//! exposes one method per question the rest of the program asks. No axum or russh types.
+
+mod activity;
+mod samples;
+mod servers;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use samples::{ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, RetentionCounts};
+pub use servers::ServerUpdate;
+
+/// A database failure, or a client mistake the database detected.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A UNIQUE constraint: names the field that must be unique.
+    #[error("{field} '{value}' is already taken")]
+    Conflict { field: &'static str, value: String },
+    #[error("cannot create database directory '{path}': {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A stored value that does not read back (hand-edited database).
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt { table: &'static str, message: String },
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// # Errors
+    /// The directory cannot be created, the file cannot be opened, or a migration fails.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a crash may lose the last commits but never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // The CLI and `serve` may write at the same time; wait rather than fail.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// u64 values are stored as SQLite's signed 64-bit integers; anything larger saturates.
+pub(crate) fn u64_to_i64(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn i64_to_u64(v: Option<i64>) -> Option<u64> {
+    v.map(|v| u64::try_from(v).unwrap_or(0))
+}

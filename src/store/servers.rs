@@ -1,0 +1,241 @@
+//! The `servers` table: registrations, status and the pinned host key.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{from_ms, to_ms, Store, StoreError};
+use crate::inventory::{NewServer, Server, ServerStatus};
+
+const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
+     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at";
+
+fn read(row: &SqliteRow) -> Result<Server, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        table: "servers",
+        message,
+    };
+    let id: String = row.try_get("id")?;
+    let tags: String = row.try_get("tags")?;
+    let status: String = row.try_get("status")?;
+    let port: i64 = row.try_get("port")?;
+    Ok(Server {
+        id: Uuid::parse_str(&id).map_err(|e| corrupt(format!("id '{id}': {e}")))?,
+        name: row.try_get("name")?,
+        host: row.try_get("host")?,
+        port: u16::try_from(port).map_err(|_| corrupt(format!("port {port}")))?,
+        user: row.try_get("user")?,
+        key_path: row.try_get("key_path")?,
+        key_passphrase_env: row.try_get("key_passphrase_env")?,
+        tags: serde_json::from_str(&tags).map_err(|e| corrupt(format!("tags: {e}")))?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        status: status.parse().map_err(corrupt)?,
+        reason: row.try_get("reason")?,
+        last_sample_at: row.try_get::<Option<i64>, _>("last_sample_at")?.map(from_ms),
+        last_poll_at: row.try_get::<Option<i64>, _>("last_poll_at")?.map(from_ms),
+        host_key_fingerprint: row.try_get("host_key_fingerprint")?,
+        pending_host_key_fingerprint: row.try_get("pending_host_key_fingerprint")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+fn conflict(e: sqlx::Error, name: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            field: "name",
+            value: name.to_string(),
+        },
+        _ => StoreError::Sqlx(e),
+    }
+}
+
+impl Store {
+    /// Registers a server with status `unknown`.
+    ///
+    /// # Errors
+    /// `Conflict` when the name is taken.
+    pub async fn insert_server(&self, s: &NewServer, now: DateTime<Utc>) -> Result<Server, StoreError> {
+        let id = Uuid::new_v4();
+        let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "insert into servers (id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, \
+             status, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&s.name)
+        .bind(&s.host)
+        .bind(i64::from(s.port))
+        .bind(&s.user)
+        .bind(&s.key_path)
+        .bind(&s.key_passphrase_env)
+        .bind(tags)
+        .bind(s.enabled)
+        .bind(to_ms(now))
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, &s.name))?;
+        self.server(id).await
+    }
+
+    /// # Errors
+    /// `NotFound` when no server has this id.
+    pub async fn server(&self, id: Uuid) -> Result<Server, StoreError> {
+        let row = sqlx::query(&format!("select {COLUMNS} from servers where id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        read(&row)
+    }
+
+    /// # Errors
+    /// `NotFound` when no server has this name.
+    pub async fn server_by_name(&self, name: &str) -> Result<Server, StoreError> {
+        let row = sqlx::query(&format!("select {COLUMNS} from servers where name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        read(&row)
+    }
+
+    /// Every server, by name.
+    pub async fn servers(&self) -> Result<Vec<Server>, StoreError> {
+        let rows = sqlx::query(&format!("select {COLUMNS} from servers order by name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Replaces the registration fields. A changed host, port or user unpins the host key
+    /// only when `reset_pin` says so (the caller decides: a new address is a new machine).
+    ///
+    /// # Errors
+    /// `NotFound`, or `Conflict` on a taken name.
+    pub async fn update_server(&self, id: Uuid, s: &NewServer, reset_pin: bool, now: DateTime<Utc>) -> Result<Server, StoreError> {
+        let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
+        let pin_sql = if reset_pin {
+            ", host_key_fingerprint = null, pending_host_key_fingerprint = null, status = 'unknown', reason = null"
+        } else {
+            ""
+        };
+        let done = sqlx::query(&format!(
+            "update servers set name = ?, host = ?, port = ?, user = ?, key_path = ?, key_passphrase_env = ?, \
+             tags = ?, enabled = ?, updated_at = ?{pin_sql} where id = ?"
+        ))
+        .bind(&s.name)
+        .bind(&s.host)
+        .bind(i64::from(s.port))
+        .bind(&s.user)
+        .bind(&s.key_path)
+        .bind(&s.key_passphrase_env)
+        .bind(tags)
+        .bind(s.enabled)
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, &s.name))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.server(id).await
+    }
+
+    /// Deletes a server and, by cascade, its samples. Activity entries stay.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn delete_server(&self, id: Uuid) -> Result<(), StoreError> {
+        let done = sqlx::query("delete from servers where id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Pins `fingerprint` as the server's host key and clears any pending one; the server
+    /// goes back to `unknown` until the next poll says otherwise.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn trust_host_key(&self, id: Uuid, fingerprint: Option<&str>, now: DateTime<Utc>) -> Result<Server, StoreError> {
+        let done = sqlx::query(
+            "update servers set host_key_fingerprint = ?, pending_host_key_fingerprint = null, \
+             status = case when status = 'host_key_changed' then 'unknown' else status end, \
+             reason = case when status = 'host_key_changed' then null else reason end, updated_at = ? where id = ?",
+        )
+        .bind(fingerprint)
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.server(id).await
+    }
+}
+
+/// How a poll changes the server row; written in the same transaction as its samples.
+#[derive(Debug, Clone, Default)]
+pub struct ServerUpdate {
+    pub status: Option<ServerStatus>,
+    /// `Some(None)` clears the reason.
+    pub reason: Option<Option<String>>,
+    pub docker_note: Option<Option<String>>,
+    pub last_sample_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub pin: Option<String>,
+    pub pending: Option<String>,
+}
+
+pub(super) async fn apply_update(
+    tx: &mut sqlx::SqliteConnection,
+    id: Uuid,
+    u: &ServerUpdate,
+) -> Result<(), StoreError> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("update servers set updated_at = updated_at");
+    if let Some(s) = u.status {
+        q.push(", status = ").push_bind(s.as_str());
+    }
+    if let Some(r) = &u.reason {
+        q.push(", reason = ").push_bind(r.clone());
+    }
+    if let Some(r) = &u.docker_note {
+        q.push(", docker_note = ").push_bind(r.clone());
+    }
+    if let Some(t) = u.last_sample_at {
+        q.push(", last_sample_at = ").push_bind(to_ms(t));
+    }
+    if let Some(t) = u.last_poll_at {
+        q.push(", last_poll_at = ").push_bind(to_ms(t));
+    }
+    if let Some(fp) = &u.pin {
+        // Only pin when nothing is pinned yet: a concurrent `trust` must win.
+        q.push(", host_key_fingerprint = coalesce(host_key_fingerprint, ").push_bind(fp.clone()).push(")");
+    }
+    if let Some(fp) = &u.pending {
+        q.push(", pending_host_key_fingerprint = ").push_bind(fp.clone());
+    }
+    q.push(" where id = ").push_bind(id.to_string());
+    q.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+impl Store {
+    /// The docker note stored for a server (to log availability changes once).
+    pub async fn docker_note(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = sqlx::query_as("select docker_note from servers where id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+}

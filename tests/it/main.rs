@@ -1,0 +1,2 @@
+//! Integration tests: real sshd, real SQLite, real HTTP.
+mod harness;
