@@ -24,7 +24,6 @@ use crate::ssh::{ConnectParams, HostKeyCheck, Session, SshError};
 /// because procps-ng's first frame is the average since boot; process rows are dropped on
 /// the host to keep the transfer small.
 pub const REMOTE_SCRIPT: &str = r#"LC_ALL=C; LANG=C; export LC_ALL LANG
-PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; export PATH
 begin() { echo "@@fleetpoll-begin $1"; echo "@@fleetpoll-begin $1" >&2; }
 end() { echo "@@fleetpoll-end $1 $2"; }
 begin top

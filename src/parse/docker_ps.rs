@@ -8,6 +8,8 @@
 //! `Up ... (Paused)`, `Exited (N) ...`, `Created`, `Restarting (N) ...`, `Dead`,
 //! `Removal In Progress`). The exit code comes from `Exited (N)`/`Restarting (N)`, health from
 //! `(healthy)`, `(unhealthy)`, `(health: starting)` in `Status`. Empty output is an empty report.
+//!
+//! podman 4.3's `ps -a --format json` (a pretty-printed array, different keys) is read too.
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_until};
@@ -49,6 +51,10 @@ pub struct ContainerState {
 /// [`ParseError`] naming a line that is not a JSON object, lacks `ID`, or whose state cannot be
 /// determined from `State` or `Status`.
 pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
+    let first = super::numbered_lines(out).find(|(_, l)| !l.trim().is_empty());
+    if let Some((n, l)) = first.filter(|(_, l)| l.trim_start().starts_with('[')) {
+        return parse_podman_array(out, n, l);
+    }
     let mut containers = Vec::new();
     for (line_no, line) in super::numbered_lines(out) {
         if line.trim().is_empty() {
@@ -65,22 +71,79 @@ pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
             .ok_or_else(|| bad("a JSON object".to_string()))?;
         let get = |key: &str| obj.get(key).and_then(Value::as_str);
         let id = get("ID").ok_or_else(|| bad("an \"ID\" string".to_string()))?;
-        let status = get("Status").unwrap_or_default();
-        let state = match get("State").filter(|s| !s.is_empty()) {
-            Some(s) => s.to_ascii_lowercase(),
-            None => state_from_status(status)
-                .ok_or_else(|| bad(format!("a \"State\", or a \"Status\" such as 'Up ...' or 'Exited (N) ...', not '{status}'")))?
-                .to_string(),
+        let names = get("Names").unwrap_or_default();
+        containers
+            .push(container(id, names, get("Image"), get("State"), get("Status")).map_err(bad)?);
+    }
+    Ok(DockerPsReport { containers })
+}
+
+/// Builds one container from the printed strings, deriving what `Status` implies.
+fn container(
+    id: &str,
+    names: &str,
+    image: Option<&str>,
+    state: Option<&str>,
+    status: Option<&str>,
+) -> Result<ContainerState, String> {
+    let status = status.unwrap_or_default();
+    let state = match state.filter(|s| !s.is_empty()) {
+        Some(s) => s.to_ascii_lowercase(),
+        None => state_from_status(status)
+            .ok_or_else(|| format!("a \"State\", or a \"Status\" such as 'Up ...' or 'Exited (N) ...', not '{status}'"))?
+            .to_string(),
+    };
+    Ok(ContainerState {
+        id: id.to_string(),
+        name: names.to_string(),
+        image: image.filter(|s| !s.is_empty()).map(str::to_string),
+        state,
+        status: status.to_string(),
+        exit_code: exit_code(status),
+        health: health(status).map(str::to_string),
+    })
+}
+
+/// `podman ps -a --format json` (and `'{{json .}}'`, same output in podman 4.3): one
+/// pretty-printed array; `Id` is the full 64-hex id (shortened to Docker's 12 here so it matches
+/// `podman stats`), `Names` an array, `ExitCode` a number. Errors point at the array's first line.
+fn parse_podman_array(
+    out: &str,
+    first_no: usize,
+    first_line: &str,
+) -> Result<DockerPsReport, ParseError> {
+    let bad = |what: String| ParseError::at(COMMAND, first_no, first_line, what);
+    let value: Value =
+        serde_json::from_str(out).map_err(|e| bad(format!("a JSON array of containers ({e})")))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| bad("a JSON array".to_string()))?;
+    let mut containers = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let get = |key: &str| item.get(key).and_then(Value::as_str);
+        let id = get("Id")
+            .or(get("ID"))
+            .ok_or_else(|| bad(format!("element {i} to have an \"Id\" string")))?;
+        let short_id: String = id.chars().take(12).collect();
+        let names = match item.get("Names") {
+            Some(Value::Array(names)) => names
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(Value::String(name)) => name.clone(),
+            _ => String::new(),
         };
-        containers.push(ContainerState {
-            id: id.to_string(),
-            name: get("Names").unwrap_or_default().to_string(),
-            image: get("Image").filter(|s| !s.is_empty()).map(str::to_string),
-            state,
-            status: status.to_string(),
-            exit_code: exit_code(status),
-            health: health(status).map(str::to_string),
-        });
+        let mut c = container(&short_id, &names, get("Image"), get("State"), get("Status"))
+            .map_err(|e| bad(format!("element {i}: {e}")))?;
+        if c.state == "exited" {
+            let code = item
+                .get("ExitCode")
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok());
+            c.exit_code = c.exit_code.or(code);
+        }
+        containers.push(c);
     }
     Ok(DockerPsReport { containers })
 }
@@ -88,7 +151,9 @@ pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
 /// The state Docker's own `State` field would have said, from the human `Status`.
 fn state_from_status(status: &str) -> Option<&'static str> {
     let s = status.trim();
-    Some(if s.starts_with("Up") {
+    Some(if s.starts_with("Paused") {
+        "paused" // podman
+    } else if s.starts_with("Up") {
         if s.contains("(Paused)") {
             "paused"
         } else {
@@ -222,6 +287,29 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn podman_array() {
+        let r = parse(include_str!("../../fixtures/docker_ps/podman-4.3-json.txt")).unwrap();
+        assert_eq!(r.containers.len(), 4);
+        let gone = by_name(&r, "pgone");
+        assert_eq!(
+            (gone.id.as_str(), gone.state.as_str(), gone.exit_code),
+            ("6324a298e945", "exited", Some(3))
+        );
+        assert_eq!(gone.image.as_deref(), Some("localhost/busybox:local"));
+        let paused = by_name(&r, "ppaused");
+        assert_eq!(
+            (paused.state.as_str(), paused.status.as_str()),
+            ("paused", "Paused")
+        );
+        assert_eq!(state_from_status("Paused"), Some("paused"));
+        let busy = by_name(&r, "pbusy");
+        assert_eq!(
+            (busy.state.as_str(), busy.exit_code, busy.health.as_deref()),
+            ("running", None, None)
+        );
     }
 
     #[test]

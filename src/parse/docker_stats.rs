@@ -376,6 +376,26 @@ mod tests {
     }
 
     #[test]
+    fn podman_captures_use_decimal_units() {
+        for text in [
+            include_str!("../../fixtures/docker_stats/podman-4.3-table.txt"),
+            include_str!("../../fixtures/docker_stats/podman-4.3-json.txt"),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.containers.len(), 4);
+            let busy = by_name(&r, "pbusy");
+            assert_eq!(busy.id, "d1e337870abf");
+            assert_eq!(
+                (busy.mem_used_bytes, busy.mem_limit_bytes),
+                (Some(348_200), Some(268_400_000))
+            );
+            assert!(busy.cpu_percent.unwrap() > 40.0);
+            assert_eq!(by_name(&r, "ppaused").mem_limit_bytes, Some(134_200_000));
+            assert_eq!(by_name(&r, "pgone").pids, Some(0));
+        }
+    }
+
+    #[test]
     fn podman_shapes_and_decimal_units() {
         // synthetic: podman 4.3 shapes, copied from RECIPES §2 (not captured on this machine)
         let table = "ID            NAME        CPU %       MEM USAGE / LIMIT  MEM %       NET IO      BLOCK IO    PIDS        CPU TIME      AVG CPU %\n\

@@ -521,6 +521,18 @@ mod tests {
     }
 
     #[test]
+    fn procps_mib_total_is_within_rounding_of_free_b() {
+        // Invariant across fixtures of the same machine: MemTotal from `free -b` is exact; top's
+        // `24105.6 MiB` is rounded to 0.1 MiB, so the two differ by at most 0.05 MiB.
+        let top = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-header-only.txt"
+        ))
+        .unwrap();
+        let exact: u64 = 25_276_514_304; // fixtures/free/procps-ng-4.0.2-b.txt
+        assert!(top.mem_total_bytes.unwrap().abs_diff(exact) <= 52_429);
+    }
+
+    #[test]
     fn procps_header_only_reads_the_no_space_cpu_form() {
         let r = parse(include_str!(
             "../../fixtures/top/procps-ng-4.0.2-header-only.txt"

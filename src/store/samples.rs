@@ -116,7 +116,10 @@ fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
 }
 
 fn opt_u(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
-    // Averages come back as REAL; raw columns as INTEGER.
+    // avg() comes back as REAL, max() of an INTEGER column as INTEGER: accept both.
+    if let Ok(v) = row.try_get::<Option<i64>, _>(col) {
+        return Ok(i64_to_u64(v));
+    }
     let v: Option<f64> = row.try_get::<Option<f64>, _>(col)?;
     Ok(v.map(|v| if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 }))
 }

@@ -1,2 +1,20 @@
-//! Integration tests: real sshd, real SQLite, real HTTP.
+//! Integration tests, one binary: real OpenSSH sshd on loopback, real top/free/df, a real
+//! SQLite file, a real HTTP client against the real router, and a real Docker engine when
+//! the machine can run one.
+
 mod harness;
+
+/// Shared setup: settings, stores, servers, a running app.
+mod common;
+
+/// Polling a real sshd: values against the truth, failures, host keys, CPU load.
+mod poll;
+
+/// The HTTP API over a real socket.
+mod api;
+
+/// The `fleetpoll` binary: parse, server commands, --json, shutdown.
+mod cli;
+
+/// A real Docker engine's containers seen through a poll.
+mod docker_real;

@@ -1,0 +1,133 @@
+use std::net::SocketAddr;
+use std::path::Path;
+
+use fleetpoll::config::Settings;
+use fleetpoll::inventory::{NewServer, Server};
+use fleetpoll::poll::PollResult;
+use fleetpoll::scheduler::Scheduler;
+use fleetpoll::store::Store;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+use crate::harness::{DockerMode, Sshd};
+
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// The docker shim answers with these real captures.
+pub fn shim() -> DockerMode {
+    DockerMode::Shim {
+        stats: fixture("docker_stats/docker-28.2-json-all.txt"),
+        ps: fixture("docker_ps/docker-28.2-json-all.txt"),
+    }
+}
+
+/// Short deadlines so failure tests stay quick; the command deadline leaves room for
+/// top's one-second second frame and a slow CI machine.
+pub fn settings(dir: &Path) -> Settings {
+    Settings {
+        database_path: dir.join("fleetpoll.db"),
+        connect_timeout_secs: 3,
+        auth_timeout_secs: 3,
+        command_timeout_secs: 20,
+        poll_interval_secs: 3600,
+        ..Settings::default()
+    }
+}
+
+pub async fn store(dir: &Path) -> Store {
+    Store::open(&dir.join("fleetpoll.db")).await.expect("open store")
+}
+
+pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
+    NewServer {
+        name: name.to_string(),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: sshd.user.clone(),
+        key_path: sshd.client_key.to_string_lossy().into_owned(),
+        key_passphrase_env: None,
+        tags: vec!["test".into()],
+        enabled: true,
+    }
+}
+
+pub async fn add(store: &Store, new: NewServer) -> Server {
+    fleetpoll::ops::add_server(store, new, "test").await.expect("add server")
+}
+
+/// Polls the given servers once through the scheduler (stores results, closes sessions).
+pub async fn poll(store: &Store, dir: &Path, servers: Vec<Server>) -> Vec<(Server, PollResult)> {
+    let scheduler = Scheduler::new(store.clone(), settings(dir));
+    scheduler.poll_now(servers).await
+}
+
+pub async fn poll_one(store: &Store, dir: &Path, server: &Server) -> PollResult {
+    let fresh = store.server(server.id).await.expect("server");
+    poll(store, dir, vec![fresh]).await.pop().expect("one result").1
+}
+
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count")
+}
+
+/// A running `serve` (scheduler + API) on a port-0 listener.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(dir.path()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(fleetpoll::app::run(settings(dir.path()), store.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            store,
+            dir,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("app ran cleanly");
+        }
+    }
+}
