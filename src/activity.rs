@@ -33,22 +33,53 @@ pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 /// Every kind of entry the log can hold.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActivityEvent {
-    SystemStarted { version: String, listen: String },
+    SystemStarted {
+        version: String,
+        listen: String,
+    },
     SystemStopped,
-    ServerAdded { host: String, port: u16, user: String, key_path: String, tags: Vec<String> },
-    ServerUpdated { changes: serde_json::Value },
+    ServerAdded {
+        host: String,
+        port: u16,
+        user: String,
+        key_path: String,
+        tags: Vec<String>,
+    },
+    ServerUpdated {
+        changes: serde_json::Value,
+    },
     ServerRemoved,
-    ServerOnline { previous: String },
-    ServerOffline { reason: String, message: String },
+    ServerOnline {
+        previous: String,
+    },
+    ServerOffline {
+        reason: String,
+        message: String,
+    },
     /// A poll worked but some sections could not be used (or worked again after that).
-    ServerDegraded { problems: String },
+    ServerDegraded {
+        problems: String,
+    },
     ServerRecovered,
-    HostKeyPinned { fingerprint: String },
-    HostKeyChanged { pinned: String, presented: String },
-    HostKeyTrusted { previous: Option<String>, trusted: Option<String> },
-    DockerUnavailable { message: String },
+    HostKeyPinned {
+        fingerprint: String,
+    },
+    HostKeyChanged {
+        pinned: String,
+        presented: String,
+    },
+    HostKeyTrusted {
+        previous: Option<String>,
+        trusted: Option<String>,
+    },
+    DockerUnavailable {
+        message: String,
+    },
     DockerAvailable,
-    RetentionCleanup { counts: RetentionCounts, retention_days: u64 },
+    RetentionCleanup {
+        counts: RetentionCounts,
+        retention_days: u64,
+    },
 }
 
 impl ActivityEvent {
@@ -76,7 +107,9 @@ impl ActivityEvent {
     pub fn severity(&self) -> Severity {
         match self {
             Self::HostKeyChanged { .. } => Severity::Critical,
-            Self::ServerOffline { .. } | Self::ServerDegraded { .. } | Self::HostKeyTrusted { .. } => Severity::Warning,
+            Self::ServerOffline { .. }
+            | Self::ServerDegraded { .. }
+            | Self::HostKeyTrusted { .. } => Severity::Warning,
             Self::DockerUnavailable { .. } => Severity::Warning,
             _ => Severity::Info,
         }
@@ -114,19 +147,36 @@ impl ActivityEvent {
 
     fn details(&self) -> serde_json::Value {
         match self {
-            Self::SystemStarted { version, listen } => json!({ "version": version, "listen": listen }),
-            Self::ServerAdded { host, port, user, key_path, tags } => {
+            Self::SystemStarted { version, listen } => {
+                json!({ "version": version, "listen": listen })
+            }
+            Self::ServerAdded {
+                host,
+                port,
+                user,
+                key_path,
+                tags,
+            } => {
                 json!({ "host": host, "port": port, "user": user, "key_path": key_path, "tags": tags })
             }
             Self::ServerUpdated { changes } => json!({ "changes": changes }),
             Self::ServerOnline { previous } => json!({ "previous_status": previous }),
-            Self::ServerOffline { reason, message } => json!({ "reason": reason, "error": message }),
+            Self::ServerOffline { reason, message } => {
+                json!({ "reason": reason, "error": message })
+            }
             Self::ServerDegraded { problems } => json!({ "problems": problems }),
             Self::HostKeyPinned { fingerprint } => json!({ "fingerprint": fingerprint }),
-            Self::HostKeyChanged { pinned, presented } => json!({ "pinned": pinned, "presented": presented }),
-            Self::HostKeyTrusted { previous, trusted } => json!({ "previous": previous, "trusted": trusted }),
+            Self::HostKeyChanged { pinned, presented } => {
+                json!({ "pinned": pinned, "presented": presented })
+            }
+            Self::HostKeyTrusted { previous, trusted } => {
+                json!({ "previous": previous, "trusted": trusted })
+            }
             Self::DockerUnavailable { message } => json!({ "error": message }),
-            Self::RetentionCleanup { counts, retention_days } => json!({
+            Self::RetentionCleanup {
+                counts,
+                retention_days,
+            } => json!({
                 "retention_days": retention_days,
                 "server_metrics": counts.server_metrics,
                 "disk_usage": counts.disk_usage,
@@ -138,18 +188,48 @@ impl ActivityEvent {
 }
 
 /// Who did it: `system` for the scheduler, `cli:<login>` and `api:<peer>` for people.
+/// `sudo` keeps the invoking user; without USER/LOGNAME (cron, containers) the uid's
+/// passwd entry names the account.
 pub fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(login_from_passwd)
+        .unwrap_or_else(|| "unknown".into());
     format!("cli:{user}")
+}
+
+fn login_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid_field = f.nth(1)?;
+            (uid_field == uid).then(|| name.to_string())
+        })
+        .or(Some(format!("uid{uid}")))
 }
 
 pub const SYSTEM: &str = "system";
 
 /// Builds the stored entry. Call [`emit`] once it is committed.
-pub fn entry(event: &ActivityEvent, actor: &str, server: Option<(Uuid, &str)>, ts: DateTime<Utc>) -> NewActivity {
+pub fn entry(
+    event: &ActivityEvent,
+    actor: &str,
+    server: Option<(Uuid, &str)>,
+    ts: DateTime<Utc>,
+) -> NewActivity {
     NewActivity {
         ts,
         kind: event.kind().to_string(),
@@ -167,7 +247,9 @@ pub fn emit(entries: &[NewActivity]) {
     for e in entries {
         let server = e.server_name.as_deref().unwrap_or("-");
         match e.severity {
-            "critical" => tracing::error!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
+            "critical" => {
+                tracing::error!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
+            }
             "warning" => tracing::warn!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
             _ => tracing::info!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
         }
@@ -178,7 +260,12 @@ pub fn emit(entries: &[NewActivity]) {
 ///
 /// # Errors
 /// Database failure (nothing is logged then).
-pub async fn record(store: &Store, event: ActivityEvent, actor: &str, server: Option<(Uuid, &str)>) -> Result<(), StoreError> {
+pub async fn record(
+    store: &Store,
+    event: ActivityEvent,
+    actor: &str,
+    server: Option<(Uuid, &str)>,
+) -> Result<(), StoreError> {
     let e = entry(&event, actor, server, Utc::now());
     store.append_activity(std::slice::from_ref(&e)).await?;
     emit(std::slice::from_ref(&e));
@@ -192,13 +279,20 @@ mod tests {
     #[test]
     fn host_key_change_is_critical_and_names_both_keys() {
         let e = entry(
-            &ActivityEvent::HostKeyChanged { pinned: "SHA256:old".into(), presented: "SHA256:new".into() },
+            &ActivityEvent::HostKeyChanged {
+                pinned: "SHA256:old".into(),
+                presented: "SHA256:new".into(),
+            },
             SYSTEM,
             Some((Uuid::nil(), "web-1")),
             Utc::now(),
         );
         assert_eq!(e.kind, "host_key_changed");
         assert_eq!(e.severity, "critical");
-        assert!(e.message.contains("SHA256:old") && e.message.contains("SHA256:new") && e.message.contains("web-1"));
+        assert!(
+            e.message.contains("SHA256:old")
+                && e.message.contains("SHA256:new")
+                && e.message.contains("web-1")
+        );
     }
 }

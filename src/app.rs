@@ -65,7 +65,9 @@ pub async fn run(
         settings: settings.clone(),
     };
     let api_cancel = cancel.clone();
-    let mut api_task = tokio::spawn(api::serve(listener, state, async move { api_cancel.cancelled().await }));
+    let mut api_task = tokio::spawn(api::serve(listener, state, async move {
+        api_cancel.cancelled().await
+    }));
 
     tokio::select! {
         _ = shutdown => tracing::info!("Shutdown requested; finishing in-flight work"),
@@ -90,7 +92,10 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     };
-    if tokio::time::timeout(SHUTDOWN_BUDGET, stopping).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_BUDGET, stopping)
+        .await
+        .is_err()
+    {
         tracing::warn!("Shutdown budget exceeded; exiting anyway");
     }
     activity::record(&store, ActivityEvent::SystemStopped, SYSTEM, None).await?;

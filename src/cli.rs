@@ -19,7 +19,11 @@ use crate::scheduler::Scheduler;
 use crate::store::{ActivityFilter, Store, StoreError};
 
 #[derive(Debug, Parser)]
-#[command(name = "fleetpoll", version, about = "Agentless fleet monitor: polls servers over SSH, stores metrics in SQLite, serves an API and dashboard")]
+#[command(
+    name = "fleetpoll",
+    version,
+    about = "Agentless fleet monitor: polls servers over SSH, stores metrics in SQLite, serves an API and dashboard"
+)]
 pub struct Cli {
     /// Config file (default: config/fleetpoll.toml when present, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
@@ -247,7 +251,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
 async fn find(store: &Store, name: &str) -> anyhow::Result<Server> {
     match store.server_by_name(name).await {
         Ok(s) => Ok(s),
-        Err(StoreError::NotFound) => bail!("no server named '{name}' (see `fleetpoll server list`)"),
+        Err(StoreError::NotFound) => {
+            bail!("no server named '{name}' (see `fleetpoll server list`)")
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -287,11 +293,16 @@ fn show_server(s: &Server, settings: &Settings, json: bool) {
 
 fn key_string(p: &std::path::Path) -> anyhow::Result<String> {
     // Store an absolute path: `serve` may run from another directory.
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    let abs = std::fs::canonicalize(p).or_else(|_| std::path::absolute(p))?;
     Ok(abs.to_string_lossy().into_owned())
 }
 
-async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json: bool) -> anyhow::Result<ExitCode> {
+async fn server_cmd(
+    store: &Store,
+    settings: &Settings,
+    cmd: ServerCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let actor = cli_actor();
     match cmd {
         ServerCommand::Add(a) => {
@@ -309,23 +320,35 @@ async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json
             if json {
                 print_json(&server_json(&s, settings));
             } else {
-                println!("Added server {} ({}) with id {}; it is polled at the next interval.", s.name, s.host, s.id);
+                println!(
+                    "Added server {} ({}) with id {}; it is polled at the next interval.",
+                    s.name, s.host, s.id
+                );
             }
         }
         ServerCommand::List => {
             let servers = store.servers().await?;
             if json {
-                print_json(&json!(servers.iter().map(|s| server_json(s, settings)).collect::<Vec<_>>()));
+                print_json(&json!(servers
+                    .iter()
+                    .map(|s| server_json(s, settings))
+                    .collect::<Vec<_>>()));
             } else {
-                println!("{:<20} {:<24} {:<18} {:<17} {:<20} REASON", "NAME", "ADDRESS", "USER", "STATUS", "LAST SAMPLE");
+                println!(
+                    "{:<20} {:<24} {:<18} {:<17} {:<20} REASON",
+                    "NAME", "ADDRESS", "USER", "STATUS", "LAST SAMPLE"
+                );
                 for s in &servers {
                     println!(
                         "{:<20} {:<24} {:<18} {:<17} {:<20} {}",
                         s.name,
                         format!("{}:{}", s.host, s.port),
                         s.user,
-                        s.effective_status(chrono::Utc::now(), settings.poll_interval_secs).as_str(),
-                        s.last_sample_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
+                        s.effective_status(chrono::Utc::now(), settings.poll_interval_secs)
+                            .as_str(),
+                        s.last_sample_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "-".into()),
                         s.reason.as_deref().unwrap_or("")
                     );
                 }
@@ -341,8 +364,18 @@ async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json
                 user: e.user,
                 key_path: e.key.as_deref().map(key_string).transpose()?,
                 key_passphrase_env: e.key_passphrase_env.map(Some),
-                tags: if e.clear_tags { Some(Vec::new()) } else { (!e.tags.is_empty()).then_some(e.tags) },
-                enabled: if e.enable { Some(true) } else if e.disable { Some(false) } else { None },
+                tags: if e.clear_tags {
+                    Some(Vec::new())
+                } else {
+                    (!e.tags.is_empty()).then_some(e.tags)
+                },
+                enabled: if e.enable {
+                    Some(true)
+                } else if e.disable {
+                    Some(false)
+                } else {
+                    None
+                },
             };
             let s = ops::update_server(store, s.id, patch, &actor).await?;
             show_server(&s, settings, json);
@@ -353,7 +386,10 @@ async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json
                 if !std::io::stdin().is_terminal() {
                     bail!("refusing to remove '{name}' without confirmation: not on a terminal, pass --yes");
                 }
-                eprint!("Remove server '{}' ({}:{}) and all its samples? [y/N] ", s.name, s.host, s.port);
+                eprint!(
+                    "Remove server '{}' ({}:{}) and all its samples? [y/N] ",
+                    s.name, s.host, s.port
+                );
                 std::io::stderr().flush()?;
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;
@@ -385,10 +421,20 @@ async fn server_cmd(store: &Store, settings: &Settings, cmd: ServerCommand, json
     Ok(ExitCode::SUCCESS)
 }
 
-async fn poll_once(store: &Store, settings: Settings, only: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+async fn poll_once(
+    store: &Store,
+    settings: Settings,
+    only: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let servers = match only {
         Some(name) => vec![find(store, &name).await?],
-        None => store.servers().await?.into_iter().filter(|s| s.enabled).collect(),
+        None => store
+            .servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .collect(),
     };
     if servers.is_empty() {
         bail!("no enabled servers to poll (add one with `fleetpoll server add`)");
@@ -401,7 +447,11 @@ async fn poll_once(store: &Store, settings: Settings, only: Option<String>, json
         let secs = r.duration.as_secs_f64();
         match &r.outcome {
             Ok(snap) => {
-                let disk = snap.disks.iter().filter_map(|d| d.use_percent).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+                let disk = snap
+                    .disks
+                    .iter()
+                    .filter_map(|d| d.use_percent)
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
                 rows.push(json!({
                     "name": s.name, "ok": true, "duration_seconds": secs,
                     "cpu_percent": snap.server.cpu_busy_percent, "memory_percent": snap.server.memory_percent(),
@@ -419,38 +469,61 @@ async fn poll_once(store: &Store, settings: Settings, only: Option<String>, json
         print_json(&json!(rows));
     } else {
         let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
-        println!("{:<20} {:<7} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7}  NOTE", "NAME", "RESULT", "CPU%", "MEM%", "DISK%", "LOAD1", "CONTAINERS", "SECS");
+        println!(
+            "{:<20} {:<7} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7}  NOTE",
+            "NAME", "RESULT", "CPU%", "MEM%", "DISK%", "LOAD1", "CONTAINERS", "SECS"
+        );
         for r in &rows {
             let ok = r["ok"].as_bool().unwrap_or(false);
             let note = if ok {
-                r["problems"].as_array().filter(|p| !p.is_empty()).map(|p| format!("{} section(s) unreadable", p.len())).unwrap_or_default()
+                r["problems"]
+                    .as_array()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!("{} section(s) unreadable", p.len()))
+                    .unwrap_or_default()
             } else {
                 r["error"].as_str().unwrap_or("").to_string()
             };
             println!(
                 "{:<20} {:<7} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7.1}  {}",
                 r["name"].as_str().unwrap_or(""),
-                if ok { "ok" } else { r["reason"].as_str().unwrap_or("failed") },
+                if ok {
+                    "ok"
+                } else {
+                    r["reason"].as_str().unwrap_or("failed")
+                },
                 f(&r["cpu_percent"]),
                 f(&r["memory_percent"]),
                 f(&r["disk_percent"]),
                 f(&r["load1"]),
-                r["containers"].as_u64().map_or("-".into(), |c| c.to_string()),
+                r["containers"]
+                    .as_u64()
+                    .map_or("-".into(), |c| c.to_string()),
                 r["duration_seconds"].as_f64().unwrap_or(0.0),
                 note
             );
         }
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let time = |v: &Option<String>, name: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let time = |v: &Option<String>,
+                name: &str|
+     -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
         v.as_deref()
             .map(|t| {
                 chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&chrono::Utc))
-                    .with_context(|| format!("--{name} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"))
+                    .with_context(|| {
+                        format!(
+                            "--{name} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"
+                        )
+                    })
             })
             .transpose()
     };
@@ -477,7 +550,10 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
     if json {
         print_json(&json!({ "total": total, "items": items }));
     } else {
-        println!("{:<20} {:<8} {:<20} {:<16} {:<14} MESSAGE", "TIME (UTC)", "SEVERITY", "TYPE", "ACTOR", "SERVER");
+        println!(
+            "{:<20} {:<8} {:<20} {:<16} {:<14} MESSAGE",
+            "TIME (UTC)", "SEVERITY", "TYPE", "ACTOR", "SERVER"
+        );
         for e in &items {
             println!(
                 "{:<20} {:<8} {:<20} {:<16} {:<14} {}",
@@ -503,7 +579,9 @@ fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>) -> anyhow::Result<ExitCode
         }
         None => {
             let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
             text.push_str(&String::from_utf8_lossy(&bytes));
         }
     }

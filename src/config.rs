@@ -185,7 +185,12 @@ impl Settings {
             value: value.to_string(),
             reason: reason.to_string(),
         };
-        let int = || value.trim().parse::<u64>().map_err(|_| bad("expected a whole number"));
+        let int = || {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| bad("expected a whole number"))
+        };
         let float = || {
             value
                 .trim()
@@ -285,7 +290,11 @@ impl Settings {
         let t = &self.thresholds;
         for (name, warn, crit) in [
             ("cpu", t.cpu_warning_percent, t.cpu_critical_percent),
-            ("memory", t.memory_warning_percent, t.memory_critical_percent),
+            (
+                "memory",
+                t.memory_warning_percent,
+                t.memory_critical_percent,
+            ),
             ("disk", t.disk_warning_percent, t.disk_critical_percent),
         ] {
             for (which, v) in [("warning", warn), ("critical", crit)] {
@@ -364,13 +373,16 @@ mod tests {
     fn unknown_environment_key_is_an_error_naming_it() {
         let err = Settings::load(None, env(&[("FLEETPOLL_POLL_INTERVAL", "15")]))
             .expect_err("unknown key");
-        assert!(err.to_string().contains("FLEETPOLL_POLL_INTERVAL "), "{err}");
+        assert!(
+            err.to_string().contains("FLEETPOLL_POLL_INTERVAL "),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_environment_value_names_the_variable() {
-        let err = Settings::load(None, env(&[("FLEETPOLL_CONCURRENCY", "many")]))
-            .expect_err("bad value");
+        let err =
+            Settings::load(None, env(&[("FLEETPOLL_CONCURRENCY", "many")])).expect_err("bad value");
         assert!(err.to_string().contains("FLEETPOLL_CONCURRENCY"), "{err}");
         assert!(err.to_string().contains("'many'"), "{err}");
     }
@@ -391,7 +403,10 @@ mod tests {
     fn missing_explicit_file_is_an_error() {
         let err = Settings::load(Some(Path::new("/nonexistent/fleetpoll.toml")), env(&[]))
             .expect_err("missing");
-        assert!(err.to_string().contains("/nonexistent/fleetpoll.toml"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/fleetpoll.toml"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -121,7 +121,9 @@ impl Server {
             return ServerStatus::Disabled;
         }
         if self.status == ServerStatus::Online {
-            let limit = chrono::Duration::seconds(i64::try_from(interval_secs.saturating_mul(3)).unwrap_or(i64::MAX / 2));
+            let limit = chrono::Duration::seconds(
+                i64::try_from(interval_secs.saturating_mul(3)).unwrap_or(i64::MAX / 2),
+            );
             if let Some(last) = self.last_sample_at {
                 if now - last > limit {
                     return ServerStatus::Stale;
@@ -241,9 +243,7 @@ impl NewServer {
         if let Some(var) = &self.key_passphrase_env {
             let ok = !var.is_empty()
                 && var.len() <= 128
-                && var
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !var.starts_with(|c: char| c.is_ascii_digit());
             if !ok {
                 return Err(ValidationError::new(
@@ -264,7 +264,9 @@ impl NewServer {
             if !ok {
                 return Err(ValidationError::new(
                     "tags",
-                    format!("'{tag}' is not a tag: use 1-64 letters, digits, '-', '_', '.', ':', '='"),
+                    format!(
+                        "'{tag}' is not a tag: use 1-64 letters, digits, '-', '_', '.', ':', '='"
+                    ),
                 ));
             }
         }
@@ -358,14 +360,29 @@ mod tests {
 
     #[test]
     fn accepts_hostnames_and_addresses() {
-        for h in ["10.0.0.5", "::1", "fe80::1", "web-1.example.com", "localhost", "db01."] {
+        for h in [
+            "10.0.0.5",
+            "::1",
+            "fe80::1",
+            "web-1.example.com",
+            "localhost",
+            "db01.",
+        ] {
             assert!(validate_host(h).is_ok(), "{h}");
         }
     }
 
     #[test]
     fn rejects_bad_hosts() {
-        for h in ["", "bad host", "-a.com", "a..b", "999.1.1.1", "a_b.com", "x;rm -rf"] {
+        for h in [
+            "",
+            "bad host",
+            "-a.com",
+            "a..b",
+            "999.1.1.1",
+            "a_b.com",
+            "x;rm -rf",
+        ] {
             let e = validate_host(h).expect_err(h);
             assert_eq!(e.field, "host");
         }
@@ -394,6 +411,10 @@ mod tests {
         s.key_path = "/nonexistent/id_ed25519".into();
         let e = s.validate().expect_err("missing key");
         assert_eq!(e.field, "key_path");
-        assert!(e.message.contains("/nonexistent/id_ed25519"), "{}", e.message);
+        assert!(
+            e.message.contains("/nonexistent/id_ed25519"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -7,31 +7,31 @@
 //! scheduler, the CLI and the API through `activity`, and nowhere else.
 #![forbid(unsafe_code)]
 
-/// Settings: TOML file, then `FLEETPOLL_*` environment, then flags; validated once.
-pub mod config;
-/// tracing subscriber setup; logs always go to stderr.
-pub mod telemetry;
-/// Validated server registrations: host, port, user, key reference.
-pub mod inventory;
-/// Interval loop, bounded fan-out, status transitions.
-pub mod scheduler;
-/// One host's poll: one SSH exec, split into sections, parsed into a snapshot.
-pub mod poll;
-/// russh client wrapper with trust-on-first-use host keys.
-pub mod ssh;
-/// Pure parsers for top, free, df, docker stats and docker ps output.
-pub mod parse;
-/// Stored shapes of a poll: server, disk and container samples.
-pub mod model;
-/// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
-pub mod ops;
 /// Typed activity events; the only writer of the activity log.
 pub mod activity;
-/// SQLite through sqlx: the only module with SQL.
-pub mod store;
 /// axum router, handlers and the HTTP error mapping.
 pub mod api;
 /// Wiring for `serve`: store, scheduler and API under one shutdown token.
 pub mod app;
 /// The command line: one subcommand per operator task.
 pub mod cli;
+/// Settings: TOML file, then `FLEETPOLL_*` environment, then flags; validated once.
+pub mod config;
+/// Validated server registrations: host, port, user, key reference.
+pub mod inventory;
+/// Stored shapes of a poll: server, disk and container samples.
+pub mod model;
+/// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
+pub mod ops;
+/// Pure parsers for top, free, df, docker stats and docker ps output.
+pub mod parse;
+/// One host's poll: one SSH exec, split into sections, parsed into a snapshot.
+pub mod poll;
+/// Interval loop, bounded fan-out, status transitions.
+pub mod scheduler;
+/// russh client wrapper with trust-on-first-use host keys.
+pub mod ssh;
+/// SQLite through sqlx: the only module with SQL.
+pub mod store;
+/// tracing subscriber setup; logs always go to stderr.
+pub mod telemetry;

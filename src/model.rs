@@ -170,10 +170,16 @@ mod tests {
     #[test]
     fn container_categories() {
         assert_eq!(classify("running", None, None), ContainerHealth::Running);
-        assert_eq!(classify("running", None, Some("unhealthy")), ContainerHealth::Error);
+        assert_eq!(
+            classify("running", None, Some("unhealthy")),
+            ContainerHealth::Error
+        );
         assert_eq!(classify("exited", Some(0), None), ContainerHealth::Stopped);
         assert_eq!(classify("exited", Some(3), None), ContainerHealth::Error);
-        assert_eq!(classify("restarting", Some(1), None), ContainerHealth::Error);
+        assert_eq!(
+            classify("restarting", Some(1), None),
+            ContainerHealth::Error
+        );
         assert_eq!(classify("paused", None, None), ContainerHealth::Stopped);
     }
 }

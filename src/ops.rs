@@ -45,7 +45,12 @@ pub async fn add_server(store: &Store, new: NewServer, actor: &str) -> Result<Se
 ///
 /// # Errors
 /// Unknown server, invalid field, taken name, database failure.
-pub async fn update_server(store: &Store, id: Uuid, patch: ServerPatch, actor: &str) -> Result<Server, OpsError> {
+pub async fn update_server(
+    store: &Store,
+    id: Uuid,
+    patch: ServerPatch,
+    actor: &str,
+) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
     let after = patch.apply(&before.registration());
     if patch.touches_connection() || after.key_path != before.key_path {
@@ -54,7 +59,9 @@ pub async fn update_server(store: &Store, id: Uuid, patch: ServerPatch, actor: &
         after.validate_syntax()?;
     }
     let reset_pin = after.host != before.host || after.port != before.port;
-    let server = store.update_server(id, &after, reset_pin, Utc::now()).await?;
+    let server = store
+        .update_server(id, &after, reset_pin, Utc::now())
+        .await?;
     let old = serde_json::to_value(before.registration()).unwrap_or_default();
     let new = serde_json::to_value(server.registration()).unwrap_or_default();
     let mut changes = serde_json::Map::new();
@@ -66,11 +73,16 @@ pub async fn update_server(store: &Store, id: Uuid, patch: ServerPatch, actor: &
         }
     }
     if reset_pin {
-        changes.insert("host_key_fingerprint".into(), json!({ "from": before.host_key_fingerprint, "to": null }));
+        changes.insert(
+            "host_key_fingerprint".into(),
+            json!({ "from": before.host_key_fingerprint, "to": null }),
+        );
     }
     activity::record(
         store,
-        ActivityEvent::ServerUpdated { changes: changes.into() },
+        ActivityEvent::ServerUpdated {
+            changes: changes.into(),
+        },
         actor,
         Some((server.id, &server.name)),
     )
@@ -85,7 +97,13 @@ pub async fn update_server(store: &Store, id: Uuid, patch: ServerPatch, actor: &
 pub async fn remove_server(store: &Store, id: Uuid, actor: &str) -> Result<Server, OpsError> {
     let server = store.server(id).await?;
     store.delete_server(id).await?;
-    activity::record(store, ActivityEvent::ServerRemoved, actor, Some((server.id, &server.name))).await?;
+    activity::record(
+        store,
+        ActivityEvent::ServerRemoved,
+        actor,
+        Some((server.id, &server.name)),
+    )
+    .await?;
     Ok(server)
 }
 
@@ -97,7 +115,9 @@ pub async fn remove_server(store: &Store, id: Uuid, actor: &str) -> Result<Serve
 pub async fn trust_host_key(store: &Store, id: Uuid, actor: &str) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
     let trusted = before.pending_host_key_fingerprint.clone();
-    let server = store.trust_host_key(id, trusted.as_deref(), Utc::now()).await?;
+    let server = store
+        .trust_host_key(id, trusted.as_deref(), Utc::now())
+        .await?;
     activity::record(
         store,
         ActivityEvent::HostKeyTrusted {

@@ -12,7 +12,9 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::inventory::Server;
-use crate::model::{ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot};
+use crate::model::{
+    ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot,
+};
 use crate::parse;
 use crate::ssh::keys::{load_private_key, Passphrase};
 use crate::ssh::{ConnectParams, HostKeyCheck, Session, SshError};
@@ -61,7 +63,9 @@ impl PollError {
             Self::Ssh(SshError::Unreachable { .. }) => "unreachable",
             Self::Ssh(SshError::Timeout { .. }) => "timeout",
             Self::Ssh(SshError::HostKeyChanged { .. }) => "host_key_changed",
-            Self::Ssh(SshError::AuthFailed { .. }) | Self::Key(_) | Self::Ssh(SshError::Key(_)) => "auth_failed",
+            Self::Ssh(SshError::AuthFailed { .. }) | Self::Key(_) | Self::Ssh(SshError::Key(_)) => {
+                "auth_failed"
+            }
             Self::Ssh(SshError::Protocol(_)) => "unreachable",
             Self::CommandFailed(_) => "command_failed",
             Self::ParseFailed(_) => "parse_failed",
@@ -125,16 +129,26 @@ impl Poller {
         }
     }
 
-    async fn poll_inner(&self, server: &Server) -> (Result<Snapshot, PollError>, Option<HostKeyCheck>) {
+    async fn poll_inner(
+        &self,
+        server: &Server,
+    ) -> (Result<Snapshot, PollError>, Option<HostKeyCheck>) {
         let identity = format!(
             "{}|{}|{}|{}|{:?}|{:?}",
-            server.host, server.port, server.user, server.key_path, server.key_passphrase_env, server.host_key_fingerprint
+            server.host,
+            server.port,
+            server.user,
+            server.key_path,
+            server.key_passphrase_env,
+            server.host_key_fingerprint
         );
         // Reuse the open session when it is still alive and still for the same target.
         let reused = {
             let mut map = self.sessions.lock().await;
             match map.get(&server.id) {
-                Some(c) if c.identity == identity && !c.session.is_closed() => Some(c.session.clone()),
+                Some(c) if c.identity == identity && !c.session.is_closed() => {
+                    Some(c.session.clone())
+                }
                 Some(_) => {
                     map.remove(&server.id);
                     None
@@ -143,7 +157,10 @@ impl Poller {
             }
         };
         if let Some(session) = reused {
-            match session.exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command).await {
+            match session
+                .exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command)
+                .await
+            {
                 Ok(out) => return (assemble(&out), None),
                 // A timeout is the host's fault, not the session's: report it.
                 Err(e @ SshError::Timeout { .. }) => {
@@ -175,23 +192,36 @@ impl Poller {
                     pinned: pinned.clone(),
                     presented: presented.clone(),
                 };
-                return (Err(SshError::HostKeyChanged { pinned, presented }.into()), Some(check));
+                return (
+                    Err(SshError::HostKeyChanged { pinned, presented }.into()),
+                    Some(check),
+                );
             }
             Err(e) => return (Err(e.into()), None),
         };
         let check = session.host_key.clone();
-        let result = session.exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command).await;
+        let result = session
+            .exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command)
+            .await;
         match result {
             Ok(out) => {
                 // Cache under the identity the scheduler will see once a first key is pinned.
                 let identity = match &check {
                     HostKeyCheck::FirstSeen(fp) => format!(
                         "{}|{}|{}|{}|{:?}|{:?}",
-                        server.host, server.port, server.user, server.key_path, server.key_passphrase_env, Some(fp)
+                        server.host,
+                        server.port,
+                        server.user,
+                        server.key_path,
+                        server.key_passphrase_env,
+                        Some(fp)
                     ),
                     _ => identity,
                 };
-                self.sessions.lock().await.insert(server.id, Cached { identity, session });
+                self.sessions
+                    .lock()
+                    .await
+                    .insert(server.id, Cached { identity, session });
                 (assemble(&out), Some(check))
             }
             Err(e) => (Err(e.into()), Some(check)),
@@ -222,11 +252,14 @@ impl Poller {
 fn load_key(server: &Server) -> Result<russh::keys::PrivateKey, PollError> {
     let passphrase = match &server.key_passphrase_env {
         Some(var) => Some(Passphrase::new(std::env::var(var).map_err(|_| {
-            PollError::Key(format!("environment variable '{var}' holding the key passphrase is not set"))
+            PollError::Key(format!(
+                "environment variable '{var}' holding the key passphrase is not set"
+            ))
         })?)),
         None => None,
     };
-    load_private_key(Path::new(&server.key_path), passphrase.as_ref()).map_err(|e| PollError::Key(e.to_string()))
+    load_private_key(Path::new(&server.key_path), passphrase.as_ref())
+        .map_err(|e| PollError::Key(e.to_string()))
 }
 
 /// One section of the script's output.
@@ -297,7 +330,10 @@ pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> 
             problems.push(SectionProblem {
                 section: name.into(),
                 kind: "command_failed",
-                message: format!("{name}: no output (the script stopped early, exit status {:?})", out.exit_status),
+                message: format!(
+                    "{name}: no output (the script stopped early, exit status {:?})",
+                    out.exit_status
+                ),
             });
         }
         s
@@ -350,7 +386,9 @@ pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> 
                 // df lists a filesystem mounted twice (bind mounts) twice; keep the first.
                 let mut seen = std::collections::HashSet::new();
                 for r in d.rows {
-                    if seen.insert(r.mount.clone()) {
+                    if is_storage(&r.filesystem, &r.mount, r.total_bytes)
+                        && seen.insert(r.mount.clone())
+                    {
                         disks.push(DiskSample {
                             filesystem: r.filesystem,
                             mount: r.mount,
@@ -370,7 +408,11 @@ pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> 
 
     if !got_any {
         let all_parse = problems.iter().filter(|p| p.kind == "parse_failed").count();
-        let msg = problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ");
+        let msg = problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(if all_parse > 0 {
             PollError::ParseFailed(msg)
         } else {
@@ -387,6 +429,29 @@ pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> 
     })
 }
 
+/// Filesystems that hold data. RAM-backed and pseudo filesystems, container engines'
+/// internal mounts (each a view of the root filesystem) and snap images (read-only squashfs,
+/// always 100% full) would only add noise and false "disk full" alarms.
+pub fn is_storage(filesystem: &str, mount: &str, total_bytes: Option<u64>) -> bool {
+    const PSEUDO: &[&str] = &[
+        "tmpfs", "devtmpfs", "udev", "none", "overlay", "shm", "proc", "sysfs", "cgroup",
+        "cgroup2", "efivarfs", "squashfs", "devfs", "run",
+    ];
+    const INTERNAL: &[&str] = &[
+        "/var/lib/docker/",
+        "/var/lib/containers/",
+        "/run/docker/",
+        "/run/containerd/",
+        "/var/lib/kubelet/",
+        "/run/k3s/",
+        "/snap/",
+        "/var/snap/",
+    ];
+    total_bytes.is_some_and(|t| t > 0)
+        && !PSEUDO.contains(&filesystem)
+        && !INTERNAL.iter().any(|p| mount.starts_with(p))
+}
+
 /// A section that did not parse: `command_failed` when the command itself failed (its
 /// error text is the reason), `parse_failed` when it succeeded and we could not read it.
 fn problem(name: &str, s: &Section, parse_error: &str) -> SectionProblem {
@@ -398,11 +463,19 @@ fn problem(name: &str, s: &Section, parse_error: &str) -> SectionProblem {
         },
         code => {
             let err = s.stderr.trim();
-            let err = if err.is_empty() { "no error output" } else { err };
+            let err = if err.is_empty() {
+                "no error output"
+            } else {
+                err
+            };
             SectionProblem {
                 section: name.into(),
                 kind: "command_failed",
-                message: format!("{name} exited with status {}: {}", code.map_or("?".into(), |c| c.to_string()), first_line(err)),
+                message: format!(
+                    "{name} exited with status {}: {}",
+                    code.map_or("?".into(), |c| c.to_string()),
+                    first_line(err)
+                ),
             }
         }
     }
@@ -412,7 +485,10 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-fn containers(sections: &HashMap<String, Section>, problems: &mut Vec<SectionProblem>) -> (Vec<ContainerSample>, DockerState) {
+fn containers(
+    sections: &HashMap<String, Section>,
+    problems: &mut Vec<SectionProblem>,
+) -> (Vec<ContainerSample>, DockerState) {
     let Some(ps) = sections.get("docker_ps") else {
         return (Vec::new(), DockerState::Failed("no docker output".into()));
     };
@@ -427,7 +503,11 @@ fn containers(sections: &HashMap<String, Section>, problems: &mut Vec<SectionPro
                 if lower.contains("permission denied") || lower.contains("not permitted") {
                     DockerState::Denied(err)
                 } else {
-                    DockerState::Failed(if err.is_empty() { "no error output".into() } else { err })
+                    DockerState::Failed(if err.is_empty() {
+                        "no error output".into()
+                    } else {
+                        err
+                    })
                 },
             );
         }
@@ -501,7 +581,10 @@ mod tests {
     #[test]
     fn missing_docker_is_not_a_failure() {
         let out = "@@fleetpoll-begin docker_ps\n@@fleetpoll-end docker_ps 127\n";
-        let s = split_sections(out, "@@fleetpoll-begin docker_ps\ndocker: command not found\n");
+        let s = split_sections(
+            out,
+            "@@fleetpoll-begin docker_ps\ndocker: command not found\n",
+        );
         let mut problems = Vec::new();
         let (rows, state) = containers(&s, &mut problems);
         assert!(rows.is_empty());
@@ -515,6 +598,25 @@ mod tests {
         let err = "@@fleetpoll-begin docker_ps\npermission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock\n";
         let (_, state) = containers(&split_sections(out, err), &mut Vec::new());
         assert!(matches!(state, DockerState::Denied(_)), "{state:?}");
+    }
+
+    #[test]
+    fn pseudo_and_engine_internal_filesystems_are_not_disks() {
+        assert!(is_storage("/dev/vda1", "/", Some(1)));
+        assert!(is_storage(
+            "/dev/mapper/vg-data",
+            "/mnt/fleet data",
+            Some(1)
+        ));
+        assert!(!is_storage("tmpfs", "/run", Some(1)));
+        assert!(!is_storage(
+            "overlay",
+            "/var/lib/docker/overlay2/abc/merged",
+            Some(1)
+        ));
+        assert!(!is_storage("/dev/loop3", "/snap/core22/1033", Some(1)));
+        assert!(!is_storage("/dev/sdb1", "/data", Some(0)));
+        assert!(!is_storage("/dev/sdb1", "/data", None));
     }
 
     #[test]

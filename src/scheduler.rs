@@ -65,7 +65,8 @@ impl Scheduler {
                 _ = tick.tick() => {}
             }
             if Instant::now() >= next_retention {
-                next_retention = Instant::now() + Duration::from_secs(self.settings.retention_check_secs);
+                next_retention =
+                    Instant::now() + Duration::from_secs(self.settings.retention_check_secs);
                 if let Err(e) = self.retention().await {
                     tracing::error!(error = %e, "Retention run failed");
                 }
@@ -104,7 +105,10 @@ impl Scheduler {
     }
 
     fn claim(&self, id: Uuid) -> bool {
-        self.in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false)
+        self.in_flight
+            .lock()
+            .map(|mut s| s.insert(id))
+            .unwrap_or(false)
     }
 
     fn release(&self, id: Uuid) {
@@ -139,7 +143,10 @@ impl Scheduler {
     /// One server: wait for a slot, poll under the overall deadline, store the outcome.
     pub async fn poll_and_record(&self, server: Server) -> PollResult {
         let Ok(_permit) = self.semaphore.acquire().await else {
-            return failed(&server, PollError::CommandFailed("scheduler is shutting down".into()));
+            return failed(
+                &server,
+                PollError::CommandFailed("scheduler is shutting down".into()),
+            );
         };
         // The poller has a deadline per step; this one bounds the sum, plus slack.
         let deadline = self.settings.poll_deadline() + Duration::from_secs(2);
@@ -147,7 +154,13 @@ impl Scheduler {
             Ok(r) => r,
             Err(_) => {
                 self.poller.forget(server.id).await;
-                failed(&server, PollError::Ssh(SshError::Timeout { stage: "poll", after: deadline }))
+                failed(
+                    &server,
+                    PollError::Ssh(SshError::Timeout {
+                        stage: "poll",
+                        after: deadline,
+                    }),
+                )
             }
         };
         if let Err(e) = self.record(&server, &result).await {
@@ -164,7 +177,10 @@ impl Scheduler {
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if current.host_key_fingerprint != polled.host_key_fingerprint || current.host != polled.host || current.port != polled.port {
+        if current.host_key_fingerprint != polled.host_key_fingerprint
+            || current.host != polled.host
+            || current.port != polled.port
+        {
             // Polled against an outdated registration; the next poll uses the new one.
             return Ok(());
         }
@@ -172,9 +188,14 @@ impl Scheduler {
         let docker_note_before = self.store.docker_note(polled.id).await?;
         let (update, events) = transition(&current, result, docker_note_before.as_deref());
         let who = Some((current.id, current.name.as_str()));
-        let entries: Vec<NewActivity> = events.iter().map(|e| activity::entry(e, SYSTEM, who, now)).collect();
+        let entries: Vec<NewActivity> = events
+            .iter()
+            .map(|e| activity::entry(e, SYSTEM, who, now))
+            .collect();
         let snapshot = result.outcome.as_ref().ok();
-        self.store.record_poll(current.id, snapshot, &update, &entries).await?;
+        self.store
+            .record_poll(current.id, snapshot, &update, &entries)
+            .await?;
         activity::emit(&entries);
         Ok(())
     }
@@ -185,14 +206,23 @@ impl Scheduler {
     /// Database failure.
     pub async fn retention(&self) -> Result<(), StoreError> {
         let days = self.settings.retention_days;
-        let cutoff = Utc::now() - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
+        let cutoff = Utc::now()
+            - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
         let now = Utc::now();
         let mut logged = Vec::new();
         self.store
             .apply_retention(cutoff, |counts| {
                 let total = counts.server_metrics + counts.disk_usage + counts.container_metrics;
                 (total > 0).then(|| {
-                    let e = activity::entry(&ActivityEvent::RetentionCleanup { counts, retention_days: days }, SYSTEM, None, now);
+                    let e = activity::entry(
+                        &ActivityEvent::RetentionCleanup {
+                            counts,
+                            retention_days: days,
+                        },
+                        SYSTEM,
+                        None,
+                        now,
+                    );
                     logged.push(e.clone());
                     e
                 })
@@ -218,7 +248,11 @@ fn failed(server: &Server, e: PollError) -> PollResult {
 
 /// The pure part of recording: from the server as stored and a poll result, the row update
 /// and the activity events. Events fire on transitions only.
-pub fn transition(current: &Server, result: &PollResult, docker_note_before: Option<&str>) -> (ServerUpdate, Vec<ActivityEvent>) {
+pub fn transition(
+    current: &Server,
+    result: &PollResult,
+    docker_note_before: Option<&str>,
+) -> (ServerUpdate, Vec<ActivityEvent>) {
     let now = Utc::now();
     let mut update = ServerUpdate {
         last_poll_at: Some(now),
@@ -229,7 +263,9 @@ pub fn transition(current: &Server, result: &PollResult, docker_note_before: Opt
         Ok(snapshot) => {
             if let Some(HostKeyCheck::FirstSeen(fp)) = &result.host_key {
                 update.pin = Some(fp.clone());
-                events.push(ActivityEvent::HostKeyPinned { fingerprint: fp.clone() });
+                events.push(ActivityEvent::HostKeyPinned {
+                    fingerprint: fp.clone(),
+                });
             }
             if current.status != ServerStatus::Online {
                 events.push(ActivityEvent::ServerOnline {
@@ -248,7 +284,9 @@ pub fn transition(current: &Server, result: &PollResult, docker_note_before: Opt
             });
             let had_problems = current.status == ServerStatus::Online && current.reason.is_some();
             match (&problems, had_problems) {
-                (Some(p), false) => events.push(ActivityEvent::ServerDegraded { problems: p.clone() }),
+                (Some(p), false) => events.push(ActivityEvent::ServerDegraded {
+                    problems: p.clone(),
+                }),
                 (None, true) => events.push(ActivityEvent::ServerRecovered),
                 _ => {}
             }

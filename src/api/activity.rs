@@ -13,11 +13,23 @@ use crate::store::ActivityFilter;
 pub const MAX_LIMIT: u32 = 1000;
 
 pub async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
-    p.only(&["type", "server_id", "actor", "severity", "since", "until", "limit", "offset"])?;
+    p.only(&[
+        "type",
+        "server_id",
+        "actor",
+        "severity",
+        "since",
+        "until",
+        "limit",
+        "offset",
+    ])?;
     let severity = p.get("severity").map(str::to_string);
     if let Some(s) = &severity {
         if !SEVERITIES.contains(&s.as_str()) {
-            return Err(ApiError::bad("severity", format!("'{s}' is not one of {}", SEVERITIES.join(", "))));
+            return Err(ApiError::bad(
+                "severity",
+                format!("'{s}' is not one of {}", SEVERITIES.join(", ")),
+            ));
         }
     }
     let filter = ActivityFilter {
@@ -31,5 +43,7 @@ pub async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Value>, 
         offset: p.uint("offset", 0, u32::MAX)?.unwrap_or(0),
     };
     let (total, items) = st.store.activity(&filter).await?;
-    Ok(Json(json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items })))
+    Ok(Json(
+        json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items }),
+    ))
 }

@@ -64,12 +64,24 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            Self::BadRequest { field, message } => (StatusCode::BAD_REQUEST, json!({ "error": format!("{field}: {message}"), "field": field })),
-            Self::NotFound { field, message } => (StatusCode::NOT_FOUND, json!({ "error": format!("{field}: {message}"), "field": field })),
-            Self::Conflict { field, message } => (StatusCode::CONFLICT, json!({ "error": format!("{field}: {message}"), "field": field })),
+            Self::BadRequest { field, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::NotFound { field, message } => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::Conflict { field, message } => (
+                StatusCode::CONFLICT,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "Request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error; see the server log" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error; see the server log" }),
+                )
             }
         };
         (status, Json(body)).into_response()

@@ -39,6 +39,10 @@ pub fn health(status: ServerStatus, s: Option<&LatestSample>, t: &Thresholds) ->
     }
 }
 
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
 fn avg(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let v: Vec<f64> = values.flatten().collect();
     (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 10.0).round() / 10.0)
@@ -48,9 +52,22 @@ pub async fn summary(State(st): State<AppState>) -> Result<Json<Value>, ApiError
     let now = Utc::now();
     let interval = st.settings.poll_interval_secs;
     let servers = st.store.servers().await?;
-    let latest: HashMap<_, _> = st.store.latest_samples().await?.into_iter().map(|l| (l.server_id, l)).collect();
-    let statuses: Vec<_> = servers.iter().map(|s| (s, s.effective_status(now, interval))).collect();
-    let online: Vec<_> = statuses.iter().filter(|(_, st)| *st == ServerStatus::Online).map(|(s, _)| s.id).collect();
+    let latest: HashMap<_, _> = st
+        .store
+        .latest_samples()
+        .await?
+        .into_iter()
+        .map(|l| (l.server_id, l))
+        .collect();
+    let statuses: Vec<_> = servers
+        .iter()
+        .map(|s| (s, s.effective_status(now, interval)))
+        .collect();
+    let online: Vec<_> = statuses
+        .iter()
+        .filter(|(_, st)| *st == ServerStatus::Online)
+        .map(|(s, _)| s.id)
+        .collect();
 
     let containers = st.store.latest_containers(None).await?;
     let mut counts = HashMap::new();
@@ -73,9 +90,9 @@ pub async fn summary(State(st): State<AppState>) -> Result<Json<Value>, ApiError
                 "health": health(*status, l, &st.settings.thresholds),
                 "reason": s.reason,
                 "last_sample_at": s.last_sample_at,
-                "cpu_percent": l.and_then(|l| l.cpu_busy_percent),
-                "memory_percent": l.and_then(|l| l.memory_percent),
-                "disk_percent": l.and_then(|l| l.disk_percent),
+                "cpu_percent": l.and_then(|l| l.cpu_busy_percent).map(round1),
+                "memory_percent": l.and_then(|l| l.memory_percent).map(round1),
+                "disk_percent": l.and_then(|l| l.disk_percent).map(round1),
                 "load1": l.and_then(|l| l.load1),
             })
         })

@@ -22,7 +22,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::bad("body", e.body_text()))?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
         match value {
             Value::Object(map) => Ok(Self(map)),
             _ => Err(ApiError::bad("body", "expected a JSON object")),
@@ -34,7 +35,10 @@ impl JsonObject {
     /// Fails on any key not in `allowed`, so typos are not silently ignored.
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::bad(k, format!("unknown field; expected one of: {}", allowed.join(", ")))),
+            Some(k) => Err(ApiError::bad(
+                k,
+                format!("unknown field; expected one of: {}", allowed.join(", ")),
+            )),
             None => Ok(()),
         }
     }
@@ -60,9 +64,16 @@ impl JsonObject {
     pub fn port(&self, key: &str) -> Result<Option<u16>, ApiError> {
         match self.0.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64().and_then(|v| u16::try_from(v).ok()).filter(|v| *v > 0) {
+            Some(Value::Number(n)) => match n
+                .as_u64()
+                .and_then(|v| u16::try_from(v).ok())
+                .filter(|v| *v > 0)
+            {
                 Some(p) => Ok(Some(p)),
-                None => Err(ApiError::bad(key, format!("{n} is not a port: must be between 1 and 65535"))),
+                None => Err(ApiError::bad(
+                    key,
+                    format!("{n} is not a port: must be between 1 and 65535"),
+                )),
             },
             Some(_) => Err(ApiError::bad(key, "expected a number between 1 and 65535")),
         }
@@ -81,7 +92,11 @@ impl JsonObject {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::bad(key, "expected an array of strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ApiError::bad(key, "expected an array of strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(_) => Err(ApiError::bad(key, "expected an array of strings")),
@@ -106,13 +121,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 impl Params {
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::bad(k, format!("unknown parameter; expected one of: {}", allowed.join(", ")))),
+            Some(k) => Err(ApiError::bad(
+                k,
+                format!("unknown parameter; expected one of: {}", allowed.join(", ")),
+            )),
             None => Ok(()),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -120,7 +141,12 @@ impl Params {
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::bad(key, format!("'{v}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z")))
+                    .map_err(|_| {
+                        ApiError::bad(
+                            key,
+                            format!("'{v}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"),
+                        )
+                    })
             })
             .transpose()
     }
@@ -131,7 +157,12 @@ impl Params {
                 v.parse::<u32>()
                     .ok()
                     .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| ApiError::bad(key, format!("'{v}' must be a whole number between {min} and {max}")))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            key,
+                            format!("'{v}' must be a whole number between {min} and {max}"),
+                        )
+                    })
             })
             .transpose()
     }

@@ -17,7 +17,12 @@ const DEFAULT_POINTS: u32 = 500;
 fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let until = p.time("until")?.unwrap_or_else(Utc::now);
     let since = match (p.time("since")?, p.get("period")) {
-        (Some(_), Some(_)) => return Err(ApiError::bad("period", "give either period or since, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "period",
+                "give either period or since, not both",
+            ))
+        }
         (Some(s), None) => s,
         (None, period) => {
             let d = match period.unwrap_or("1h") {
@@ -25,7 +30,12 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
                 "24h" => Duration::hours(24),
                 "7d" => Duration::days(7),
                 "30d" => Duration::days(30),
-                other => return Err(ApiError::bad("period", format!("'{other}' is not one of 1h, 24h, 7d, 30d"))),
+                other => {
+                    return Err(ApiError::bad(
+                        "period",
+                        format!("'{other}' is not one of 1h, 24h, 7d, 30d"),
+                    ))
+                }
             };
             until - d
         }
@@ -36,27 +46,48 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     Ok((since, until))
 }
 
-pub async fn history(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<Json<Value>, ApiError> {
+pub async fn history(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
     p.only(&["period", "since", "until", "points"])?;
     let (since, until) = range(&p)?;
     let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
     st.store.server(id).await?;
-    let items = st.store.metric_history(id, since, until, i64::from(points)).await?;
-    Ok(Json(json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items })))
+    let items = st
+        .store
+        .metric_history(id, since, until, i64::from(points))
+        .await?;
+    Ok(Json(
+        json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items }),
+    ))
 }
 
-pub async fn disks(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn disks(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
     st.store.server(id).await?;
     let items = st.store.latest_disks(id).await?;
     Ok(Json(json!({ "server_id": id, "items": items })))
 }
 
-pub async fn containers(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn containers(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
     st.store.server(id).await?;
-    let items: Vec<_> = st.store.latest_containers(Some(id)).await?.into_iter().map(|(_, c)| c).collect();
+    let items: Vec<_> = st
+        .store
+        .latest_containers(Some(id))
+        .await?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     Ok(Json(json!({ "server_id": id, "items": items })))
 }
 
@@ -71,8 +102,16 @@ pub async fn container_history(
     let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
     st.store.server(id).await?;
     if !st.store.container_known(id, &container).await? {
-        return Err(ApiError::not_found("container", format!("no container '{container}' on this server")));
+        return Err(ApiError::not_found(
+            "container",
+            format!("no container '{container}' on this server"),
+        ));
     }
-    let items = st.store.container_history(id, &container, since, until, i64::from(points)).await?;
-    Ok(Json(json!({ "server_id": id, "container": container, "since": since, "until": until, "points": items.len(), "items": items })))
+    let items = st
+        .store
+        .container_history(id, &container, since, until, i64::from(points))
+        .await?;
+    Ok(Json(
+        json!({ "server_id": id, "container": container, "since": since, "until": until, "points": items.len(), "items": items }),
+    ))
 }

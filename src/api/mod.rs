@@ -35,17 +35,28 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/dashboard/summary", get(fleet::summary))
         .route("/api/servers", get(servers::list).post(servers::create))
-        .route("/api/servers/{id}", get(servers::show).patch(servers::update).delete(servers::remove))
+        .route(
+            "/api/servers/{id}",
+            get(servers::show)
+                .patch(servers::update)
+                .delete(servers::remove),
+        )
         .route("/api/servers/{id}/trust", post(servers::trust))
         .route("/api/servers/{id}/metrics", get(metrics::history))
         .route("/api/servers/{id}/disks", get(metrics::disks))
         .route("/api/servers/{id}/containers", get(metrics::containers))
-        .route("/api/servers/{id}/containers/{container}/metrics", get(metrics::container_history))
+        .route(
+            "/api/servers/{id}/containers/{container}/metrics",
+            get(metrics::container_history),
+        )
         .route("/api/activity", get(activity::list))
         .route("/", get(dashboard::index))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })
         // A slow client cannot hold shutdown hostage.
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .with_state(state)
 }
 
@@ -53,8 +64,15 @@ pub fn router(state: AppState) -> Router {
 ///
 /// # Errors
 /// The listener fails.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -15,7 +15,16 @@ use super::AppState;
 use crate::inventory::{NewServer, Server, ServerPatch};
 use crate::ops::{self, OpsError};
 
-const FIELDS: &[&str] = &["name", "host", "port", "user", "key_path", "key_passphrase_env", "tags", "enabled"];
+const FIELDS: &[&str] = &[
+    "name",
+    "host",
+    "port",
+    "user",
+    "key_path",
+    "key_passphrase_env",
+    "tags",
+    "enabled",
+];
 
 impl From<OpsError> for ApiError {
     fn from(e: OpsError) -> Self {
@@ -54,12 +63,16 @@ pub(super) fn dto(s: &Server, interval_secs: u64) -> Value {
 }
 
 fn required(body: &JsonObject, key: &str) -> Result<String, ApiError> {
-    body.string(key)?.ok_or_else(|| ApiError::bad(key, "is required"))
+    body.string(key)?
+        .ok_or_else(|| ApiError::bad(key, "is required"))
 }
 
 pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let servers = st.store.servers().await?;
-    let items: Vec<Value> = servers.iter().map(|s| dto(s, st.settings.poll_interval_secs)).collect();
+    let items: Vec<Value> = servers
+        .iter()
+        .map(|s| dto(s, st.settings.poll_interval_secs))
+        .collect();
     Ok(Json(json!({ "total": items.len(), "items": items })))
 }
 
@@ -80,10 +93,16 @@ pub async fn create(
         enabled: body.bool("enabled")?.unwrap_or(true),
     };
     let server = ops::add_server(&st.store, new, &actor(peer)).await?;
-    Ok((StatusCode::CREATED, Json(dto(&server, st.settings.poll_interval_secs))))
+    Ok((
+        StatusCode::CREATED,
+        Json(dto(&server, st.settings.poll_interval_secs)),
+    ))
 }
 
-pub async fn show(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let server = st.store.server(parse_id("id", &id)?).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }

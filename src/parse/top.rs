@@ -187,7 +187,11 @@ pub fn parse(out: &str) -> Result<TopReport, ParseError> {
             "a top summary ('top - ...' or BusyBox 'Mem: ...')",
         ));
     }
-    frame.cpu_busy_percent = frame.cpu.id.map(|id| (100.0 - id).clamp(0.0, 100.0));
+    // top prints idle to 0.1; rounding the difference keeps 0.4 from reading 0.4000000000000057.
+    frame.cpu_busy_percent = frame
+        .cpu
+        .id
+        .map(|id| ((100.0 - id) * 10.0).round().clamp(0.0, 1000.0) / 10.0);
     Ok(frame)
 }
 

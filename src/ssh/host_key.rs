@@ -34,7 +34,9 @@ impl HostKeyCheck {
 /// `SHA256:<base64>`, the form `ssh-keygen -lf` and OpenSSH's own messages use.
 pub fn fingerprint(key: &PublicKeyOrCertificate) -> String {
     match key {
-        PublicKeyOrCertificate::PublicKey { key, .. } => key.fingerprint(HashAlg::Sha256).to_string(),
+        PublicKeyOrCertificate::PublicKey { key, .. } => {
+            key.fingerprint(HashAlg::Sha256).to_string()
+        }
         // A host certificate is pinned by the key it certifies.
         PublicKeyOrCertificate::Certificate(cert) => {
             russh::keys::PublicKey::from(cert.public_key().clone())
@@ -50,10 +52,19 @@ mod tests {
 
     #[test]
     fn first_match_and_change() {
-        assert_eq!(HostKeyCheck::check(None, "SHA256:a"), HostKeyCheck::FirstSeen("SHA256:a".into()));
+        assert_eq!(
+            HostKeyCheck::check(None, "SHA256:a"),
+            HostKeyCheck::FirstSeen("SHA256:a".into())
+        );
         assert!(HostKeyCheck::check(Some("SHA256:a"), "SHA256:a").accepted());
         let c = HostKeyCheck::check(Some("SHA256:a"), "SHA256:b");
         assert!(!c.accepted());
-        assert_eq!(c, HostKeyCheck::Changed { pinned: "SHA256:a".into(), presented: "SHA256:b".into() });
+        assert_eq!(
+            c,
+            HostKeyCheck::Changed {
+                pinned: "SHA256:a".into(),
+                presented: "SHA256:b".into()
+            }
+        );
     }
 }

@@ -42,7 +42,9 @@ pub enum KeyError {
     WrongPassphrase(PathBuf),
     #[error("key file '{0}' holds a public key; give the private key (the file without .pub)")]
     PublicKey(PathBuf),
-    #[error("key file '{path}' is not a private key russh can load (ed25519, ECDSA, RSA): {reason}")]
+    #[error(
+        "key file '{path}' is not a private key russh can load (ed25519, ECDSA, RSA): {reason}"
+    )]
     Invalid { path: PathBuf, reason: String },
 }
 
@@ -50,7 +52,10 @@ pub enum KeyError {
 ///
 /// # Errors
 /// [`KeyError`] naming the file.
-pub fn load_private_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<PrivateKey, KeyError> {
+pub fn load_private_key(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<PrivateKey, KeyError> {
     let text = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -120,6 +125,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("k.pub");
         std::fs::write(&p, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMx user@host\n").expect("write");
-        assert!(matches!(load_private_key(&p, None), Err(KeyError::PublicKey(_))));
+        assert!(matches!(
+            load_private_key(&p, None),
+            Err(KeyError::PublicKey(_))
+        ));
     }
 }

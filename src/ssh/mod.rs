@@ -28,7 +28,10 @@ pub enum SshError {
     Unreachable { target: String, message: String },
     /// A step did not finish within its deadline.
     #[error("{stage} timed out after {}s", after.as_secs())]
-    Timeout { stage: &'static str, after: Duration },
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+    },
     /// The presented host key is not the pinned one; nothing was sent to the host.
     #[error("host key changed: pinned {pinned}, presented {presented}")]
     HostKeyChanged { pinned: String, presented: String },
@@ -75,7 +78,10 @@ struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let presented = host_key::fingerprint(key);
         let accepted = HostKeyCheck::check(self.pinned.as_deref(), &presented).accepted();
         if let Ok(mut seen) = self.seen.lock() {
@@ -121,7 +127,11 @@ impl Session {
             pinned: p.pinned.clone(),
             seen: seen.clone(),
         };
-        let handshake = timeout(p.connect_timeout, client::connect_stream(config, stream, handler)).await;
+        let handshake = timeout(
+            p.connect_timeout,
+            client::connect_stream(config, stream, handler),
+        )
+        .await;
         let presented = seen.lock().ok().and_then(|s| s.clone());
         let mut handle = match handshake {
             Err(_) => {
@@ -143,13 +153,17 @@ impl Session {
             }
             Ok(Ok(h)) => h,
         };
-        let presented = presented.ok_or_else(|| SshError::Protocol("server presented no host key".into()))?;
+        let presented =
+            presented.ok_or_else(|| SshError::Protocol("server presented no host key".into()))?;
         let host_key = HostKeyCheck::check(p.pinned.as_deref(), &presented);
 
         let auth = async {
             let hash = handle.best_supported_rsa_hash().await?.flatten();
             handle
-                .authenticate_publickey(p.user.clone(), PrivateKeyWithHashAlg::new(p.key.clone(), hash))
+                .authenticate_publickey(
+                    p.user.clone(),
+                    PrivateKeyWithHashAlg::new(p.key.clone(), hash),
+                )
                 .await
         };
         match timeout(p.auth_timeout, auth).await {
@@ -159,7 +173,9 @@ impl Session {
             }),
             Ok(Err(e)) => Err(SshError::Protocol(e.to_string())),
             Ok(Ok(r)) if r.success() => Ok(Self { handle, host_key }),
-            Ok(Ok(_)) => Err(SshError::AuthFailed { user: p.user.clone() }),
+            Ok(Ok(_)) => Err(SshError::AuthFailed {
+                user: p.user.clone(),
+            }),
         }
     }
 
@@ -173,7 +189,12 @@ impl Session {
     ///
     /// # Errors
     /// `Timeout` when the whole command exceeds `limit`; `Protocol` when the channel breaks.
-    pub async fn exec(&self, command: &str, stdin: &[u8], limit: Duration) -> Result<CommandOutput, SshError> {
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<CommandOutput, SshError> {
         let run = async {
             let mut channel = self
                 .handle
@@ -198,7 +219,9 @@ impl Session {
             while let Some(msg) = channel.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => append(&mut out.stdout, &data, &mut out.truncated),
-                    ChannelMsg::ExtendedData { data, .. } => append(&mut out.stderr, &data, &mut out.truncated),
+                    ChannelMsg::ExtendedData { data, .. } => {
+                        append(&mut out.stderr, &data, &mut out.truncated)
+                    }
                     ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
                     _ => {}
                 }

@@ -65,7 +65,10 @@ fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
     })
 }
 
-pub(super) async fn insert(conn: &mut sqlx::SqliteConnection, a: &NewActivity) -> Result<(), StoreError> {
+pub(super) async fn insert(
+    conn: &mut sqlx::SqliteConnection,
+    a: &NewActivity,
+) -> Result<(), StoreError> {
     sqlx::query(
         "insert into activity (ts, type, severity, actor, server_id, server_name, message, details) \
          values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -120,7 +123,10 @@ impl Store {
     }
 
     /// Newest first, with the total count matching the filter.
-    pub async fn activity(&self, f: &ActivityFilter) -> Result<(i64, Vec<ActivityRow>), StoreError> {
+    pub async fn activity(
+        &self,
+        f: &ActivityFilter,
+    ) -> Result<(i64, Vec<ActivityRow>), StoreError> {
         let mut count = QueryBuilder::<Sqlite>::new("select count(*) from activity");
         push_filters(&mut count, f);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;

@@ -15,7 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
-pub use samples::{ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, RetentionCounts};
+pub use samples::{
+    ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, RetentionCounts,
+};
 pub use servers::ServerUpdate;
 
 /// A database failure, or a client mistake the database detected.
@@ -38,7 +40,10 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     /// A stored value that does not read back (hand-edited database).
     #[error("corrupt row in {table}: {message}")]
-    Corrupt { table: &'static str, message: String },
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
 }
 
 /// Handle to the database; cheap to clone.

@@ -12,7 +12,6 @@ use super::servers::{apply_update, ServerUpdate};
 use super::{from_ms, i64_to_u64, to_ms, u64_to_i64, Store, StoreError};
 use crate::model::{ContainerHealth, Snapshot};
 
-
 /// The latest server-wide sample of one server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LatestSample {
@@ -121,7 +120,13 @@ fn opt_u(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
         return Ok(i64_to_u64(v));
     }
     let v: Option<f64> = row.try_get::<Option<f64>, _>(col)?;
-    Ok(v.map(|v| if v.is_finite() && v > 0.0 { v.round() as u64 } else { 0 }))
+    Ok(v.map(|v| {
+        if v.is_finite() && v > 0.0 {
+            v.round() as u64
+        } else {
+            0
+        }
+    }))
 }
 
 impl Store {
@@ -328,7 +333,10 @@ impl Store {
     }
 
     /// The containers of the server's latest sample; `None` for every server at once.
-    pub async fn latest_containers(&self, server_id: Option<Uuid>) -> Result<Vec<(Uuid, ContainerRow)>, StoreError> {
+    pub async fn latest_containers(
+        &self,
+        server_id: Option<Uuid>,
+    ) -> Result<Vec<(Uuid, ContainerRow)>, StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "select c.server_id, c.ts, c.container_id, c.name, c.image, c.state, c.status_text, c.exit_code, c.health, c.category, \
              c.cpu_percent, c.mem_used_bytes, c.mem_limit_bytes, c.mem_percent, c.net_rx_bytes, c.net_tx_bytes, \
@@ -420,7 +428,11 @@ impl Store {
     }
 
     /// True when the server has ever reported a container of this name or id.
-    pub async fn container_known(&self, server_id: Uuid, container: &str) -> Result<bool, StoreError> {
+    pub async fn container_known(
+        &self,
+        server_id: Uuid,
+        container: &str,
+    ) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "select count(*) from (select 1 from container_metrics where server_id = ? and (name = ? or container_id = ?) limit 1)",
         )
@@ -434,7 +446,11 @@ impl Store {
 
     /// Deletes samples older than `cutoff` in chunks, so a large backlog never holds the
     /// write lock for long, and logs the run in the activity log in the last transaction.
-    pub async fn apply_retention(&self, cutoff: DateTime<Utc>, event: impl FnOnce(RetentionCounts) -> Option<NewActivity>) -> Result<RetentionCounts, StoreError> {
+    pub async fn apply_retention(
+        &self,
+        cutoff: DateTime<Utc>,
+        event: impl FnOnce(RetentionCounts) -> Option<NewActivity>,
+    ) -> Result<RetentionCounts, StoreError> {
         const CHUNK: i64 = 5_000;
         let c = to_ms(cutoff);
         let mut counts = RetentionCounts::default();

@@ -32,7 +32,9 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         status: status.parse().map_err(corrupt)?,
         reason: row.try_get("reason")?,
-        last_sample_at: row.try_get::<Option<i64>, _>("last_sample_at")?.map(from_ms),
+        last_sample_at: row
+            .try_get::<Option<i64>, _>("last_sample_at")?
+            .map(from_ms),
         last_poll_at: row.try_get::<Option<i64>, _>("last_poll_at")?.map(from_ms),
         host_key_fingerprint: row.try_get("host_key_fingerprint")?,
         pending_host_key_fingerprint: row.try_get("pending_host_key_fingerprint")?,
@@ -56,7 +58,11 @@ impl Store {
     ///
     /// # Errors
     /// `Conflict` when the name is taken.
-    pub async fn insert_server(&self, s: &NewServer, now: DateTime<Utc>) -> Result<Server, StoreError> {
+    pub async fn insert_server(
+        &self,
+        s: &NewServer,
+        now: DateTime<Utc>,
+    ) -> Result<Server, StoreError> {
         let id = Uuid::new_v4();
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         sqlx::query(
@@ -115,7 +121,13 @@ impl Store {
     ///
     /// # Errors
     /// `NotFound`, or `Conflict` on a taken name.
-    pub async fn update_server(&self, id: Uuid, s: &NewServer, reset_pin: bool, now: DateTime<Utc>) -> Result<Server, StoreError> {
+    pub async fn update_server(
+        &self,
+        id: Uuid,
+        s: &NewServer,
+        reset_pin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Server, StoreError> {
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         let pin_sql = if reset_pin {
             ", host_key_fingerprint = null, pending_host_key_fingerprint = null, status = 'unknown', reason = null"
@@ -165,7 +177,12 @@ impl Store {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn trust_host_key(&self, id: Uuid, fingerprint: Option<&str>, now: DateTime<Utc>) -> Result<Server, StoreError> {
+    pub async fn trust_host_key(
+        &self,
+        id: Uuid,
+        fingerprint: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Server, StoreError> {
         let done = sqlx::query(
             "update servers set host_key_fingerprint = ?, pending_host_key_fingerprint = null, \
              status = case when status = 'host_key_changed' then 'unknown' else status end, \
@@ -201,7 +218,8 @@ pub(super) async fn apply_update(
     id: Uuid,
     u: &ServerUpdate,
 ) -> Result<(), StoreError> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("update servers set updated_at = updated_at");
+    let mut q =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("update servers set updated_at = updated_at");
     if let Some(s) = u.status {
         q.push(", status = ").push_bind(s.as_str());
     }
@@ -219,10 +237,13 @@ pub(super) async fn apply_update(
     }
     if let Some(fp) = &u.pin {
         // Only pin when nothing is pinned yet: a concurrent `trust` must win.
-        q.push(", host_key_fingerprint = coalesce(host_key_fingerprint, ").push_bind(fp.clone()).push(")");
+        q.push(", host_key_fingerprint = coalesce(host_key_fingerprint, ")
+            .push_bind(fp.clone())
+            .push(")");
     }
     if let Some(fp) = &u.pending {
-        q.push(", pending_host_key_fingerprint = ").push_bind(fp.clone());
+        q.push(", pending_host_key_fingerprint = ")
+            .push_bind(fp.clone());
     }
     q.push(" where id = ").push_bind(id.to_string());
     q.build().execute(&mut *tx).await?;
@@ -232,10 +253,11 @@ pub(super) async fn apply_update(
 impl Store {
     /// The docker note stored for a server (to log availability changes once).
     pub async fn docker_note(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> = sqlx::query_as("select docker_note from servers where id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("select docker_note from servers where id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|r| r.0))
     }
 }

@@ -18,39 +18,72 @@ async fn servers_are_registered_edited_and_removed_over_http() {
     let app = TestApp::start().await;
     let key_text = std::fs::read_to_string(&sshd.client_key).expect("key");
 
-    let (status, created) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "web-1"))).await;
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&body(&sshd, "web-1")))
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_string();
     assert_eq!(created["status"], "unknown");
     assert_eq!(created["tags"], serde_json::json!(["prod", "web"]));
-    assert!(!created.to_string().contains(key_text.trim()), "private key leaked");
+    assert!(
+        !created.to_string().contains(key_text.trim()),
+        "private key leaked"
+    );
 
     let (status, list) = app.get("/api/servers").await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 1);
 
-    let (status, dup) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "web-1"))).await;
+    let (status, dup) = app
+        .send(Method::POST, "/api/servers", Some(&body(&sshd, "web-1")))
+        .await;
     assert_eq!(status, 409, "{dup}");
     assert_eq!(dup["field"], "name");
 
-    let (status, patched) = app.send(Method::PATCH, &format!("/api/servers/{id}"), Some(r#"{"tags":["db"],"enabled":false}"#)).await;
+    let (status, patched) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/servers/{id}"),
+            Some(r#"{"tags":["db"],"enabled":false}"#),
+        )
+        .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["status"], "disabled");
     assert_eq!(patched["tags"], serde_json::json!(["db"]));
 
-    let (status, _) = app.send(Method::DELETE, &format!("/api/servers/{id}"), None).await;
+    let (status, _) = app
+        .send(Method::DELETE, &format!("/api/servers/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     let (status, gone) = app.get(&format!("/api/servers/{id}")).await;
     assert_eq!(status, 404, "{gone}");
 
     let (_, log) = app.get("/api/activity?limit=100").await;
-    let kinds: Vec<&str> = log["items"].as_array().expect("items").iter().filter_map(|e| e["type"].as_str()).collect();
-    for k in ["system_started", "server_added", "server_updated", "server_removed"] {
+    let kinds: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for k in [
+        "system_started",
+        "server_added",
+        "server_updated",
+        "server_removed",
+    ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
-    let added = log["items"].as_array().expect("items").iter().find(|e| e["type"] == "server_added").expect("added");
+    let added = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["type"] == "server_added")
+        .expect("added");
     assert_eq!(added["actor"], "api:127.0.0.1");
-    assert!(!log.to_string().contains(key_text.trim()), "private key leaked into the activity log");
+    assert!(
+        !log.to_string().contains(key_text.trim()),
+        "private key leaked into the activity log"
+    );
     app.stop().await;
 }
 
@@ -71,7 +104,10 @@ async fn bad_requests_get_400_naming_the_field() {
         (with("host", "not a host".into()), "host"),
         (with("user", "-root".into()), "user"),
         (with("name", "".into()), "name"),
-        (with("key_path", "/nonexistent/id_ed25519".into()), "key_path"),
+        (
+            with("key_path", "/nonexistent/id_ed25519".into()),
+            "key_path",
+        ),
         (with("tags", "prod".into()), "tags"),
         (with("colour", "red".into()), "colour"),
         ("{not json".to_string(), "body"),
@@ -84,20 +120,36 @@ async fn bad_requests_get_400_naming_the_field() {
         assert!(err["error"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let pub_key = format!("{}.pub", sshd.client_key.display());
-    let (status, err) = app.send(Method::POST, "/api/servers", Some(&with("key_path", pub_key.into()))).await;
+    let (status, err) = app
+        .send(
+            Method::POST,
+            "/api/servers",
+            Some(&with("key_path", pub_key.into())),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(err["error"].as_str().unwrap_or("").contains("public key"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap_or("").contains("public key"),
+        "{err}"
+    );
 
     let (status, err) = app.get("/api/servers/not-a-uuid").await;
     assert_eq!((status, err["field"].as_str()), (400, Some("id")));
-    let (status, _) = app.get("/api/servers/8f0c1a52-1111-4c1e-9a57-111111111111").await;
+    let (status, _) = app
+        .get("/api/servers/8f0c1a52-1111-4c1e-9a57-111111111111")
+        .await;
     assert_eq!(status, 404);
-    let (status, created) = app.send(Method::POST, "/api/servers", Some(&good.to_string())).await;
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&good.to_string()))
+        .await;
     assert_eq!(status, 201);
     let id = created["id"].as_str().expect("id");
     for (path, field) in [
         (format!("/api/servers/{id}/metrics?period=2h"), "period"),
-        (format!("/api/servers/{id}/metrics?since=yesterday"), "since"),
+        (
+            format!("/api/servers/{id}/metrics?since=yesterday"),
+            "since",
+        ),
         (format!("/api/servers/{id}/metrics?points=0"), "points"),
         (format!("/api/servers/{id}/metrics?colour=red"), "colour"),
         ("/api/activity?limit=0".to_string(), "limit"),
@@ -110,9 +162,21 @@ async fn bad_requests_get_400_naming_the_field() {
         assert_eq!(status, 400, "{path} -> {err}");
         assert_eq!(err["field"], field, "{path} -> {err}");
     }
-    let (status, err) = app.send(Method::PATCH, &format!("/api/servers/{id}"), Some(r#"{"port": 70000}"#)).await;
-    assert_eq!((status, err["field"].as_str()), (400, Some("port")), "{err}");
-    let (status, _) = app.get(&format!("/api/servers/{id}/containers/nosuch/metrics")).await;
+    let (status, err) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/servers/{id}"),
+            Some(r#"{"port": 70000}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (400, Some("port")),
+        "{err}"
+    );
+    let (status, _) = app
+        .get(&format!("/api/servers/{id}/containers/nosuch/metrics"))
+        .await;
     assert_eq!(status, 404);
     app.stop().await;
 }
@@ -121,12 +185,16 @@ async fn bad_requests_get_400_naming_the_field() {
 async fn the_summary_history_and_activity_reflect_a_real_poll() {
     let live = Sshd::start(common::shim());
     let app = TestApp::start().await;
-    let (status, created) = app.send(Method::POST, "/api/servers", Some(&body(&live, "live"))).await;
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&body(&live, "live")))
+        .await;
     assert_eq!(status, 201);
     let id = created["id"].as_str().expect("id").to_string();
     let mut dead_body: Value = serde_json::from_str(&body(&live, "dead")).expect("json");
     dead_body["port"] = crate::harness::closed_port().into();
-    let (status, _) = app.send(Method::POST, "/api/servers", Some(&dead_body.to_string())).await;
+    let (status, _) = app
+        .send(Method::POST, "/api/servers", Some(&dead_body.to_string()))
+        .await;
     assert_eq!(status, 201);
     let servers = app.store.servers().await.expect("servers");
     common::poll(&app.store, app.dir.path(), servers).await;
@@ -138,41 +206,96 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
     assert_eq!(s["offline_servers"], 1);
     // The shim prints a real capture of 8 containers: unhealthy "sick" and "gone" (exit 3) are errors.
     assert_eq!(s["total_containers"], 8);
-    let sum = s["running_containers"].as_u64().unwrap_or(0) + s["stopped_containers"].as_u64().unwrap_or(0) + s["error_containers"].as_u64().unwrap_or(0);
+    let sum = s["running_containers"].as_u64().unwrap_or(0)
+        + s["stopped_containers"].as_u64().unwrap_or(0)
+        + s["error_containers"].as_u64().unwrap_or(0);
     assert_eq!(sum, 8);
     assert!(s["error_containers"].as_u64().unwrap_or(0) >= 2, "{s}");
-    assert!(s["avg_memory_percent"].as_f64().is_some_and(|m| m > 0.0 && m < 100.0), "{s}");
+    assert!(
+        s["avg_memory_percent"]
+            .as_f64()
+            .is_some_and(|m| m > 0.0 && m < 100.0),
+        "{s}"
+    );
     let rows = s["servers"].as_array().expect("servers");
     let live_row = rows.iter().find(|r| r["name"] == "live").expect("live row");
-    assert!(matches!(live_row["health"].as_str(), Some("healthy" | "warning" | "critical")), "{live_row}");
+    assert!(
+        matches!(
+            live_row["health"].as_str(),
+            Some("healthy" | "warning" | "critical")
+        ),
+        "{live_row}"
+    );
     let dead_row = rows.iter().find(|r| r["name"] == "dead").expect("dead row");
     assert_eq!(dead_row["health"], "offline");
-    assert!(dead_row["reason"].as_str().is_some_and(|r| r.starts_with("unreachable")), "{dead_row}");
-    assert!(s["recent_activities"].as_array().is_some_and(|a| !a.is_empty() && a.len() <= 10));
+    assert!(
+        dead_row["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unreachable")),
+        "{dead_row}"
+    );
+    assert!(s["recent_activities"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.len() <= 10));
 
-    let (status, m) = app.get(&format!("/api/servers/{id}/metrics?period=1h")).await;
+    let (status, m) = app
+        .get(&format!("/api/servers/{id}/metrics?period=1h"))
+        .await;
     assert_eq!(status, 200, "{m}");
     assert_eq!(m["points"], 1);
-    assert!(m["items"][0]["mem_total_bytes"].as_u64().is_some_and(|v| v > 0));
+    assert!(m["items"][0]["mem_total_bytes"]
+        .as_u64()
+        .is_some_and(|v| v > 0));
     let (_, d) = app.get(&format!("/api/servers/{id}/disks")).await;
-    assert!(d["items"].as_array().is_some_and(|a| a.iter().any(|r| r["mount"] == "/")), "{d}");
+    assert!(
+        d["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["mount"] == "/")),
+        "{d}"
+    );
     let (_, c) = app.get(&format!("/api/servers/{id}/containers")).await;
     assert_eq!(c["items"].as_array().map(Vec::len), Some(8));
-    let (status, h) = app.get(&format!("/api/servers/{id}/containers/busy/metrics?period=24h")).await;
+    let (status, h) = app
+        .get(&format!(
+            "/api/servers/{id}/containers/busy/metrics?period=24h"
+        ))
+        .await;
     assert_eq!(status, 200, "{h}");
-    assert!(h["items"][0]["cpu_percent"].as_f64().is_some_and(|v| v > 40.0), "{h}");
+    assert!(
+        h["items"][0]["cpu_percent"]
+            .as_f64()
+            .is_some_and(|v| v > 40.0),
+        "{h}"
+    );
 
-    let (_, a) = app.get(&format!("/api/activity?server_id={id}&type=server_online")).await;
+    let (_, a) = app
+        .get(&format!("/api/activity?server_id={id}&type=server_online"))
+        .await;
     assert_eq!(a["total"], 1, "{a}");
     let (_, a) = app.get("/api/activity?severity=warning").await;
-    assert!(a["items"].as_array().expect("items").iter().all(|e| e["severity"] == "warning"));
-    assert!(a["items"].as_array().expect("items").iter().any(|e| e["type"] == "server_offline"), "{a}");
+    assert!(a["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .all(|e| e["severity"] == "warning"));
+    assert!(
+        a["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["type"] == "server_offline"),
+        "{a}"
+    );
     let (_, page) = app.get("/api/activity?limit=1&offset=1").await;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
     assert!(page["total"].as_i64().unwrap_or(0) > 1);
 
     let r = app.http.get(app.url("/")).send().await.expect("dashboard");
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.expect("html").contains("/api/dashboard/summary"));
+    assert!(r
+        .text()
+        .await
+        .expect("html")
+        .contains("/api/dashboard/summary"));
     app.stop().await;
 }

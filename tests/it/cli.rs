@@ -18,15 +18,31 @@ fn fleetpoll() -> Command {
 
 #[test]
 fn parse_prints_json_and_bad_input_exits_1_naming_the_line() {
-    let out = fleetpoll().args(["parse", "free"]).arg(fixture("free/procps-ng-4.0.2-b.txt")).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = fleetpoll()
+        .args(["parse", "free"])
+        .arg(fixture("free/procps-ng-4.0.2-b.txt"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert!(v["mem_total_bytes"].as_u64().is_some_and(|t| t > 0), "{v}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.txt");
-    std::fs::write(&bad, "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda lots of space\n").expect("write");
-    let out = fleetpoll().args(["parse", "df"]).arg(&bad).output().expect("run");
+    std::fs::write(
+        &bad,
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda lots of space\n",
+    )
+    .expect("write");
+    let out = fleetpoll()
+        .args(["parse", "df"])
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
@@ -41,12 +57,28 @@ fn server_commands_with_json_print_only_json_and_remove_needs_confirmation() {
     let out = fleetpoll()
         .arg("--db")
         .arg(&db)
-        .args(["server", "add", "--name", "cli-1", "--host", "127.0.0.1", "--port", &sshd.port.to_string(), "--user", &sshd.user, "--key"])
+        .args([
+            "server",
+            "add",
+            "--name",
+            "cli-1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &sshd.port.to_string(),
+            "--user",
+            &sshd.user,
+            "--key",
+        ])
         .arg(&sshd.client_key)
         .args(["--tag", "prod", "--json"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
     assert_eq!(v["name"], "cli-1");
     let key_text = std::fs::read_to_string(&sshd.client_key).expect("key");
@@ -54,34 +86,83 @@ fn server_commands_with_json_print_only_json_and_remove_needs_confirmation() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains(key_text.trim()));
 
     // Bad port is refused by the CLI with the field named.
-    let out = fleetpoll().arg("--db").arg(&db).args(["server", "add", "--name", "x", "--host", "h", "--port", "70000", "--user", "u", "--key", "/k"]).output().expect("run");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "server", "add", "--name", "x", "--host", "h", "--port", "70000", "--user", "u",
+            "--key", "/k",
+        ])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 
-    let out = fleetpoll().args(["server", "list", "--json", "--db"]).arg(&db).output().expect("run");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("global flags after the subcommand");
+    let out = fleetpoll()
+        .args(["server", "list", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("global flags after the subcommand");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
 
-    let out = fleetpoll().arg("--db").arg(&db).args(["poll", "--once", "--json"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["poll", "--once", "--json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("poll JSON");
     assert_eq!(v[0]["ok"], true, "{v}");
 
-    let out = fleetpoll().arg("--db").arg(&db).args(["server", "remove", "cli-1"]).output().expect("run");
-    assert!(!out.status.success(), "remove without --yes off a terminal must refuse");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["server", "remove", "cli-1"])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "remove without --yes off a terminal must refuse"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
-    let out = fleetpoll().arg("--db").arg(&db).args(["server", "remove", "cli-1", "--yes"]).output().expect("run");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["server", "remove", "cli-1", "--yes"])
+        .output()
+        .expect("run");
     assert!(out.status.success());
 
-    let out = fleetpoll().arg("--db").arg(&db).args(["activity", "--json", "--type", "server_removed"]).output().expect("run");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["activity", "--json", "--type", "server_removed"])
+        .output()
+        .expect("run");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("activity JSON");
     assert_eq!(v["total"], 1);
-    assert!(v["items"][0]["actor"].as_str().is_some_and(|a| a.starts_with("cli:")), "{v}");
+    assert!(
+        v["items"][0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli:")),
+        "{v}"
+    );
 }
 
 #[test]
 fn a_bad_setting_is_an_error_naming_the_key() {
-    let out = fleetpoll().env("FLEETPOLL_POLL_INTERVAL_SECS", "soon").args(["server", "list"]).output().expect("run");
+    let out = fleetpoll()
+        .env("FLEETPOLL_POLL_INTERVAL_SECS", "soon")
+        .args(["server", "list"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FLEETPOLL_POLL_INTERVAL_SECS"));
 }
@@ -100,19 +181,27 @@ fn serve_stops_cleanly_on_sigterm_within_ten_seconds() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("serve logs its address");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve logs its address");
         if line.contains("Serving") {
             break;
         }
         assert!(Instant::now() < deadline, "serve did not start");
     }
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(kill.success());
     let started = Instant::now();
     loop {
@@ -120,7 +209,10 @@ fn serve_stops_cleanly_on_sigterm_within_ten_seconds() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "serve did not stop within 10 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not stop within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 use crate::harness::{DockerMode, Sshd};
 
 pub fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// The docker shim answers with these real captures.
@@ -37,7 +39,9 @@ pub fn settings(dir: &Path) -> Settings {
 }
 
 pub async fn store(dir: &Path) -> Store {
-    Store::open(&dir.join("fleetpoll.db")).await.expect("open store")
+    Store::open(&dir.join("fleetpoll.db"))
+        .await
+        .expect("open store")
 }
 
 pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
@@ -54,7 +58,9 @@ pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
 }
 
 pub async fn add(store: &Store, new: NewServer) -> Server {
-    fleetpoll::ops::add_server(store, new, "test").await.expect("add server")
+    fleetpoll::ops::add_server(store, new, "test")
+        .await
+        .expect("add server")
 }
 
 /// Polls the given servers once through the scheduler (stores results, closes sessions).
@@ -65,11 +71,18 @@ pub async fn poll(store: &Store, dir: &Path, servers: Vec<Server>) -> Vec<(Serve
 
 pub async fn poll_one(store: &Store, dir: &Path, server: &Server) -> PollResult {
     let fresh = store.server(server.id).await.expect("server");
-    poll(store, dir, vec![fresh]).await.pop().expect("one result").1
+    poll(store, dir, vec![fresh])
+        .await
+        .pop()
+        .expect("one result")
+        .1
 }
 
 pub async fn count(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(store.pool()).await.expect("count")
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
 }
 
 /// A running `serve` (scheduler + API) on a port-0 listener.
@@ -86,12 +99,19 @@ impl TestApp {
     pub async fn start() -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(dir.path()).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(fleetpoll::app::run(settings(dir.path()), store.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(fleetpoll::app::run(
+            settings(dir.path()),
+            store.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         TestApp {
             addr,
             store,
@@ -112,10 +132,17 @@ impl TestApp {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let r = req.send().await.expect("request");
         let status = r.status().as_u16();

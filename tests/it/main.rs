@@ -18,3 +18,6 @@ mod cli;
 
 /// A real Docker engine's containers seen through a poll.
 mod docker_real;
+
+/// The store on a real SQLite file: retention and downsampling.
+mod store;

@@ -7,15 +7,33 @@ use crate::harness::{closed_port, DockerMode, KeyKind, SilentServer, Sshd};
 
 fn meminfo_total_bytes() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
-    let line = text.lines().find(|l| l.starts_with("MemTotal:")).expect("MemTotal");
-    let kib: u64 = line.split_whitespace().nth(1).expect("value").parse().expect("number");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .expect("MemTotal");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number");
     kib * 1024
 }
 
 fn root_fs_total_bytes() -> u64 {
-    let out = std::process::Command::new("df").args(["-B1", "-P", "/"]).output().expect("df");
+    let out = std::process::Command::new("df")
+        .args(["-B1", "-P", "/"])
+        .output()
+        .expect("df");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines().nth(1).expect("row").split_whitespace().nth(1).expect("total").parse().expect("number")
+    text.lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .nth(1)
+        .expect("total")
+        .parse()
+        .expect("number")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,37 +45,80 @@ async fn a_real_host_is_polled_and_its_values_match_the_truth() {
 
     let r = poll_one(&store, dir.path(), &server).await;
     let snap = r.outcome.as_ref().expect("poll succeeds");
-    assert_eq!(snap.server.mem_total_bytes, Some(meminfo_total_bytes()), "memory total equals MemTotal");
-    let root = snap.disks.iter().find(|d| d.mount == "/").expect("root filesystem row");
+    assert_eq!(
+        snap.server.mem_total_bytes,
+        Some(meminfo_total_bytes()),
+        "memory total equals MemTotal"
+    );
+    let root = snap
+        .disks
+        .iter()
+        .find(|d| d.mount == "/")
+        .expect("root filesystem row");
     let truth = root_fs_total_bytes();
-    assert!(root.total_bytes.expect("total").abs_diff(truth) < 1024, "root size {:?} vs df -B1 {truth}", root.total_bytes);
+    assert!(
+        root.total_bytes.expect("total").abs_diff(truth) < 1024,
+        "root size {:?} vs df -B1 {truth}",
+        root.total_bytes
+    );
     assert!(snap.server.uptime_seconds.is_some_and(|u| u > 0));
     assert!(snap.server.load1.is_some());
-    assert!(snap.server.cpu_busy_percent.is_some_and(|c| (0.0..=100.0).contains(&c)));
+    assert!(snap
+        .server
+        .cpu_busy_percent
+        .is_some_and(|c| (0.0..=100.0).contains(&c)));
     // The shim prints the captured docker output: every container of the capture is a row.
     assert_eq!(snap.containers.len(), 8);
-    let busy = snap.containers.iter().find(|c| c.name == "busy").expect("busy container");
+    let busy = snap
+        .containers
+        .iter()
+        .find(|c| c.name == "busy")
+        .expect("busy container");
     assert_eq!(busy.mem_limit_bytes, Some(256 * 1024 * 1024));
     assert!(busy.cpu_percent.is_some_and(|c| c > 40.0));
 
     let stored = store.server(server.id).await.expect("server");
     assert_eq!(stored.status, ServerStatus::Online);
-    assert_eq!(stored.host_key_fingerprint.as_deref(), Some(sshd.host_key_fingerprint().as_str()), "first connect pins the key");
-    let mem: i64 = sqlx::query_scalar("select mem_total_bytes from server_metrics where server_id = ?")
-        .bind(server.id.to_string())
-        .fetch_one(store.pool())
-        .await
-        .expect("stored metrics");
+    assert_eq!(
+        stored.host_key_fingerprint.as_deref(),
+        Some(sshd.host_key_fingerprint().as_str()),
+        "first connect pins the key"
+    );
+    let mem: i64 =
+        sqlx::query_scalar("select mem_total_bytes from server_metrics where server_id = ?")
+            .bind(server.id.to_string())
+            .fetch_one(store.pool())
+            .await
+            .expect("stored metrics");
     assert_eq!(mem as u64, meminfo_total_bytes());
-    assert_eq!(count(&store, "select count(*) from container_metrics").await, 8);
-    let kinds: Vec<String> = sqlx::query_scalar("select type from activity order by id").fetch_all(store.pool()).await.expect("activity");
+    assert_eq!(
+        count(&store, "select count(*) from container_metrics").await,
+        8
+    );
+    let kinds: Vec<String> = sqlx::query_scalar("select type from activity order by id")
+        .fetch_all(store.pool())
+        .await
+        .expect("activity");
     assert!(kinds.contains(&"host_key_pinned".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"server_online".to_string()), "{kinds:?}");
 
     // A second poll writes no second transition entry.
-    poll_one(&store, dir.path(), &server).await.outcome.expect("second poll");
-    assert_eq!(count(&store, "select count(*) from activity where type = 'server_online'").await, 1);
-    assert_eq!(count(&store, "select count(*) from server_metrics").await, 2);
+    poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("second poll");
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from activity where type = 'server_online'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&store, "select count(*) from server_metrics").await,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,9 +127,16 @@ async fn cpu_load_on_the_host_shows_in_the_current_cpu_figure() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let server = add(&store, registration("loaded", &sshd)).await;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let mut burners: Vec<std::process::Child> = (0..cores)
-        .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("burner"))
+        .map(|_| {
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("burner")
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let r = poll_one(&store, dir.path(), &server).await;
@@ -76,7 +144,12 @@ async fn cpu_load_on_the_host_shows_in_the_current_cpu_figure() {
         let _ = b.kill();
         let _ = b.wait();
     }
-    let cpu = r.outcome.expect("poll").server.cpu_busy_percent.expect("cpu");
+    let cpu = r
+        .outcome
+        .expect("poll")
+        .server
+        .cpu_busy_percent
+        .expect("cpu");
     // The since-boot average of a mostly idle machine is far below this; the current
     // figure with every core spinning is near 100.
     assert!(cpu > 70.0, "cpu busy {cpu} under full load");
@@ -88,7 +161,10 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let server = add(&store, registration("rekeyed", &sshd)).await;
-    poll_one(&store, dir.path(), &server).await.outcome.expect("first poll pins");
+    poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("first poll pins");
     let first = sshd.host_key_fingerprint();
 
     sshd.rotate_host_key();
@@ -99,26 +175,60 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
     assert_eq!(err.reason(), "host_key_changed");
     let s = store.server(server.id).await.expect("server");
     assert_eq!(s.status, ServerStatus::HostKeyChanged);
-    assert_eq!(s.host_key_fingerprint.as_deref(), Some(first.as_str()), "pin unchanged");
-    assert_eq!(s.pending_host_key_fingerprint.as_deref(), Some(second.as_str()));
-    assert_eq!(count(&store, "select count(*) from server_metrics").await, 1, "no metrics stored");
-    let critical: i64 = count(&store, "select count(*) from activity where type = 'host_key_changed' and severity = 'critical'").await;
+    assert_eq!(
+        s.host_key_fingerprint.as_deref(),
+        Some(first.as_str()),
+        "pin unchanged"
+    );
+    assert_eq!(
+        s.pending_host_key_fingerprint.as_deref(),
+        Some(second.as_str())
+    );
+    assert_eq!(
+        count(&store, "select count(*) from server_metrics").await,
+        1,
+        "no metrics stored"
+    );
+    let critical: i64 = count(
+        &store,
+        "select count(*) from activity where type = 'host_key_changed' and severity = 'critical'",
+    )
+    .await;
     assert_eq!(critical, 1);
 
     // Polling again while changed writes no second entry.
-    poll_one(&store, dir.path(), &server).await.outcome.expect_err("still refused");
-    assert_eq!(count(&store, "select count(*) from activity where type = 'host_key_changed'").await, 1);
+    poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect_err("still refused");
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from activity where type = 'host_key_changed'"
+        )
+        .await,
+        1
+    );
 
-    fleetpoll::ops::trust_host_key(&store, server.id, "cli:tester").await.expect("trust");
+    fleetpoll::ops::trust_host_key(&store, server.id, "cli:tester")
+        .await
+        .expect("trust");
     let s = store.server(server.id).await.expect("server");
     assert_eq!(s.host_key_fingerprint.as_deref(), Some(second.as_str()));
-    let actor: String = sqlx::query_scalar("select actor from activity where type = 'host_key_trusted'")
-        .fetch_one(store.pool())
-        .await
-        .expect("audited");
+    let actor: String =
+        sqlx::query_scalar("select actor from activity where type = 'host_key_trusted'")
+            .fetch_one(store.pool())
+            .await
+            .expect("audited");
     assert_eq!(actor, "cli:tester");
-    poll_one(&store, dir.path(), &server).await.outcome.expect("polls again after trust");
-    assert_eq!(store.server(server.id).await.expect("server").status, ServerStatus::Online);
+    poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("polls again after trust");
+    assert_eq!(
+        store.server(server.id).await.expect("server").status,
+        ServerStatus::Online
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,13 +237,25 @@ async fn a_wrong_client_key_is_auth_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let mut reg = registration("wrongkey", &sshd);
-    reg.key_path = sshd.new_client_key(KeyKind::Ed25519, None, false).to_string_lossy().into_owned();
+    reg.key_path = sshd
+        .new_client_key(KeyKind::Ed25519, None, false)
+        .to_string_lossy()
+        .into_owned();
     let server = add(&store, reg).await;
-    let err = poll_one(&store, dir.path(), &server).await.outcome.expect_err("refused");
+    let err = poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect_err("refused");
     assert_eq!(err.reason(), "auth_failed");
     let s = store.server(server.id).await.expect("server");
     assert_eq!(s.status, ServerStatus::Offline);
-    assert!(s.reason.as_deref().is_some_and(|r| r.starts_with("auth_failed")), "{:?}", s.reason);
+    assert!(
+        s.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("auth_failed")),
+        "{:?}",
+        s.reason
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,24 +265,46 @@ async fn rsa_ecdsa_and_encrypted_keys_authenticate() {
     let store = common::store(dir.path()).await;
     for (name, kind) in [("rsa", KeyKind::Rsa), ("ecdsa", KeyKind::Ecdsa)] {
         let mut reg = registration(name, &sshd);
-        reg.key_path = sshd.new_client_key(kind, None, true).to_string_lossy().into_owned();
+        reg.key_path = sshd
+            .new_client_key(kind, None, true)
+            .to_string_lossy()
+            .into_owned();
         let server = add(&store, reg).await;
-        poll_one(&store, dir.path(), &server).await.outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
+        poll_one(&store, dir.path(), &server)
+            .await
+            .outcome
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let mut reg = registration("encrypted", &sshd);
-    reg.key_path = sshd.new_client_key(KeyKind::Ed25519, Some("correct horse"), true).to_string_lossy().into_owned();
-    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test").await.expect_err("needs passphrase");
+    reg.key_path = sshd
+        .new_client_key(KeyKind::Ed25519, Some("correct horse"), true)
+        .to_string_lossy()
+        .into_owned();
+    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test")
+        .await
+        .expect_err("needs passphrase");
     assert!(err.to_string().contains("--key-passphrase-env"), "{err}");
     reg.key_passphrase_env = Some("FLEETPOLL_TEST_PASSPHRASE_WRONG".into());
     std::env::set_var("FLEETPOLL_TEST_PASSPHRASE_WRONG", "wrong");
-    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test").await.expect_err("wrong passphrase");
+    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test")
+        .await
+        .expect_err("wrong passphrase");
     assert!(err.to_string().contains("could not be decrypted"), "{err}");
     reg.key_passphrase_env = Some("FLEETPOLL_TEST_PASSPHRASE".into());
     std::env::set_var("FLEETPOLL_TEST_PASSPHRASE", "correct horse");
     let server = add(&store, reg).await;
-    poll_one(&store, dir.path(), &server).await.outcome.expect("encrypted key polls");
-    let log: Vec<String> = sqlx::query_scalar("select message || details from activity").fetch_all(store.pool()).await.expect("log");
-    assert!(log.iter().all(|l| !l.contains("correct horse")), "passphrase leaked into the activity log");
+    poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("encrypted key polls");
+    let log: Vec<String> = sqlx::query_scalar("select message || details from activity")
+        .fetch_all(store.pool())
+        .await
+        .expect("log");
+    assert!(
+        log.iter().all(|l| !l.contains("correct horse")),
+        "passphrase leaked into the activity log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,43 +322,92 @@ async fn dead_and_silent_hosts_do_not_delay_a_live_one() {
     let mute = add(&store, reg).await;
 
     let started = Instant::now();
-    let results = poll(&store, dir.path(), vec![mute.clone(), closed.clone(), live.clone()]).await;
+    let results = poll(
+        &store,
+        dir.path(),
+        vec![mute.clone(), closed.clone(), live.clone()],
+    )
+    .await;
     let elapsed = started.elapsed();
     let settings = common::settings(dir.path());
-    assert!(elapsed < settings.poll_deadline() + Duration::from_secs(3), "took {elapsed:?}");
+    assert!(
+        elapsed < settings.poll_deadline() + Duration::from_secs(3),
+        "took {elapsed:?}"
+    );
     for (s, r) in &results {
         match s.name.as_str() {
             "live" => assert!(r.outcome.is_ok(), "live: {:?}", r.outcome.as_ref().err()),
-            "closed" => assert_eq!(r.outcome.as_ref().expect_err("closed").reason(), "unreachable"),
+            "closed" => assert_eq!(
+                r.outcome.as_ref().expect_err("closed").reason(),
+                "unreachable"
+            ),
             "silent" => assert_eq!(r.outcome.as_ref().expect_err("silent").reason(), "timeout"),
             other => panic!("unexpected {other}"),
         }
     }
     // The live host's poll finished long before the silent one's deadline.
-    let took = |name: &str| results.iter().find(|(s, _)| s.name == name).expect(name).1.duration;
-    assert!(took("live") < took("silent"), "live {:?} waited for silent {:?}", took("live"), took("silent"));
-    assert_eq!(store.server(live.id).await.expect("s").status, ServerStatus::Online);
-    assert_eq!(store.server(closed.id).await.expect("s").status, ServerStatus::Offline);
-    assert_eq!(store.server(mute.id).await.expect("s").status, ServerStatus::Offline);
-    assert_eq!(count(&store, "select count(*) from activity where type = 'server_offline'").await, 2);
+    let took = |name: &str| {
+        results
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .expect(name)
+            .1
+            .duration
+    };
+    assert!(
+        took("live") < took("silent"),
+        "live {:?} waited for silent {:?}",
+        took("live"),
+        took("silent")
+    );
+    assert_eq!(
+        store.server(live.id).await.expect("s").status,
+        ServerStatus::Online
+    );
+    assert_eq!(
+        store.server(closed.id).await.expect("s").status,
+        ServerStatus::Offline
+    );
+    assert_eq!(
+        store.server(mute.id).await.expect("s").status,
+        ServerStatus::Offline
+    );
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from activity where type = 'server_offline'"
+        )
+        .await,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_forbidden_docker_is_online_without_containers_and_noted_once() {
-    for (mode, expect) in [(DockerMode::Missing, "not installed"), (DockerMode::Denied, "not permitted")] {
+    for (mode, expect) in [
+        (DockerMode::Missing, "not installed"),
+        (DockerMode::Denied, "not permitted"),
+    ] {
         let sshd = Sshd::start(mode);
         let dir = tempfile::tempdir().expect("tempdir");
         let store = common::store(dir.path()).await;
         let server = add(&store, registration("nodocker", &sshd)).await;
         for _ in 0..2 {
-            let snap = poll_one(&store, dir.path(), &server).await.outcome.expect("online");
+            let snap = poll_one(&store, dir.path(), &server)
+                .await
+                .outcome
+                .expect("online");
             assert!(snap.containers.is_empty());
         }
-        assert_eq!(store.server(server.id).await.expect("s").status, ServerStatus::Online);
-        let notes: Vec<String> = sqlx::query_scalar("select message from activity where type = 'docker_unavailable'")
-            .fetch_all(store.pool())
-            .await
-            .expect("notes");
+        assert_eq!(
+            store.server(server.id).await.expect("s").status,
+            ServerStatus::Online
+        );
+        let notes: Vec<String> =
+            sqlx::query_scalar("select message from activity where type = 'docker_unavailable'")
+                .fetch_all(store.pool())
+                .await
+                .expect("notes");
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains(expect), "{notes:?}");
     }
@@ -231,10 +424,24 @@ async fn a_command_that_hangs_times_out_and_the_session_is_not_reused_broken() {
     settings.command_timeout_secs = 4;
     let scheduler = fleetpoll::scheduler::Scheduler::new(store.clone(), settings);
     let started = Instant::now();
-    let r = scheduler.poll_now(vec![server.clone()]).await.pop().expect("result").1;
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let r = scheduler
+        .poll_now(vec![server.clone()])
+        .await
+        .pop()
+        .expect("result")
+        .1;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(r.outcome.expect_err("times out").reason(), "timeout");
     sshd.set_docker_delay(0.0);
-    let r = scheduler.poll_now(vec![store.server(server.id).await.expect("s")]).await.pop().expect("result").1;
+    let r = scheduler
+        .poll_now(vec![store.server(server.id).await.expect("s")])
+        .await
+        .pop()
+        .expect("result")
+        .1;
     r.outcome.expect("recovers");
 }
