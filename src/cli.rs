@@ -263,14 +263,7 @@ fn print_json(v: &serde_json::Value) {
 }
 
 fn server_json(s: &Server, settings: &Settings) -> serde_json::Value {
-    json!({
-        "id": s.id, "name": s.name, "host": s.host, "port": s.port, "user": s.user,
-        "key_path": s.key_path, "key_passphrase_env": s.key_passphrase_env, "tags": s.tags, "enabled": s.enabled,
-        "status": s.effective_status(chrono::Utc::now(), settings.poll_interval_secs), "reason": s.reason,
-        "last_sample_at": s.last_sample_at, "last_poll_at": s.last_poll_at,
-        "host_key_fingerprint": s.host_key_fingerprint, "pending_host_key_fingerprint": s.pending_host_key_fingerprint,
-        "created_at": s.created_at, "updated_at": s.updated_at,
-    })
+    json!(s.view(chrono::Utc::now(), settings.poll_interval_secs))
 }
 
 fn show_server(s: &Server, settings: &Settings, json: bool) {
@@ -512,21 +505,20 @@ async fn poll_once(
 }
 
 async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let time = |v: &Option<String>,
-                name: &str|
-     -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-        v.as_deref()
-            .map(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .with_context(|| {
-                        format!(
+    let time =
+        |v: &Option<String>, name: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+            v.as_deref()
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .with_context(|| {
+                            format!(
                             "--{name} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"
                         )
-                    })
-            })
-            .transpose()
-    };
+                        })
+                })
+                .transpose()
+        };
     if let Some(s) = &a.severity {
         if !crate::activity::SEVERITIES.contains(&s.as_str()) {
             bail!("--severity '{s}' is not one of info, warning, critical");

@@ -134,6 +134,54 @@ impl Server {
     }
 }
 
+/// A server as the API and `--json` show it: the registration plus state; the key is
+/// referred to by path only.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerView<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub key_path: &'a str,
+    pub key_passphrase_env: Option<&'a str>,
+    pub tags: &'a [String],
+    pub enabled: bool,
+    pub status: ServerStatus,
+    pub reason: Option<&'a str>,
+    pub last_sample_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub host_key_fingerprint: Option<&'a str>,
+    pub pending_host_key_fingerprint: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Server {
+    /// The shown form, with the status as of `now` (stale after three missed intervals).
+    pub fn view(&self, now: DateTime<Utc>, interval_secs: u64) -> ServerView<'_> {
+        ServerView {
+            id: self.id,
+            name: &self.name,
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            key_path: &self.key_path,
+            key_passphrase_env: self.key_passphrase_env.as_deref(),
+            tags: &self.tags,
+            enabled: self.enabled,
+            status: self.effective_status(now, interval_secs),
+            reason: self.reason.as_deref(),
+            last_sample_at: self.last_sample_at,
+            last_poll_at: self.last_poll_at,
+            host_key_fingerprint: self.host_key_fingerprint.as_deref(),
+            pending_host_key_fingerprint: self.pending_host_key_fingerprint.as_deref(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 /// A validated registration: what `server add` and `POST /api/servers` create.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewServer {

@@ -133,15 +133,7 @@ impl Poller {
         &self,
         server: &Server,
     ) -> (Result<Snapshot, PollError>, Option<HostKeyCheck>) {
-        let identity = format!(
-            "{}|{}|{}|{}|{:?}|{:?}",
-            server.host,
-            server.port,
-            server.user,
-            server.key_path,
-            server.key_passphrase_env,
-            server.host_key_fingerprint
-        );
+        let identity = identity(server, server.host_key_fingerprint.as_deref());
         // Reuse the open session when it is still alive and still for the same target.
         let reused = {
             let mut map = self.sessions.lock().await;
@@ -207,15 +199,7 @@ impl Poller {
             Ok(out) => {
                 // Cache under the identity the scheduler will see once a first key is pinned.
                 let identity = match &check {
-                    HostKeyCheck::FirstSeen(fp) => format!(
-                        "{}|{}|{}|{}|{:?}|{:?}",
-                        server.host,
-                        server.port,
-                        server.user,
-                        server.key_path,
-                        server.key_passphrase_env,
-                        Some(fp)
-                    ),
+                    HostKeyCheck::FirstSeen(fp) => self::identity(server, Some(fp)),
                     _ => identity,
                 };
                 self.sessions
@@ -247,6 +231,14 @@ impl Poller {
             }
         }
     }
+}
+
+/// Everything that, when changed, makes an open session unusable for this server.
+fn identity(server: &Server, pinned: Option<&str>) -> String {
+    format!(
+        "{}|{}|{}|{}|{:?}|{:?}",
+        server.host, server.port, server.user, server.key_path, server.key_passphrase_env, pinned
+    )
 }
 
 fn load_key(server: &Server) -> Result<russh::keys::PrivateKey, PollError> {

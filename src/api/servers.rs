@@ -39,27 +39,8 @@ pub(super) fn actor(peer: SocketAddr) -> String {
     format!("api:{}", peer.ip())
 }
 
-/// The server as the API shows it. The key is referred to by path only.
 pub(super) fn dto(s: &Server, interval_secs: u64) -> Value {
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "host": s.host,
-        "port": s.port,
-        "user": s.user,
-        "key_path": s.key_path,
-        "key_passphrase_env": s.key_passphrase_env,
-        "tags": s.tags,
-        "enabled": s.enabled,
-        "status": s.effective_status(Utc::now(), interval_secs),
-        "reason": s.reason,
-        "last_sample_at": s.last_sample_at,
-        "last_poll_at": s.last_poll_at,
-        "host_key_fingerprint": s.host_key_fingerprint,
-        "pending_host_key_fingerprint": s.pending_host_key_fingerprint,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    })
+    json!(s.view(Utc::now(), interval_secs))
 }
 
 fn required(body: &JsonObject, key: &str) -> Result<String, ApiError> {
