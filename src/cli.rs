@@ -70,6 +70,10 @@ pub enum Command {
         kind: ParseKind,
         /// File with the captured output; stdin when absent.
         file: Option<PathBuf>,
+        /// For `free`: the unit of plain numbers, i.e. the flag free ran with. The poller
+        /// runs `free -b` (bytes); `free` typed by hand prints KiB.
+        #[arg(long, value_enum, default_value_t = FreeUnit::Kib)]
+        unit: FreeUnit,
     },
     /// Show the activity log, newest first.
     Activity(ActivityArgs),
@@ -81,16 +85,27 @@ pub enum Command {
 pub enum ParseKind {
     /// `top -b` output (one or more frames; the last is used).
     Top,
-    /// `free -b` output (bytes). For other units see `free-k`.
+    /// `free` output; say which unit with --unit (values with suffixes, `-h`, need none).
     Free,
-    /// `free` / `free -k` output (KiB, the procps default).
-    FreeK,
     /// `df -kP` output.
     Df,
     /// `docker stats --no-stream` output, table or `{{json .}}` lines.
     DockerStats,
     /// `docker ps -a --format '{{json .}}'` output.
     DockerPs,
+}
+
+/// The unit `free` printed plain numbers in.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FreeUnit {
+    /// `free -b`
+    Bytes,
+    /// `free`, `free -k` (the default)
+    Kib,
+    /// `free -m`
+    Mib,
+    /// `free -g`
+    Gib,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,8 +212,8 @@ pub struct ActivityArgs {
 /// Anything that stops the command; `main` prints it and exits 2.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Parsing needs neither settings nor a runtime: keep it usable on a broken config.
-    if let Command::Parse { kind, file } = &cli.command {
-        return parse_cmd(*kind, file.as_ref());
+    if let Command::Parse { kind, file, unit } = &cli.command {
+        return parse_cmd(*kind, file.as_ref(), *unit);
     }
     if let Command::RemoteScript = &cli.command {
         print!("{}", crate::poll::REMOTE_SCRIPT);
@@ -562,7 +577,7 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>, unit: FreeUnit) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     match file {
         Some(p) => {
@@ -579,8 +594,15 @@ fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>) -> anyhow::Result<ExitCode
     }
     let result: Result<serde_json::Value, parse::ParseError> = match kind {
         ParseKind::Top => parse::top::parse(&text).map(|r| json!(r)),
-        ParseKind::Free => parse::free::parse_bytes(&text).map(|r| json!(r)),
-        ParseKind::FreeK => parse::free::parse(&text).map(|r| json!(r)),
+        ParseKind::Free => {
+            let unit = match unit {
+                FreeUnit::Bytes => parse::free::Unit::Bytes,
+                FreeUnit::Kib => parse::free::Unit::Kibibytes,
+                FreeUnit::Mib => parse::free::Unit::Mebibytes,
+                FreeUnit::Gib => parse::free::Unit::Gibibytes,
+            };
+            parse::free::parse_with_unit(&text, unit).map(|r| json!(r))
+        }
         ParseKind::Df => parse::df::parse(&text).map(|r| json!(r)),
         ParseKind::DockerStats => parse::docker_stats::parse(&text).map(|r| json!(r)),
         ParseKind::DockerPs => parse::docker_ps::parse(&text).map(|r| json!(r)),

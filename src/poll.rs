@@ -222,6 +222,24 @@ impl Poller {
         }
     }
 
+    /// Closes the sessions of servers no longer polled (removed or disabled).
+    pub async fn retain(&self, keep: &std::collections::HashSet<Uuid>) {
+        let dropped: Vec<Cached> = {
+            let mut map = self.sessions.lock().await;
+            let gone: Vec<Uuid> = map
+                .keys()
+                .filter(|id| !keep.contains(id))
+                .copied()
+                .collect();
+            gone.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        for c in dropped {
+            if let Ok(session) = Arc::try_unwrap(c.session) {
+                session.close().await;
+            }
+        }
+    }
+
     /// Closes every session, for shutdown.
     pub async fn close_all(&self) {
         let all: Vec<Cached> = self.sessions.lock().await.drain().map(|(_, c)| c).collect();

@@ -78,6 +78,9 @@ impl Scheduler {
                     continue;
                 }
             };
+            let polled: HashSet<Uuid> =
+                servers.iter().filter(|s| s.enabled).map(|s| s.id).collect();
+            self.poller.retain(&polled).await;
             for server in servers.into_iter().filter(|s| s.enabled) {
                 if !self.claim(server.id) {
                     tracing::warn!(server = %server.name, "Previous poll still running; skipping this one");

@@ -299,3 +299,30 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
         .contains("/api/dashboard/summary"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_polls_on_its_interval_over_one_reused_ssh_connection() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start_with_interval(2).await;
+    let (status, created) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "looped"))).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().expect("id").to_string();
+    // Registered after the first tick: picked up by a later one, then polled again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = common::count(&app.store, "select count(*) from server_metrics").await;
+        if n >= 3 {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let (_, server) = app.get(&format!("/api/servers/{id}")).await;
+            panic!("only {n} polls stored; server {server}; sshd log:\n{}", sshd.log_text());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, server) = app.get(&format!("/api/servers/{id}")).await;
+    assert_eq!(server["status"], "online");
+    let logins = sshd.log_text().matches("Accepted publickey").count();
+    assert_eq!(logins, 1, "every poll should reuse the first SSH connection");
+    app.stop().await;
+}

@@ -97,6 +97,10 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start() -> TestApp {
+        Self::start_with_interval(3600).await
+    }
+
+    pub async fn start_with_interval(interval_secs: u64) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(dir.path()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -104,8 +108,10 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let mut cfg = settings(dir.path());
+        cfg.poll_interval_secs = interval_secs;
         let task = tokio::spawn(fleetpoll::app::run(
-            settings(dir.path()),
+            cfg,
             store.clone(),
             listener,
             async move {
