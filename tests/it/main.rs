@@ -21,3 +21,6 @@ mod docker_real;
 
 /// The store on a real SQLite file: retention and downsampling.
 mod store;
+
+/// `fleetpoll parse` run as a process on every fixture.
+mod parse_cli;

@@ -1,0 +1,2 @@
+//! Parser throughput; filled in by the parser work for issue #4.
+fn main() {}
