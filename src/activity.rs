@@ -76,6 +76,11 @@ pub enum ActivityEvent {
         message: String,
     },
     DockerAvailable,
+    /// The probe found a platform different from the stored one (first contact included).
+    PlatformDetected {
+        platform: serde_json::Value,
+        summary: String,
+    },
     RetentionCleanup {
         counts: RetentionCounts,
         retention_days: u64,
@@ -100,6 +105,7 @@ impl ActivityEvent {
             Self::HostKeyTrusted { .. } => "host_key_trusted",
             Self::DockerUnavailable { .. } => "docker_unavailable",
             Self::DockerAvailable => "docker_available",
+            Self::PlatformDetected { .. } => "platform_detected",
             Self::RetentionCleanup { .. } => "retention_cleanup",
         }
     }
@@ -138,6 +144,7 @@ impl ActivityEvent {
             ),
             Self::DockerUnavailable { message } => format!("No container metrics from {s}: {message}"),
             Self::DockerAvailable => format!("Container metrics from {s} are available again"),
+            Self::PlatformDetected { summary, .. } => format!("Platform of {s}: {summary}"),
             Self::RetentionCleanup { counts, retention_days } => format!(
                 "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
                 counts.server_metrics, counts.disk_usage, counts.container_metrics
@@ -173,6 +180,7 @@ impl ActivityEvent {
                 json!({ "previous": previous, "trusted": trusted })
             }
             Self::DockerUnavailable { message } => json!({ "error": message }),
+            Self::PlatformDetected { platform, .. } => json!({ "platform": platform }),
             Self::RetentionCleanup {
                 counts,
                 retention_days,

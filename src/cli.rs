@@ -77,8 +77,15 @@ pub enum Command {
     },
     /// Show the activity log, newest first.
     Activity(ActivityArgs),
-    /// Print the script a poll runs on each host.
-    RemoteScript,
+    /// Print the script a poll runs on a host (the default one, or the one for a probed server).
+    RemoteScript {
+        /// The script for this server's probed platform.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// Print the probe run once per connection instead.
+        #[arg(long, conflicts_with = "server")]
+        probe: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -127,6 +134,8 @@ pub enum ServerCommand {
     },
     /// Accept the host key the server presents now (after a legitimate key change).
     Trust { name: String },
+    /// Print the raw output of the server's last poll that could not all be read.
+    LastOutput { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -215,8 +224,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Parse { kind, file, unit } = &cli.command {
         return parse_cmd(*kind, file.as_ref(), *unit);
     }
-    if let Command::RemoteScript = &cli.command {
-        print!("{}", crate::poll::REMOTE_SCRIPT);
+    if let Command::RemoteScript {
+        server: None,
+        probe,
+    } = &cli.command
+    {
+        if *probe {
+            print!("{}", crate::probe::PROBE_SCRIPT);
+        } else {
+            print!("{}", crate::probe::poll_script(None));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
@@ -257,7 +274,19 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             poll_once(&store, settings, server, json).await?
         }
         Command::Activity(args) => activity_cmd(&store, args, json).await?,
-        Command::Serve { .. } | Command::Parse { .. } | Command::RemoteScript => ExitCode::SUCCESS,
+        Command::RemoteScript {
+            server: Some(name), ..
+        } => {
+            let s = find(&store, &name).await?;
+            if s.platform.is_none() {
+                eprintln!("{name} has not been probed yet; this is the default script");
+            }
+            print!("{}", crate::probe::poll_script(s.platform.as_ref()));
+            ExitCode::SUCCESS
+        }
+        Command::Serve { .. } | Command::Parse { .. } | Command::RemoteScript { .. } => {
+            ExitCode::SUCCESS
+        }
     };
     store.close().await;
     Ok(code)
@@ -411,6 +440,33 @@ async fn server_cmd(
                 print_json(&json!({ "removed": s.id, "name": s.name }));
             } else {
                 println!("Removed server {}.", s.name);
+            }
+        }
+        ServerCommand::LastOutput { name } => {
+            let s = find(store, &name).await?;
+            match store.last_failed_output(s.id).await {
+                Ok(raw) if json => print_json(&json!(raw)),
+                Ok(raw) => {
+                    println!(
+                        "# {} at {} (exit status {:?})",
+                        s.name,
+                        raw.timestamp.to_rfc3339(),
+                        raw.exit_status
+                    );
+                    println!("# problems: {}", raw.problems);
+                    println!("# --- stdout ---");
+                    print!("{}", raw.stdout);
+                    println!("# --- stderr ---");
+                    print!("{}", raw.stderr);
+                }
+                Err(StoreError::NotFound) => {
+                    eprintln!(
+                        "Every poll of {} so far could be read; nothing stored.",
+                        s.name
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         ServerCommand::Trust { name } => {

@@ -96,6 +96,8 @@ pub struct Server {
     pub host_key_fingerprint: Option<String>,
     /// The key a host presented that did not match the pin; `trust` pins it.
     pub pending_host_key_fingerprint: Option<String>,
+    /// What the host runs, from the probe at the last (re)connect.
+    pub platform: Option<crate::probe::Platform>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -153,6 +155,7 @@ pub struct ServerView<'a> {
     pub last_poll_at: Option<DateTime<Utc>>,
     pub host_key_fingerprint: Option<&'a str>,
     pub pending_host_key_fingerprint: Option<&'a str>,
+    pub platform: Option<&'a crate::probe::Platform>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -176,6 +179,7 @@ impl Server {
             last_poll_at: self.last_poll_at,
             host_key_fingerprint: self.host_key_fingerprint.as_deref(),
             pending_host_key_fingerprint: self.pending_host_key_fingerprint.as_deref(),
+            platform: self.platform.as_ref(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

@@ -27,6 +27,8 @@ pub mod ops;
 pub mod parse;
 /// One host's poll: one SSH exec, split into sections, parsed into a snapshot.
 pub mod poll;
+/// What a host runs (BusyBox or procps, docker or podman), and the poll script it gets.
+pub mod probe;
 /// Interval loop, bounded fan-out, status transitions.
 pub mod scheduler;
 /// russh client wrapper with trust-on-first-use host keys.

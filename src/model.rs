@@ -72,7 +72,12 @@ pub struct ContainerSample {
     pub status_text: String,
     pub exit_code: Option<i32>,
     pub health: Option<String>,
+    /// Percent of one CPU over the last second or so (docker) or since our previous poll
+    /// (podman); may exceed 100 for a container using several CPUs.
     pub cpu_percent: Option<f64>,
+    /// Cumulative CPU seconds when the engine reports them (podman); used for `cpu_percent`.
+    #[serde(skip)]
+    pub cpu_time_seconds: Option<f64>,
     pub mem_used_bytes: Option<u64>,
     pub mem_limit_bytes: Option<u64>,
     pub mem_percent: Option<f64>,

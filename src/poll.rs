@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::Mutex;
@@ -16,31 +16,10 @@ use crate::model::{
     ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot,
 };
 use crate::parse;
+use crate::probe::{poll_script, Platform, PROBE_SCRIPT};
 use crate::ssh::keys::{load_private_key, Passphrase};
-use crate::ssh::{ConnectParams, HostKeyCheck, Session, SshError};
-
-/// The script every poll runs, fed to `sh -s` on standard input so that it works whatever
-/// the user's login shell is. Each section is framed by markers on stdout (and its start on
-/// stderr too, so error text can be attributed); the end marker carries the exit status.
-/// `LC_ALL=C` fixes number formats and labels. top runs two frames one second apart
-/// because procps-ng's first frame is the average since boot; process rows are dropped on
-/// the host to keep the transfer small.
-pub const REMOTE_SCRIPT: &str = r#"LC_ALL=C; LANG=C; export LC_ALL LANG
-begin() { echo "@@fleetpoll-begin $1"; echo "@@fleetpoll-begin $1" >&2; }
-end() { echo "@@fleetpoll-end $1 $2"; }
-begin top
-{ top -b -n 2 -d 1; echo "@@fleetpoll-end top $?"; } | awk '/@@fleetpoll-/ { print; next } /^ *PID / { skip = 1; next } /^top - / || /^Mem: / { skip = 0 } !skip { print }'
-begin free; free -b; end free $?
-begin df; df -kP; end df $?
-if command -v docker >/dev/null 2>&1; then
-  begin docker_ps; docker ps -a --format '{{json .}}'; rc=$?; end docker_ps $rc
-  if [ "$rc" -eq 0 ]; then
-    begin docker_stats; docker stats --no-stream --all --format '{{json .}}'; end docker_stats $?
-  fi
-else
-  begin docker_ps; echo "docker: command not found" >&2; end docker_ps 127
-fi
-"#;
+use crate::ssh::{CommandOutput, ConnectParams, HostKeyCheck, Session, SshError};
+use serde::Serialize;
 
 /// Why a poll produced no snapshot. `reason()` is the stored, documented word.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +59,35 @@ pub struct PollResult {
     pub outcome: Result<Snapshot, PollError>,
     /// Set when a new session was opened: how its host key compared with the pin.
     pub host_key: Option<HostKeyCheck>,
+    /// Set when a new session was opened and probed.
+    pub platform: Option<Platform>,
+    /// The script's raw output, kept when a section could not be used.
+    pub raw: Option<RawOutput>,
     pub duration: Duration,
+}
+
+/// The raw text of a poll whose output could not all be read, for the admin to inspect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawOutput {
+    pub problems: String,
+    pub exit_status: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Kept raw output is capped: enough to see what went wrong, never a disk hog.
+const RAW_CAP: usize = 256 * 1024;
+
+impl RawOutput {
+    fn new(out: &CommandOutput, problems: String) -> Self {
+        let cap = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(RAW_CAP)]).into_owned();
+        Self {
+            problems,
+            exit_status: out.exit_status,
+            stdout: cap(&out.stdout),
+            stderr: cap(&out.stderr),
+        }
+    }
 }
 
 /// Timeouts for one poll, from the settings.
@@ -95,12 +102,20 @@ struct Cached {
     /// Everything that, when changed, makes the session unusable for this server.
     identity: String,
     session: Arc<Session>,
+    /// What the probe found when this session was opened.
+    platform: Platform,
 }
+
+/// A container's cumulative CPU seconds at the time of a poll.
+type CpuMark = (f64, Instant);
 
 /// Polls servers, keeping one SSH session per server open between polls.
 pub struct Poller {
     timeouts: PollTimeouts,
     sessions: Mutex<HashMap<Uuid, Cached>>,
+    /// Podman's one-shot CPU% is the average since the container started; the current
+    /// figure comes from its cumulative CPU time between two of our polls.
+    cpu_marks: std::sync::Mutex<HashMap<(Uuid, String), CpuMark>>,
 }
 
 impl Poller {
@@ -108,6 +123,7 @@ impl Poller {
         Self {
             timeouts,
             sessions: Mutex::new(HashMap::new()),
+            cpu_marks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,26 +136,30 @@ impl Poller {
     /// [`PollError`] in the result.
     pub async fn poll(&self, server: &Server) -> PollResult {
         let started = std::time::Instant::now();
-        let (outcome, host_key) = self.poll_inner(server).await;
-        PollResult {
-            server_id: server.id,
-            outcome,
-            host_key,
-            duration: started.elapsed(),
+        let mut result = self.poll_inner(server).await;
+        if let Ok(snapshot) = &mut result.outcome {
+            self.current_container_cpu(server.id, snapshot);
         }
+        result.duration = started.elapsed();
+        result
     }
 
-    async fn poll_inner(
-        &self,
-        server: &Server,
-    ) -> (Result<Snapshot, PollError>, Option<HostKeyCheck>) {
+    async fn poll_inner(&self, server: &Server) -> PollResult {
+        let mut result = PollResult {
+            server_id: server.id,
+            outcome: Err(PollError::CommandFailed("not polled".into())),
+            host_key: None,
+            platform: None,
+            raw: None,
+            duration: Duration::ZERO,
+        };
         let identity = identity(server, server.host_key_fingerprint.as_deref());
         // Reuse the open session when it is still alive and still for the same target.
         let reused = {
             let mut map = self.sessions.lock().await;
             match map.get(&server.id) {
                 Some(c) if c.identity == identity && !c.session.is_closed() => {
-                    Some(c.session.clone())
+                    Some((c.session.clone(), c.platform.clone()))
                 }
                 Some(_) => {
                     map.remove(&server.id);
@@ -148,16 +168,18 @@ impl Poller {
                 None => None,
             }
         };
-        if let Some(session) = reused {
-            match session
-                .exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command)
-                .await
-            {
-                Ok(out) => return (assemble(&out), None),
+        if let Some((session, platform)) = reused {
+            match self.run_script(&session, &platform).await {
+                Ok((snapshot, raw)) => {
+                    result.outcome = snapshot;
+                    result.raw = raw;
+                    return result;
+                }
                 // A timeout is the host's fault, not the session's: report it.
                 Err(e @ SshError::Timeout { .. }) => {
                     self.forget(server.id).await;
-                    return (Err(e.into()), None);
+                    result.outcome = Err(e.into());
+                    return result;
                 }
                 // The connection dropped since the last poll: reconnect below.
                 Err(_) => self.forget(server.id).await,
@@ -166,7 +188,10 @@ impl Poller {
 
         let key = match load_key(server) {
             Ok(k) => k,
-            Err(e) => return (Err(e), None),
+            Err(e) => {
+                result.outcome = Err(e);
+                return result;
+            }
         };
         let params = ConnectParams {
             host: server.host.clone(),
@@ -180,36 +205,109 @@ impl Poller {
         let session = match Session::connect(&params).await {
             Ok(s) => Arc::new(s),
             Err(SshError::HostKeyChanged { pinned, presented }) => {
-                let check = HostKeyCheck::Changed {
+                result.host_key = Some(HostKeyCheck::Changed {
                     pinned: pinned.clone(),
                     presented: presented.clone(),
-                };
-                return (
-                    Err(SshError::HostKeyChanged { pinned, presented }.into()),
-                    Some(check),
-                );
+                });
+                result.outcome = Err(SshError::HostKeyChanged { pinned, presented }.into());
+                return result;
             }
-            Err(e) => return (Err(e.into()), None),
+            Err(e) => {
+                result.outcome = Err(e.into());
+                return result;
+            }
         };
         let check = session.host_key.clone();
-        let result = session
-            .exec("sh -s", REMOTE_SCRIPT.as_bytes(), self.timeouts.command)
-            .await;
-        match result {
-            Ok(out) => {
+        result.host_key = Some(check.clone());
+        // First contact or reconnect: learn what the host runs before polling it.
+        let platform = match session
+            .exec("sh -s", PROBE_SCRIPT.as_bytes(), self.timeouts.command)
+            .await
+        {
+            Ok(out) => Platform::read(&String::from_utf8_lossy(&out.stdout)),
+            Err(e) => {
+                result.outcome = Err(e.into());
+                return result;
+            }
+        };
+        result.platform = Some(platform.clone());
+        match self.run_script(&session, &platform).await {
+            Ok((snapshot, raw)) => {
                 // Cache under the identity the scheduler will see once a first key is pinned.
                 let identity = match &check {
                     HostKeyCheck::FirstSeen(fp) => self::identity(server, Some(fp)),
                     _ => identity,
                 };
-                self.sessions
-                    .lock()
-                    .await
-                    .insert(server.id, Cached { identity, session });
-                (assemble(&out), Some(check))
+                self.sessions.lock().await.insert(
+                    server.id,
+                    Cached {
+                        identity,
+                        session,
+                        platform,
+                    },
+                );
+                result.outcome = snapshot;
+                result.raw = raw;
             }
-            Err(e) => (Err(e.into()), Some(check)),
+            Err(e) => result.outcome = Err(e.into()),
         }
+        result
+    }
+
+    /// Runs the poll script for `platform`; the outer error is the transport's, the inner
+    /// result what the output amounted to.
+    async fn run_script(
+        &self,
+        session: &Session,
+        platform: &Platform,
+    ) -> Result<(Result<Snapshot, PollError>, Option<RawOutput>), SshError> {
+        let script = poll_script(Some(platform));
+        let out = session
+            .exec("sh -s", script.as_bytes(), self.timeouts.command)
+            .await?;
+        let snapshot = assemble(&out, platform.free_in_bytes());
+        let raw = match &snapshot {
+            Ok(s) if s.problems.is_empty() => None,
+            Ok(s) => Some(RawOutput::new(
+                &out,
+                s.problems
+                    .iter()
+                    .map(|p| format!("{} {}: {}", p.section, p.kind, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+            Err(e) => Some(RawOutput::new(&out, e.to_string())),
+        };
+        Ok((snapshot, raw))
+    }
+
+    /// Replaces podman's since-start CPU% with the use between this poll and the previous
+    /// one (None on the first poll of a container). Docker's figure is already current: the
+    /// daemon measures it over about a second before answering.
+    fn current_container_cpu(&self, server: Uuid, snapshot: &mut Snapshot) {
+        let Ok(mut marks) = self.cpu_marks.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        for c in &mut snapshot.containers {
+            let Some(total) = c.cpu_time_seconds else {
+                continue;
+            };
+            let key = (server, c.container_id.clone());
+            c.cpu_percent = marks.get(&key).and_then(|(prev, at)| {
+                let wall = now.duration_since(*at).as_secs_f64();
+                (wall > 0.0 && total >= *prev)
+                    .then(|| ((total - prev) / wall * 1000.0).round() / 10.0)
+            });
+            marks.insert(key, (total, now));
+        }
+        // Forget containers of this server that no longer exist.
+        let live: std::collections::HashSet<&str> = snapshot
+            .containers
+            .iter()
+            .map(|c| c.container_id.as_str())
+            .collect();
+        marks.retain(|(sid, cid), _| *sid != server || live.contains(cid.as_str()));
     }
 
     /// Drops a server's session (removed, edited, or broken).
@@ -286,7 +384,7 @@ pub fn split_sections(stdout: &str, stderr: &str) -> HashMap<String, Section> {
     let mut sections: HashMap<String, Section> = HashMap::new();
     let mut current: Option<String> = None;
     for raw in stdout.lines() {
-        let (content, marker) = match raw.find("@@fleetpoll-") {
+        let (content, marker) = match marker_at(raw) {
             Some(i) => (&raw[..i], Some(&raw[i..])),
             None => (raw, None),
         };
@@ -325,8 +423,28 @@ pub fn split_sections(stdout: &str, stderr: &str) -> HashMap<String, Section> {
     sections
 }
 
+/// Where a section marker starts in `line`: at the start, or glued to output that lacked a
+/// final newline. Only a whole marker counts, so text that merely mentions `@@fleetpoll-`
+/// (a process row showing our own command line) is content.
+fn marker_at(line: &str) -> Option<usize> {
+    let i = line.rfind("@@fleetpoll-")?;
+    let mut words = line[i..].split(' ');
+    let whole = match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("@@fleetpoll-begin"), Some(name), None, None) => is_section_name(name),
+        (Some("@@fleetpoll-end"), Some(name), Some(code), None) => {
+            is_section_name(name) && code.chars().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    };
+    whole.then_some(i)
+}
+
+fn is_section_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+}
+
 /// Turns the script's raw output into a snapshot, or an error when nothing usable came back.
-pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> {
+pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, PollError> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let sections = split_sections(&stdout, &stderr);
@@ -374,7 +492,12 @@ pub fn assemble(out: &crate::ssh::CommandOutput) -> Result<Snapshot, PollError> 
         }
     }
     if let Some(s) = section("free", &mut problems) {
-        match parse::free::parse_bytes(&s.stdout) {
+        let free = if free_in_bytes {
+            parse::free::parse_bytes(&s.stdout)
+        } else {
+            parse::free::parse(&s.stdout)
+        };
+        match free {
             // free -b is exact to the byte where top rounds to 0.1 MiB: it wins.
             Ok(f) => {
                 got_any = true;
@@ -553,6 +676,7 @@ fn containers(
                 exit_code: st.exit_code,
                 health: st.health,
                 cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
+                cpu_time_seconds: None,
                 mem_used_bytes: usage.as_ref().and_then(|u| u.mem_used_bytes),
                 mem_limit_bytes: usage.as_ref().and_then(|u| u.mem_limit_bytes),
                 mem_percent: usage.as_ref().and_then(|u| u.mem_percent),
@@ -586,6 +710,15 @@ mod tests {
         assert_eq!(s["b"].stdout, "");
         assert_eq!(s["b"].exit_status, Some(2));
         assert_eq!(s["b"].stderr, "boom\n");
+    }
+
+    #[test]
+    fn text_mentioning_a_marker_is_content_not_a_marker() {
+        let out = "@@fleetpoll-begin top\n 42 root awk '/^@@fleetpoll-/ { print }'\n@@fleetpoll-end top 0\n";
+        let s = split_sections(out, "");
+        assert!(s["top"].stdout.contains("awk"), "{:?}", s["top"]);
+        assert_eq!(s["top"].exit_status, Some(0));
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
@@ -635,7 +768,7 @@ mod tests {
             stdout: b"@@fleetpoll-begin top\ngarbage\n@@fleetpoll-end top 0\n".to_vec(),
             ..Default::default()
         };
-        let e = assemble(&out).expect_err("nothing usable");
+        let e = assemble(&out, true).expect_err("nothing usable");
         assert_eq!(e.reason(), "parse_failed");
     }
 }

@@ -245,6 +245,8 @@ fn failed(server: &Server, e: PollError) -> PollResult {
         server_id: server.id,
         outcome: Err(e),
         host_key: None,
+        platform: None,
+        raw: None,
         duration: Duration::ZERO,
     }
 }
@@ -262,6 +264,16 @@ pub fn transition(
         ..Default::default()
     };
     let mut events = Vec::new();
+    if let Some(p) = &result.platform {
+        if current.platform.as_ref() != Some(p) {
+            events.push(ActivityEvent::PlatformDetected {
+                platform: serde_json::to_value(p).unwrap_or_default(),
+                summary: crate::probe::summary(p),
+            });
+        }
+        update.platform = Some(p.clone());
+    }
+    update.raw = result.raw.clone();
     match &result.outcome {
         Ok(snapshot) => {
             if let Some(HostKeyCheck::FirstSeen(fp)) = &result.host_key {

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/servers/{id}/trust", post(servers::trust))
         .route("/api/servers/{id}/metrics", get(metrics::history))
         .route("/api/servers/{id}/disks", get(metrics::disks))
+        .route("/api/servers/{id}/last-output", get(servers::last_output))
         .route("/api/servers/{id}/containers", get(metrics::containers))
         .route(
             "/api/servers/{id}/containers/{container}/metrics",

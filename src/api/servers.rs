@@ -127,3 +127,21 @@ pub async fn trust(
     let server = ops::trust_host_key(&st.store, parse_id("id", &id)?, &actor(peer)).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }
+
+/// The raw text of the last poll that could not all be read. Admin-only once accounts exist
+/// (issue #6): it may show process names and mount paths of the host.
+pub async fn last_output(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    st.store.server(id).await?;
+    match st.store.last_failed_output(id).await {
+        Ok(raw) => Ok(Json(json!(raw))),
+        Err(crate::store::StoreError::NotFound) => Err(ApiError::not_found(
+            "last_output",
+            "every poll of this server so far could be read",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

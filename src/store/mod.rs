@@ -18,7 +18,7 @@ pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, RetentionCounts,
 };
-pub use servers::ServerUpdate;
+pub use servers::{ServerUpdate, StoredRawOutput};
 
 /// A database failure, or a client mistake the database detected.
 #[derive(Debug, thiserror::Error)]

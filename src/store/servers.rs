@@ -1,6 +1,7 @@
 //! The `servers` table: registrations, status and the pinned host key.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use super::{from_ms, to_ms, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
-     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at";
+     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform";
 
 fn read(row: &SqliteRow) -> Result<Server, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
@@ -38,6 +39,9 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
         last_poll_at: row.try_get::<Option<i64>, _>("last_poll_at")?.map(from_ms),
         host_key_fingerprint: row.try_get("host_key_fingerprint")?,
         pending_host_key_fingerprint: row.try_get("pending_host_key_fingerprint")?,
+        platform: row
+            .try_get::<Option<String>, _>("platform")?
+            .and_then(|p| serde_json::from_str(&p).ok()),
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -211,6 +215,9 @@ pub struct ServerUpdate {
     pub last_poll_at: Option<DateTime<Utc>>,
     pub pin: Option<String>,
     pub pending: Option<String>,
+    pub platform: Option<crate::probe::Platform>,
+    /// Raw output of a poll that could not all be read; replaces the stored one.
+    pub raw: Option<crate::poll::RawOutput>,
 }
 
 pub(super) async fn apply_update(
@@ -245,8 +252,27 @@ pub(super) async fn apply_update(
         q.push(", pending_host_key_fingerprint = ")
             .push_bind(fp.clone());
     }
+    if let Some(p) = &u.platform {
+        q.push(", platform = ")
+            .push_bind(serde_json::to_string(p).unwrap_or_default());
+    }
     q.push(" where id = ").push_bind(id.to_string());
     q.build().execute(&mut *tx).await?;
+    if let Some(raw) = &u.raw {
+        sqlx::query(
+            "insert into last_failed_output (server_id, ts, problems, exit_status, stdout, stderr) values (?, ?, ?, ?, ?, ?) \
+             on conflict (server_id) do update set ts = excluded.ts, problems = excluded.problems, \
+             exit_status = excluded.exit_status, stdout = excluded.stdout, stderr = excluded.stderr",
+        )
+        .bind(id.to_string())
+        .bind(to_ms(u.last_poll_at.unwrap_or_else(Utc::now)))
+        .bind(&raw.problems)
+        .bind(raw.exit_status.map(i64::from))
+        .bind(&raw.stdout)
+        .bind(&raw.stderr)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -259,5 +285,34 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.and_then(|r| r.0))
+    }
+}
+
+/// The stored raw output of a server's last poll that could not all be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRawOutput {
+    pub timestamp: DateTime<Utc>,
+    pub problems: String,
+    pub exit_status: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Store {
+    /// # Errors
+    /// `NotFound` when no failed output is stored for this server.
+    pub async fn last_failed_output(&self, id: Uuid) -> Result<StoredRawOutput, StoreError> {
+        let row = sqlx::query("select ts, problems, exit_status, stdout, stderr from last_failed_output where server_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(StoredRawOutput {
+            timestamp: from_ms(row.try_get("ts")?),
+            problems: row.try_get("problems")?,
+            exit_status: row.try_get("exit_status")?,
+            stdout: row.try_get("stdout")?,
+            stderr: row.try_get("stderr")?,
+        })
     }
 }

@@ -79,6 +79,20 @@ async fn a_real_host_is_polled_and_its_values_match_the_truth() {
 
     let stored = store.server(server.id).await.expect("server");
     assert_eq!(stored.status, ServerStatus::Online);
+    let platform = stored.platform.clone().expect("probed on first contact");
+    assert!(
+        matches!(&platform.top, fleetpoll::probe::Tool::Procps(v) if v.starts_with("procps-ng")),
+        "{platform:?}"
+    );
+    assert!(
+        matches!(platform.df, fleetpoll::probe::Tool::Coreutils(_)),
+        "{platform:?}"
+    );
+    let engine = platform.engine.clone().expect("the shim is a docker");
+    assert_eq!(
+        (engine.kind.as_str(), engine.access.as_str()),
+        ("docker", "direct")
+    );
     assert_eq!(
         stored.host_key_fingerprint.as_deref(),
         Some(sshd.host_key_fingerprint().as_str()),
@@ -397,7 +411,12 @@ async fn missing_or_forbidden_docker_is_online_without_containers_and_noted_once
                 .await
                 .outcome
                 .expect("online");
-            assert!(snap.containers.is_empty());
+            assert!(
+                snap.containers.is_empty(),
+                "{expect}: {:?} {:?}",
+                snap.docker,
+                snap.containers.first()
+            );
         }
         assert_eq!(
             store.server(server.id).await.expect("s").status,
@@ -444,4 +463,144 @@ async fn a_command_that_hangs_times_out_and_the_session_is_not_reused_broken() {
         .expect("result")
         .1;
     r.outcome.expect("recovers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busybox_host_is_probed_and_read_in_its_own_units() {
+    let sshd = Sshd::start(DockerMode::BusyboxHost);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let server = add(&store, registration("alpine-like", &sshd)).await;
+    let snap = poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("poll");
+    let platform = store
+        .server(server.id)
+        .await
+        .expect("s")
+        .platform
+        .expect("platform");
+    assert!(
+        platform.top.is_busybox() && platform.free.is_busybox(),
+        "{platform:?}"
+    );
+    assert!(platform.engine.is_none());
+    // BusyBox free prints KiB: read as such, the total equals MemTotal exactly.
+    assert_eq!(snap.server.mem_total_bytes, Some(meminfo_total_bytes()));
+    assert!(
+        snap.server.uptime_seconds.is_none(),
+        "BusyBox top prints no uptime: None, not 0"
+    );
+    assert!(snap.server.load1.is_some() && snap.server.cpu_busy_percent.is_some());
+    let root = snap
+        .disks
+        .iter()
+        .find(|d| d.mount == "/")
+        .expect("root row");
+    assert!(
+        root.total_bytes
+            .expect("total")
+            .abs_diff(root_fs_total_bytes())
+            < 1024
+    );
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("select message from activity where type = 'platform_detected'")
+            .fetch_all(store.pool())
+            .await
+            .expect("activity");
+    assert_eq!(kinds.len(), 1);
+    assert!(kinds[0].contains("BusyBox"), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("stats.txt");
+    std::fs::write(
+        &garbage,
+        "this docker prints something nobody has seen before\n",
+    )
+    .expect("write");
+    let sshd = Sshd::start(DockerMode::Shim {
+        stats: garbage.clone(),
+        ps: common::fixture("docker_ps/docker-28.2-json-all.txt"),
+    });
+    let store = common::store(dir.path()).await;
+    let server = add(&store, registration("odd", &sshd)).await;
+    let snap = poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("partial poll is a poll");
+    assert!(snap.server.mem_total_bytes.is_some(), "top/free still read");
+    assert!(!snap.disks.is_empty(), "df still read");
+    assert_eq!(snap.problems.len(), 1, "{:?}", snap.problems);
+    assert_eq!(snap.problems[0].kind, "parse_failed");
+    assert!(
+        snap.problems[0].message.contains("line 1"),
+        "{:?}",
+        snap.problems
+    );
+    // Containers still come from docker ps, without usage figures.
+    assert_eq!(snap.containers.len(), 8);
+    assert!(snap.containers.iter().all(|c| c.cpu_percent.is_none()));
+
+    let s = store.server(server.id).await.expect("s");
+    assert_eq!(s.status, ServerStatus::Online);
+    assert!(
+        s.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("parse_failed")),
+        "{:?}",
+        s.reason
+    );
+    assert_eq!(
+        count(&store, "select count(*) from server_metrics").await,
+        1
+    );
+    let raw = store
+        .last_failed_output(server.id)
+        .await
+        .expect("raw output kept");
+    assert!(raw.stdout.contains("nobody has seen before"));
+    assert!(raw.problems.contains("docker_stats"), "{}", raw.problems);
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from activity where type = 'server_degraded'"
+        )
+        .await,
+        1
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        .arg("--db")
+        .arg(dir.path().join("fleetpoll.db"))
+        .args(["server", "last-output", "odd"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nobody has seen before"));
+
+    // Fixed on the host: the next poll recovers and says so once.
+    std::fs::copy(
+        common::fixture("docker_stats/docker-28.2-json-all.txt"),
+        &garbage,
+    )
+    .expect("copy");
+    let snap = poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("poll");
+    assert!(snap.problems.is_empty());
+    assert_eq!(store.server(server.id).await.expect("s").reason, None);
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from activity where type = 'server_recovered'"
+        )
+        .await,
+        1
+    );
 }

@@ -35,6 +35,8 @@ pub enum DockerMode {
     Denied,
     /// The real Docker client (the one on this process's `PATH`) comes first.
     Real,
+    /// Like `Missing`, and `top`, `free`, `df` are BusyBox applets (an Alpine/OpenWrt-like host).
+    BusyboxHost,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,13 +463,32 @@ fn session_path(docker: &DockerMode, dir: &Path, shim_dir: &Path) -> String {
             format!("{}:{STD_PATH}", shim_dir.display())
         }
         DockerMode::Denied => {
+            // No other engine either (a podman on this machine would be a usable fallback).
             write_script(&shim_dir.join("docker"), &denied_script(shim_dir));
-            format!("{}:{STD_PATH}", shim_dir.display())
+            let tools = dir.join("tools");
+            fs::create_dir(&tools).expect("mkdir tools");
+            link_tools_without_docker(&tools);
+            format!("{}:{}", shim_dir.display(), tools.display())
         }
         DockerMode::Missing => {
             let tools = dir.join("tools");
             fs::create_dir(&tools).expect("mkdir tools");
             link_tools_without_docker(&tools);
+            tools.display().to_string()
+        }
+        DockerMode::BusyboxHost => {
+            let tools = dir.join("tools");
+            fs::create_dir(&tools).expect("mkdir tools");
+            link_tools_without_docker(&tools);
+            let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+                .into_iter()
+                .find(|p| Path::new(p).exists())
+                .expect("BusyboxHost: no busybox (install busybox-static)");
+            for applet in ["top", "free", "df"] {
+                let link = tools.join(applet);
+                let _ = fs::remove_file(&link);
+                std::os::unix::fs::symlink(busybox, &link).expect("link applet");
+            }
             tools.display().to_string()
         }
         DockerMode::Real => {
