@@ -12,8 +12,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # sshd for the SSH tests; ssh-keygen/ssh-keyscan/ssh; a static busybox for the busybox:local image;
-# the Docker engine and CLI; top/free (df is coreutils, always there).
-PACKAGES=(openssh-server openssh-client busybox-static docker.io procps)
+# the Docker engine and CLI; top/free (df is coreutils, always there); rootful podman for the
+# podman test, with runc named so that apt does not pick crun (which refuses hybrid cgroups).
+PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman)
 APT_LOG=${TMPDIR:-/tmp}/fleetpoll-apt.log
 
 say() { echo "test.sh: $*" >&2; }

@@ -58,11 +58,13 @@ pub async fn run(
     tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database_path.display(), "Serving the API and dashboard on http://{addr}/");
 
     let cancel = CancellationToken::new();
-    let scheduler = Scheduler::new(store.clone(), (*settings).clone());
+    let metrics = Arc::new(crate::observe::Metrics::default());
+    let scheduler = Scheduler::with_metrics(store.clone(), (*settings).clone(), metrics.clone());
     let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
     let state = AppState {
         store: store.clone(),
         settings: settings.clone(),
+        metrics,
     };
     let api_cancel = cancel.clone();
     let mut api_task = tokio::spawn(api::serve(listener, state, async move {

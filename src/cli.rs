@@ -86,6 +86,99 @@ pub enum Command {
         #[arg(long, conflicts_with = "server")]
         probe: bool,
     },
+    /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
+    ///
+    /// Host i listens on BASE+i (every address of 127.0.0.0/8 reaches `lo` on Linux), has
+    /// its own ed25519 host key, accepts only the --client-key (any user name) and answers
+    /// fleetpoll's probe and poll scripts with real captured outputs. Percentages are of
+    /// --hosts; special hosts take the end of the range. Writes --hosts-file for `fleetpoll
+    /// server import`.
+    ///
+    /// Each listening host costs one file descriptor, and so does each open SSH session:
+    /// 10,000 hosts polled over persistent sessions need about 20,000 (`ulimit -n`).
+    SimFleet(SimFleetArgs),
+    /// Start a simulated fleet (50 hosts: 3 dead, 2 silent, 2 flapping), register it
+    /// (tag `demo`) and serve the API and dashboard exactly like `serve`.
+    ///
+    /// Without --db (and without database_path in the config) the demo keeps its own
+    /// database, data/demo/fleetpoll.db, so its hosts never mix with a real inventory. Its
+    /// client key and host-key seed are created once next to the database; re-running it
+    /// reuses them, and registers nothing twice.
+    Demo(DemoArgs),
+}
+
+/// Where `demo` keeps its database unless told otherwise.
+pub const DEMO_DATABASE: &str = "data/demo/fleetpoll.db";
+
+#[derive(Debug, Args)]
+pub struct SimFleetArgs {
+    /// Number of hosts.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hosts: u32,
+    /// Private key whose public half the hosts accept; its path goes into the hosts file.
+    #[arg(long, value_name = "PATH")]
+    pub client_key: PathBuf,
+    /// CSV written at start: name,host,port,user,key_path,tags (tags separated by ';').
+    #[arg(long, value_name = "OUT.csv")]
+    pub hosts_file: PathBuf,
+    /// Percent of hosts with nothing listening (connection refused).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub dead: f64,
+    /// Percent of hosts that accept TCP and never send a byte.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub silent: f64,
+    /// Percent of hosts that answer commands only after --slow-secs.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub slow: f64,
+    /// Percent of hosts that go down and up every --flap-secs.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub flapping: f64,
+    /// How long a slow host takes to answer (longer than any sane command timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub slow_secs: u64,
+    /// How long a flapping host stays up, then down (its sessions are dropped).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub flap_secs: u64,
+    /// How long every command takes on a live host.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    pub delay_ms: u64,
+    /// Host 0 (sim-0001) presents a new host key after --rekey-after-secs.
+    #[arg(long)]
+    pub rekey_host: bool,
+    /// When sim-0001's new key replaces the old one (with --rekey-host).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub rekey_after_secs: u64,
+    /// Address of host 0; host i is BASE+i.
+    #[arg(long, default_value = "127.1.0.1")]
+    pub base: std::net::Ipv4Addr,
+    /// Port every host listens on.
+    #[arg(long, default_value_t = 2222, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Login name written into the hosts file (the hosts accept any).
+    #[arg(long, default_value = "fleet")]
+    pub user: String,
+    /// Tag of every host in the hosts file (repeatable); each also gets its kind as a tag.
+    #[arg(long = "tag", value_name = "TAG", default_value = "sim")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated hosts (6% dead, 4% silent, 4% flapping).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub hosts: u32,
+    /// Listen address of the API and dashboard (default: the configured one, 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seconds between polls: 10 by default so the dashboard fills quickly.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub interval: u64,
+    /// Address of the first simulated host.
+    #[arg(long, default_value = "127.1.0.1")]
+    pub base: std::net::Ipv4Addr,
+    /// Port the simulated hosts listen on.
+    #[arg(long, default_value_t = 2222, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -136,6 +229,19 @@ pub enum ServerCommand {
     Trust { name: String },
     /// Print the raw output of the server's last poll that could not all be read.
     LastOutput { name: String },
+    /// Register servers from a CSV file with the header name,host,port,user,key_path,tags.
+    ///
+    /// Each row is validated like `server add`; bad rows are reported by line number and
+    /// the others still imported (exit status 1 if any failed). Names already registered
+    /// are skipped, so importing a file twice is harmless. Tags within a cell are separated
+    /// by ';'; a relative key_path is relative to the file's directory; an optional
+    /// key_passphrase_env column may be added.
+    Import {
+        file: PathBuf,
+        /// Validate and report, register nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +342,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // The simulated fleet needs neither settings nor a database.
+    if let Command::SimFleet(args) = &cli.command {
+        return sim_fleet_cmd(args);
+    }
     let mut settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(db) = &cli.db {
         settings.database_path = db.clone();
@@ -249,6 +359,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         settings.validate()?;
     }
+    if let Command::Demo(d) = &cli.command {
+        if cli.db.is_none() && settings.database_path == Settings::default().database_path {
+            settings.database_path = PathBuf::from(DEMO_DATABASE);
+        }
+        if let Some(l) = &d.listen {
+            settings.listen = l.clone();
+        }
+        settings.poll_interval_secs = d.interval;
+        settings.validate()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,6 +379,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     if let Command::Serve { .. } = cli.command {
         crate::app::serve(settings).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Demo(d) = &cli.command {
+        let opts = crate::sim::demo::DemoOptions {
+            hosts: d.hosts as usize,
+            base: d.base,
+            port: d.port,
+        };
+        crate::sim::demo::run(settings, opts).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let store = Store::open(&settings.database_path)
@@ -284,9 +413,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             print!("{}", crate::probe::poll_script(s.platform.as_ref()));
             ExitCode::SUCCESS
         }
-        Command::Serve { .. } | Command::Parse { .. } | Command::RemoteScript { .. } => {
-            ExitCode::SUCCESS
-        }
+        Command::Serve { .. }
+        | Command::Parse { .. }
+        | Command::RemoteScript { .. }
+        | Command::SimFleet(_)
+        | Command::Demo(_) => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)
@@ -468,6 +599,9 @@ async fn server_cmd(
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        ServerCommand::Import { file, dry_run } => {
+            return import_cmd(store, &file, dry_run, json, &actor).await;
         }
         ServerCommand::Trust { name } => {
             let before = find(store, &name).await?;
@@ -673,4 +807,98 @@ fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>, unit: FreeUnit) -> anyhow:
             Ok(ExitCode::from(1))
         }
     }
+}
+
+async fn import_cmd(
+    store: &Store,
+    file: &std::path::Path,
+    dry_run: bool,
+    json: bool,
+    actor: &str,
+) -> anyhow::Result<ExitCode> {
+    let report = crate::import::import_file(store, file, actor, dry_run).await?;
+    if json {
+        print_json(&json!({
+            "dry_run": report.dry_run,
+            "added": report.added.len(),
+            "skipped": report.skipped.len(),
+            "failed": report.failed.len(),
+            "added_names": report.added,
+            "skipped_rows": report.skipped,
+            "failed_rows": report.failed,
+        }));
+    } else {
+        for e in &report.failed {
+            eprintln!("{e}");
+        }
+        println!(
+            "{} {}, skipped {} already registered, failed {}.{}",
+            if dry_run { "Would add" } else { "Added" },
+            report.added.len(),
+            report.skipped.len(),
+            report.failed.len(),
+            if dry_run {
+                " (dry run: nothing registered)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn sim_fleet_cmd(a: &SimFleetArgs) -> anyhow::Result<ExitCode> {
+    use crate::sim::{self, percent_of};
+    let key =
+        crate::ssh::keys::load_private_key(&a.client_key, None).context("reading --client-key")?;
+    let key_path = PathBuf::from(key_string(&a.client_key)?);
+    let hosts = a.hosts as usize;
+    let mut opts = sim::SimOptions::new(hosts, key.public_key().clone());
+    opts.base = a.base;
+    opts.port = a.port;
+    opts.dead = percent_of(hosts, a.dead);
+    opts.silent = percent_of(hosts, a.silent);
+    opts.slow = percent_of(hosts, a.slow);
+    opts.flapping = percent_of(hosts, a.flapping);
+    opts.delay = std::time::Duration::from_millis(a.delay_ms);
+    opts.slow_delay = std::time::Duration::from_secs(a.slow_secs);
+    opts.flap_period = std::time::Duration::from_secs(a.flap_secs);
+    opts.rekey_after = a
+        .rekey_host
+        .then(|| std::time::Duration::from_secs(a.rekey_after_secs));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let fleet = sim::start(opts.clone())
+            .await
+            .context("starting the simulated fleet")?;
+        sim::write_hosts_csv(&a.hosts_file, fleet.hosts(), &a.user, &key_path, &a.tags)
+            .with_context(|| format!("writing {}", a.hosts_file.display()))?;
+        let last = fleet
+            .hosts()
+            .last()
+            .map(|h| h.addr.to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            hosts = hosts,
+            dead = opts.dead,
+            silent = opts.silent,
+            slow = opts.slow,
+            flapping = opts.flapping,
+            rekey = a.rekey_host,
+            hosts_file = %a.hosts_file.display(),
+            "Simulated fleet up on {}..{last}; stop with Ctrl-C",
+            opts.base
+        );
+        crate::app::shutdown_signal().await;
+        tracing::info!("Stopping the simulated fleet");
+        fleet.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

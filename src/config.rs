@@ -82,6 +82,15 @@ pub struct Settings {
     pub auth_timeout_secs: u64,
     /// The whole remote command (all sections of one poll).
     pub command_timeout_secs: u64,
+    /// Consecutive failed polls before a server is `offline` (one lost packet is not an outage).
+    pub offline_after_failures: u32,
+    /// A failing server is retried after interval x 2^(failures-1), with jitter, capped here.
+    pub backoff_max_secs: u64,
+    /// New SSH sessions opened per second at most, fleet-wide.
+    pub handshakes_per_second: u32,
+    /// New SSH sessions being opened at once per target network (/24 or /64, or per host
+    /// name), below sshd's MaxStartups default of 10.
+    pub handshakes_per_network: u32,
     /// Raw samples older than this are deleted.
     pub retention_days: u64,
     /// Seconds between two retention runs.
@@ -99,6 +108,10 @@ impl Default for Settings {
             connect_timeout_secs: 10,
             auth_timeout_secs: 10,
             command_timeout_secs: 30,
+            offline_after_failures: 2,
+            backoff_max_secs: 600,
+            handshakes_per_second: 200,
+            handshakes_per_network: 8,
             retention_days: 7,
             retention_check_secs: 3600,
             thresholds: Thresholds::default(),
@@ -114,6 +127,10 @@ const TOP_KEYS: &[&str] = &[
     "connect_timeout_secs",
     "auth_timeout_secs",
     "command_timeout_secs",
+    "offline_after_failures",
+    "backoff_max_secs",
+    "handshakes_per_second",
+    "handshakes_per_network",
     "retention_days",
     "retention_check_secs",
 ];
@@ -209,6 +226,16 @@ impl Settings {
             "connect_timeout_secs" => self.connect_timeout_secs = int()?,
             "auth_timeout_secs" => self.auth_timeout_secs = int()?,
             "command_timeout_secs" => self.command_timeout_secs = int()?,
+            "offline_after_failures" => {
+                self.offline_after_failures = u32::try_from(int()?).map_err(|_| bad("too large"))?
+            }
+            "backoff_max_secs" => self.backoff_max_secs = int()?,
+            "handshakes_per_second" => {
+                self.handshakes_per_second = u32::try_from(int()?).map_err(|_| bad("too large"))?
+            }
+            "handshakes_per_network" => {
+                self.handshakes_per_network = u32::try_from(int()?).map_err(|_| bad("too large"))?
+            }
             "retention_days" => self.retention_days = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
             other => {
@@ -266,6 +293,10 @@ impl Settings {
             ("connect_timeout_secs", self.connect_timeout_secs),
             ("auth_timeout_secs", self.auth_timeout_secs),
             ("command_timeout_secs", self.command_timeout_secs),
+            ("offline_after_failures", u64::from(self.offline_after_failures)),
+            ("backoff_max_secs", self.backoff_max_secs),
+            ("handshakes_per_second", u64::from(self.handshakes_per_second)),
+            ("handshakes_per_network", u64::from(self.handshakes_per_network)),
             ("retention_days", self.retention_days),
             ("retention_check_secs", self.retention_check_secs),
         ] {
@@ -328,10 +359,12 @@ impl Settings {
         Duration::from_secs(self.poll_interval_secs)
     }
 
-    /// The longest one poll may take, from TCP connect to the last byte of output.
+    /// The longest one poll may wait on its host once it has a handshake slot: connect,
+    /// authentication, the probe of a new session and the poll script, each under its own
+    /// deadline.
     pub fn poll_deadline(&self) -> Duration {
         Duration::from_secs(
-            self.connect_timeout_secs + self.auth_timeout_secs + self.command_timeout_secs,
+            self.connect_timeout_secs + self.auth_timeout_secs + 2 * self.command_timeout_secs,
         )
     }
 }

@@ -98,6 +98,8 @@ pub struct Server {
     pub pending_host_key_fingerprint: Option<String>,
     /// What the host runs, from the probe at the last (re)connect.
     pub platform: Option<crate::probe::Platform>,
+    /// Failed polls in a row; `offline` from `offline_after_failures` on.
+    pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

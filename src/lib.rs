@@ -15,14 +15,20 @@ pub mod api;
 pub mod app;
 /// The command line: one subcommand per operator task.
 pub mod cli;
+/// A simulated fleet of SSH servers in one process, for the demo, tests and benchmarks.
+pub mod sim;
 /// Settings: TOML file, then `FLEETPOLL_*` environment, then flags; validated once.
 pub mod config;
+/// `server import`: register servers from a CSV inventory, row by row.
+pub mod import;
 /// Validated server registrations: host, port, user, key reference.
 pub mod inventory;
 /// Stored shapes of a poll: server, disk and container samples.
 pub mod model;
 /// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
 pub mod ops;
+/// The poller's own counters and histograms, rendered for Prometheus.
+pub mod observe;
 /// Pure parsers for top, free, df, docker stats and docker ps output.
 pub mod parse;
 /// One host's poll: one SSH exec, split into sections, parsed into a snapshot.

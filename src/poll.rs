@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::inventory::Server;
+use crate::observe::Metrics;
 use crate::model::{
     ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot,
 };
@@ -99,8 +101,10 @@ pub struct PollTimeouts {
 }
 
 struct Cached {
-    /// Everything that, when changed, makes the session unusable for this server.
+    /// How the server is reached; when it changes, the session is for another target.
     identity: String,
+    /// The host key this session verified.
+    fingerprint: String,
     session: Arc<Session>,
     /// What the probe found when this session was opened.
     platform: Platform,
@@ -109,20 +113,96 @@ struct Cached {
 /// A container's cumulative CPU seconds at the time of a poll.
 type CpuMark = (f64, Instant);
 
+/// Limits on opening new SSH sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeLimits {
+    pub per_second: u32,
+    pub per_network: u32,
+}
+
+/// Paces new sessions: a token bucket fleet-wide, and a bound on handshakes in progress per
+/// target network, so that a burst of reconnects never trips sshd's MaxStartups on one host
+/// or a jump host in front of many.
+struct Handshakes {
+    limits: HandshakeLimits,
+    bucket: std::sync::Mutex<(f64, Instant)>,
+    networks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Handshakes {
+    fn new(limits: HandshakeLimits) -> Self {
+        Self {
+            limits,
+            bucket: std::sync::Mutex::new((f64::from(limits.per_second), Instant::now())),
+            networks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a handshake slot; the permit bounds the handshakes in progress per network.
+    async fn acquire(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let rate = f64::from(self.limits.per_second.max(1));
+        loop {
+            let wait = {
+                let Ok(mut b) = self.bucket.lock() else { break };
+                let now = Instant::now();
+                b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+                b.1 = now;
+                if b.0 >= 1.0 {
+                    b.0 -= 1.0;
+                    None
+                } else {
+                    Some(Duration::from_secs_f64((1.0 - b.0) / rate))
+                }
+            };
+            match wait {
+                None => break,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+        let sem = {
+            let mut nets = self.networks.lock().ok()?;
+            nets.entry(network_of(host))
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.limits.per_network.max(1) as usize)))
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+}
+
+/// The network a host is in, for handshake pacing: its /24 (IPv4) or /64 (IPv6), or the
+/// name itself when it is not an address.
+pub fn network_of(host: &str) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            let o = a.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let s = a.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => host.to_ascii_lowercase(),
+    }
+}
+
 /// Polls servers, keeping one SSH session per server open between polls.
 pub struct Poller {
     timeouts: PollTimeouts,
     sessions: Mutex<HashMap<Uuid, Cached>>,
+    handshakes: Handshakes,
+    metrics: Arc<Metrics>,
     /// Podman's one-shot CPU% is the average since the container started; the current
     /// figure comes from its cumulative CPU time between two of our polls.
     cpu_marks: std::sync::Mutex<HashMap<(Uuid, String), CpuMark>>,
 }
 
 impl Poller {
-    pub fn new(timeouts: PollTimeouts) -> Self {
+    pub fn new(timeouts: PollTimeouts, limits: HandshakeLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             timeouts,
             sessions: Mutex::new(HashMap::new()),
+            handshakes: Handshakes::new(limits),
+            metrics,
             cpu_marks: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -153,12 +233,17 @@ impl Poller {
             raw: None,
             duration: Duration::ZERO,
         };
-        let identity = identity(server, server.host_key_fingerprint.as_deref());
-        // Reuse the open session when it is still alive and still for the same target.
+        let identity = identity(server);
+        // Reuse the open session when it is still alive, still for the same target, and the
+        // key it verified is still the trusted one (`trust` may have pinned another).
         let reused = {
             let mut map = self.sessions.lock().await;
             match map.get(&server.id) {
-                Some(c) if c.identity == identity && !c.session.is_closed() => {
+                Some(c)
+                    if c.identity == identity
+                        && !c.session.is_closed()
+                        && server.host_key_fingerprint.as_ref().is_none_or(|pin| *pin == c.fingerprint) =>
+                {
                     Some((c.session.clone(), c.platform.clone()))
                 }
                 Some(_) => {
@@ -202,7 +287,16 @@ impl Poller {
             connect_timeout: self.timeouts.connect,
             auth_timeout: self.timeouts.auth,
         };
-        let session = match Session::connect(&params).await {
+        // Waiting for a handshake slot is our own pacing, not the host's slowness: it has no
+        // deadline of its own, and the connect deadline starts once the slot is ours.
+        let permit = self.handshakes.acquire(&server.host).await;
+        self.metrics.handshakes.fetch_add(1, Ordering::Relaxed);
+        let connected = Session::connect(&params).await;
+        drop(permit);
+        if connected.is_err() {
+            self.metrics.handshake_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let session = match connected {
             Ok(s) => Arc::new(s),
             Err(SshError::HostKeyChanged { pinned, presented }) => {
                 result.host_key = Some(HostKeyCheck::Changed {
@@ -233,19 +327,22 @@ impl Poller {
         result.platform = Some(platform.clone());
         match self.run_script(&session, &platform).await {
             Ok((snapshot, raw)) => {
-                // Cache under the identity the scheduler will see once a first key is pinned.
-                let identity = match &check {
-                    HostKeyCheck::FirstSeen(fp) => self::identity(server, Some(fp)),
-                    _ => identity,
+                let fingerprint = match &check {
+                    HostKeyCheck::FirstSeen(fp) | HostKeyCheck::Match(fp) => fp.clone(),
+                    HostKeyCheck::Changed { presented, .. } => presented.clone(),
                 };
-                self.sessions.lock().await.insert(
+                let mut map = self.sessions.lock().await;
+                map.insert(
                     server.id,
                     Cached {
                         identity,
+                        fingerprint,
                         session,
                         platform,
                     },
                 );
+                self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+                drop(map);
                 result.outcome = snapshot;
                 result.raw = raw;
             }
@@ -312,7 +409,12 @@ impl Poller {
 
     /// Drops a server's session (removed, edited, or broken).
     pub async fn forget(&self, id: Uuid) {
-        let cached = self.sessions.lock().await.remove(&id);
+        let cached = {
+            let mut map = self.sessions.lock().await;
+            let c = map.remove(&id);
+            self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+            c
+        };
         if let Some(c) = cached {
             if let Ok(session) = Arc::try_unwrap(c.session) {
                 session.close().await;
@@ -329,7 +431,9 @@ impl Poller {
                 .filter(|id| !keep.contains(id))
                 .copied()
                 .collect();
-            gone.iter().filter_map(|id| map.remove(id)).collect()
+            let dropped = gone.iter().filter_map(|id| map.remove(id)).collect();
+            self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+            dropped
         };
         for c in dropped {
             if let Ok(session) = Arc::try_unwrap(c.session) {
@@ -341,6 +445,7 @@ impl Poller {
     /// Closes every session, for shutdown.
     pub async fn close_all(&self) {
         let all: Vec<Cached> = self.sessions.lock().await.drain().map(|(_, c)| c).collect();
+        self.metrics.open_sessions.store(0, Ordering::Relaxed);
         for c in all {
             if let Ok(session) = Arc::try_unwrap(c.session) {
                 session.close().await;
@@ -349,11 +454,11 @@ impl Poller {
     }
 }
 
-/// Everything that, when changed, makes an open session unusable for this server.
-fn identity(server: &Server, pinned: Option<&str>) -> String {
+/// How a server is reached: when any of it changes, an open session is for another target.
+fn identity(server: &Server) -> String {
     format!(
-        "{}|{}|{}|{}|{:?}|{:?}",
-        server.host, server.port, server.user, server.key_path, server.key_passphrase_env, pinned
+        "{}|{}|{}|{}|{:?}",
+        server.host, server.port, server.user, server.key_path, server.key_passphrase_env
     )
 }
 
@@ -676,7 +781,7 @@ fn containers(
                 exit_code: st.exit_code,
                 health: st.health,
                 cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
-                cpu_time_seconds: None,
+                cpu_time_seconds: usage.as_ref().and_then(|u| u.cpu_time_seconds),
                 mem_used_bytes: usage.as_ref().and_then(|u| u.mem_used_bytes),
                 mem_limit_bytes: usage.as_ref().and_then(|u| u.mem_limit_bytes),
                 mem_percent: usage.as_ref().and_then(|u| u.mem_percent),
@@ -719,6 +824,15 @@ mod tests {
         assert!(s["top"].stdout.contains("awk"), "{:?}", s["top"]);
         assert_eq!(s["top"].exit_status, Some(0));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn handshake_networks_group_addresses_not_names() {
+        assert_eq!(network_of("10.1.2.3"), "10.1.2.0/24");
+        assert_eq!(network_of("10.1.2.200"), network_of("10.1.2.3"));
+        assert_ne!(network_of("10.1.3.3"), network_of("10.1.2.3"));
+        assert_eq!(network_of("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+        assert_eq!(network_of("Web-1.example.com"), "web-1.example.com");
     }
 
     #[test]

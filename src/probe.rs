@@ -52,8 +52,7 @@ impl Tool {
             line.split(marker)
                 .nth(1)
                 .map(|rest| {
-                    rest.trim()
-                        .split_whitespace()
+                    rest.split_whitespace()
                         .next()
                         .unwrap_or("")
                         .trim_end_matches(')')

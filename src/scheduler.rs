@@ -1,14 +1,18 @@
-//! When and how many: every interval, poll each enabled server under a concurrency bound and
-//! a deadline, turn each outcome into stored samples and a status, and write an activity
-//! entry when (and only when) a status changes. Nothing leaves a poll with `?`: one broken
-//! host never stops the others. Also runs retention.
+//! When and how many: each enabled server is polled once per interval at a stable offset
+//! (so a large fleet is spread evenly, not polled in bursts), under a bound on polls in
+//! flight and a deadline per poll; failing servers back off exponentially with jitter. Each
+//! outcome becomes stored samples and a status through one writer that batches
+//! transactions, and an activity entry when (and only when) a status changes. Nothing leaves
+//! a poll with `?`: one broken host never stops the others. Also runs retention.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,81 +21,147 @@ use uuid::Uuid;
 use crate::activity::{self, ActivityEvent, SYSTEM};
 use crate::config::Settings;
 use crate::inventory::{Server, ServerStatus};
-use crate::poll::{PollError, PollResult, PollTimeouts, Poller};
+use crate::observe::Metrics;
+use crate::poll::{HandshakeLimits, PollError, PollResult, PollTimeouts, Poller};
 use crate::ssh::{HostKeyCheck, SshError};
-use crate::store::{NewActivity, ServerUpdate, Store, StoreError};
+use crate::store::{NewActivity, PollWrite, ServerUpdate, Store, StoreError};
 
 /// How long in-flight polls may finish after shutdown is asked, before they are dropped
 /// (unwritten: a poll's rows are written in one transaction or not at all).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
+/// How often the loop looks for due servers: the resolution of the schedule.
+const RESOLUTION: Duration = Duration::from_millis(100);
+/// How often the inventory is re-read, so CLI and API changes reach the loop.
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// Poll results written per transaction at most.
+const BATCH: usize = 256;
+
+/// A finished poll on its way to the writer.
+struct Done {
+    polled: Server,
+    result: PollResult,
+}
 
 /// Polls the fleet. Shared by `serve` (the loop) and `poll --once`.
 pub struct Scheduler {
     store: Store,
     poller: Poller,
     settings: Settings,
+    metrics: Arc<Metrics>,
     /// Servers with a poll running; a server is never polled twice at once.
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Failed polls in a row per server, for the backoff (the stored count drives status).
+    failures: Mutex<HashMap<Uuid, u32>>,
     semaphore: Semaphore,
 }
 
 impl Scheduler {
     pub fn new(store: Store, settings: Settings) -> Arc<Self> {
-        let poller = Poller::new(PollTimeouts {
-            connect: Duration::from_secs(settings.connect_timeout_secs),
-            auth: Duration::from_secs(settings.auth_timeout_secs),
-            command: Duration::from_secs(settings.command_timeout_secs),
-        });
+        Self::with_metrics(store, settings, Arc::new(Metrics::default()))
+    }
+
+    pub fn with_metrics(store: Store, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        let poller = Poller::new(
+            PollTimeouts {
+                connect: Duration::from_secs(settings.connect_timeout_secs),
+                auth: Duration::from_secs(settings.auth_timeout_secs),
+                command: Duration::from_secs(settings.command_timeout_secs),
+            },
+            HandshakeLimits {
+                per_second: settings.handshakes_per_second,
+                per_network: settings.handshakes_per_network,
+            },
+            metrics.clone(),
+        );
         Arc::new(Self {
             store,
             poller,
             semaphore: Semaphore::new(settings.concurrency),
             settings,
+            metrics,
             in_flight: Mutex::new(HashSet::new()),
+            failures: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The poll loop, until `cancel` fires. Reads the inventory at every tick, so servers
-    /// added, edited or removed with the CLI take effect at the next poll.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The poll loop, until `cancel` fires.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let tracker = TaskTracker::new();
         let hard_stop = CancellationToken::new();
-        let mut tick = tokio::time::interval(self.settings.poll_interval());
+        let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
+        let (backoff_tx, mut backoff_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
+        let writer = tokio::spawn(self.clone().writer(done_rx));
+        let interval = self.settings.poll_interval();
+        let start = Instant::now();
+        let mut servers: HashMap<Uuid, Server> = HashMap::new();
+        let mut due: HashMap<Uuid, Instant> = HashMap::new();
+        let mut next_reload = start;
+        let mut next_retention = start;
+        let mut tick = tokio::time::interval(RESOLUTION);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut next_retention = Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            if Instant::now() >= next_retention {
-                next_retention =
-                    Instant::now() + Duration::from_secs(self.settings.retention_check_secs);
+            let now = Instant::now();
+            if now >= next_retention {
+                next_retention = now + Duration::from_secs(self.settings.retention_check_secs);
                 if let Err(e) = self.retention().await {
                     tracing::error!(error = %e, "Retention run failed");
                 }
             }
-            let servers = match self.store.servers().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot read the inventory; skipping this cycle");
+            if now >= next_reload {
+                next_reload = now + RELOAD_EVERY.min(interval);
+                match self.store.servers().await {
+                    Ok(list) => {
+                        servers = list.into_iter().filter(|s| s.enabled).map(|s| (s.id, s)).collect();
+                        due.retain(|id, _| servers.contains_key(id));
+                        for id in servers.keys() {
+                            due.entry(*id).or_insert_with(|| next_slot(start, offset(*id, interval), interval, now));
+                        }
+                        let keep: HashSet<Uuid> = servers.keys().copied().collect();
+                        self.poller.retain(&keep).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "Cannot read the inventory; keeping the last one"),
+                }
+            }
+            while let Ok((id, until)) = backoff_rx.try_recv() {
+                if let Some(t) = due.get_mut(&id) {
+                    *t = (*t).max(until);
+                }
+            }
+            for (id, slot) in due.iter_mut() {
+                if *slot > now {
                     continue;
                 }
-            };
-            let polled: HashSet<Uuid> =
-                servers.iter().filter(|s| s.enabled).map(|s| s.id).collect();
-            self.poller.retain(&polled).await;
-            for server in servers.into_iter().filter(|s| s.enabled) {
-                if !self.claim(server.id) {
+                let scheduled = *slot;
+                while *slot <= now {
+                    *slot += interval;
+                }
+                let Some(server) = servers.get(id).cloned() else { continue };
+                if !self.claim(*id) {
+                    self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(server = %server.name, "Previous poll still running; skipping this one");
                     continue;
                 }
                 let this = self.clone();
                 let hard_stop = hard_stop.clone();
+                let done_tx = done_tx.clone();
+                let backoff_tx = backoff_tx.clone();
                 tracker.spawn(async move {
                     let id = server.id;
                     tokio::select! {
-                        _ = this.poll_and_record(server) => {}
+                        result = this.poll_scheduled(&server, scheduled) => {
+                            if let Some(until) = this.backoff_after(id, &result) {
+                                let _ = backoff_tx.send((id, until));
+                            }
+                            let _ = done_tx.send(Done { polled: server, result }).await;
+                        }
                         _ = hard_stop.cancelled() => {}
                     }
                     this.release(id);
@@ -104,20 +174,51 @@ impl Scheduler {
             hard_stop.cancel();
             tracker.wait().await;
         }
+        drop(done_tx);
+        let _ = writer.await;
         self.poller.close_all().await;
     }
 
+    /// Writes finished polls, batching whatever has arrived into one transaction.
+    async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<Done>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.write(&batch).await {
+                tracing::error!(error = %e, polls = batch.len(), "Cannot store poll results");
+            }
+        }
+    }
+
     fn claim(&self, id: Uuid) -> bool {
-        self.in_flight
-            .lock()
-            .map(|mut s| s.insert(id))
-            .unwrap_or(false)
+        self.in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false)
     }
 
     fn release(&self, id: Uuid) {
         if let Ok(mut s) = self.in_flight.lock() {
             s.remove(&id);
         }
+    }
+
+    /// When a failing server is next due: interval x 2^(failures-1) with +-20% jitter,
+    /// capped; None after a success (the regular slot applies).
+    fn backoff_after(&self, id: Uuid, result: &PollResult) -> Option<Instant> {
+        let mut failures = self.failures.lock().ok()?;
+        if result.outcome.is_ok() {
+            failures.remove(&id);
+            return None;
+        }
+        let n = failures.entry(id).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = self.settings.poll_interval().as_secs_f64() * 2f64.powi((*n).min(20) as i32 - 1);
+        let capped = base.min(self.settings.backoff_max_secs as f64).max(self.settings.poll_interval().as_secs_f64());
+        let jitter = 0.8 + 0.4 * pseudo_random(id, *n);
+        Some(Instant::now() + Duration::from_secs_f64(capped * jitter))
     }
 
     /// Polls the given servers now, all at once under the concurrency bound, and records
@@ -143,63 +244,75 @@ impl Scheduler {
         out
     }
 
-    /// One server: wait for a slot, poll under the overall deadline, store the outcome.
+    /// One server now: poll it and store the outcome. Returns what was stored.
     pub async fn poll_and_record(&self, server: Server) -> PollResult {
-        let Ok(_permit) = self.semaphore.acquire().await else {
-            return failed(
-                &server,
-                PollError::CommandFailed("scheduler is shutting down".into()),
-            );
-        };
-        // The poller has a deadline per step; this one bounds the sum, plus slack.
-        let deadline = self.settings.poll_deadline() + Duration::from_secs(2);
-        let result = match timeout(deadline, self.poller.poll(&server)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.poller.forget(server.id).await;
-                failed(
-                    &server,
-                    PollError::Ssh(SshError::Timeout {
-                        stage: "poll",
-                        after: deadline,
-                    }),
-                )
-            }
-        };
-        if let Err(e) = self.record(&server, &result).await {
-            tracing::error!(server = %server.name, error = %e, "Cannot store poll result");
+        let result = self.poll_scheduled(&server, Instant::now()).await;
+        let batch = [Done { polled: server, result }];
+        if let Err(e) = self.write(&batch).await {
+            tracing::error!(server = %batch[0].polled.name, error = %e, "Cannot store poll result");
         }
+        let [done] = batch;
+        done.result
+    }
+
+    /// Waits for a slot, polls under the overall deadline, counts the outcome.
+    async fn poll_scheduled(&self, server: &Server, scheduled: Instant) -> PollResult {
+        let Ok(_permit) = self.semaphore.acquire().await else {
+            return failed(server, PollError::CommandFailed("scheduler is shutting down".into()));
+        };
+        self.metrics.cycle_lag.observe(Instant::now().saturating_duration_since(scheduled));
+        // No deadline around the whole poll: every step that waits on the host (connect and
+        // handshake, authentication, probe, script) has its own inside the poller, and
+        // waiting for a handshake slot is our pacing, which must not fail a host.
+        let result = self.poller.poll(server).await;
+        let outcome = match &result.outcome {
+            Ok(s) if s.problems.is_empty() => "ok",
+            Ok(_) => "partial",
+            Err(e) => e.reason(),
+        };
+        self.metrics.poll_done(outcome, result.duration);
         result
     }
 
-    /// Writes one poll's outcome and the status transitions it causes, in one transaction.
-    async fn record(&self, polled: &Server, result: &PollResult) -> Result<(), StoreError> {
-        // Re-read: the server may have been edited, trusted or removed while we polled.
-        let current = match self.store.server(polled.id).await {
-            Ok(s) => s,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if current.host_key_fingerprint != polled.host_key_fingerprint
-            || current.host != polled.host
-            || current.port != polled.port
-        {
-            // Polled against an outdated registration; the next poll uses the new one.
-            return Ok(());
-        }
+    /// Writes polls' outcomes and the status transitions they cause, in one transaction.
+    async fn write(&self, batch: &[Done]) -> Result<(), StoreError> {
         let now = Utc::now();
-        let docker_note_before = self.store.docker_note(polled.id).await?;
-        let (update, events) = transition(&current, result, docker_note_before.as_deref());
-        let who = Some((current.id, current.name.as_str()));
-        let entries: Vec<NewActivity> = events
+        let mut prepared = Vec::with_capacity(batch.len());
+        for d in batch {
+            // Re-read: the server may have been edited, trusted or removed while we polled.
+            let current = match self.store.server(d.polled.id).await {
+                Ok(s) => s,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            // (A pin written by an earlier poll of this server is no such change.)
+            let trusted_meanwhile = d.polled.host_key_fingerprint.is_some()
+                && current.host_key_fingerprint != d.polled.host_key_fingerprint;
+            if trusted_meanwhile || current.host != d.polled.host || current.port != d.polled.port {
+                // Polled against an outdated registration; the next poll uses the new one.
+                continue;
+            }
+            let note = self.store.docker_note(current.id).await?;
+            let (update, events) = transition(&current, &d.result, note.as_deref(), self.settings.offline_after_failures);
+            let who = Some((current.id, current.name.as_str()));
+            let entries: Vec<NewActivity> = events.iter().map(|e| activity::entry(e, SYSTEM, who, now)).collect();
+            prepared.push((current.id, d.result.outcome.as_ref().ok(), update, entries));
+        }
+        let writes: Vec<PollWrite<'_>> = prepared
             .iter()
-            .map(|e| activity::entry(e, SYSTEM, who, now))
+            .map(|(id, snapshot, update, events)| PollWrite {
+                server_id: *id,
+                snapshot: *snapshot,
+                update,
+                events,
+            })
             .collect();
-        let snapshot = result.outcome.as_ref().ok();
-        self.store
-            .record_poll(current.id, snapshot, &update, &entries)
-            .await?;
-        activity::emit(&entries);
+        let started = std::time::Instant::now();
+        self.store.record_polls(&writes).await?;
+        self.metrics.db_write.observe(started.elapsed());
+        for (_, _, _, entries) in &prepared {
+            activity::emit(entries);
+        }
         Ok(())
     }
 
@@ -209,23 +322,14 @@ impl Scheduler {
     /// Database failure.
     pub async fn retention(&self) -> Result<(), StoreError> {
         let days = self.settings.retention_days;
-        let cutoff = Utc::now()
-            - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
+        let cutoff = Utc::now() - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
         let now = Utc::now();
         let mut logged = Vec::new();
         self.store
             .apply_retention(cutoff, |counts| {
                 let total = counts.server_metrics + counts.disk_usage + counts.container_metrics;
                 (total > 0).then(|| {
-                    let e = activity::entry(
-                        &ActivityEvent::RetentionCleanup {
-                            counts,
-                            retention_days: days,
-                        },
-                        SYSTEM,
-                        None,
-                        now,
-                    );
+                    let e = activity::entry(&ActivityEvent::RetentionCleanup { counts, retention_days: days }, SYSTEM, None, now);
                     logged.push(e.clone());
                     e
                 })
@@ -238,6 +342,30 @@ impl Scheduler {
     pub async fn open_sessions(&self) -> usize {
         self.poller.open_sessions().await
     }
+}
+
+/// A server's stable place in the interval: the same on every restart, spread evenly.
+fn offset(id: Uuid, interval: Duration) -> Duration {
+    let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(id.as_u64_pair().0 % ms)
+}
+
+/// The first slot at or after `now`: start + offset + k x interval.
+fn next_slot(start: Instant, offset: Duration, interval: Duration, now: Instant) -> Instant {
+    let first = start + offset;
+    if first >= now {
+        return first;
+    }
+    let behind = now.duration_since(first).as_secs_f64();
+    let k = (behind / interval.as_secs_f64()).ceil();
+    first + interval.mul_f64(k)
+}
+
+/// A number in [0, 1) that differs per server and attempt, for jitter (no RNG needed).
+fn pseudo_random(id: Uuid, n: u32) -> f64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (id, n, std::process::id()).hash(&mut h);
+    (h.finish() % 10_000) as f64 / 10_000.0
 }
 
 fn failed(server: &Server, e: PollError) -> PollResult {
@@ -257,6 +385,7 @@ pub fn transition(
     current: &Server,
     result: &PollResult,
     docker_note_before: Option<&str>,
+    offline_after_failures: u32,
 ) -> (ServerUpdate, Vec<ActivityEvent>) {
     let now = Utc::now();
     let mut update = ServerUpdate {
@@ -276,7 +405,7 @@ pub fn transition(
     update.raw = result.raw.clone();
     match &result.outcome {
         Ok(snapshot) => {
-            if let Some(HostKeyCheck::FirstSeen(fp)) = &result.host_key {
+            if let (Some(HostKeyCheck::FirstSeen(fp)), None) = (&result.host_key, &current.host_key_fingerprint) {
                 update.pin = Some(fp.clone());
                 events.push(ActivityEvent::HostKeyPinned {
                     fingerprint: fp.clone(),
@@ -288,6 +417,7 @@ pub fn transition(
                 });
             }
             update.status = Some(ServerStatus::Online);
+            update.consecutive_failures = Some(0);
             update.last_sample_at = Some(snapshot.taken_at);
             let problems = (!snapshot.problems.is_empty()).then(|| {
                 snapshot
@@ -329,16 +459,52 @@ pub fn transition(
                 update.status = Some(ServerStatus::HostKeyChanged);
                 update.pending = Some(presented.clone());
             } else {
-                if current.status != ServerStatus::Offline {
-                    events.push(ActivityEvent::ServerOffline {
-                        reason: e.reason().to_string(),
-                        message: e.to_string(),
-                    });
+                let failures = current.consecutive_failures.saturating_add(1);
+                update.consecutive_failures = Some(failures);
+                // Below the threshold the server keeps its status: one lost packet is not
+                // an outage and must not write an offline and an online entry.
+                if failures >= offline_after_failures.max(1) {
+                    if current.status != ServerStatus::Offline {
+                        events.push(ActivityEvent::ServerOffline {
+                            reason: e.reason().to_string(),
+                            message: e.to_string(),
+                        });
+                    }
+                    update.status = Some(ServerStatus::Offline);
                 }
-                update.status = Some(ServerStatus::Offline);
             }
             update.reason = Some(Some(reason));
         }
     }
     (update, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_and_inside_the_interval() {
+        let interval = Duration::from_secs(60);
+        let id = Uuid::new_v4();
+        assert_eq!(offset(id, interval), offset(id, interval));
+        let offsets: Vec<Duration> = (0..1000).map(|_| offset(Uuid::new_v4(), interval)).collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        // Spread: every 6-second tenth of the interval gets some servers.
+        for tenth in 0..10 {
+            let lo = Duration::from_secs(tenth * 6);
+            let n = offsets.iter().filter(|o| **o >= lo && **o < lo + Duration::from_secs(6)).count();
+            assert!(n > 50, "tenth {tenth} has {n}");
+        }
+    }
+
+    #[test]
+    fn next_slot_is_the_first_one_not_in_the_past() {
+        let start = Instant::now();
+        let i = Duration::from_secs(10);
+        let o = Duration::from_secs(3);
+        assert_eq!(next_slot(start, o, i, start), start + o);
+        assert_eq!(next_slot(start, o, i, start + Duration::from_secs(4)), start + Duration::from_secs(13));
+        assert_eq!(next_slot(start, o, i, start + Duration::from_secs(13)), start + Duration::from_secs(13));
+    }
 }

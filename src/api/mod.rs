@@ -7,6 +7,7 @@ pub mod error;
 mod fleet;
 mod json;
 mod metrics;
+mod prometheus;
 mod servers;
 
 use std::future::Future;
@@ -27,12 +28,15 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    /// The poller's own counters, shared with the scheduler.
+    pub metrics: Arc<crate::observe::Metrics>,
 }
 
 /// The whole router, so tests can serve it on port 0.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(prometheus::metrics))
         .route("/api/dashboard/summary", get(fleet::summary))
         .route("/api/servers", get(servers::list).post(servers::create))
         .route(

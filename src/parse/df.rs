@@ -16,7 +16,13 @@
 //! - BusyBox `df` without `-P` wraps a device name longer than 20 characters onto a line of
 //!   its own, with the numbers on the next, indented line; the two are joined.
 //!
+//! - A row repeated verbatim in device and mount point (`df / /`) is kept once.
+//! - `-T`/`-hT` (coreutils) and `-PT`/`-T` (BusyBox, which wraps after a long name there too)
+//!   are read the same way; OpenWrt's `overlayfs:/overlay` is an ordinary device name.
+//!
 //! Filesystem names containing spaces cannot be told apart from the columns and are not supported.
+
+use std::collections::HashSet;
 
 use nom::bytes::complete::take_till1;
 use nom::character::complete::{space0, space1};
@@ -117,6 +123,7 @@ pub fn parse(out: &str) -> Result<DfReport, ParseError> {
     let mut rows = Vec::new();
     // BusyBox wrap: (line_no, line, device) of a device printed alone on its line.
     let mut pending: Option<(usize, &str, &str)> = None;
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for (line_no, line) in super::numbered_lines(out) {
         if line.trim().is_empty() {
             continue;
@@ -173,12 +180,18 @@ pub fn parse(out: &str) -> Result<DfReport, ParseError> {
         if mount.is_empty() {
             return Err(bad("a mount point after the percentage"));
         }
+        let total_bytes = size(total)?;
+        let used_bytes = size(used)?;
+        let available_bytes = size(avail)?;
+        if !seen.insert((device, mount)) {
+            continue; // `df / /` prints the same row twice; once is the truth
+        }
         rows.push(DfRow {
             filesystem: device.to_string(),
             mount: mount.to_string(),
-            total_bytes: size(total)?,
-            used_bytes: size(used)?,
-            available_bytes: size(avail)?,
+            total_bytes,
+            used_bytes,
+            available_bytes,
             use_percent,
         });
     }
@@ -334,6 +347,67 @@ mod tests {
     }
 
     #[test]
+    fn type_columns() {
+        let ht = parse(include_str!("../../fixtures/df/coreutils-9.1-hT.txt")).unwrap();
+        assert_eq!(ht.rows.len(), 6);
+        assert_eq!(row(&ht, "/").total_bytes, Some(252 << 30));
+        assert_eq!(row(&ht, "/").used_bytes, Some(20 << 30));
+        assert_eq!(row(&ht, "/dev/shm").used_bytes, Some(84 << 10));
+        assert_eq!(row(&ht, "/dev").filesystem, "devtmpfs");
+        assert_eq!(row(&ht, "/mnt/fleetlong").filesystem, LONG);
+        assert_eq!(row(&ht, "/mnt/fleet data").use_percent, Some(1.0));
+        for text in [
+            include_str!("../../fixtures/df/busybox-1.35-PT.txt"),
+            include_str!("../../fixtures/df/busybox-1.35-T-wrapped.txt"),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.rows.len(), 6);
+            assert_loop_rows(&r, 0);
+            assert_eq!(row(&r, "/dev/shm").used_bytes, Some(84 * 1024));
+            assert_eq!(row(&r, "/").total_bytes, Some(264_212_084 * 1024));
+        }
+    }
+
+    #[test]
+    fn duplicate_rows_are_kept_once() {
+        let r = parse(include_str!(
+            "../../fixtures/df/coreutils-9.1-kP-duplicates.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.rows.len(), 6, "8 printed, 2 repeats");
+        assert_loop_rows(&r, 0);
+        assert_eq!(row(&r, "/").used_bytes, Some(20_467_624 * 1024));
+    }
+
+    #[test]
+    fn openwrt_and_old_coreutils_shapes() {
+        // synthetic: OpenWrt BusyBox `df -P` with the overlay root
+        let text = "Filesystem           1024-blocks    Used Available Capacity Mounted on\n\
+                    /dev/root                 3328      3328         0 100% /rom\n\
+                    tmpfs                    62368       104     62264   0% /tmp\n\
+                    /dev/mtdblock6            9728      1032      8696  11% /overlay\n\
+                    overlayfs:/overlay        9728      1032      8696  11% /\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.rows.len(), 4);
+        assert_eq!(row(&r, "/").filesystem, "overlayfs:/overlay");
+        assert_eq!(row(&r, "/rom").use_percent, Some(100.0));
+        assert_eq!(row(&r, "/rom").available_bytes, Some(0));
+        // synthetic: coreutils 8.4 (CentOS 6) default output wrapping an LVM name
+        let text = "Filesystem           1K-blocks      Used Available Use% Mounted on\n\
+                    /dev/mapper/VolGroup-lv_root\n\
+                    \x20                     51606140   4840040  44144660  10% /\n\
+                    tmpfs                   953404         0    953404   0% /dev/shm\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(row(&r, "/").filesystem, "/dev/mapper/VolGroup-lv_root");
+        assert_eq!(row(&r, "/").total_bytes, Some(51_606_140 * 1024));
+        // synthetic: a `-P` row with its columns pushed out of line by a long name
+        let text = "Filesystem         1024-blocks      Used Available Capacity Mounted on\n\
+                    /dev/mapper/VolGroup-lv_root 51606140 4840040 44144660 10% /\n";
+        assert_eq!(parse(text).unwrap().rows.len(), 1);
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let err = parse("Filesystem Inodes IUsed IFree IUse% Mounted on\n").unwrap_err();
         assert_eq!((err.command, err.line_no), ("df", 1));
@@ -354,5 +428,14 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.line_no, 2);
         assert_eq!(parse("").unwrap_err().line_no, 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+        /// Arbitrary text, and real fixtures truncated, shuffled or spliced: never a panic.
+        #[test]
+        fn never_panics(input in crate::parse::tests::fixture_variants("df")) {
+            let _ = parse(&input);
+        }
     }
 }

@@ -339,4 +339,13 @@ mod tests {
         let err = parse("[1,2]").unwrap_err();
         assert_eq!(err.line_no, 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+        /// Arbitrary text, and real fixtures truncated, shuffled or spliced: never a panic.
+        #[test]
+        fn never_panics(input in crate::parse::tests::fixture_variants("docker_ps")) {
+            let _ = parse(&input);
+        }
+    }
 }

@@ -10,6 +10,15 @@
 //!   or more spaces (`CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT   MEM %   NET I/O ...`;
 //!   podman: `ID  NAME  CPU %  MEM USAGE / LIMIT  MEM %  NET IO  BLOCK IO  PIDS  CPU TIME ...`).
 //!
+//!   Older Docker (1.5 to 17.x) printed a `CONTAINER` column (the id, or the name given on the
+//!   command line), `MEM USAGE/LIMIT` without spaces (1.5-1.8), no `BLOCK I/O` (before 1.9) or
+//!   `PIDS` (before 1.11), and a space between number and unit (`1.5 MiB / 1.952 GiB`, `648 B`);
+//!   columns that are absent are `None`. A custom `--format "table {{.Name}}\t{{.CPUPerc}}..."`
+//!   table is read the same way as long as it has an ID, CONTAINER or NAME column; without an
+//!   ID column `id` is empty. podman's `CPU TIME` and `AVG CPU %` columns (and `cpu_time`,
+//!   `avg_cpu` JSON keys) fill [`ContainerStats::cpu_time_seconds`] and
+//!   [`ContainerStats::avg_cpu_percent`].
+//!
 //! Docker prints binary units (`KiB`, `MiB`) for memory and decimal ones (`kB`, `MB`) for I/O;
 //! podman decimal throughout; each is converted by its own suffix. `--` (a container being
 //! created or removed) becomes `None`. Exited and created containers report real zeros
@@ -45,6 +54,14 @@ pub struct ContainerStats {
     pub block_read_bytes: Option<u64>,
     pub block_write_bytes: Option<u64>,
     pub pids: Option<u64>,
+    /// podman's `CPU TIME` (`cpu_time` in JSON): CPU seconds the container has used since it
+    /// started, printed as a Go duration (`24.715247ms`, `1.462623871s`, `4m39.028579s`).
+    /// Two polls give a current CPU% as `Δcpu_time / Δwall`. `None` for Docker, which prints no
+    /// such column.
+    pub cpu_time_seconds: Option<f64>,
+    /// podman's `AVG CPU %` (`avg_cpu`): average CPU% since the container started. `None` for
+    /// Docker.
+    pub avg_cpu_percent: Option<f64>,
 }
 
 /// Parses any of the three shapes; see the module docs.
@@ -74,11 +91,18 @@ struct Raw<'a> {
     net: Option<&'a str>,
     block: Option<&'a str>,
     pids: Option<&'a str>,
+    cpu_time: Option<&'a str>,
+    avg_cpu: Option<&'a str>,
 }
 
 /// Turns raw strings into typed stats; `Err` carries what was wrong, for the caller's line.
 fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
-    let id = raw.id.ok_or("a container ID")?.to_string();
+    // A custom `--format "table {{.Name}}..."` may print a name and no ID.
+    let id = match (raw.id, raw.name) {
+        (Some(id), _) => id.trim().to_string(),
+        (None, Some(_)) => String::new(),
+        (None, None) => return Err("a container ID or name".to_string()),
+    };
     let percent = |v: Option<&str>, what: &str| -> Result<Option<f64>, String> {
         match v.map(str::trim) {
             None | Some("--") => Ok(None),
@@ -117,9 +141,15 @@ fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
                 .map_err(|_| format!("a PID count, not '{p}'"))?,
         ),
     };
+    let cpu_time_seconds = match raw.cpu_time.map(str::trim) {
+        None | Some("--") => None,
+        Some(t) => Some(go_duration_seconds(t).ok_or(format!(
+            "a CPU time like '1.462623871s' or '4m39.03s', not '{t}'"
+        ))?),
+    };
     Ok(ContainerStats {
         id,
-        name: raw.name.unwrap_or_default().to_string(),
+        name: raw.name.unwrap_or_default().trim().to_string(),
         cpu_percent: percent(raw.cpu, "a CPU percentage")?,
         mem_used_bytes,
         mem_limit_bytes,
@@ -129,7 +159,57 @@ fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
         block_read_bytes,
         block_write_bytes,
         pids,
+        cpu_time_seconds,
+        avg_cpu_percent: percent(raw.avg_cpu, "an average CPU percentage")?,
     })
+}
+
+/// A Go `time.Duration` as printed by `String()` (podman's `CPU TIME`): `0s`, `24.715247ms`,
+/// `1.462623871s`, `4m39.028579s`, `1h2m3.5s`, `812µs`, `5ns`, in seconds. Go durations are
+/// whole nanoseconds, so they are summed exactly as nanoseconds and divided once (`24.715247ms`
+/// is 0.024715247 s, not 0.024715247000000003). `None` for anything else, including `""`.
+pub(crate) fn go_duration_seconds(s: &str) -> Option<f64> {
+    const UNITS: [(&str, u128); 8] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("μs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    let mut rest = s;
+    let mut nanos: u128 = 0;
+    while !rest.is_empty() {
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, tail) = rest.split_at(int_end);
+        let (frac, tail) = match tail.strip_prefix('.') {
+            Some(t) => t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len())),
+            None => ("", tail),
+        };
+        if int.is_empty() || (frac.is_empty() && tail.len() < rest.len() - int.len()) {
+            return None; // `.5s` or `1.s`
+        }
+        // Longest unit first: `ms` before `m`, `µs` before `s`.
+        let (unit, per) = UNITS.iter().find(|(u, _)| tail.starts_with(u))?;
+        let whole: u128 = int.parse().ok()?;
+        // Go prints at most 9 fractional digits; more cannot be nanoseconds.
+        let frac = frac.get(..frac.len().min(18))?;
+        let scale = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+        let part: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().ok()?
+        };
+        nanos = nanos
+            .checked_add(whole.checked_mul(*per)?)?
+            .checked_add(part.checked_mul(*per)? / scale)?;
+        rest = tail.get(unit.len()..)?;
+    }
+    (!s.is_empty()).then(|| nanos as f64 / 1e9)
 }
 
 /// Reads both Docker's (`CPUPerc`) and podman's (`cpu_percent`) key spellings.
@@ -147,6 +227,8 @@ fn raw_from_object(obj: &Map<String, Value>) -> Raw<'_> {
         net: get(&["NetIO", "net_io"]),
         block: get(&["BlockIO", "block_io"]),
         pids: get(&["PIDs", "pids"]),
+        cpu_time: get(&["cpu_time", "CPUTime"]),
+        avg_cpu: get(&["avg_cpu", "AvgCPU"]),
     }
 }
 
@@ -205,13 +287,14 @@ fn parse_table(out: &str) -> Result<DockerStatsReport, ParseError> {
         let Some(names) = &header else {
             if !cells
                 .iter()
-                .any(|c| matches!(*c, "CONTAINER ID" | "CONTAINER" | "ID"))
+                .any(|c| matches!(*c, "CONTAINER ID" | "CONTAINER" | "ID" | "NAME"))
             {
                 return Err(ParseError::at(
                     COMMAND,
                     line_no,
                     line,
-                    "the table header 'CONTAINER ID   NAME   CPU % ...'",
+                    "the table header 'CONTAINER ID   NAME   CPU % ...' (or a custom \
+                     --format 'table ...' with an ID, CONTAINER or NAME column)",
                 ));
             }
             header = Some(cells);
@@ -231,12 +314,15 @@ fn parse_table(out: &str) -> Result<DockerStatsReport, ParseError> {
                 "CONTAINER ID" | "CONTAINER" | "ID" => &mut raw.id,
                 "NAME" => &mut raw.name,
                 "CPU %" => &mut raw.cpu,
-                "MEM USAGE / LIMIT" => &mut raw.mem_usage,
+                // Docker 1.5-1.8 wrote `MEM USAGE/LIMIT` without spaces.
+                "MEM USAGE / LIMIT" | "MEM USAGE/LIMIT" => &mut raw.mem_usage,
                 "MEM %" => &mut raw.mem_percent,
                 "NET I/O" | "NET IO" => &mut raw.net,
                 "BLOCK I/O" | "BLOCK IO" => &mut raw.block,
                 "PIDS" => &mut raw.pids,
-                _ => continue, // podman's CPU TIME, AVG CPU %
+                "CPU TIME" => &mut raw.cpu_time,
+                "AVG CPU %" => &mut raw.avg_cpu,
+                _ => continue,
             };
             *slot = Some(cell);
         }
@@ -282,6 +368,8 @@ mod tests {
                 block_read_bytes: Some(0),
                 block_write_bytes: Some(0),
                 pids: Some(1),
+                cpu_time_seconds: None,
+                avg_cpu_percent: None,
             }
         );
         let frozen = by_name(&r, "frozen");
@@ -428,6 +516,212 @@ mod tests {
     }
 
     #[test]
+    fn podman_cpu_time_and_average_cpu() {
+        for text in [
+            include_str!("../../fixtures/docker_stats/podman-4.3-table.txt"),
+            include_str!("../../fixtures/docker_stats/podman-4.3-json.txt"),
+        ] {
+            let r = parse(text).unwrap();
+            let idle = by_name(&r, "pidle");
+            assert_eq!(idle.cpu_time_seconds, Some(0.024_715_247));
+            assert_eq!(by_name(&r, "pgone").cpu_time_seconds, Some(0.0));
+            assert_eq!(by_name(&r, "pgone").avg_cpu_percent, Some(0.0));
+            let busy = by_name(&r, "pbusy");
+            assert!(busy.cpu_time_seconds.unwrap() > 1.0);
+            assert!(busy.avg_cpu_percent.unwrap() > 40.0);
+        }
+        let docker = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-json-all.txt"
+        ))
+        .unwrap();
+        assert!(docker
+            .containers
+            .iter()
+            .all(|c| c.cpu_time_seconds.is_none() && c.avg_cpu_percent.is_none()));
+    }
+
+    #[test]
+    fn podman_cpu_time_in_minutes_and_all() {
+        let t = parse(include_str!(
+            "../../fixtures/docker_stats/podman-4.3-table-all-minutes.txt"
+        ))
+        .unwrap();
+        assert_eq!(t.containers.len(), 4);
+        let busy = by_name(&t, "pbusy");
+        assert!((busy.cpu_time_seconds.unwrap() - 153.921_682_382).abs() < 1e-9);
+        assert_eq!(busy.avg_cpu_percent, Some(49.91));
+        assert_eq!(by_name(&t, "pidle").mem_used_bytes, Some(340_000));
+        assert_eq!(by_name(&t, "ppaused").cpu_time_seconds, Some(0.028_746_482));
+        let j = parse(include_str!(
+            "../../fixtures/docker_stats/podman-4.3-json-minutes.txt"
+        ))
+        .unwrap();
+        let busy = by_name(&j, "pbusy");
+        assert!((busy.cpu_time_seconds.unwrap() - 153.925_671_922).abs() < 1e-9);
+        assert_eq!(busy.cpu_percent, Some(49.90));
+    }
+
+    #[test]
+    fn go_durations() {
+        let close = |s: &str, want: f64| {
+            let got = go_duration_seconds(s).unwrap_or(f64::NAN);
+            assert!((got - want).abs() < 1e-9, "{s}: {got} vs {want}");
+        };
+        close("0s", 0.0);
+        close("24.715247ms", 0.024_715_247);
+        close("1.462623871s", 1.462_623_871);
+        close("4m39.028579s", 279.028_579);
+        close("1h2m3.5s", 3723.5);
+        close("812µs", 0.000_812);
+        close("5ns", 5e-9);
+        for bad in ["", "s", "1", "1x", "1.2.3s", "--", "-1s", "1s "] {
+            assert_eq!(go_duration_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn custom_format_tables() {
+        // `--format "table {{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}"` (no ID column)
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-custom-table-name-cpu-mem.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 4);
+        let busy = by_name(&r, "busy");
+        assert_eq!(busy.id, "", "no ID column: empty id");
+        assert_eq!(busy.cpu_percent, Some(51.01));
+        assert_eq!(
+            (busy.mem_used_bytes, busy.mem_limit_bytes),
+            (Some(320 * KIB), Some(256 * MIB))
+        );
+        assert_eq!(busy.mem_percent, Some(0.12));
+        assert_eq!((busy.net_rx_bytes, busy.pids), (None, None), "not printed");
+        assert_eq!(by_name(&r, "gone").mem_limit_bytes, Some(0));
+        // `table {{.Container}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}`
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-custom-table-container.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 3);
+        let busy = r
+            .containers
+            .iter()
+            .find(|c| c.id == "71970e2bf5bf")
+            .unwrap();
+        assert_eq!(busy.name, "");
+        assert_eq!(busy.cpu_percent, Some(49.17));
+        assert_eq!(busy.mem_percent, None);
+        assert_eq!((busy.net_tx_bytes, busy.pids), (Some(0), Some(1)));
+        // plain `docker stats idle busy`
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-28.2-table-named.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 2);
+        assert_eq!(by_name(&r, "idle").mem_used_bytes, Some(328 * KIB));
+    }
+
+    #[test]
+    fn docker_20_10_json_and_all() {
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/docker-20.10-json-all.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 4);
+        let gone = by_name(&r, "gone");
+        assert_eq!(
+            (gone.cpu_percent, gone.mem_used_bytes, gone.mem_limit_bytes),
+            (Some(0.0), Some(0), Some(0)),
+            "stopped: real zeros from `0B / 0B`"
+        );
+        assert_eq!(by_name(&r, "busy").cpu_percent, Some(49.23));
+        assert_eq!(by_name(&r, "frozen").mem_limit_bytes, Some(128 * MIB));
+    }
+
+    #[test]
+    fn old_docker_tables() {
+        // synthetic: Docker 1.5/1.6 default table: CONTAINER (as given), `MEM USAGE/LIMIT`,
+        // spaces before units, no BLOCK I/O, no PIDS
+        let t = "CONTAINER           CPU %               MEM USAGE/LIMIT       MEM %               NET I/O\n\
+                 redis1              0.07%               796 KiB/64 MiB        1.21%               788 B/648 B\n";
+        let c = parse(t).unwrap().containers.pop().unwrap();
+        assert_eq!((c.id.as_str(), c.name.as_str()), ("redis1", ""));
+        assert_eq!(c.cpu_percent, Some(0.07));
+        assert_eq!(
+            (c.mem_used_bytes, c.mem_limit_bytes),
+            (Some(796 * KIB), Some(64 * MIB))
+        );
+        assert_eq!((c.net_rx_bytes, c.net_tx_bytes), (Some(788), Some(648)));
+        assert_eq!((c.block_read_bytes, c.pids), (None, None));
+        // synthetic: Docker 1.9: decimal MB/GB from go-units HumanSize, BLOCK I/O, no PIDS
+        let t = "CONTAINER           CPU %               MEM USAGE / LIMIT     MEM %               NET I/O               BLOCK I/O\n\
+                 4e3b7a5c0c9f        0.00%               1.85 MB / 2.094 GB    0.09%               648 B / 648 B         3.01 MB / 0 B\n";
+        let c = parse(t).unwrap().containers.pop().unwrap();
+        assert_eq!(
+            (c.mem_used_bytes, c.mem_limit_bytes),
+            (Some(1_850_000), Some(2_094_000_000))
+        );
+        assert_eq!(
+            (c.block_read_bytes, c.block_write_bytes),
+            (Some(3_010_000), Some(0))
+        );
+        assert_eq!(c.pids, None);
+        // synthetic: Docker 1.12 / 17.x: binary units with a space, PIDS
+        let t = "CONTAINER           CPU %               MEM USAGE / LIMIT       MEM %               NET I/O               BLOCK I/O           PIDS\n\
+                 4e3b7a5c0c9f        12.50%              1.5 MiB / 1.952 GiB     0.08%               1.3 kB / 648 B        0 B / 0 B           2\n\
+                 9f1c2d3e4a5b        --                  -- / --                 --                  --                    --                  --\n";
+        let r = parse(t).unwrap();
+        let c = r.containers.first().unwrap();
+        assert_eq!(c.mem_used_bytes, Some(1_572_864));
+        assert_eq!(
+            c.mem_limit_bytes,
+            Some((1.952 * (1u64 << 30) as f64).round() as u64)
+        );
+        assert_eq!((c.net_rx_bytes, c.pids), (Some(1300), Some(2)));
+        let dashes = r.containers.get(1).unwrap();
+        assert_eq!((dashes.cpu_percent, dashes.mem_used_bytes), (None, None));
+        // synthetic: decimal TB and binary TiB each with their own base
+        let j = r#"{"ID":"a","Name":"n","MemUsage":"1.5TiB / 2TB","BlockIO":"1GB / 1GiB"}"#;
+        let c = parse(j).unwrap().containers.pop().unwrap();
+        assert_eq!(
+            (c.mem_used_bytes, c.mem_limit_bytes),
+            (Some(1_649_267_441_664), Some(2_000_000_000_000))
+        );
+        assert_eq!(
+            (c.block_read_bytes, c.block_write_bytes),
+            (Some(1_000_000_000), Some(1 << 30))
+        );
+    }
+
+    #[test]
+    fn podman_5_table_and_json() {
+        // synthetic: podman 5 table with a minutes-long CPU TIME and `--` values
+        let t = "ID            NAME             CPU %       MEM USAGE / LIMIT  MEM %       NET IO      BLOCK IO    PIDS        CPU TIME      AVG CPU %\n\
+                 a9f807ffaacd  frosty_hodgkin   --          3.092MB / 16.7GB   0.02%       -- / --     -- / --     2           4m39.028579s  1.45%\n\
+                 3b33001239ee  sleepy_stallman  --          -- / --            --          -- / --     -- / --     --          4.933ms       3.10%\n";
+        let r = parse(t).unwrap();
+        let a = r.containers.first().unwrap();
+        assert_eq!(a.cpu_percent, None);
+        assert_eq!(
+            (a.mem_used_bytes, a.mem_limit_bytes),
+            (Some(3_092_000), Some(16_700_000_000))
+        );
+        assert_eq!((a.net_rx_bytes, a.net_tx_bytes), (None, None));
+        assert!((a.cpu_time_seconds.unwrap() - 279.028_579).abs() < 1e-9);
+        assert_eq!(a.avg_cpu_percent, Some(1.45));
+        let b = r.containers.get(1).unwrap();
+        assert_eq!((b.pids, b.mem_used_bytes), (None, None));
+        assert!((b.cpu_time_seconds.unwrap() - 0.004_933).abs() < 1e-12);
+        // synthetic: podman 5 `--format json` with `--` values
+        let j = r#"[{"id":"3b33001239ee","name":"s","cpu_time":"--","cpu_percent":"--","avg_cpu":"--","mem_usage":"-- / --","mem_percent":"--","net_io":"-- / --","block_io":"-- / --","pids":"--"}]"#;
+        let c = parse(j).unwrap().containers.pop().unwrap();
+        assert_eq!(
+            (c.cpu_time_seconds, c.avg_cpu_percent, c.mem_limit_bytes),
+            (None, None, None)
+        );
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let text = format!(
             "{}\nnot json\n",
@@ -444,5 +738,15 @@ mod tests {
         assert_eq!(err.line_no, 1);
         let err = parse("CONTAINER ID   NAME\nabc   x   extra\n").unwrap_err();
         assert_eq!(err.line_no, 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+        /// Arbitrary text, and real fixtures truncated, shuffled or spliced: never a panic.
+        #[test]
+        fn never_panics(input in crate::parse::tests::fixture_variants("docker_stats")) {
+            let _ = parse(&input);
+            let _ = go_duration_seconds(&input);
+        }
     }
 }

@@ -17,7 +17,10 @@
 //! Swap:              0           0           0
 //! ```
 //! `-w` splits `buff/cache` into `buffers` and `cache`; `-l` adds `Low:`/`High:`, `-t` a
-//! `Total:` row, `-v` a `Comm:` row, old procps a `-/+ buffers/cache:` row: all ignored.
+//! `Total:` row, `-v` a `Comm:` row, procps 3.2.8/3.3.3 a `-/+ buffers/cache:` row and older
+//! BusyBox a `-/+ buffers:` row: all ignored. Those old versions print `buffers` and `cached`
+//! columns and no `available`, which is then `None`. Old `free -h` prints bare `G`/`M`/`K`/`B`
+//! suffixes (binary, as procps-ng 4's `Gi`/`Mi`).
 //! de_DE/fr_FR column and row names are known too. procps-ng 4 computes `used` as
 //! `total - available`; older procps as `total - free - buff/cache`: we report the printed value.
 
@@ -136,8 +139,9 @@ fn row(label: &str) -> Option<Row> {
     Some(match label {
         "Mem" | "Speicher" => Row::Mem,
         "Swap" | "Échange" | "Auslagerung" => Row::Swap,
-        "Low" | "High" | "Total" | "Comm" | "-/+ buffers/cache" | "Niedrig" | "Hoch" | "Gesamt"
-        | "Bas" | "Haut" => Row::Ignored,
+        // `-/+ buffers/cache:` (procps 3.2.8, 3.3.3), `-/+ buffers:` (older BusyBox)
+        "Low" | "High" | "Total" | "Comm" | "-/+ buffers/cache" | "-/+ buffers" | "Niedrig"
+        | "Hoch" | "Gesamt" | "Bas" | "Haut" => Row::Ignored,
         _ => return None,
     })
 }
@@ -414,6 +418,69 @@ mod tests {
     }
 
     #[test]
+    fn human_wide_total_and_busybox_k() {
+        let r = parse(include_str!(
+            "../../fixtures/free/procps-ng-4.0.2-h-w-t.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.mem_total_bytes, Some(23 * GIB));
+        assert_eq!(r.mem_used_bytes, Some(GIB), "`1.0Gi`");
+        assert_eq!(r.mem_free_bytes, Some(18 * GIB));
+        assert_eq!(r.mem_available_bytes, Some(22 * GIB));
+        assert_eq!(r.swap_total_bytes, Some(0), "`Total:` row must not win");
+        let k = parse(include_str!("../../fixtures/free/busybox-1.35-k.txt")).unwrap();
+        assert_eq!(k.mem_total_bytes, Some(24_684_096 * KIB));
+        assert_eq!(k.mem_used_bytes, Some(754_428 * KIB));
+        assert_eq!(k.mem_available_bytes, Some(23_609_452 * KIB));
+    }
+
+    #[test]
+    fn old_procps_and_busybox_shapes() {
+        // synthetic: procps 3.2.8 (CentOS 6) `free -b`: buffers and cached, `-/+ buffers/cache:`
+        let text = "             total       used       free     shared    buffers     cached\n\
+                    Mem:    16723095552 16264212480  458883072          0  257974272 10112450560\n\
+                    -/+ buffers/cache: 5893787648 10829307904\n\
+                    Swap:    2147479552  126418944 2021060608\n";
+        let r = parse_bytes(text).unwrap();
+        assert_eq!(r.mem_total_bytes, Some(16_723_095_552));
+        assert_eq!(
+            r.mem_used_bytes,
+            Some(16_264_212_480),
+            "3.2.8 used includes cache"
+        );
+        assert_eq!(r.mem_free_bytes, Some(458_883_072));
+        assert_eq!(r.mem_available_bytes, None);
+        assert_eq!(r.swap_free_bytes, Some(2_021_060_608));
+        // synthetic: procps 3.3.3 `free -h`: bare G/M/K/B suffixes
+        let text = "             total       used       free     shared    buffers     cached\n\
+                    Mem:           15G        15G       437M         0B       246M       9.4G\n\
+                    -/+ buffers/cache:       5.5G        10G\n\
+                    Swap:         2.0G       120M       1.9G\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.mem_total_bytes, Some(15 * GIB));
+        assert_eq!(r.mem_free_bytes, Some(437 * MIB));
+        assert_eq!(r.swap_used_bytes, Some(120 * MIB));
+        assert_eq!(r.swap_free_bytes, Some((1.9 * GIB as f64).round() as u64));
+        // synthetic: older BusyBox (OpenWrt) with a `-/+ buffers:` row, KiB
+        let text = "             total       used       free     shared    buffers     cached\n\
+                    Mem:        124936      44548      80388          0       4660      16516\n\
+                    -/+ buffers:             39888      85048\n\
+                    Swap:            0          0          0\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.mem_total_bytes, Some(124_936 * KIB));
+        assert_eq!(r.mem_used_bytes, Some(44_548 * KIB));
+        assert_eq!(r.mem_available_bytes, None);
+        assert_eq!(r.swap_total_bytes, Some(0));
+        // synthetic: BusyBox 1.30 (Alpine 3.10): the procps-ng 3.3.10 header, no `-/+` row
+        let text = "              total        used        free      shared  buff/cache   available\n\
+                    Mem:        2041232      108836     1672476         148      259920     1781604\n\
+                    Swap:        524284           0      524284\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.mem_available_bytes, Some(1_781_604 * KIB));
+        assert_eq!(r.swap_free_bytes, Some(524_284 * KIB));
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let err = parse_bytes("garbage here\n").unwrap_err();
         assert_eq!(
@@ -430,5 +497,25 @@ mod tests {
         let err = parse_bytes("   total used free\n").unwrap_err();
         assert_eq!(err.expected, "a 'Mem:' row");
         assert_eq!(parse_bytes("").unwrap_err().line_no, 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+        /// Arbitrary text, and real fixtures truncated, shuffled or spliced: never a panic.
+        #[test]
+        fn never_panics(input in crate::parse::tests::fixture_variants("free")) {
+            for unit in [
+                Unit::Bytes,
+                Unit::Kibibytes,
+                Unit::Mebibytes,
+                Unit::Gibibytes,
+                Unit::Tebibytes,
+                Unit::Kilobytes,
+                Unit::Megabytes,
+                Unit::Gigabytes,
+            ] {
+                let _ = parse_with_unit(&input, unit);
+            }
+        }
     }
 }

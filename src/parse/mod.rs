@@ -379,6 +379,54 @@ mod tests {
         out
     }
 
+    /// The texts of the fixtures under `fixtures/<dir>/`.
+    pub(crate) fn fixtures_in(dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        let texts: Vec<String> = all_fixtures()
+            .into_iter()
+            .filter(|(rel, _)| rel.starts_with(&prefix))
+            .map(|(_, text)| text)
+            .collect();
+        assert!(!texts.is_empty(), "no fixtures under fixtures/{dir}");
+        texts
+    }
+
+    /// proptest input for the parser of `fixtures/<dir>/`: arbitrary strings, printable noise,
+    /// and real fixtures truncated at any byte, with their lines shuffled, or with arbitrary
+    /// text spliced in.
+    pub(crate) fn fixture_variants(dir: &str) -> proptest::strategy::BoxedStrategy<String> {
+        use proptest::prelude::*;
+        use proptest::sample::{select, Index};
+        let texts = fixtures_in(dir);
+        let truncated = (select(texts.clone()), any::<Index>()).prop_map(|(t, at)| {
+            let mut cut = at.index(t.len() + 1);
+            while !t.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            t.get(..cut).unwrap_or_default().to_string()
+        });
+        let shuffled = select(texts.clone()).prop_flat_map(|t| {
+            let lines: Vec<String> = t.lines().map(str::to_string).collect();
+            Just(lines).prop_shuffle().prop_map(|l| l.join("\n"))
+        });
+        let spliced = (select(texts), any::<Index>(), ".{0,40}").prop_map(|(t, at, noise)| {
+            let mut cut = at.index(t.len() + 1);
+            while !t.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (a, b) = t.split_at(cut);
+            format!("{a}{noise}{b}")
+        });
+        prop_oneof![
+            any::<String>(),
+            "[ -~\n\t%µ]{0,300}",
+            truncated,
+            shuffled,
+            spliced,
+        ]
+        .boxed()
+    }
+
     #[test]
     fn every_fixture_has_a_line_in_sources_md() {
         let root = fixtures_dir();

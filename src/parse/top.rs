@@ -20,6 +20,17 @@
 //! by position, which procps keeps fixed across translations: tasks are the line after the
 //! `top -` line, memory lines are `total, free, used, buff/cache` and `total, free, used. avail`.
 //!
+//! Older procps is read too: procps 3.2.x (`Cpu(s):  1.3%us, ...`, `Mem:  16331148k total,
+//! 15883024k used, ...`), procps-ng 3.3.9 (`KiB Mem:` with `total, used, free, buffers` and
+//! `cached Mem` on the swap line, which is not `avail`), 3.3.10+ (`KiB Mem :`, `buff/cache`,
+//! `avail Mem`); memory figures are matched by their word, see `mem_line`.
+//!
+//! `top -1` (or a toprc with the `1` toggle) prints `%Cpu0  :` rows instead of `%Cpu(s)`; they
+//! go to [`TopReport::per_cpu`] and the aggregate stays `None`. When the line is wide enough
+//! procps-ng 4 prints two CPUs, and Mem and Swap, abreast on one line; each half is read. Bar
+//! graph mode (`t`/`m` toggles saved in a toprc: `%Cpu(s):  50.0/50.0  100[|||...]`) is refused
+//! with an error naming the line.
+//!
 //! BusyBox (no uptime, no swap, no `avail`):
 //! ```text
 //! Mem: 2640600K used, 22043496K free, 8788K shrd, 19072K buff, 1885820K cached
@@ -29,8 +40,8 @@
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till1, take_until, take_while1};
-use nom::character::complete::{char, space0, space1};
-use nom::combinator::{opt, rest};
+use nom::character::complete::{char, one_of, space0, space1};
+use nom::combinator::opt;
 use nom::multi::many1;
 use nom::sequence::{preceded, terminated};
 use nom::{IResult, Parser};
@@ -66,6 +77,20 @@ pub struct TopReport {
     pub mem_available_bytes: Option<u64>,
     pub swap_total_bytes: Option<u64>,
     pub swap_used_bytes: Option<u64>,
+    /// Per-CPU rows (`%Cpu0  :`), present when `top -1` or a toprc with the `1` toggle shows
+    /// them instead of `%Cpu(s)`. In that mode top prints no aggregate, so [`TopReport::cpu`] and
+    /// [`TopReport::cpu_busy_percent`] are `None`: averaging the rows shown would be a guess,
+    /// because at 80 columns (batch mode's default width) procps-ng 4 cuts off every second CPU.
+    /// Average these only when the count matches the host's CPU count.
+    pub per_cpu: Vec<CpuRow>,
+}
+
+/// One `%CpuN :` row.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct CpuRow {
+    /// N in `%CpuN`.
+    pub cpu: u32,
+    pub percents: CpuPercents,
 }
 
 /// The `%Cpu(s)` line (procps) or `CPU:` line (BusyBox, where `usr sys nic idle io irq sirq`
@@ -93,7 +118,9 @@ enum Kind {
     BusyboxMem,
     BusyboxCpu,
     BusyboxLoad,
-    /// Recognised and deliberately unused (`%Cpu0 :` per-CPU rows, `Threads:` under `-H`).
+    /// `%Cpu0  :` (procps-ng) or `Cpu0  :` (procps 3.2): one CPU.
+    PerCpu,
+    /// Recognised and deliberately unused (`%Node0 :` NUMA rows, `Threads:` under `-H`).
     Ignored,
 }
 
@@ -109,12 +136,12 @@ pub fn parse(out: &str) -> Result<TopReport, ParseError> {
     let mut prev: Option<Kind> = None;
     let mut any = false;
 
-    for (line_no, line) in super::numbered_lines(out) {
-        let trimmed = line.trim();
+    for (line_no, whole_line) in super::numbered_lines(out) {
+        let trimmed = whole_line.trim();
         if trimmed.is_empty() {
             continue;
         }
-        let starts_frame = line.starts_with("top -") || line.starts_with("Mem:");
+        let starts_frame = whole_line.starts_with("top -") || is_busybox_mem(whole_line);
         if in_processes && !starts_frame {
             continue;
         }
@@ -123,63 +150,23 @@ pub fn parse(out: &str) -> Result<TopReport, ParseError> {
             in_processes = true;
             continue;
         }
-        let kind = classify(line, prev)
-            .ok_or_else(|| ParseError::at(COMMAND, line_no, line, "a top summary line"))?;
-        if starts_frame || (kind != Kind::Ignored && seen.contains(&kind)) {
-            frame = TopReport::default();
-            seen.clear();
+        // procps-ng 4 prints two CPUs, or Mem and Swap, abreast on one line when it is wide
+        // enough; each half is read as a line of its own.
+        for line in abreast_parts(whole_line) {
+            let kind = classify(line, prev).ok_or_else(|| {
+                ParseError::at(COMMAND, line_no, whole_line, "a top summary line")
+            })?;
+            let repeats = !matches!(kind, Kind::Ignored | Kind::PerCpu) && seen.contains(&kind);
+            if matches!(kind, Kind::Summary | Kind::BusyboxMem) || repeats {
+                frame = TopReport::default();
+                seen.clear();
+            }
+            read_summary_part(&mut frame, kind, line)
+                .map_err(|what| ParseError::at(COMMAND, line_no, whole_line, what))?;
+            seen.push(kind);
+            prev = Some(kind);
+            any = true;
         }
-        let bad = |what: &str| ParseError::at(COMMAND, line_no, line, what);
-        match kind {
-            Kind::Summary => {
-                let (uptime, loads) = summary_line(line)
-                    .map_err(|_| bad("'top - HH:MM:SS up ..., load average: a, b, c'"))?;
-                frame.uptime_seconds = Some(uptime);
-                set_loads(&mut frame, loads);
-            }
-            Kind::Tasks => {
-                frame.tasks_total =
-                    Some(first_count(line).map_err(|_| bad("'Tasks: N total, ...'"))?);
-            }
-            Kind::Cpu => {
-                frame.cpu = cpu_line(line).map_err(|_| bad("'%Cpu(s): N us, N sy, ...'"))?;
-            }
-            Kind::Mem => {
-                let m = mem_line(line)
-                    .map_err(|_| bad("'MiB Mem : N total, N free, N used, N buff/cache'"))?;
-                frame.mem_total_bytes = m.first;
-                frame.mem_free_bytes = m.second;
-                frame.mem_used_bytes = m.third;
-            }
-            Kind::Swap => {
-                let m = mem_line(line)
-                    .map_err(|_| bad("'MiB Swap: N total, N free, N used. N avail Mem'"))?;
-                frame.swap_total_bytes = m.first;
-                frame.swap_used_bytes = m.third;
-                frame.mem_available_bytes = m.fourth;
-            }
-            Kind::BusyboxMem => {
-                let (used, free) =
-                    busybox_mem_line(line).map_err(|_| bad("'Mem: NK used, NK free, ...'"))?;
-                frame.mem_used_bytes = used;
-                frame.mem_free_bytes = free;
-                frame.mem_total_bytes = used.zip(free).and_then(|(u, f)| u.checked_add(f));
-            }
-            Kind::BusyboxCpu => {
-                frame.cpu =
-                    busybox_cpu_line(line).map_err(|_| bad("'CPU:  N% usr  N% sys ...'"))?;
-            }
-            Kind::BusyboxLoad => {
-                let (loads, total) = busybox_load_line(line)
-                    .map_err(|_| bad("'Load average: a b c running/total lastpid'"))?;
-                set_loads(&mut frame, loads);
-                frame.tasks_total = Some(total);
-            }
-            Kind::Ignored => {}
-        }
-        seen.push(kind);
-        prev = Some(kind);
-        any = true;
     }
     if !any {
         return Err(ParseError::empty(
@@ -195,6 +182,125 @@ pub fn parse(out: &str) -> Result<TopReport, ParseError> {
     Ok(frame)
 }
 
+/// Reads one summary line (or one half of an abreast line) of known `kind` into `frame`;
+/// `Err` says what the line should have looked like.
+fn read_summary_part(frame: &mut TopReport, kind: Kind, line: &str) -> Result<(), String> {
+    let bad = |what: &str| what.to_string();
+    {
+        match kind {
+            Kind::Summary => {
+                let (uptime, loads) = summary_line(line)
+                    .map_err(|_| bad("'top - HH:MM:SS up ..., load average: a, b, c'"))?;
+                frame.uptime_seconds = Some(uptime);
+                set_loads(frame, loads);
+            }
+            Kind::Tasks => {
+                frame.tasks_total =
+                    Some(first_count(line).map_err(|_| bad("'Tasks: N total, ...'"))?);
+            }
+            Kind::Cpu => {
+                frame.cpu = cpu_line(line).map_err(|_| bad(CPU_EXPECTED))?;
+            }
+            Kind::Mem => {
+                let m = mem_line(line, false)
+                    .map_err(|_| bad("'MiB Mem : N total, N free, N used, N buff/cache'"))?;
+                frame.mem_total_bytes = m.total;
+                frame.mem_free_bytes = m.free;
+                frame.mem_used_bytes = m.used;
+            }
+            Kind::Swap => {
+                let m = mem_line(line, true)
+                    .map_err(|_| bad("'MiB Swap: N total, N free, N used. N avail Mem'"))?;
+                frame.swap_total_bytes = m.total;
+                frame.swap_used_bytes = m.used;
+                frame.mem_available_bytes = m.avail;
+            }
+            Kind::BusyboxMem => {
+                let (used, free) =
+                    busybox_mem_line(line).map_err(|_| bad("'Mem: NK used, NK free, ...'"))?;
+                frame.mem_used_bytes = used;
+                frame.mem_free_bytes = free;
+                frame.mem_total_bytes = used.zip(free).and_then(|(u, f)| u.checked_add(f));
+            }
+            Kind::BusyboxCpu => {
+                frame.cpu =
+                    busybox_cpu_line(line).map_err(|_| bad("'CPU:  N% usr  N% sys ...'"))?;
+            }
+            Kind::BusyboxLoad => {
+                let (loads, total) = busybox_load_line(line)
+                    .map_err(|_| bad("'Load average: a b c running/total lastpid'"))?;
+                set_loads(frame, loads);
+                frame.tasks_total = Some(total);
+            }
+            Kind::PerCpu => {
+                let cpu = cpu_number(line).ok_or_else(|| bad("'%CpuN  : N us, N sy, ...'"))?;
+                let percents = cpu_line(line).map_err(|_| bad(CPU_EXPECTED))?;
+                frame.per_cpu.push(CpuRow { cpu, percents });
+            }
+            Kind::Ignored => {}
+        }
+    }
+    Ok(())
+}
+
+const CPU_EXPECTED: &str = "'%Cpu(s): N us, N sy, ...' (top's bar-graph mode, the 't'/'m' \
+                            toggles saved in a toprc, is not supported)";
+
+/// BusyBox `Mem: 2640600K used, ...` (procps 3.2's `Mem:  16331148k total, ...` has a total).
+fn is_busybox_mem(line: &str) -> bool {
+    line.starts_with("Mem:") && !line.contains("total")
+}
+
+/// Splits an abreast line at the start of its second half: a `%Cpu`/`Cpu` label or a memory
+/// unit (`MiB Swap:`) after at least two spaces. Other lines come back whole.
+/// ```text
+/// %Cpu0  :  0.0 us, ... 0.0 st   %Cpu1  :  0.0 us, ... 0.0 st
+/// MiB Mem :  24105.6 total, ... buff/cache       MiB Swap:      0.0 total, ... avail Mem
+/// ```
+fn abreast_parts(line: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut search = 0;
+    while let Some(gap) = line.get(search..).and_then(|t| t.find("  ")) {
+        let gap_at = search + gap;
+        let Some(after) = line.get(gap_at..) else {
+            break;
+        };
+        let next = gap_at + (after.len() - after.trim_start().len());
+        let tail = line.get(next..).unwrap_or_default();
+        let label_like = tail.starts_with("%Cpu")
+            || tail.starts_with("%CPU")
+            || (tail.starts_with("Cpu") && tail.get(3..4).is_some_and(|c| c != "("))
+            || tail
+                .split_once(' ')
+                .is_some_and(|(w, _)| memory_unit(w).is_some());
+        if label_like && next > start && !tail.is_empty() {
+            if let Some(part) = line.get(start..gap_at) {
+                parts.push(part);
+            }
+            start = next;
+        }
+        if next <= search {
+            break;
+        }
+        search = next;
+    }
+    if let Some(part) = line.get(start..) {
+        parts.push(part);
+    }
+    parts
+}
+
+/// `%Cpu12 :` / `Cpu0  :` → 12 / 0.
+fn cpu_number(line: &str) -> Option<u32> {
+    let label = line.split_once(':')?.0.trim();
+    let digits = label
+        .trim_start_matches('%')
+        .get(3..)?
+        .trim_end_matches(char::is_whitespace);
+    digits.parse().ok()
+}
+
 fn set_loads(frame: &mut TopReport, (l1, l5, l15): Loads) {
     frame.load1 = Some(l1);
     frame.load5 = Some(l5);
@@ -207,7 +313,7 @@ fn classify(line: &str, prev: Option<Kind>) -> Option<Kind> {
     if line.starts_with("top -") {
         return Some(Kind::Summary);
     }
-    if line.starts_with("Mem:") {
+    if is_busybox_mem(line) {
         return Some(Kind::BusyboxMem);
     }
     if line.starts_with("CPU:") {
@@ -218,15 +324,27 @@ fn classify(line: &str, prev: Option<Kind>) -> Option<Kind> {
     }
     let (label, _) = line.split_once(':')?;
     let label = label.trim();
-    if label.eq_ignore_ascii_case("%Cpu(s)") {
+    // procps 3.2: `Mem:  16331148k total, ...`, `Swap:  2097144k total, ...`
+    if label == "Mem" {
+        return Some(Kind::Mem);
+    }
+    if label == "Swap" {
+        return Some(Kind::Swap);
+    }
+    // `%Cpu(s)` (procps-ng), `Cpu(s)` (procps 3.2), `%CPU(s)` (de_DE)
+    let cpu_label = label.strip_prefix('%').unwrap_or(label);
+    if cpu_label.eq_ignore_ascii_case("Cpu(s)") {
         return Some(Kind::Cpu);
     }
-    if label.len() > 4
-        && label
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("%Cpu"))
+    if cpu_label
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("Cpu"))
+        && cpu_number(line).is_some()
     {
-        return Some(Kind::Ignored); // per-CPU rows (`top -1`): the aggregate line is what we keep
+        return Some(Kind::PerCpu);
+    }
+    if label.starts_with("%Node") {
+        return Some(Kind::Ignored); // NUMA rows (`2`/`3` toggles)
     }
     if label == "Threads" {
         return Some(Kind::Ignored);
@@ -328,15 +446,18 @@ fn first_count(line: &str) -> Result<u64, ()> {
 
 /// `%Cpu(s):100.0 us,  0.0 sy,  0.0 ni,  0.0 id, ...`: value/key pairs. Keys are matched by
 /// name in the C locale and by position otherwise (fr_FR prints `ut` for `us`).
+/// procps 3.2 wrote `Cpu(s):  1.3%us,  0.5%sy, ...` (older 3.2 releases `21.7% us`) and had no
+/// `st` before 3.2.7; a key that is not printed stays `None`.
 fn cpu_line(line: &str) -> Result<CpuPercents, ()> {
     let pair = (
         space0,
         decimal,
-        space1,
+        opt(char('%')),
+        space0,
         take_while1(|c: char| c.is_alphabetic()),
         opt(char(',')),
     )
-        .map(|(_, v, _, k, _)| (k, v));
+        .map(|(_, v, _, _, k, _)| (k, v));
     let r: IResult<&str, Vec<(&str, f64)>> =
         preceded((take_till1(|c: char| c == ':'), char(':')), many1(pair)).parse(line);
     let (rest, pairs) = r.map_err(|_| ())?;
@@ -368,46 +489,93 @@ fn cpu_slot(cpu: &mut CpuPercents, index: usize) -> Option<&mut Option<f64>> {
     })
 }
 
-/// The four numbers of a procps memory line, in bytes: Mem = total, free, used, buff/cache;
-/// Swap = total, free, used, avail Mem.
+/// The figures of a procps memory line, in bytes, by meaning.
 #[derive(Debug, Default)]
 struct MemFigures {
-    first: Option<u64>,
-    second: Option<u64>,
-    third: Option<u64>,
-    fourth: Option<u64>,
+    total: Option<u64>,
+    free: Option<u64>,
+    used: Option<u64>,
+    /// `avail Mem` on the swap line (procps-ng 3.3.10+); 3.3.9's `cached Mem` is not it.
+    avail: Option<u64>,
 }
 
-/// `MiB Mem :  24105.6 total,  21766.3 free,    705.2 used,   1906.1 buff/cache`
-/// `MiB Swap:      0.0 total,      0.0 free,      0.0 used.  23400.4 avail Mem`
-fn mem_line(line: &str) -> Result<MemFigures, ()> {
-    let word = take_while1(|c: char| !c.is_whitespace() && c != ',');
+/// What a memory figure's word means. Unknown (translated) words fall back to their position
+/// in the procps-ng 3.3.10+ order, which translations keep.
+fn mem_word(
+    word: &str,
+    position: usize,
+    swap: bool,
+) -> Option<fn(&mut MemFigures) -> &mut Option<u64>> {
+    let total: fn(&mut MemFigures) -> &mut Option<u64> = |m| &mut m.total;
+    let free: fn(&mut MemFigures) -> &mut Option<u64> = |m| &mut m.free;
+    let used: fn(&mut MemFigures) -> &mut Option<u64> = |m| &mut m.used;
+    let avail: fn(&mut MemFigures) -> &mut Option<u64> = |m| &mut m.avail;
+    match word {
+        "total" => Some(total),
+        "free" | "libr" => Some(free),
+        "used" | "util" => Some(used),
+        "avail" | "dispo" => Some(avail),
+        "buff/cache" | "buffers" | "cached" | "tamp/cache" => None,
+        _ => match (position, swap) {
+            (0, _) => Some(total),
+            (1, _) => Some(free),
+            (2, _) => Some(used),
+            (3, true) => Some(avail),
+            _ => None,
+        },
+    }
+}
+
+/// A procps memory line; figures are matched to meanings by their word, since the order
+/// changed in procps-ng 3.3.10:
+/// ```text
+/// MiB Mem :  24105.6 total,  21766.3 free,    705.2 used,   1906.1 buff/cache     (3.3.10+)
+/// MiB Swap:      0.0 total,      0.0 free,      0.0 used.  23400.4 avail Mem
+/// KiB Mem:  16331148 total, 15883024 used,   448124 free,   251928 buffers         (3.3.9)
+/// KiB Swap:  2097144 total,   123456 used,  1974088 free.  9876543 cached Mem
+/// Mem:  16331148k total, 15883024k used,   448124k free,   251928k buffers        (3.2.x)
+/// KiB Mem : 26385862+total, 25123456+free, ...        (3.3.x: `+` = too wide, digits cut)
+/// ```
+/// procps 3.2's `k` suffix is KiB (top never meant 1000). A figure cut short by `+` is `None`.
+fn mem_line(line: &str, swap: bool) -> Result<MemFigures, ()> {
+    let word = take_while1(|c: char| !c.is_whitespace() && c != ',' && c != '.');
     let figure = (
         space0,
         number_text,
-        space1,
+        opt(one_of("kKmMgGtT")),
+        opt(char('+')),
+        space0,
         word,
         opt(alt((char(','), char('.')))),
     )
-        .map(|(_, n, _, _, _)| n);
-    let r: IResult<&str, (&str, Vec<&str>, &str)> = (
-        take_till1(|c: char| c == ' '),
-        preceded((take_till1(|c: char| c == ':'), char(':')), many1(figure)),
-        rest,
+        .map(|(_, n, suffix, cut, _, w, _)| (n, suffix, cut.is_some(), w));
+    let r: IResult<&str, (&str, Vec<_>)> = (
+        terminated(take_till1(|c: char| c == ':'), char(':')),
+        many1(figure),
     )
         .parse(line);
-    let (_, (unit, numbers, _)) = r.map_err(|_| ())?;
-    let mult = memory_unit(unit).ok_or(())?;
-    if numbers.len() < 3 {
+    let (_, (label, figures)) = r.map_err(|_| ())?;
+    let line_unit = match label.split_whitespace().next() {
+        Some(unit) if label.split_whitespace().count() > 1 => memory_unit(unit).ok_or(())?,
+        _ => 1024, // procps 3.2 `Mem:`: figures carry `k`
+    };
+    if figures.len() < 3 {
         return Err(());
     }
-    let at = |i: usize| numbers.get(i).and_then(|n| scale(n, mult));
-    Ok(MemFigures {
-        first: at(0),
-        second: at(1),
-        third: at(2),
-        fourth: at(3),
-    })
+    let mut m = MemFigures::default();
+    for (position, (number, suffix, cut, word)) in figures.into_iter().enumerate() {
+        let mult = match suffix {
+            None => line_unit,
+            Some(c) => {
+                unit_multiplier(&c.to_ascii_uppercase().to_string(), BareSuffix::Binary).ok_or(())?
+            }
+        };
+        let value = if cut { None } else { scale(number, mult) };
+        if let Some(slot) = mem_word(word, position, swap) {
+            *slot(&mut m) = value;
+        }
+    }
+    Ok(m)
 }
 
 /// `Mem: 2640600K used, 22043496K free, 8788K shrd, 19072K buff, 1885820K cached` → (used, free).
@@ -695,6 +863,145 @@ mod tests {
     }
 
     #[test]
+    fn per_cpu_rows_at_80_columns_lose_every_second_cpu() {
+        // `top -1 -b -n 1`: batch mode is 80 columns wide, so %Cpu1 and Swap are cut off.
+        let r = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-1-per-cpu-80-cols.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.per_cpu.len(), 1);
+        let cpu0 = r.per_cpu.first().unwrap();
+        assert_eq!(cpu0.cpu, 0);
+        assert_eq!(
+            (cpu0.percents.id, cpu0.percents.st),
+            (Some(100.0), Some(0.0))
+        );
+        assert_eq!(
+            r.cpu,
+            CpuPercents::default(),
+            "no %Cpu(s): None, not a guess"
+        );
+        assert_eq!(r.cpu_busy_percent, None);
+        assert_eq!(r.mem_total_bytes, mib(24105.6));
+        assert_eq!(r.mem_used_bytes, mib(442.5));
+        assert_eq!((r.swap_total_bytes, r.mem_available_bytes), (None, None));
+        assert_eq!(r.tasks_total, Some(69));
+    }
+
+    #[test]
+    fn abreast_cpus_and_mem_swap_on_one_line() {
+        let r = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-1-abreast-200-cols.txt"
+        ))
+        .unwrap();
+        let ids: Vec<u32> = r.per_cpu.iter().map(|c| c.cpu).collect();
+        assert_eq!(ids, [0, 1]);
+        assert_eq!(r.per_cpu.get(1).unwrap().percents.id, Some(100.0));
+        assert_eq!(r.mem_total_bytes, mib(24105.6));
+        assert_eq!(r.mem_free_bytes, mib(19863.2));
+        assert_eq!(r.swap_total_bytes, Some(0));
+        assert_eq!(r.mem_available_bytes, mib(23663.1));
+        let two = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-1-abreast-two-frames.txt"
+        ))
+        .unwrap();
+        assert_eq!(two.per_cpu.len(), 2, "the last frame only");
+        assert_eq!(two.mem_available_bytes, mib(23662.6));
+        assert_eq!(two.uptime_seconds, Some(32 * 60));
+        // synthetic: procps 3.2 per-CPU rows, `Cpu0  :  1.0%us, ...`
+        let text = "top - 10:00:00 up 12 days,  3:02,  2 users,  load average: 0.00, 0.01, 0.05\n\
+                    Cpu0  :  1.0%us,  2.0%sy,  0.0%ni, 97.0%id,  0.0%wa,  0.0%hi,  0.0%si,  0.0%st\n\
+                    Cpu1  :  3.0%us,  1.0%sy,  0.0%ni, 96.0%id,  0.0%wa,  0.0%hi,  0.0%si,  0.0%st\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.per_cpu.len(), 2);
+        assert_eq!(r.per_cpu.get(1).unwrap().percents.us, Some(3.0));
+        assert_eq!(r.uptime_seconds, Some(12 * 86_400 + 3 * 3600 + 2 * 60));
+    }
+
+    #[test]
+    fn toprc_bar_graphs_are_refused_naming_the_line() {
+        let err = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-toprc-graphs.txt"
+        ))
+        .unwrap_err();
+        assert_eq!(err.line_no, 3);
+        assert!(err.line.starts_with("%Cpu(s):   0.0/100.0"), "{err}");
+        assert!(err.expected.contains("bar-graph"), "{err}");
+    }
+
+    #[test]
+    fn procps_3_2_header() {
+        // synthetic: procps 3.2.8 (CentOS 6): `%us` glued to the number, `k` figures in the
+        // order total, used, free, buffers; `cached` on the swap line
+        let text = "top - 14:03:11 up 375 days,  3:01,  1 user,  load average: 0.15, 0.10, 0.05\n\
+                    Tasks: 183 total,   1 running, 182 sleeping,   0 stopped,   0 zombie\n\
+                    Cpu(s):  1.3%us,  0.5%sy,  0.0%ni, 97.9%id,  0.2%wa,  0.0%hi,  0.1%si,  0.0%st\n\
+                    Mem:  16331148k total, 15883024k used,   448124k free,   251928k buffers\n\
+                    Swap:  2097144k total,   123456k used,  1973688k free,  9876543k cached\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.uptime_seconds, Some(375 * 86_400 + 3 * 3600 + 60));
+        assert_eq!(r.tasks_total, Some(183));
+        assert_eq!(
+            (r.cpu.us, r.cpu.id, r.cpu.st),
+            (Some(1.3), Some(97.9), Some(0.0))
+        );
+        assert_eq!(r.cpu_busy_percent, Some(2.1));
+        assert_eq!(r.mem_total_bytes, Some(16_331_148 * 1024));
+        assert_eq!(r.mem_used_bytes, Some(15_883_024 * 1024));
+        assert_eq!(r.mem_free_bytes, Some(448_124 * 1024));
+        assert_eq!(r.swap_used_bytes, Some(123_456 * 1024));
+        assert_eq!(
+            r.mem_available_bytes, None,
+            "`cached` is not available memory"
+        );
+        // synthetic: early procps 3.2 `21.7% us` spacing and no `st` column
+        let text = "top - 14:03:11 up 6 min,  1 user,  load average: 0.15, 0.10, 0.05\n\
+                    Cpu(s): 21.7% us,  2.3% sy,  0.0% ni, 75.0% id,  0.7% wa,  0.0% hi,  0.3% si\n";
+        let r = parse(text).unwrap();
+        assert_eq!(
+            (r.cpu.us, r.cpu.si, r.cpu.st),
+            (Some(21.7), Some(0.3), None)
+        );
+        assert_eq!(r.cpu_busy_percent, Some(25.0));
+        assert_eq!(r.uptime_seconds, Some(360));
+    }
+
+    #[test]
+    fn procps_ng_3_3_headers() {
+        // synthetic: procps-ng 3.3.9 (CentOS 7.0): `KiB Mem:`, used before free, `cached Mem`
+        let text = "top - 14:03:11 up  2:26,  2 users,  load average: 0.00, 0.01, 0.05\n\
+                    Tasks:  98 total,   2 running,  96 sleeping,   0 stopped,   0 zombie\n\
+                    %Cpu(s):  0.3 us,  0.3 sy,  0.0 ni, 99.3 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st\n\
+                    KiB Mem:   1016476 total,   862208 used,   154268 free,      948 buffers\n\
+                    KiB Swap:  2097148 total,        0 used,  2097148 free.   510304 cached Mem\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.uptime_seconds, Some(2 * 3600 + 26 * 60));
+        assert_eq!(r.mem_used_bytes, Some(862_208 * 1024));
+        assert_eq!(r.mem_free_bytes, Some(154_268 * 1024));
+        assert_eq!(r.swap_total_bytes, Some(2_097_148 * 1024));
+        assert_eq!(r.swap_used_bytes, Some(0));
+        assert_eq!(
+            r.mem_available_bytes, None,
+            "`cached Mem` is not `avail Mem`"
+        );
+        // synthetic: procps-ng 3.3.10 (CentOS 7.2+): `KiB Mem :`, buff/cache, avail Mem
+        let text = "top - 14:03:11 up 1 day,  6 min,  0 users,  load average: 0.00, 0.01, 0.05\n\
+                    KiB Mem :  1016476 total,   154268 free,   351904 used,   510304 buff/cache\n\
+                    KiB Swap:  2097148 total,  2097148 free,        0 used.   480452 avail Mem\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.uptime_seconds, Some(86_400 + 360));
+        assert_eq!(r.mem_free_bytes, Some(154_268 * 1024));
+        assert_eq!(r.mem_used_bytes, Some(351_904 * 1024));
+        assert_eq!(r.mem_available_bytes, Some(480_452 * 1024));
+        // synthetic: procps-ng 3.3 with figures too wide for their column (`+` = digits cut)
+        let text = "top - 14:03:11 up 6 min,  0 users,  load average: 0.00, 0.01, 0.05\n\
+                    KiB Mem : 26385862+total, 25123456+free,  5432100 used,  7654321 buff/cache\n";
+        let r = parse(text).unwrap();
+        assert_eq!((r.mem_total_bytes, r.mem_free_bytes), (None, None));
+        assert_eq!(r.mem_used_bytes, Some(5_432_100 * 1024));
+    }
+
+    #[test]
     fn garbage_names_the_line() {
         let err = parse(
             "top - 10:00:00 up 5 min,  0 user,  load average: 0.00, 0.01, 0.05\nhello world\n",
@@ -716,6 +1023,15 @@ mod tests {
         for text in ["", "\n\n  \n"] {
             let err = parse(text).unwrap_err();
             assert_eq!((err.line_no, err.line.as_str()), (0, ""));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+        /// Arbitrary text, and real fixtures truncated, shuffled or spliced: never a panic.
+        #[test]
+        fn never_panics(input in crate::parse::tests::fixture_variants("top")) {
+            let _ = parse(&input);
         }
     }
 }

@@ -16,7 +16,7 @@ use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use samples::{
-    ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, RetentionCounts,
+    ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };
 pub use servers::{ServerUpdate, StoredRawOutput};
 

@@ -142,7 +142,42 @@ impl Store {
         update: &ServerUpdate,
         events: &[NewActivity],
     ) -> Result<(), StoreError> {
+        self.record_polls(&[PollWrite {
+            server_id,
+            snapshot,
+            update,
+            events,
+        }])
+        .await
+    }
+
+    /// Writes several polls in one transaction (the scheduler's writer batches them, so
+    /// a large fleet costs one fsync per batch rather than per host).
+    ///
+    /// # Errors
+    /// Database failure; nothing of the batch is written then.
+    pub async fn record_polls(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        for w in batch {
+            write_one(&mut tx, w).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One poll's writes, borrowed from the scheduler.
+#[derive(Debug, Clone, Copy)]
+pub struct PollWrite<'a> {
+    pub server_id: Uuid,
+    pub snapshot: Option<&'a Snapshot>,
+    pub update: &'a ServerUpdate,
+    pub events: &'a [NewActivity],
+}
+
+async fn write_one(tx: &mut sqlx::SqliteConnection, w: &PollWrite<'_>) -> Result<(), StoreError> {
+    let (server_id, snapshot, update, events) = (w.server_id, w.snapshot, w.update, w.events);
+    {
         if let Some(s) = snapshot {
             let ts = to_ms(s.taken_at);
             let m = &s.server;
@@ -217,13 +252,15 @@ impl Store {
                 .await?;
             }
         }
-        apply_update(&mut tx, server_id, update).await?;
+        apply_update(&mut *tx, server_id, update).await?;
         for e in events {
-            insert_activity(&mut tx, e).await?;
+            insert_activity(&mut *tx, e).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
+}
+
+impl Store {
 
     /// The latest sample of every server that has one, keyed by the server's
     /// `last_sample_at` so it reads one row per server through the (server_id, ts) index.
@@ -309,25 +346,39 @@ impl Store {
 
     /// The mounts of the server's latest sample.
     pub async fn latest_disks(&self, server_id: Uuid) -> Result<Vec<DiskRow>, StoreError> {
-        let rows = sqlx::query(
-            "select d.ts, d.filesystem, d.mount, d.total_bytes, d.used_bytes, d.available_bytes, d.use_percent \
-             from disk_usage d join servers s on s.id = d.server_id and d.ts = s.last_sample_at \
-             where d.server_id = ? order by d.mount",
-        )
-        .bind(server_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        Ok(self.latest_disks_of(Some(server_id)).await?.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// The mounts of the latest sample of one server, or of every server (`None`).
+    pub async fn latest_disks_of(&self, server_id: Option<Uuid>) -> Result<Vec<(Uuid, DiskRow)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "select d.server_id, d.ts, d.filesystem, d.mount, d.total_bytes, d.used_bytes, d.available_bytes, d.use_percent \
+             from disk_usage d join servers s on s.id = d.server_id and d.ts = s.last_sample_at",
+        );
+        if let Some(id) = server_id {
+            q.push(" where d.server_id = ").push_bind(id.to_string());
+        }
+        q.push(" order by d.mount");
+        let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                Ok(DiskRow {
-                    timestamp: from_ms(r.try_get("ts")?),
-                    filesystem: r.try_get("filesystem")?,
-                    mount: r.try_get("mount")?,
-                    total_bytes: i64_to_u64(r.try_get("total_bytes")?),
-                    used_bytes: i64_to_u64(r.try_get("used_bytes")?),
-                    available_bytes: i64_to_u64(r.try_get("available_bytes")?),
-                    use_percent: opt_f(r, "use_percent")?,
-                })
+                let id: String = r.try_get("server_id")?;
+                let sid = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
+                    table: "disk_usage",
+                    message: e.to_string(),
+                })?;
+                Ok((
+                    sid,
+                    DiskRow {
+                        timestamp: from_ms(r.try_get("ts")?),
+                        filesystem: r.try_get("filesystem")?,
+                        mount: r.try_get("mount")?,
+                        total_bytes: i64_to_u64(r.try_get("total_bytes")?),
+                        used_bytes: i64_to_u64(r.try_get("used_bytes")?),
+                        available_bytes: i64_to_u64(r.try_get("available_bytes")?),
+                        use_percent: opt_f(r, "use_percent")?,
+                    },
+                ))
             })
             .collect()
     }

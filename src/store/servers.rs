@@ -10,7 +10,7 @@ use super::{from_ms, to_ms, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
-     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform";
+     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures";
 
 fn read(row: &SqliteRow) -> Result<Server, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
@@ -42,6 +42,7 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
         platform: row
             .try_get::<Option<String>, _>("platform")?
             .and_then(|p| serde_json::from_str(&p).ok()),
+        consecutive_failures: u32::try_from(row.try_get::<i64, _>("consecutive_failures")?).unwrap_or(0),
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -216,6 +217,7 @@ pub struct ServerUpdate {
     pub pin: Option<String>,
     pub pending: Option<String>,
     pub platform: Option<crate::probe::Platform>,
+    pub consecutive_failures: Option<u32>,
     /// Raw output of a poll that could not all be read; replaces the stored one.
     pub raw: Option<crate::poll::RawOutput>,
 }
@@ -251,6 +253,9 @@ pub(super) async fn apply_update(
     if let Some(fp) = &u.pending {
         q.push(", pending_host_key_fingerprint = ")
             .push_bind(fp.clone());
+    }
+    if let Some(n) = u.consecutive_failures {
+        q.push(", consecutive_failures = ").push_bind(i64::from(n));
     }
     if let Some(p) = &u.platform {
         q.push(", platform = ")

@@ -304,7 +304,9 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
 async fn serve_polls_on_its_interval_over_one_reused_ssh_connection() {
     let sshd = Sshd::start(DockerMode::Missing);
     let app = TestApp::start_with_interval(2).await;
-    let (status, created) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "looped"))).await;
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&body(&sshd, "looped")))
+        .await;
     assert_eq!(status, 201);
     let id = created["id"].as_str().expect("id").to_string();
     // Registered after the first tick: picked up by a later one, then polled again.
@@ -316,13 +318,60 @@ async fn serve_polls_on_its_interval_over_one_reused_ssh_connection() {
         }
         if std::time::Instant::now() >= deadline {
             let (_, server) = app.get(&format!("/api/servers/{id}")).await;
-            panic!("only {n} polls stored; server {server}; sshd log:\n{}", sshd.log_text());
+            panic!(
+                "only {n} polls stored; server {server}; sshd log:\n{}",
+                sshd.log_text()
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (_, server) = app.get(&format!("/api/servers/{id}")).await;
     assert_eq!(server["status"], "online");
     let logins = sshd.log_text().matches("Accepted publickey").count();
-    assert_eq!(logins, 1, "every poll should reuse the first SSH connection");
+    assert_eq!(
+        logins, 1,
+        "every poll should reuse the first SSH connection"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_is_reestablished_and_metrics_move() {
+    let mut sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start_with_interval(2).await;
+    let (status, _) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "rekilled"))).await;
+    assert_eq!(status, 201);
+    let wait_for = |n: i64| {
+        let store = app.store.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while common::count(&store, "select count(*) from server_metrics").await < n {
+                assert!(std::time::Instant::now() < deadline, "fewer than {n} polls stored");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    // Kill sshd and every session it had, then bring it back on the same port.
+    sshd.stop();
+    sshd.restart();
+    let before = common::count(&app.store, "select count(*) from server_metrics").await;
+    wait_for(before + 2).await;
+    assert!(sshd.log_text().matches("Accepted publickey").count() >= 1);
+    assert_eq!(common::count(&app.store, "select count(*) from activity where type = 'server_offline'").await, 0);
+
+    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{prefix} missing in\n{text}"))
+    };
+    assert!(value("fleetpoll_polls_total{outcome=\"ok\"}") >= 3.0);
+    assert!(value("fleetpoll_ssh_handshakes_total") >= 2.0, "a new session after the kill");
+    assert_eq!(value("fleetpoll_hosts{status=\"online\"}"), 1.0);
+    assert!(value("fleetpoll_server_memory_percent{server=\"rekilled\"}") > 0.0);
+    assert!(value("fleetpoll_disk_used_percent{server=\"rekilled\",mount=\"/\"}") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("fleetpoll_cycle_lag_seconds_count") >= 3.0);
     app.stop().await;
 }

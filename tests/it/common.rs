@@ -34,6 +34,8 @@ pub fn settings(dir: &Path) -> Settings {
         auth_timeout_secs: 3,
         command_timeout_secs: 20,
         poll_interval_secs: 3600,
+        // Most tests look at one failure's consequences; the threshold has its own test.
+        offline_after_failures: 1,
         ..Settings::default()
     }
 }

@@ -24,3 +24,9 @@ mod store;
 
 /// `fleetpoll parse` run as a process on every fixture.
 mod parse_cli;
+
+/// A real rootful podman's containers seen through a poll, with CPU from counters.
+mod podman_real;
+
+/// The simulated fleet, `server import` and `demo`.
+mod sim;

@@ -604,3 +604,67 @@ async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored()
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_needs_consecutive_failures_and_each_transition_is_logged_once() {
+    let mut sshd = Sshd::start(DockerMode::Missing);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let server = add(&store, registration("flaky", &sshd)).await;
+    let mut settings = common::settings(dir.path());
+    settings.offline_after_failures = 2;
+    let scheduler = fleetpoll::scheduler::Scheduler::new(store.clone(), settings);
+    let poll = |s: &std::sync::Arc<fleetpoll::scheduler::Scheduler>| {
+        let s = s.clone();
+        let store = store.clone();
+        let id = server.id;
+        async move { s.poll_and_record(store.server(id).await.expect("server")).await }
+    };
+    let status = || async { store.server(server.id).await.expect("s").status };
+    let entries = |kind: &'static str| {
+        let store = store.clone();
+        async move { count(&store, &format!("select count(*) from activity where type = '{kind}'")).await }
+    };
+
+    poll(&scheduler).await.outcome.expect("up");
+    assert_eq!(status().await, ServerStatus::Online);
+    sshd.stop();
+    poll(&scheduler).await.outcome.expect_err("down once");
+    assert_eq!(status().await, ServerStatus::Online, "one failure is not an outage");
+    assert_eq!(entries("server_offline").await, 0);
+    poll(&scheduler).await.outcome.expect_err("down twice");
+    assert_eq!(status().await, ServerStatus::Offline);
+    poll(&scheduler).await.outcome.expect_err("down thrice");
+    assert_eq!(entries("server_offline").await, 1, "one entry per transition");
+    sshd.restart();
+    poll(&scheduler).await.outcome.expect("back");
+    assert_eq!(status().await, ServerStatus::Online);
+    assert_eq!(entries("server_online").await, 2, "first contact and the recovery");
+    assert_eq!(store.server(server.id).await.expect("s").consecutive_failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_host_times_out_alone_while_others_finish() {
+    let live = Sshd::start(DockerMode::Missing);
+    let slow = Sshd::start(common::shim());
+    slow.set_docker_delay(60.0);
+    let silent = SilentServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let a = add(&store, registration("live", &live)).await;
+    let b = add(&store, registration("slow", &slow)).await;
+    let mut reg = registration("silent", &live);
+    reg.port = silent.port;
+    let c = add(&store, reg).await;
+    let mut settings = common::settings(dir.path());
+    settings.command_timeout_secs = 5;
+    let scheduler = fleetpoll::scheduler::Scheduler::new(store.clone(), settings.clone());
+    let results = scheduler.poll_now(vec![b, c, a]).await;
+    let took = |name: &str| results.iter().find(|(s, _)| s.name == name).expect(name).1.duration;
+    let reason = |name: &str| results.iter().find(|(s, _)| s.name == name).expect(name).1.outcome.as_ref().err().map(|e| e.reason());
+    assert_eq!(reason("live"), None);
+    assert_eq!(reason("slow"), Some("timeout"));
+    assert_eq!(reason("silent"), Some("timeout"));
+    assert!(took("live") < took("silent") && took("live") < took("slow"));
+    assert!(took("slow") <= settings.poll_deadline() + Duration::from_secs(3), "slow held past its deadline: {:?}", took("slow"));
+}

@@ -37,6 +37,8 @@ pub enum DockerMode {
     Real,
     /// Like `Missing`, and `top`, `free`, `df` are BusyBox applets (an Alpine/OpenWrt-like host).
     BusyboxHost,
+    /// No `docker`; the real `podman` is on `PATH` (a Fedora/RHEL-like host).
+    PodmanHost,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,6 +476,17 @@ fn session_path(docker: &DockerMode, dir: &Path, shim_dir: &Path) -> String {
             let tools = dir.join("tools");
             fs::create_dir(&tools).expect("mkdir tools");
             link_tools_without_docker(&tools);
+            tools.display().to_string()
+        }
+        DockerMode::PodmanHost => {
+            let tools = dir.join("tools");
+            fs::create_dir(&tools).expect("mkdir tools");
+            link_tools_without_docker(&tools);
+            let podman = ["/usr/bin/podman", "/usr/local/bin/podman"]
+                .into_iter()
+                .find(|p| Path::new(p).exists())
+                .expect("PodmanHost: no podman (install podman)");
+            std::os::unix::fs::symlink(podman, tools.join("podman")).expect("link podman");
             tools.display().to_string()
         }
         DockerMode::BusyboxHost => {
