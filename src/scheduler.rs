@@ -215,10 +215,13 @@ impl Scheduler {
         }
         let n = failures.entry(id).or_insert(0);
         *n = n.saturating_add(1);
-        let base = self.settings.poll_interval().as_secs_f64() * 2f64.powi((*n).min(20) as i32 - 1);
-        let capped = base.min(self.settings.backoff_max_secs as f64).max(self.settings.poll_interval().as_secs_f64());
-        let jitter = 0.8 + 0.4 * pseudo_random(id, *n);
-        Some(Instant::now() + Duration::from_secs_f64(capped * jitter))
+        let delay = backoff_delay(
+            self.settings.poll_interval(),
+            *n,
+            Duration::from_secs(self.settings.backoff_max_secs),
+            pseudo_random(id, *n),
+        );
+        Some(Instant::now() + delay)
     }
 
     /// Polls the given servers now, all at once under the concurrency bound, and records
@@ -342,6 +345,15 @@ impl Scheduler {
     pub async fn open_sessions(&self) -> usize {
         self.poller.open_sessions().await
     }
+}
+
+/// The wait before the next attempt after `failures` failed polls in a row:
+/// interval x 2^(failures-1), capped at `max` (never below the interval), then scaled by
+/// 0.8..1.2 with `unit` in [0, 1) so that hosts that failed together do not retry together.
+fn backoff_delay(interval: Duration, failures: u32, max: Duration, unit: f64) -> Duration {
+    let doubled = interval.as_secs_f64() * 2f64.powi(failures.clamp(1, 30) as i32 - 1);
+    let capped = doubled.min(max.as_secs_f64()).max(interval.as_secs_f64());
+    Duration::from_secs_f64(capped * (0.8 + 0.4 * unit.clamp(0.0, 1.0)))
 }
 
 /// A server's stable place in the interval: the same on every restart, spread evenly.
@@ -496,6 +508,27 @@ mod tests {
             let n = offsets.iter().filter(|o| **o >= lo && **o < lo + Duration::from_secs(6)).count();
             assert!(n > 50, "tenth {tenth} has {n}");
         }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let i = Duration::from_secs(60);
+        let max = Duration::from_secs(600);
+        let mid = |n| backoff_delay(i, n, max, 0.5);
+        assert_eq!(mid(1), Duration::from_secs(60));
+        assert_eq!(mid(2), Duration::from_secs(120));
+        assert_eq!(mid(3), Duration::from_secs(240));
+        assert_eq!(mid(4), Duration::from_secs(480));
+        assert_eq!(mid(5), Duration::from_secs(600));
+        assert_eq!(mid(40), Duration::from_secs(600));
+        assert_eq!(backoff_delay(i, 2, max, 0.0), Duration::from_secs(96));
+        assert!(backoff_delay(i, 2, max, 0.999) < Duration::from_secs(144));
+        // A cap below the interval never makes a failing host polled more often.
+        assert_eq!(backoff_delay(i, 3, Duration::from_secs(10), 0.5), i);
+        // Jitter differs between hosts.
+        let a = pseudo_random(Uuid::new_v4(), 1);
+        let b = pseudo_random(Uuid::new_v4(), 1);
+        assert!((0.0..1.0).contains(&a) && a != b);
     }
 
     #[test]
