@@ -110,6 +110,15 @@ fn category_str(c: ContainerHealth) -> &'static str {
     }
 }
 
+/// The `server_id` column as a UUID; a value that is not one means a hand-edited database.
+fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError> {
+    let id: String = row.try_get("server_id")?;
+    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
+}
+
 fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
     Ok(row.try_get::<Option<f64>, _>(col)?)
 }
@@ -274,7 +283,6 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let id: String = r.try_get("server_id")?;
                 let sample = crate::model::ServerSample {
                     mem_total_bytes: i64_to_u64(r.try_get("mem_total_bytes")?),
                     mem_used_bytes: i64_to_u64(r.try_get("mem_used_bytes")?),
@@ -282,10 +290,7 @@ impl Store {
                     ..Default::default()
                 };
                 Ok(LatestSample {
-                    server_id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
-                        table: "server_metrics",
-                        message: e.to_string(),
-                    })?,
+                    server_id: server_id_of(r, "server_metrics")?,
                     timestamp: from_ms(r.try_get("ts")?),
                     cpu_busy_percent: opt_f(r, "cpu_busy_percent")?,
                     memory_percent: sample.memory_percent(),
@@ -362,11 +367,7 @@ impl Store {
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                let id: String = r.try_get("server_id")?;
-                let sid = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
-                    table: "disk_usage",
-                    message: e.to_string(),
-                })?;
+                let sid = server_id_of(r, "disk_usage")?;
                 Ok((
                     sid,
                     DiskRow {
@@ -401,11 +402,7 @@ impl Store {
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                let id: String = r.try_get("server_id")?;
-                let sid = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
-                    table: "container_metrics",
-                    message: e.to_string(),
-                })?;
+                let sid = server_id_of(r, "container_metrics")?;
                 Ok((
                     sid,
                     ContainerRow {
