@@ -473,9 +473,11 @@ pub fn transition(
             } else {
                 let failures = current.consecutive_failures.saturating_add(1);
                 update.consecutive_failures = Some(failures);
-                // Below the threshold the server keeps its status: one lost packet is not
-                // an outage and must not write an offline and an online entry.
-                if failures >= offline_after_failures.max(1) {
+                // Below the threshold a server that was up keeps its status: one lost
+                // packet is not an outage and must not write an offline and an online
+                // entry. A server never reached yet has nothing to keep.
+                let was_up = matches!(current.status, ServerStatus::Online | ServerStatus::Stale);
+                if !was_up || failures >= offline_after_failures.max(1) {
                     if current.status != ServerStatus::Offline {
                         events.push(ActivityEvent::ServerOffline {
                             reason: e.reason().to_string(),

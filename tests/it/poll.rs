@@ -641,6 +641,13 @@ async fn offline_needs_consecutive_failures_and_each_transition_is_logged_once()
     assert_eq!(status().await, ServerStatus::Online);
     assert_eq!(entries("server_online").await, 2, "first contact and the recovery");
     assert_eq!(store.server(server.id).await.expect("s").consecutive_failures, 0);
+
+    // A server never reached has no status to keep: offline at its first failure.
+    let mut reg = registration("never-up", &sshd);
+    reg.port = closed_port();
+    let never = add(&store, reg).await;
+    scheduler.poll_and_record(never.clone()).await.outcome.expect_err("closed");
+    assert_eq!(store.server(never.id).await.expect("s").status, ServerStatus::Offline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
