@@ -76,6 +76,36 @@ pub enum ActivityEvent {
         message: String,
     },
     DockerAvailable,
+    UserCreated {
+        name: String,
+        role: String,
+    },
+    UserUpdated {
+        name: String,
+        changes: serde_json::Value,
+    },
+    UserDeleted {
+        name: String,
+    },
+    UserLogin {
+        name: String,
+    },
+    UserLogout {
+        name: String,
+    },
+    /// The attempted name only; the password never reaches the log.
+    UserLoginFailed {
+        attempted: String,
+        reason: String,
+    },
+    TokenCreated {
+        name: String,
+        role: String,
+        expires_at: Option<String>,
+    },
+    TokenRevoked {
+        name: String,
+    },
     /// The probe found a platform different from the stored one (first contact included).
     PlatformDetected {
         platform: serde_json::Value,
@@ -106,6 +136,14 @@ impl ActivityEvent {
             Self::DockerUnavailable { .. } => "docker_unavailable",
             Self::DockerAvailable => "docker_available",
             Self::PlatformDetected { .. } => "platform_detected",
+            Self::UserCreated { .. } => "user_created",
+            Self::UserUpdated { .. } => "user_updated",
+            Self::UserDeleted { .. } => "user_deleted",
+            Self::UserLogin { .. } => "user_login",
+            Self::UserLogout { .. } => "user_logout",
+            Self::UserLoginFailed { .. } => "user_login_failed",
+            Self::TokenCreated { .. } => "token_created",
+            Self::TokenRevoked { .. } => "token_revoked",
             Self::RetentionCleanup { .. } => "retention_cleanup",
         }
     }
@@ -116,7 +154,7 @@ impl ActivityEvent {
             Self::ServerOffline { .. }
             | Self::ServerDegraded { .. }
             | Self::HostKeyTrusted { .. } => Severity::Warning,
-            Self::DockerUnavailable { .. } => Severity::Warning,
+            Self::DockerUnavailable { .. } | Self::UserLoginFailed { .. } => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -145,6 +183,17 @@ impl ActivityEvent {
             Self::DockerUnavailable { message } => format!("No container metrics from {s}: {message}"),
             Self::DockerAvailable => format!("Container metrics from {s} are available again"),
             Self::PlatformDetected { summary, .. } => format!("Platform of {s}: {summary}"),
+            Self::UserCreated { name, role } => format!("User {name} created with role {role}"),
+            Self::UserUpdated { name, .. } => format!("User {name} updated"),
+            Self::UserDeleted { name } => format!("User {name} deleted"),
+            Self::UserLogin { name } => format!("User {name} logged in"),
+            Self::UserLogout { name } => format!("User {name} logged out"),
+            Self::UserLoginFailed { attempted, reason } => format!("Failed login as '{attempted}': {reason}"),
+            Self::TokenCreated { name, role, expires_at } => format!(
+                "API token {name} created with role {role}, {}",
+                expires_at.as_deref().map_or("never expires".to_string(), |e| format!("expires {e}"))
+            ),
+            Self::TokenRevoked { name } => format!("API token {name} revoked"),
             Self::RetentionCleanup { counts, retention_days } => format!(
                 "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
                 counts.server_metrics, counts.disk_usage, counts.container_metrics
@@ -181,6 +230,20 @@ impl ActivityEvent {
             }
             Self::DockerUnavailable { message } => json!({ "error": message }),
             Self::PlatformDetected { platform, .. } => json!({ "platform": platform }),
+            Self::UserCreated { name, role } => json!({ "user": name, "role": role }),
+            Self::UserUpdated { name, changes } => json!({ "user": name, "changes": changes }),
+            Self::UserDeleted { name } | Self::UserLogin { name } | Self::UserLogout { name } => {
+                json!({ "user": name })
+            }
+            Self::UserLoginFailed { attempted, reason } => {
+                json!({ "attempted_user": attempted, "reason": reason })
+            }
+            Self::TokenCreated {
+                name,
+                role,
+                expires_at,
+            } => json!({ "token": name, "role": role, "expires_at": expires_at }),
+            Self::TokenRevoked { name } => json!({ "token": name }),
             Self::RetentionCleanup {
                 counts,
                 retention_days,
@@ -195,9 +258,41 @@ impl ActivityEvent {
     }
 }
 
-/// Who did it: `system` for the scheduler, `cli:<login>` and `api:<peer>` for people.
-/// `sudo` keeps the invoking user; without USER/LOGNAME (cron, containers) the uid's
-/// passwd entry names the account.
+/// Who did it, and from where: `system` for the scheduler, `cli:<login>` for local
+/// commands, `user:<name>` or `token:<name>` for API calls (with the client address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    /// The client address of an API call.
+    pub source: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            name: SYSTEM.to_string(),
+            source: None,
+        }
+    }
+
+    /// The OS user running a CLI command. `sudo` keeps the invoking user; without
+    /// USER/LOGNAME (cron, containers) the uid's passwd entry names the account.
+    pub fn cli() -> Self {
+        Self {
+            name: cli_actor(),
+            source: None,
+        }
+    }
+
+    pub fn api(name: String, source: std::net::IpAddr) -> Self {
+        Self {
+            name,
+            source: Some(source.to_string()),
+        }
+    }
+}
+
+/// `cli:<login>` of the OS user running a command.
 pub fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
@@ -234,7 +329,7 @@ pub const SYSTEM: &str = "system";
 /// Builds the stored entry. Call [`emit`] once it is committed.
 pub fn entry(
     event: &ActivityEvent,
-    actor: &str,
+    actor: &Actor,
     server: Option<(Uuid, &str)>,
     ts: DateTime<Utc>,
 ) -> NewActivity {
@@ -242,11 +337,17 @@ pub fn entry(
         ts,
         kind: event.kind().to_string(),
         severity: event.severity().as_str(),
-        actor: actor.to_string(),
+        actor: actor.name.clone(),
         server_id: server.map(|(id, _)| id),
         server_name: server.map(|(_, n)| n.to_string()),
         message: event.message(server.map(|(_, n)| n)),
-        details: event.details(),
+        details: match (event.details(), &actor.source) {
+            (serde_json::Value::Object(mut m), Some(src)) => {
+                m.insert("source".into(), json!(src));
+                serde_json::Value::Object(m)
+            }
+            (d, _) => d,
+        },
     }
 }
 
@@ -271,7 +372,7 @@ pub fn emit(entries: &[NewActivity]) {
 pub async fn record(
     store: &Store,
     event: ActivityEvent,
-    actor: &str,
+    actor: &Actor,
     server: Option<(Uuid, &str)>,
 ) -> Result<(), StoreError> {
     let e = entry(&event, actor, server, Utc::now());
@@ -291,7 +392,7 @@ mod tests {
                 pinned: "SHA256:old".into(),
                 presented: "SHA256:new".into(),
             },
-            SYSTEM,
+            &Actor::system(),
             Some((Uuid::nil(), "web-1")),
             Utc::now(),
         );

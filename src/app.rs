@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::activity::{self, ActivityEvent, SYSTEM};
+use crate::activity::{self, ActivityEvent, Actor};
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::scheduler::Scheduler;
@@ -51,7 +51,7 @@ pub async fn run(
             version: env!("CARGO_PKG_VERSION").to_string(),
             listen: addr.to_string(),
         },
-        SYSTEM,
+        &Actor::system(),
         None,
     )
     .await?;
@@ -61,11 +61,13 @@ pub async fn run(
     let metrics = Arc::new(crate::observe::Metrics::default());
     let scheduler = Scheduler::with_metrics(store.clone(), (*settings).clone(), metrics.clone());
     let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
-    let state = AppState {
-        store: store.clone(),
-        settings: settings.clone(),
-        metrics,
-    };
+    let state = AppState::new(store.clone(), settings.clone(), metrics);
+    if store.count_users().await? == 0 {
+        tracing::warn!(
+            "No users yet: every /api route answers 401. Create the first admin with \
+             `fleetpoll user add NAME --role admin` (it asks for a password)"
+        );
+    }
     let api_cancel = cancel.clone();
     let mut api_task = tokio::spawn(api::serve(listener, state, async move {
         api_cancel.cancelled().await
@@ -100,7 +102,7 @@ pub async fn run(
     {
         tracing::warn!("Shutdown budget exceeded; exiting anyway");
     }
-    activity::record(&store, ActivityEvent::SystemStopped, SYSTEM, None).await?;
+    activity::record(&store, ActivityEvent::SystemStopped, &Actor::system(), None).await?;
     store.close().await;
     Ok(())
 }

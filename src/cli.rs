@@ -10,7 +10,6 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::activity::cli_actor;
 use crate::config::Settings;
 use crate::inventory::{NewServer, Server, ServerPatch};
 use crate::ops;
@@ -55,6 +54,12 @@ pub enum Command {
     /// Register, list, show, edit, remove servers; trust a changed host key.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Manage user accounts (admin, operator, viewer).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage long-lived API tokens for automation.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Poll now and print the results.
     Poll {
         /// Poll once and exit (continuous polling is `serve`).
@@ -193,6 +198,59 @@ pub enum ParseKind {
     DockerStats,
     /// `docker ps -a --format '{{json .}}'` output.
     DockerPs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is asked for on the terminal, or read as one line from
+    /// standard input with --password-stdin.
+    Add {
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (never passwords).
+    List,
+    /// Set a new password (ends the user's sessions).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's role (ends the user's sessions).
+    SetRole {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Delete a user and their sessions.
+    Remove {
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (alone on stdout, or `{"token": ...}` with --json).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// Lifetime such as 90d, 12h; never expires when absent.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never the secret).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
 }
 
 /// The unit `free` printed plain numbers in.
@@ -396,6 +454,8 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let code = match cli.command {
         Command::Server(cmd) => server_cmd(&store, &settings, cmd, json).await?,
+        Command::User(cmd) => user_cmd(&store, cmd, json).await?,
+        Command::Token(cmd) => token_cmd(&store, cmd, json).await?,
         Command::Poll { once, server } => {
             if !once {
                 bail!("`poll` needs --once; continuous polling is `fleetpoll serve`");
@@ -471,7 +531,7 @@ async fn server_cmd(
     cmd: ServerCommand,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let actor = cli_actor();
+    let actor = crate::activity::Actor::cli();
     match cmd {
         ServerCommand::Add(a) => {
             let new = NewServer {
@@ -814,7 +874,7 @@ async fn import_cmd(
     file: &std::path::Path,
     dry_run: bool,
     json: bool,
-    actor: &str,
+    actor: &crate::activity::Actor,
 ) -> anyhow::Result<ExitCode> {
     let report = crate::import::import_file(store, file, actor, dry_run).await?;
     if json {
@@ -901,4 +961,192 @@ fn sim_fleet_cmd(a: &SimFleetArgs) -> anyhow::Result<ExitCode> {
         fleet.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A password from stdin (one line, trailing newline stripped) or asked twice on a terminal.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not on a terminal: pass --password-stdin and write the password on standard input");
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+    if first != again {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+fn parse_role(s: &str) -> anyhow::Result<crate::auth::Role> {
+    s.parse()
+        .map_err(|m: String| anyhow::anyhow!("--role: {m}"))
+}
+
+async fn find_user(store: &Store, name: &str) -> anyhow::Result<crate::store::UserRow> {
+    match store.user_by_name(name).await {
+        Ok(u) => Ok(u),
+        Err(StoreError::NotFound) => bail!("no user named '{name}' (see `fleetpoll user list`)"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_cmd(store: &Store, cmd: UserCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let actor = crate::activity::Actor::cli();
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role = parse_role(&role)?;
+            let password = read_password(password_stdin)?;
+            let u = ops::create_user(store, &name, role, &password, &actor).await?;
+            if json {
+                print_json(&json!(u));
+            } else {
+                println!("Created user {} with role {}.", u.name, u.role);
+            }
+        }
+        UserCommand::List => {
+            let users = store.users().await?;
+            if json {
+                print_json(&json!(users));
+            } else {
+                println!("{:<24} {:<10} CREATED", "NAME", "ROLE");
+                for u in &users {
+                    println!(
+                        "{:<24} {:<10} {}",
+                        u.name,
+                        u.role,
+                        u.created_at.format("%Y-%m-%d %H:%M:%S")
+                    );
+                }
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let u = find_user(store, &name).await?;
+            let password = read_password(password_stdin)?;
+            ops::update_user(store, u.id, None, Some(&password), &actor).await?;
+            if !json {
+                println!("Password of {name} changed; their sessions have ended.");
+            }
+        }
+        UserCommand::SetRole { name, role } => {
+            let u = find_user(store, &name).await?;
+            let u = ops::update_user(store, u.id, Some(parse_role(&role)?), None, &actor).await?;
+            if json {
+                print_json(&json!(u));
+            } else {
+                println!("{} is now {}.", u.name, u.role);
+            }
+        }
+        UserCommand::Remove { name, yes } => {
+            let u = find_user(store, &name).await?;
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("refusing to remove user '{name}' without confirmation: not on a terminal, pass --yes");
+                }
+                eprint!("Remove user '{name}'? [y/N] ");
+                std::io::stderr().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("Not removed.");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            ops::delete_user(store, u.id, &actor).await?;
+            if !json {
+                println!("Removed user {name}.");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_cmd(store: &Store, cmd: TokenCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let actor = crate::activity::Actor::cli();
+    match cmd {
+        TokenCommand::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let role = parse_role(&role)?;
+            let lifetime = expires
+                .as_deref()
+                .map(|e| {
+                    crate::auth::parse_duration(e).map_err(|m| anyhow::anyhow!("--expires: {m}"))
+                })
+                .transpose()?;
+            let (t, secret) = ops::create_token(store, &name, role, lifetime, &actor).await?;
+            if json {
+                print_json(
+                    &json!({ "token": secret.expose(), "name": t.name, "role": t.role, "expires_at": t.expires_at }),
+                );
+            } else {
+                // Alone on stdout, so `$(fleetpoll token create ...)` captures exactly it.
+                println!("{}", secret.expose());
+                eprintln!(
+                    "Token {} ({}) created; it is shown only now.",
+                    t.name, t.role
+                );
+            }
+        }
+        TokenCommand::List => {
+            let tokens = store.tokens().await?;
+            if json {
+                print_json(&json!(tokens));
+            } else {
+                println!(
+                    "{:<20} {:<9} {:<20} {:<20} {:<20} STATE",
+                    "NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED"
+                );
+                let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
+                    d.map_or("-".into(), |d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                };
+                let now = chrono::Utc::now();
+                for k in &tokens {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.expires_at.is_some_and(|e| e <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<20} {:<9} {:<20} {:<20} {:<20} {state}",
+                        k.name,
+                        k.role.as_str(),
+                        t(Some(k.created_at)),
+                        t(k.expires_at),
+                        t(k.last_used_at)
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            let t = match store.token_by_name(&name).await {
+                Ok(t) => t,
+                Err(StoreError::NotFound) => {
+                    bail!("no token named '{name}' (see `fleetpoll token list`)")
+                }
+                Err(e) => return Err(e.into()),
+            };
+            ops::revoke_token(store, t.id, &actor).await?;
+            if !json {
+                println!("Revoked token {name}.");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

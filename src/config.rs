@@ -91,6 +91,13 @@ pub struct Settings {
     /// New SSH sessions being opened at once per target network (/24 or /64, or per host
     /// name), below sshd's MaxStartups default of 10.
     pub handshakes_per_network: u32,
+    /// A dashboard login lasts this long.
+    pub session_ttl_secs: u64,
+    /// Failed logins within `login_window_secs` after which login answers 429, per user
+    /// name and per client address.
+    pub login_max_failures_per_user: u32,
+    pub login_max_failures_per_source: u32,
+    pub login_window_secs: u64,
     /// Raw samples older than this are deleted.
     pub retention_days: u64,
     /// Seconds between two retention runs.
@@ -112,6 +119,10 @@ impl Default for Settings {
             backoff_max_secs: 600,
             handshakes_per_second: 200,
             handshakes_per_network: 8,
+            session_ttl_secs: 43_200,
+            login_max_failures_per_user: 10,
+            login_max_failures_per_source: 20,
+            login_window_secs: 900,
             retention_days: 7,
             retention_check_secs: 3600,
             thresholds: Thresholds::default(),
@@ -131,6 +142,10 @@ const TOP_KEYS: &[&str] = &[
     "backoff_max_secs",
     "handshakes_per_second",
     "handshakes_per_network",
+    "session_ttl_secs",
+    "login_max_failures_per_user",
+    "login_max_failures_per_source",
+    "login_window_secs",
     "retention_days",
     "retention_check_secs",
 ];
@@ -230,6 +245,16 @@ impl Settings {
                 self.offline_after_failures = u32::try_from(int()?).map_err(|_| bad("too large"))?
             }
             "backoff_max_secs" => self.backoff_max_secs = int()?,
+            "session_ttl_secs" => self.session_ttl_secs = int()?,
+            "login_window_secs" => self.login_window_secs = int()?,
+            "login_max_failures_per_user" => {
+                self.login_max_failures_per_user =
+                    u32::try_from(int()?).map_err(|_| bad("too large"))?
+            }
+            "login_max_failures_per_source" => {
+                self.login_max_failures_per_source =
+                    u32::try_from(int()?).map_err(|_| bad("too large"))?
+            }
             "handshakes_per_second" => {
                 self.handshakes_per_second = u32::try_from(int()?).map_err(|_| bad("too large"))?
             }
@@ -293,10 +318,29 @@ impl Settings {
             ("connect_timeout_secs", self.connect_timeout_secs),
             ("auth_timeout_secs", self.auth_timeout_secs),
             ("command_timeout_secs", self.command_timeout_secs),
-            ("offline_after_failures", u64::from(self.offline_after_failures)),
+            (
+                "offline_after_failures",
+                u64::from(self.offline_after_failures),
+            ),
             ("backoff_max_secs", self.backoff_max_secs),
-            ("handshakes_per_second", u64::from(self.handshakes_per_second)),
-            ("handshakes_per_network", u64::from(self.handshakes_per_network)),
+            (
+                "handshakes_per_second",
+                u64::from(self.handshakes_per_second),
+            ),
+            (
+                "handshakes_per_network",
+                u64::from(self.handshakes_per_network),
+            ),
+            ("session_ttl_secs", self.session_ttl_secs),
+            (
+                "login_max_failures_per_user",
+                u64::from(self.login_max_failures_per_user),
+            ),
+            (
+                "login_max_failures_per_source",
+                u64::from(self.login_max_failures_per_source),
+            ),
+            ("login_window_secs", self.login_window_secs),
             ("retention_days", self.retention_days),
             ("retention_check_secs", self.retention_check_secs),
         ] {

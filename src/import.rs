@@ -94,7 +94,7 @@ pub struct Row {
 pub async fn import_file(
     store: &Store,
     path: &Path,
-    actor: &str,
+    actor: &crate::activity::Actor,
     dry_run: bool,
 ) -> Result<ImportReport, ImportError> {
     let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
@@ -117,7 +117,7 @@ pub async fn import(
     store: &Store,
     text: &str,
     base_dir: &Path,
-    actor: &str,
+    actor: &crate::activity::Actor,
     dry_run: bool,
 ) -> Result<ImportReport, ImportError> {
     let rows = parse(text, base_dir)?;

@@ -13,10 +13,10 @@ pub mod activity;
 pub mod api;
 /// Wiring for `serve`: store, scheduler and API under one shutdown token.
 pub mod app;
+/// Roles, password hashing, bearer secrets and the failed-login limiter.
+pub mod auth;
 /// The command line: one subcommand per operator task.
 pub mod cli;
-/// A simulated fleet of SSH servers in one process, for the demo, tests and benchmarks.
-pub mod sim;
 /// Settings: TOML file, then `FLEETPOLL_*` environment, then flags; validated once.
 pub mod config;
 /// `server import`: register servers from a CSV inventory, row by row.
@@ -25,10 +25,10 @@ pub mod import;
 pub mod inventory;
 /// Stored shapes of a poll: server, disk and container samples.
 pub mod model;
-/// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
-pub mod ops;
 /// The poller's own counters and histograms, rendered for Prometheus.
 pub mod observe;
+/// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
+pub mod ops;
 /// Pure parsers for top, free, df, docker stats and docker ps output.
 pub mod parse;
 /// One host's poll: one SSH exec, split into sections, parsed into a snapshot.
@@ -37,6 +37,8 @@ pub mod poll;
 pub mod probe;
 /// Interval loop, bounded fan-out, status transitions.
 pub mod scheduler;
+/// A simulated fleet of SSH servers in one process, for the demo, tests and benchmarks.
+pub mod sim;
 /// russh client wrapper with trust-on-first-use host keys.
 pub mod ssh;
 /// SQLite through sqlx: the only module with SQL.

@@ -1,13 +1,16 @@
-//! Operator actions shared by the CLI and the API, so that both validate the same way and
-//! both leave the same audit entry: add, edit, remove a server, trust its new host key.
+//! Actions shared by the CLI and the API, so that both validate the same way and both leave
+//! the same audit entry: add, edit, remove a server, trust its new host key; create, change
+//! and delete users; create and revoke API tokens.
 
 use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::activity::{self, ActivityEvent};
+use crate::activity::{self, ActivityEvent, Actor};
+use crate::auth::{self, Role, Secret};
 use crate::inventory::{NewServer, Server, ServerPatch, ValidationError};
 use crate::store::{Store, StoreError};
+use crate::store::{TokenRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -21,7 +24,7 @@ pub enum OpsError {
 ///
 /// # Errors
 /// Invalid field, taken name, database failure.
-pub async fn add_server(store: &Store, new: NewServer, actor: &str) -> Result<Server, OpsError> {
+pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<Server, OpsError> {
     new.validate()?;
     let server = store.insert_server(&new, Utc::now()).await?;
     activity::record(
@@ -49,7 +52,7 @@ pub async fn update_server(
     store: &Store,
     id: Uuid,
     patch: ServerPatch,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
     let after = patch.apply(&before.registration());
@@ -94,7 +97,7 @@ pub async fn update_server(
 ///
 /// # Errors
 /// Unknown server, database failure.
-pub async fn remove_server(store: &Store, id: Uuid, actor: &str) -> Result<Server, OpsError> {
+pub async fn remove_server(store: &Store, id: Uuid, actor: &Actor) -> Result<Server, OpsError> {
     let server = store.server(id).await?;
     store.delete_server(id).await?;
     activity::record(
@@ -112,7 +115,7 @@ pub async fn remove_server(store: &Store, id: Uuid, actor: &str) -> Result<Serve
 ///
 /// # Errors
 /// Unknown server, database failure.
-pub async fn trust_host_key(store: &Store, id: Uuid, actor: &str) -> Result<Server, OpsError> {
+pub async fn trust_host_key(store: &Store, id: Uuid, actor: &Actor) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
     let trusted = before.pending_host_key_fingerprint.clone();
     let server = store
@@ -129,4 +132,174 @@ pub async fn trust_host_key(store: &Store, id: Uuid, actor: &str) -> Result<Serv
     )
     .await?;
     Ok(server)
+}
+
+/// Why a user or token action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AccountError {
+    AccountError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Creates a user with an argon2id-hashed password.
+///
+/// # Errors
+/// Bad name or password, taken name, database failure.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    role: Role,
+    password: &str,
+    actor: &Actor,
+) -> Result<UserRow, AccountError> {
+    auth::validate_user_name(name).map_err(|m| invalid("name", m))?;
+    let hash = auth::hash_password(password).map_err(|e| invalid("password", e.to_string()))?;
+    let user = store.insert_user(name, role, &hash).await?;
+    activity::record(
+        store,
+        ActivityEvent::UserCreated {
+            name: user.name.clone(),
+            role: role.to_string(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Changes a user's role and/or password (ending their sessions).
+///
+/// # Errors
+/// Bad password, unknown user, database failure.
+pub async fn update_user(
+    store: &Store,
+    id: Uuid,
+    role: Option<Role>,
+    password: Option<&str>,
+    actor: &Actor,
+) -> Result<UserRow, AccountError> {
+    let before = store.user(id).await?;
+    let hash = password
+        .map(auth::hash_password)
+        .transpose()
+        .map_err(|e| invalid("password", e.to_string()))?;
+    let after = store.update_user(id, role, hash.as_deref()).await?;
+    let mut changes = serde_json::Map::new();
+    if before.role != after.role {
+        changes.insert(
+            "role".into(),
+            json!({ "from": before.role, "to": after.role }),
+        );
+    }
+    if password.is_some() {
+        // That it changed, never what to.
+        changes.insert("password".into(), json!("changed"));
+    }
+    activity::record(
+        store,
+        ActivityEvent::UserUpdated {
+            name: after.name.clone(),
+            changes: changes.into(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(after)
+}
+
+/// # Errors
+/// Unknown user, database failure.
+pub async fn delete_user(store: &Store, id: Uuid, actor: &Actor) -> Result<UserRow, AccountError> {
+    let user = store.user(id).await?;
+    store.delete_user(id).await?;
+    activity::record(
+        store,
+        ActivityEvent::UserDeleted {
+            name: user.name.clone(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Creates an API token; the secret is returned once and only its hash is stored.
+///
+/// # Errors
+/// Bad name or lifetime, taken name, database failure.
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    lifetime: Option<std::time::Duration>,
+    actor: &Actor,
+) -> Result<(TokenRow, Secret), AccountError> {
+    auth::validate_user_name(name).map_err(|m| invalid("name", m))?;
+    let expires_at = match lifetime {
+        Some(d) => Some(
+            Utc::now()
+                + chrono::Duration::from_std(d)
+                    .ok()
+                    .filter(|d| *d <= chrono::Duration::days(3650))
+                    .ok_or_else(|| invalid("expires", "at most 3650 days"))?,
+        ),
+        None => None,
+    };
+    let secret = auth::new_secret("fpt");
+    let token = store
+        .insert_token(
+            name,
+            role,
+            &auth::secret_hash(secret.expose()),
+            &actor.name,
+            expires_at,
+        )
+        .await?;
+    activity::record(
+        store,
+        ActivityEvent::TokenCreated {
+            name: token.name.clone(),
+            role: role.to_string(),
+            expires_at: token.expires_at.map(|t| t.to_rfc3339()),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok((token, secret))
+}
+
+/// # Errors
+/// Unknown or already revoked token, database failure.
+pub async fn revoke_token(
+    store: &Store,
+    id: Uuid,
+    actor: &Actor,
+) -> Result<TokenRow, AccountError> {
+    let token = store.revoke_token(id).await?;
+    activity::record(
+        store,
+        ActivityEvent::TokenRevoked {
+            name: token.name.clone(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(token)
 }

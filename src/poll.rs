@@ -13,10 +13,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::inventory::Server;
-use crate::observe::Metrics;
 use crate::model::{
     ContainerSample, DiskSample, DockerState, SectionProblem, ServerSample, Snapshot,
 };
+use crate::observe::Metrics;
 use crate::parse;
 use crate::probe::{poll_script, Platform, PROBE_SCRIPT};
 use crate::ssh::keys::{load_private_key, Passphrase};
@@ -162,7 +162,11 @@ impl Handshakes {
         let sem = {
             let mut nets = self.networks.lock().ok()?;
             nets.entry(network_of(host))
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.limits.per_network.max(1) as usize)))
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.limits.per_network.max(1) as usize
+                    ))
+                })
                 .clone()
         };
         sem.acquire_owned().await.ok()
@@ -242,7 +246,10 @@ impl Poller {
                 Some(c)
                     if c.identity == identity
                         && !c.session.is_closed()
-                        && server.host_key_fingerprint.as_ref().is_none_or(|pin| *pin == c.fingerprint) =>
+                        && server
+                            .host_key_fingerprint
+                            .as_ref()
+                            .is_none_or(|pin| *pin == c.fingerprint) =>
                 {
                     Some((c.session.clone(), c.platform.clone()))
                 }
@@ -294,7 +301,9 @@ impl Poller {
         let connected = Session::connect(&params).await;
         drop(permit);
         if connected.is_err() {
-            self.metrics.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
         let session = match connected {
             Ok(s) => Arc::new(s),
@@ -341,7 +350,9 @@ impl Poller {
                         platform,
                     },
                 );
-                self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+                self.metrics
+                    .open_sessions
+                    .store(map.len() as u64, Ordering::Relaxed);
                 drop(map);
                 result.outcome = snapshot;
                 result.raw = raw;
@@ -412,7 +423,9 @@ impl Poller {
         let cached = {
             let mut map = self.sessions.lock().await;
             let c = map.remove(&id);
-            self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .open_sessions
+                .store(map.len() as u64, Ordering::Relaxed);
             c
         };
         if let Some(c) = cached {
@@ -432,7 +445,9 @@ impl Poller {
                 .copied()
                 .collect();
             let dropped = gone.iter().filter_map(|id| map.remove(id)).collect();
-            self.metrics.open_sessions.store(map.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .open_sessions
+                .store(map.len() as u64, Ordering::Relaxed);
             dropped
         };
         for c in dropped {

@@ -196,14 +196,16 @@ pub fn summary(p: &Platform) -> String {
 /// stderr too, so error text can be attributed); the end marker carries the exit status.
 /// `LC_ALL=C` fixes number formats and labels. top runs two frames one second apart because
 /// procps-ng's first frame is the average since boot; process rows are dropped on the host to
-/// keep the transfer small. Without a probe (`None`) it assumes procps and docker.
+/// keep the transfer small; `HOME` points nowhere so that a user's toprc (per-CPU rows, bar
+/// graphs, hidden fields) cannot change the format. Without a probe (`None`) it assumes
+/// procps and docker.
 pub fn poll_script(platform: Option<&Platform>) -> String {
     let mut s = String::from(
         r#"LC_ALL=C; LANG=C; export LC_ALL LANG
 begin() { echo "@@fleetpoll-begin $1"; echo "@@fleetpoll-begin $1" >&2; }
 end() { echo "@@fleetpoll-end $1 $2"; }
 begin top
-{ top -b -n 2 -d 1; echo "@@fleetpoll-end top $?"; } | awk '/^@@fleetpoll-/ { print; next } /^ *PID / { skip = 1; next } /^top - / || /^Mem: / { skip = 0 } !skip { print }'
+{ HOME=/nonexistent top -b -n 2 -d 1; echo "@@fleetpoll-end top $?"; } | awk '/^@@fleetpoll-/ { print; next } /^ *PID / { skip = 1; next } /^top - / || /^Mem: / { skip = 0 } !skip { print }'
 "#,
     );
     let free = if platform.is_none_or(Platform::free_in_bytes) {

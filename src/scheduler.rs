@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::activity::{self, ActivityEvent, SYSTEM};
+use crate::activity::{self, ActivityEvent, Actor};
 use crate::config::Settings;
 use crate::inventory::{Server, ServerStatus};
 use crate::observe::Metrics;
@@ -119,15 +119,23 @@ impl Scheduler {
                 next_reload = now + RELOAD_EVERY.min(interval);
                 match self.store.servers().await {
                     Ok(list) => {
-                        servers = list.into_iter().filter(|s| s.enabled).map(|s| (s.id, s)).collect();
+                        servers = list
+                            .into_iter()
+                            .filter(|s| s.enabled)
+                            .map(|s| (s.id, s))
+                            .collect();
                         due.retain(|id, _| servers.contains_key(id));
                         for id in servers.keys() {
-                            due.entry(*id).or_insert_with(|| next_slot(start, offset(*id, interval), interval, now));
+                            due.entry(*id).or_insert_with(|| {
+                                next_slot(start, offset(*id, interval), interval, now)
+                            });
                         }
                         let keep: HashSet<Uuid> = servers.keys().copied().collect();
                         self.poller.retain(&keep).await;
                     }
-                    Err(e) => tracing::error!(error = %e, "Cannot read the inventory; keeping the last one"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Cannot read the inventory; keeping the last one")
+                    }
                 }
             }
             while let Ok((id, until)) = backoff_rx.try_recv() {
@@ -143,7 +151,9 @@ impl Scheduler {
                 while *slot <= now {
                     *slot += interval;
                 }
-                let Some(server) = servers.get(id).cloned() else { continue };
+                let Some(server) = servers.get(id).cloned() else {
+                    continue;
+                };
                 if !self.claim(*id) {
                     self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(server = %server.name, "Previous poll still running; skipping this one");
@@ -196,7 +206,10 @@ impl Scheduler {
     }
 
     fn claim(&self, id: Uuid) -> bool {
-        self.in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false)
+        self.in_flight
+            .lock()
+            .map(|mut s| s.insert(id))
+            .unwrap_or(false)
     }
 
     fn release(&self, id: Uuid) {
@@ -250,7 +263,10 @@ impl Scheduler {
     /// One server now: poll it and store the outcome. Returns what was stored.
     pub async fn poll_and_record(&self, server: Server) -> PollResult {
         let result = self.poll_scheduled(&server, Instant::now()).await;
-        let batch = [Done { polled: server, result }];
+        let batch = [Done {
+            polled: server,
+            result,
+        }];
         if let Err(e) = self.write(&batch).await {
             tracing::error!(server = %batch[0].polled.name, error = %e, "Cannot store poll result");
         }
@@ -261,9 +277,14 @@ impl Scheduler {
     /// Waits for a slot, polls under the overall deadline, counts the outcome.
     async fn poll_scheduled(&self, server: &Server, scheduled: Instant) -> PollResult {
         let Ok(_permit) = self.semaphore.acquire().await else {
-            return failed(server, PollError::CommandFailed("scheduler is shutting down".into()));
+            return failed(
+                server,
+                PollError::CommandFailed("scheduler is shutting down".into()),
+            );
         };
-        self.metrics.cycle_lag.observe(Instant::now().saturating_duration_since(scheduled));
+        self.metrics
+            .cycle_lag
+            .observe(Instant::now().saturating_duration_since(scheduled));
         // No deadline around the whole poll: every step that waits on the host (connect and
         // handshake, authentication, probe, script) has its own inside the poller, and
         // waiting for a handshake slot is our pacing, which must not fail a host.
@@ -280,6 +301,7 @@ impl Scheduler {
     /// Writes polls' outcomes and the status transitions they cause, in one transaction.
     async fn write(&self, batch: &[Done]) -> Result<(), StoreError> {
         let now = Utc::now();
+        let system = Actor::system();
         let mut prepared = Vec::with_capacity(batch.len());
         for d in batch {
             // Re-read: the server may have been edited, trusted or removed while we polled.
@@ -296,9 +318,17 @@ impl Scheduler {
                 continue;
             }
             let note = self.store.docker_note(current.id).await?;
-            let (update, events) = transition(&current, &d.result, note.as_deref(), self.settings.offline_after_failures);
+            let (update, events) = transition(
+                &current,
+                &d.result,
+                note.as_deref(),
+                self.settings.offline_after_failures,
+            );
             let who = Some((current.id, current.name.as_str()));
-            let entries: Vec<NewActivity> = events.iter().map(|e| activity::entry(e, SYSTEM, who, now)).collect();
+            let entries: Vec<NewActivity> = events
+                .iter()
+                .map(|e| activity::entry(e, &system, who, now))
+                .collect();
             prepared.push((current.id, d.result.outcome.as_ref().ok(), update, entries));
         }
         let writes: Vec<PollWrite<'_>> = prepared
@@ -325,14 +355,23 @@ impl Scheduler {
     /// Database failure.
     pub async fn retention(&self) -> Result<(), StoreError> {
         let days = self.settings.retention_days;
-        let cutoff = Utc::now() - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
+        let cutoff = Utc::now()
+            - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
         let now = Utc::now();
         let mut logged = Vec::new();
         self.store
             .apply_retention(cutoff, |counts| {
                 let total = counts.server_metrics + counts.disk_usage + counts.container_metrics;
                 (total > 0).then(|| {
-                    let e = activity::entry(&ActivityEvent::RetentionCleanup { counts, retention_days: days }, SYSTEM, None, now);
+                    let e = activity::entry(
+                        &ActivityEvent::RetentionCleanup {
+                            counts,
+                            retention_days: days,
+                        },
+                        &Actor::system(),
+                        None,
+                        now,
+                    );
                     logged.push(e.clone());
                     e
                 })
@@ -358,7 +397,9 @@ fn backoff_delay(interval: Duration, failures: u32, max: Duration, unit: f64) ->
 
 /// A server's stable place in the interval: the same on every restart, spread evenly.
 fn offset(id: Uuid, interval: Duration) -> Duration {
-    let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_millis(id.as_u64_pair().0 % ms)
 }
 
@@ -417,7 +458,9 @@ pub fn transition(
     update.raw = result.raw.clone();
     match &result.outcome {
         Ok(snapshot) => {
-            if let (Some(HostKeyCheck::FirstSeen(fp)), None) = (&result.host_key, &current.host_key_fingerprint) {
+            if let (Some(HostKeyCheck::FirstSeen(fp)), None) =
+                (&result.host_key, &current.host_key_fingerprint)
+            {
                 update.pin = Some(fp.clone());
                 events.push(ActivityEvent::HostKeyPinned {
                     fingerprint: fp.clone(),
@@ -502,12 +545,17 @@ mod tests {
         let interval = Duration::from_secs(60);
         let id = Uuid::new_v4();
         assert_eq!(offset(id, interval), offset(id, interval));
-        let offsets: Vec<Duration> = (0..1000).map(|_| offset(Uuid::new_v4(), interval)).collect();
+        let offsets: Vec<Duration> = (0..1000)
+            .map(|_| offset(Uuid::new_v4(), interval))
+            .collect();
         assert!(offsets.iter().all(|o| *o < interval));
         // Spread: every 6-second tenth of the interval gets some servers.
         for tenth in 0..10 {
             let lo = Duration::from_secs(tenth * 6);
-            let n = offsets.iter().filter(|o| **o >= lo && **o < lo + Duration::from_secs(6)).count();
+            let n = offsets
+                .iter()
+                .filter(|o| **o >= lo && **o < lo + Duration::from_secs(6))
+                .count();
             assert!(n > 50, "tenth {tenth} has {n}");
         }
     }
@@ -539,7 +587,13 @@ mod tests {
         let i = Duration::from_secs(10);
         let o = Duration::from_secs(3);
         assert_eq!(next_slot(start, o, i, start), start + o);
-        assert_eq!(next_slot(start, o, i, start + Duration::from_secs(4)), start + Duration::from_secs(13));
-        assert_eq!(next_slot(start, o, i, start + Duration::from_secs(13)), start + Duration::from_secs(13));
+        assert_eq!(
+            next_slot(start, o, i, start + Duration::from_secs(4)),
+            start + Duration::from_secs(13)
+        );
+        assert_eq!(
+            next_slot(start, o, i, start + Duration::from_secs(13)),
+            start + Duration::from_secs(13)
+        );
     }
 }

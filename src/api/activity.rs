@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::Viewer;
 use super::error::ApiError;
 use super::json::Params;
 use super::AppState;
@@ -12,7 +13,11 @@ use crate::store::ActivityFilter;
 
 pub const MAX_LIMIT: u32 = 1000;
 
-pub async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    _: Viewer,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     p.only(&[
         "type",
         "server_id",

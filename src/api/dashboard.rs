@@ -14,3 +14,15 @@ pub async fn index() -> impl IntoResponse {
         INDEX,
     )
 }
+
+const LOGIN: &str = include_str!("login.html");
+
+pub async fn login() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LOGIN,
+    )
+}

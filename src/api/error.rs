@@ -21,6 +21,15 @@ pub enum ApiError {
     /// 409: the value of `field` is taken.
     #[error("{field}: {message}")]
     Conflict { field: String, message: String },
+    /// 401: no credentials, or ones that are unknown, expired or revoked.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403: known caller, role too low.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 429: too many failed logins; retry after this many seconds.
+    #[error("too many failed logins")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 500: our fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -76,6 +85,23 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 json!({ "error": format!("{field}: {message}"), "field": field }),
             ),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "error": m })),
+            Self::TooManyRequests { retry_after_secs } => {
+                let body = json!({
+                    "error": format!("too many failed logins; try again in {retry_after_secs} s"),
+                    "retry_after_secs": retry_after_secs,
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(
+                        axum::http::header::RETRY_AFTER,
+                        retry_after_secs.to_string(),
+                    )],
+                    Json(body),
+                )
+                    .into_response();
+            }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "Request failed");
                 (

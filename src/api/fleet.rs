@@ -7,6 +7,7 @@ use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::auth::Viewer;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Thresholds;
@@ -48,7 +49,7 @@ fn avg(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 10.0).round() / 10.0)
 }
 
-pub async fn summary(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
     let now = Utc::now();
     let interval = st.settings.poll_interval_secs;
     let servers = st.store.servers().await?;

@@ -6,6 +6,7 @@ use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
+use super::auth::Viewer;
 use super::error::ApiError;
 use super::json::{parse_id, Params};
 use super::AppState;
@@ -48,6 +49,7 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
 
 pub async fn history(
     State(st): State<AppState>,
+    _: Viewer,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -67,6 +69,7 @@ pub async fn history(
 
 pub async fn disks(
     State(st): State<AppState>,
+    _: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
@@ -77,6 +80,7 @@ pub async fn disks(
 
 pub async fn containers(
     State(st): State<AppState>,
+    _: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
@@ -93,6 +97,7 @@ pub async fn containers(
 
 pub async fn container_history(
     State(st): State<AppState>,
+    _: Viewer,
     Path((id, container)): Path<(String, String)>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {

@@ -1,7 +1,9 @@
 //! The HTTP API and dashboard: extract, call the store, shape the JSON. Handlers never touch
 //! SSH or polling; status codes live in `error.rs` alone.
 
+mod accounts;
 mod activity;
+pub mod auth;
 mod dashboard;
 pub mod error;
 mod fleet;
@@ -30,6 +32,28 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The poller's own counters, shared with the scheduler.
     pub metrics: Arc<crate::observe::Metrics>,
+    /// Failed logins per user name and client address.
+    pub limiter: Arc<crate::auth::LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        metrics: Arc<crate::observe::Metrics>,
+    ) -> Self {
+        let limiter = Arc::new(crate::auth::LoginLimiter::new(
+            settings.login_max_failures_per_user,
+            settings.login_max_failures_per_source,
+            Duration::from_secs(settings.login_window_secs),
+        ));
+        Self {
+            store,
+            settings,
+            metrics,
+            limiter,
+        }
+    }
 }
 
 /// The whole router, so tests can serve it on port 0.
@@ -55,6 +79,25 @@ pub fn router(state: AppState) -> Router {
             get(metrics::container_history),
         )
         .route("/api/activity", get(activity::list))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route(
+            "/api/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route(
+            "/api/users/{id}",
+            axum::routing::patch(accounts::update_user).delete(accounts::delete_user),
+        )
+        .route(
+            "/api/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route(
+            "/api/tokens/{id}",
+            axum::routing::delete(accounts::revoke_token),
+        )
+        .route("/login", get(dashboard::login))
         .route("/", get(dashboard::index))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })
         // A slow client cannot hold shutdown hostage.

@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::Utc;
 
+use super::auth::Viewer;
 use super::error::ApiError;
 use super::AppState;
 use crate::inventory::ServerStatus;
@@ -24,14 +25,17 @@ const STATUSES: &[ServerStatus] = &[
     ServerStatus::Disabled,
 ];
 
-pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(State(st): State<AppState>, _: Viewer) -> Result<impl IntoResponse, ApiError> {
     let mut out = String::with_capacity(16 * 1024);
     st.metrics.render(&mut out);
 
     let servers = st.store.servers().await?;
     let now = Utc::now();
     let names: HashMap<_, _> = servers.iter().map(|s| (s.id, s.name.as_str())).collect();
-    let _ = writeln!(out, "# HELP fleetpoll_hosts Registered servers by status.\n# TYPE fleetpoll_hosts gauge");
+    let _ = writeln!(
+        out,
+        "# HELP fleetpoll_hosts Registered servers by status.\n# TYPE fleetpoll_hosts gauge"
+    );
     for status in STATUSES {
         let n = servers
             .iter()
@@ -44,26 +48,54 @@ pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, Ap
     let series = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     };
-    series(&mut out, "fleetpoll_server_cpu_percent", "CPU busy percent of the latest sample.");
+    series(
+        &mut out,
+        "fleetpoll_server_cpu_percent",
+        "CPU busy percent of the latest sample.",
+    );
     for l in &latest {
         if let (Some(name), Some(v)) = (names.get(&l.server_id), l.cpu_busy_percent) {
-            let _ = writeln!(out, "fleetpoll_server_cpu_percent{{server=\"{}\"}} {v}", label(name));
+            let _ = writeln!(
+                out,
+                "fleetpoll_server_cpu_percent{{server=\"{}\"}} {v}",
+                label(name)
+            );
         }
     }
-    series(&mut out, "fleetpoll_server_memory_percent", "Memory in use, (total - available) / total, percent.");
+    series(
+        &mut out,
+        "fleetpoll_server_memory_percent",
+        "Memory in use, (total - available) / total, percent.",
+    );
     for l in &latest {
         if let (Some(name), Some(v)) = (names.get(&l.server_id), l.memory_percent) {
-            let _ = writeln!(out, "fleetpoll_server_memory_percent{{server=\"{}\"}} {v}", label(name));
+            let _ = writeln!(
+                out,
+                "fleetpoll_server_memory_percent{{server=\"{}\"}} {v}",
+                label(name)
+            );
         }
     }
-    series(&mut out, "fleetpoll_server_load1", "One-minute load average of the latest sample.");
+    series(
+        &mut out,
+        "fleetpoll_server_load1",
+        "One-minute load average of the latest sample.",
+    );
     for l in &latest {
         if let (Some(name), Some(v)) = (names.get(&l.server_id), l.load1) {
-            let _ = writeln!(out, "fleetpoll_server_load1{{server=\"{}\"}} {v}", label(name));
+            let _ = writeln!(
+                out,
+                "fleetpoll_server_load1{{server=\"{}\"}} {v}",
+                label(name)
+            );
         }
     }
     let disks = st.store.latest_disks_of(None).await?;
-    series(&mut out, "fleetpoll_disk_used_percent", "Use percent of each mount in the latest sample.");
+    series(
+        &mut out,
+        "fleetpoll_disk_used_percent",
+        "Use percent of each mount in the latest sample.",
+    );
     for (sid, d) in &disks {
         if let (Some(name), Some(v)) = (names.get(sid), d.use_percent) {
             let _ = writeln!(
@@ -74,7 +106,11 @@ pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, Ap
             );
         }
     }
-    series(&mut out, "fleetpoll_disk_size_bytes", "Size of each mount in the latest sample.");
+    series(
+        &mut out,
+        "fleetpoll_disk_size_bytes",
+        "Size of each mount in the latest sample.",
+    );
     for (sid, d) in &disks {
         if let (Some(name), Some(v)) = (names.get(sid), d.total_bytes) {
             let _ = writeln!(
@@ -86,7 +122,11 @@ pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, Ap
         }
     }
     let containers = st.store.latest_containers(None).await?;
-    series(&mut out, "fleetpoll_container_cpu_percent", "Container CPU, percent of one CPU.");
+    series(
+        &mut out,
+        "fleetpoll_container_cpu_percent",
+        "Container CPU, percent of one CPU.",
+    );
     for (sid, c) in &containers {
         if let (Some(name), Some(v)) = (names.get(sid), c.cpu_percent) {
             let _ = writeln!(
@@ -97,7 +137,11 @@ pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, Ap
             );
         }
     }
-    series(&mut out, "fleetpoll_container_memory_bytes", "Container memory in use.");
+    series(
+        &mut out,
+        "fleetpoll_container_memory_bytes",
+        "Container memory in use.",
+    );
     for (sid, c) in &containers {
         if let (Some(name), Some(v)) = (names.get(sid), c.mem_used_bytes) {
             let _ = writeln!(
@@ -108,5 +152,11 @@ pub async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, Ap
             );
         }
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
 }

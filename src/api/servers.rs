@@ -1,14 +1,13 @@
 //! `/api/servers`: register, list, show, edit, remove, trust a new host key.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::auth::{Admin, Operator, Viewer};
 use super::error::ApiError;
 use super::json::{parse_id, JsonObject};
 use super::AppState;
@@ -35,10 +34,6 @@ impl From<OpsError> for ApiError {
     }
 }
 
-pub(super) fn actor(peer: SocketAddr) -> String {
-    format!("api:{}", peer.ip())
-}
-
 pub(super) fn dto(s: &Server, interval_secs: u64) -> Value {
     json!(s.view(Utc::now(), interval_secs))
 }
@@ -48,7 +43,7 @@ fn required(body: &JsonObject, key: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad(key, "is required"))
 }
 
-pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(st): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
     let servers = st.store.servers().await?;
     let items: Vec<Value> = servers
         .iter()
@@ -59,7 +54,7 @@ pub async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 pub async fn create(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Operator(caller): Operator,
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     body.only(FIELDS)?;
@@ -73,7 +68,7 @@ pub async fn create(
         tags: body.strings("tags")?.unwrap_or_default(),
         enabled: body.bool("enabled")?.unwrap_or(true),
     };
-    let server = ops::add_server(&st.store, new, &actor(peer)).await?;
+    let server = ops::add_server(&st.store, new, &caller.actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(dto(&server, st.settings.poll_interval_secs)),
@@ -82,6 +77,7 @@ pub async fn create(
 
 pub async fn show(
     State(st): State<AppState>,
+    _: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let server = st.store.server(parse_id("id", &id)?).await?;
@@ -90,7 +86,7 @@ pub async fn show(
 
 pub async fn update(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Operator(caller): Operator,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
@@ -106,32 +102,33 @@ pub async fn update(
         tags: body.strings("tags")?,
         enabled: body.bool("enabled")?,
     };
-    let server = ops::update_server(&st.store, id, patch, &actor(peer)).await?;
+    let server = ops::update_server(&st.store, id, patch, &caller.actor).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }
 
 pub async fn remove(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    ops::remove_server(&st.store, parse_id("id", &id)?, &actor(peer)).await?;
+    ops::remove_server(&st.store, parse_id("id", &id)?, &caller.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn trust(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = ops::trust_host_key(&st.store, parse_id("id", &id)?, &actor(peer)).await?;
+    let server = ops::trust_host_key(&st.store, parse_id("id", &id)?, &caller.actor).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }
 
-/// The raw text of the last poll that could not all be read. Admin-only once accounts exist
-/// (issue #6): it may show process names and mount paths of the host.
+/// The raw text of the last poll that could not all be read. Admin-only: it may show process
+/// names, mount paths and container names of the host.
 pub async fn last_output(
     State(st): State<AppState>,
+    _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;

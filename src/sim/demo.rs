@@ -93,9 +93,10 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
         let store = Store::open(&settings.database_path)
             .await
             .with_context(|| format!("opening database {}", settings.database_path.display()))?;
-        let report = crate::import::import_file(&store, &csv, &crate::activity::cli_actor(), false)
-            .await
-            .context("registering the simulated fleet")?;
+        let report =
+            crate::import::import_file(&store, &csv, &crate::activity::Actor::cli(), false)
+                .await
+                .context("registering the simulated fleet")?;
         for e in &report.failed {
             tracing::error!(%e, "Demo host not registered");
         }
@@ -107,6 +108,14 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
         let listener = TcpListener::bind(settings.listen_addr())
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let password = demo_login(&store).await?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        // The one place a password is printed: a throwaway login for a throwaway database,
+        // new at every start and stored only as an argon2id hash.
+        eprintln!(
+            "Demo dashboard: http://{addr}/  user: demo  password: {}",
+            password.expose()
+        );
         crate::app::run(settings, store, listener, crate::app::shutdown_signal()).await
     }
     .await;
@@ -137,4 +146,30 @@ fn host_key_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     }
+}
+
+/// Creates the `demo` admin, or gives it a new password, and returns that password.
+async fn demo_login(store: &Store) -> anyhow::Result<crate::auth::Secret> {
+    let password = crate::auth::new_secret("demo");
+    let actor = crate::activity::Actor::cli();
+    match store.user_by_name("demo").await {
+        Ok(user) => {
+            crate::ops::update_user(store, user.id, None, Some(password.expose()), &actor)
+                .await
+                .context("resetting the demo user's password")?;
+        }
+        Err(crate::store::StoreError::NotFound) => {
+            crate::ops::create_user(
+                store,
+                "demo",
+                crate::auth::Role::Admin,
+                password.expose(),
+                &actor,
+            )
+            .await
+            .context("creating the demo user")?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(password)
 }

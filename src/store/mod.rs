@@ -3,6 +3,7 @@
 //! exposes one method per question the rest of the program asks. No axum or russh types.
 
 mod activity;
+mod auth;
 mod samples;
 mod servers;
 
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use auth::{TokenRow, UserRow};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };

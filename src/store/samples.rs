@@ -270,7 +270,6 @@ async fn write_one(tx: &mut sqlx::SqliteConnection, w: &PollWrite<'_>) -> Result
 }
 
 impl Store {
-
     /// The latest sample of every server that has one, keyed by the server's
     /// `last_sample_at` so it reads one row per server through the (server_id, ts) index.
     pub async fn latest_samples(&self) -> Result<Vec<LatestSample>, StoreError> {
@@ -351,11 +350,19 @@ impl Store {
 
     /// The mounts of the server's latest sample.
     pub async fn latest_disks(&self, server_id: Uuid) -> Result<Vec<DiskRow>, StoreError> {
-        Ok(self.latest_disks_of(Some(server_id)).await?.into_iter().map(|(_, d)| d).collect())
+        Ok(self
+            .latest_disks_of(Some(server_id))
+            .await?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
     }
 
     /// The mounts of the latest sample of one server, or of every server (`None`).
-    pub async fn latest_disks_of(&self, server_id: Option<Uuid>) -> Result<Vec<(Uuid, DiskRow)>, StoreError> {
+    pub async fn latest_disks_of(
+        &self,
+        server_id: Option<Uuid>,
+    ) -> Result<Vec<(Uuid, DiskRow)>, StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "select d.server_id, d.ts, d.filesystem, d.mount, d.total_bytes, d.used_bytes, d.available_bytes, d.use_percent \
              from disk_usage d join servers s on s.id = d.server_id and d.ts = s.last_sample_at",

@@ -42,7 +42,8 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
         platform: row
             .try_get::<Option<String>, _>("platform")?
             .and_then(|p| serde_json::from_str(&p).ok()),
-        consecutive_failures: u32::try_from(row.try_get::<i64, _>("consecutive_failures")?).unwrap_or(0),
+        consecutive_failures: u32::try_from(row.try_get::<i64, _>("consecutive_failures")?)
+            .unwrap_or(0),
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })

@@ -79,7 +79,8 @@ async fn servers_are_registered_edited_and_removed_over_http() {
         .iter()
         .find(|e| e["type"] == "server_added")
         .expect("added");
-    assert_eq!(added["actor"], "api:127.0.0.1");
+    assert_eq!(added["actor"], "token:test-admin");
+    assert_eq!(added["details"]["source"], "127.0.0.1");
     assert!(
         !log.to_string().contains(key_text.trim()),
         "private key leaked into the activity log"
@@ -339,14 +340,19 @@ async fn serve_polls_on_its_interval_over_one_reused_ssh_connection() {
 async fn a_killed_connection_is_reestablished_and_metrics_move() {
     let mut sshd = Sshd::start(DockerMode::Missing);
     let app = TestApp::start_with_interval(2).await;
-    let (status, _) = app.send(Method::POST, "/api/servers", Some(&body(&sshd, "rekilled"))).await;
+    let (status, _) = app
+        .send(Method::POST, "/api/servers", Some(&body(&sshd, "rekilled")))
+        .await;
     assert_eq!(status, 201);
     let wait_for = |n: i64| {
         let store = app.store.clone();
         async move {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while common::count(&store, "select count(*) from server_metrics").await < n {
-                assert!(std::time::Instant::now() < deadline, "fewer than {n} polls stored");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "fewer than {n} polls stored"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
@@ -358,16 +364,34 @@ async fn a_killed_connection_is_reestablished_and_metrics_move() {
     let before = common::count(&app.store, "select count(*) from server_metrics").await;
     wait_for(before + 2).await;
     assert!(sshd.log_text().matches("Accepted publickey").count() >= 1);
-    assert_eq!(common::count(&app.store, "select count(*) from activity where type = 'server_offline'").await, 0);
+    assert_eq!(
+        common::count(
+            &app.store,
+            "select count(*) from activity where type = 'server_offline'"
+        )
+        .await,
+        0
+    );
 
-    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse().ok()))
             .unwrap_or_else(|| panic!("{prefix} missing in\n{text}"))
     };
     assert!(value("fleetpoll_polls_total{outcome=\"ok\"}") >= 3.0);
-    assert!(value("fleetpoll_ssh_handshakes_total") >= 2.0, "a new session after the kill");
+    assert!(
+        value("fleetpoll_ssh_handshakes_total") >= 2.0,
+        "a new session after the kill"
+    );
     assert_eq!(value("fleetpoll_hosts{status=\"online\"}"), 1.0);
     assert!(value("fleetpoll_server_memory_percent{server=\"rekilled\"}") > 0.0);
     assert!(value("fleetpoll_disk_used_percent{server=\"rekilled\",mount=\"/\"}") > 0.0);

@@ -60,9 +60,16 @@ pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
 }
 
 pub async fn add(store: &Store, new: NewServer) -> Server {
-    fleetpoll::ops::add_server(store, new, "test")
-        .await
-        .expect("add server")
+    fleetpoll::ops::add_server(
+        store,
+        new,
+        &fleetpoll::activity::Actor {
+            name: "test".into(),
+            source: None,
+        },
+    )
+    .await
+    .expect("add server")
 }
 
 /// Polls the given servers once through the scheduler (stores results, closes sessions).
@@ -93,6 +100,7 @@ pub struct TestApp {
     pub store: Store,
     pub dir: TempDir,
     pub http: reqwest::Client,
+    pub anon: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -120,11 +128,32 @@ impl TestApp {
                 let _ = rx.await;
             },
         ));
+        // Every request of `http` carries an admin token; `anon` carries nothing.
+        let (_, secret) = fleetpoll::ops::create_token(
+            &store,
+            "test-admin",
+            fleetpoll::auth::Role::Admin,
+            None,
+            &fleetpoll::activity::Actor::system(),
+        )
+        .await
+        .expect("admin token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", secret.expose())
+                .parse()
+                .expect("header"),
+        );
         TestApp {
             addr,
             store,
             dir,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            anon: reqwest::Client::new(),
             stop: Some(tx),
             task: Some(task),
         }

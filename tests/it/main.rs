@@ -30,3 +30,6 @@ mod podman_real;
 
 /// The simulated fleet, `server import` and `demo`.
 mod sim;
+
+/// Accounts, roles, tokens, sessions: the role matrix, login limits, secrets kept out.
+mod auth;

@@ -224,9 +224,16 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
         1
     );
 
-    fleetpoll::ops::trust_host_key(&store, server.id, "cli:tester")
-        .await
-        .expect("trust");
+    fleetpoll::ops::trust_host_key(
+        &store,
+        server.id,
+        &fleetpoll::activity::Actor {
+            name: "cli:tester".into(),
+            source: None,
+        },
+    )
+    .await
+    .expect("trust");
     let s = store.server(server.id).await.expect("server");
     assert_eq!(s.host_key_fingerprint.as_deref(), Some(second.as_str()));
     let actor: String =
@@ -294,15 +301,29 @@ async fn rsa_ecdsa_and_encrypted_keys_authenticate() {
         .new_client_key(KeyKind::Ed25519, Some("correct horse"), true)
         .to_string_lossy()
         .into_owned();
-    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test")
-        .await
-        .expect_err("needs passphrase");
+    let err = fleetpoll::ops::add_server(
+        &store,
+        reg.clone(),
+        &fleetpoll::activity::Actor {
+            name: "test".into(),
+            source: None,
+        },
+    )
+    .await
+    .expect_err("needs passphrase");
     assert!(err.to_string().contains("--key-passphrase-env"), "{err}");
     reg.key_passphrase_env = Some("FLEETPOLL_TEST_PASSPHRASE_WRONG".into());
     std::env::set_var("FLEETPOLL_TEST_PASSPHRASE_WRONG", "wrong");
-    let err = fleetpoll::ops::add_server(&store, reg.clone(), "test")
-        .await
-        .expect_err("wrong passphrase");
+    let err = fleetpoll::ops::add_server(
+        &store,
+        reg.clone(),
+        &fleetpoll::activity::Actor {
+            name: "test".into(),
+            source: None,
+        },
+    )
+    .await
+    .expect_err("wrong passphrase");
     assert!(err.to_string().contains("could not be decrypted"), "{err}");
     reg.key_passphrase_env = Some("FLEETPOLL_TEST_PASSPHRASE".into());
     std::env::set_var("FLEETPOLL_TEST_PASSPHRASE", "correct horse");
@@ -618,36 +639,71 @@ async fn offline_needs_consecutive_failures_and_each_transition_is_logged_once()
         let s = s.clone();
         let store = store.clone();
         let id = server.id;
-        async move { s.poll_and_record(store.server(id).await.expect("server")).await }
+        async move {
+            s.poll_and_record(store.server(id).await.expect("server"))
+                .await
+        }
     };
     let status = || async { store.server(server.id).await.expect("s").status };
     let entries = |kind: &'static str| {
         let store = store.clone();
-        async move { count(&store, &format!("select count(*) from activity where type = '{kind}'")).await }
+        async move {
+            count(
+                &store,
+                &format!("select count(*) from activity where type = '{kind}'"),
+            )
+            .await
+        }
     };
 
     poll(&scheduler).await.outcome.expect("up");
     assert_eq!(status().await, ServerStatus::Online);
     sshd.stop();
     poll(&scheduler).await.outcome.expect_err("down once");
-    assert_eq!(status().await, ServerStatus::Online, "one failure is not an outage");
+    assert_eq!(
+        status().await,
+        ServerStatus::Online,
+        "one failure is not an outage"
+    );
     assert_eq!(entries("server_offline").await, 0);
     poll(&scheduler).await.outcome.expect_err("down twice");
     assert_eq!(status().await, ServerStatus::Offline);
     poll(&scheduler).await.outcome.expect_err("down thrice");
-    assert_eq!(entries("server_offline").await, 1, "one entry per transition");
+    assert_eq!(
+        entries("server_offline").await,
+        1,
+        "one entry per transition"
+    );
     sshd.restart();
     poll(&scheduler).await.outcome.expect("back");
     assert_eq!(status().await, ServerStatus::Online);
-    assert_eq!(entries("server_online").await, 2, "first contact and the recovery");
-    assert_eq!(store.server(server.id).await.expect("s").consecutive_failures, 0);
+    assert_eq!(
+        entries("server_online").await,
+        2,
+        "first contact and the recovery"
+    );
+    assert_eq!(
+        store
+            .server(server.id)
+            .await
+            .expect("s")
+            .consecutive_failures,
+        0
+    );
 
     // A server never reached has no status to keep: offline at its first failure.
     let mut reg = registration("never-up", &sshd);
     reg.port = closed_port();
     let never = add(&store, reg).await;
-    scheduler.poll_and_record(never.clone()).await.outcome.expect_err("closed");
-    assert_eq!(store.server(never.id).await.expect("s").status, ServerStatus::Offline);
+    scheduler
+        .poll_and_record(never.clone())
+        .await
+        .outcome
+        .expect_err("closed");
+    assert_eq!(
+        store.server(never.id).await.expect("s").status,
+        ServerStatus::Offline
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,11 +723,32 @@ async fn a_slow_host_times_out_alone_while_others_finish() {
     settings.command_timeout_secs = 5;
     let scheduler = fleetpoll::scheduler::Scheduler::new(store.clone(), settings.clone());
     let results = scheduler.poll_now(vec![b, c, a]).await;
-    let took = |name: &str| results.iter().find(|(s, _)| s.name == name).expect(name).1.duration;
-    let reason = |name: &str| results.iter().find(|(s, _)| s.name == name).expect(name).1.outcome.as_ref().err().map(|e| e.reason());
+    let took = |name: &str| {
+        results
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .expect(name)
+            .1
+            .duration
+    };
+    let reason = |name: &str| {
+        results
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .expect(name)
+            .1
+            .outcome
+            .as_ref()
+            .err()
+            .map(|e| e.reason())
+    };
     assert_eq!(reason("live"), None);
     assert_eq!(reason("slow"), Some("timeout"));
     assert_eq!(reason("silent"), Some("timeout"));
     assert!(took("live") < took("silent") && took("live") < took("slow"));
-    assert!(took("slow") <= settings.poll_deadline() + Duration::from_secs(3), "slow held past its deadline: {:?}", took("slow"));
+    assert!(
+        took("slow") <= settings.poll_deadline() + Duration::from_secs(3),
+        "slow held past its deadline: {:?}",
+        took("slow")
+    );
 }

@@ -154,9 +154,17 @@ async fn a_rekeyed_sim_host_is_host_key_changed_on_a_later_poll() {
     let started = Instant::now();
     let (fleet, csv) = start_with_csv(dir.path(), opts, &key).await;
     let store = common::store(dir.path()).await;
-    let report = fleetpoll::import::import_file(&store, &csv, "test", false)
-        .await
-        .expect("import");
+    let report = fleetpoll::import::import_file(
+        &store,
+        &csv,
+        &fleetpoll::activity::Actor {
+            name: "test".into(),
+            source: None,
+        },
+        false,
+    )
+    .await
+    .expect("import");
     assert_eq!(report.added.len(), 2);
 
     let first = common::poll(&store, dir.path(), store.servers().await.expect("servers")).await;
@@ -191,9 +199,17 @@ async fn a_slow_host_times_out_and_a_flapping_host_goes_down_and_comes_back() {
     let started = Instant::now();
     let (fleet, csv) = start_with_csv(dir.path(), opts, &key).await;
     let store = common::store(dir.path()).await;
-    fleetpoll::import::import_file(&store, &csv, "test", false)
-        .await
-        .expect("import");
+    fleetpoll::import::import_file(
+        &store,
+        &csv,
+        &fleetpoll::activity::Actor {
+            name: "test".into(),
+            source: None,
+        },
+        false,
+    )
+    .await
+    .expect("import");
     let mut settings = common::settings(dir.path());
     settings.command_timeout_secs = 2;
     let name_of = |kind: HostKind| {
@@ -330,6 +346,8 @@ fn import_reports_each_bad_row_by_line_and_field_and_still_imports_the_good_ones
 struct Demo {
     child: std::process::Child,
     addr: String,
+    /// The throwaway password demo prints at start.
+    password: String,
 }
 
 impl Demo {
@@ -361,10 +379,14 @@ impl Demo {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut password = None;
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("demo logs the dashboard URL");
+            if let Some(p) = line.split("password: ").nth(1) {
+                password = Some(p.trim().to_string());
+            }
             if let Some(rest) = line
                 .split("Serving the API and dashboard on http://")
                 .nth(1)
@@ -372,7 +394,11 @@ impl Demo {
                 break rest.split('/').next().expect("address").to_string();
             }
         };
-        Demo { child, addr }
+        Demo {
+            child,
+            addr,
+            password: password.expect("demo prints its login"),
+        }
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
@@ -402,6 +428,30 @@ impl Drop for Demo {
     }
 }
 
+/// Logs in as the demo user, as a person would on the login page, and returns a client
+/// carrying the session.
+async fn login(demo: &Demo) -> reqwest::Client {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/auth/login", demo.addr))
+        .json(&serde_json::json!({ "username": "demo", "password": demo.password }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 200, "demo login refused");
+    let v: serde_json::Value = r.json().await.expect("JSON");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", v["token"].as_str().expect("token"))
+            .parse()
+            .expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 async fn get(http: &reqwest::Client, addr: &str, path: &str) -> serde_json::Value {
     http.get(format!("http://{addr}{path}"))
         .send()
@@ -416,9 +466,8 @@ async fn get(http: &reqwest::Client, addr: &str, path: &str) -> serde_json::Valu
 async fn demo_serves_fifty_sim_hosts_with_online_ones_within_30_s_and_a_rerun_keeps_their_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("demo.db");
-    let http = reqwest::Client::new();
-
     let demo = Demo::start(&db);
+    let http = login(&demo).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = get(&http, &demo.addr, "/api/dashboard/summary").await;
@@ -447,6 +496,7 @@ async fn demo_serves_fifty_sim_hosts_with_online_ones_within_30_s_and_a_rerun_ke
     // A second run registers nothing twice and presents the host keys pinned by the first.
     let restarted = chrono::Utc::now();
     let demo = Demo::start(&db);
+    let http = login(&demo).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let v = get(&http, &demo.addr, "/api/servers").await;

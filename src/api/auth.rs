@@ -1,0 +1,229 @@
+//! Who is calling: a bearer secret (`Authorization: Bearer`, an API token or a login session)
+//! or the dashboard's `fleetpoll_session` cookie, checked against their stored hashes. The
+//! role guards `Viewer`, `Operator` and `Admin` are extractors, so a handler states the role it
+//! needs in its signature and cannot forget to check it. Also login and logout.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::json::JsonObject;
+use super::AppState;
+use crate::activity::{self, ActivityEvent, Actor};
+use crate::auth::{self, Role};
+
+pub const COOKIE_NAME: &str = "fleetpoll_session";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    pub role: Role,
+    /// Set for login sessions: the hash that identifies the session (for logout).
+    pub session_hash: Option<String>,
+}
+
+/// The bearer secret of a request: the Authorization header wins over the cookie.
+fn presented_secret(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(|s| s.trim().to_string());
+    }
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE_NAME}="))
+                .map(str::to_string)
+        })
+}
+
+fn peer(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let source = peer(parts);
+        let Some(secret) = presented_secret(parts) else {
+            return Err(ApiError::Unauthorized(
+                "log in (POST /api/auth/login) or send an API token as 'Authorization: Bearer'"
+                    .into(),
+            ));
+        };
+        let hash = auth::secret_hash(&secret);
+        let now = Utc::now();
+        if let Some(user) = st.store.session_user(&hash, now).await? {
+            return Ok(Self {
+                actor: Actor::api(format!("user:{}", user.name), source),
+                role: user.role,
+                session_hash: Some(hash),
+            });
+        }
+        if let Some(token) = st.store.live_token(&hash, now).await? {
+            return Ok(Self {
+                actor: Actor::api(format!("token:{}", token.name), source),
+                role: token.role,
+                session_hash: None,
+            });
+        }
+        Err(ApiError::Unauthorized(
+            "unknown, expired or revoked credentials".into(),
+        ))
+    }
+}
+
+macro_rules! guard {
+    ($name:ident, $role:expr) => {
+        /// A caller with at least this role; 401 without credentials, 403 below the role.
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                st: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, st).await?;
+                if caller.role < $role {
+                    return Err(ApiError::Forbidden(format!(
+                        "this needs the {} role; {} has {}",
+                        $role, caller.actor.name, caller.role
+                    )));
+                }
+                Ok(Self(caller))
+            }
+        }
+    };
+}
+
+guard!(Viewer, Role::Viewer);
+guard!(Operator, Role::Operator);
+guard!(Admin, Role::Admin);
+
+/// `POST /api/auth/login` with `{"username", "password"}`.
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    body.only(&["username", "password"])?;
+    let username = body
+        .string("username")?
+        .ok_or_else(|| ApiError::bad("username", "is required"))?;
+    let password = body
+        .string("password")?
+        .ok_or_else(|| ApiError::bad("password", "is required"))?;
+    let source = peer.ip().to_string();
+    let anon = Actor::api("anonymous".into(), peer.ip());
+    let fail = |reason: &str| ActivityEvent::UserLoginFailed {
+        attempted: username.chars().take(64).collect(),
+        reason: reason.to_string(),
+    };
+    if let Some(wait) = st.limiter.blocked(&username, &source) {
+        activity::record(&st.store, fail("too many failed logins"), &anon, None).await?;
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let found = st.store.user_for_login(&username).await?;
+    // Verify against a fixed hash when the user does not exist, so timing does not tell.
+    let (user, ok) = match found {
+        Some((user, hash)) => {
+            let ok = auth::verify_password(&password, &hash);
+            (Some(user), ok)
+        }
+        None => {
+            let _ = auth::verify_password(&password, dummy_hash());
+            (None, false)
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        st.limiter.failed(&username, &source);
+        activity::record(&st.store, fail("wrong user name or password"), &anon, None).await?;
+        return Err(ApiError::Unauthorized("wrong user name or password".into()));
+    };
+    let secret = auth::new_secret("fps");
+    let expires_at = Utc::now()
+        + chrono::Duration::seconds(i64::try_from(st.settings.session_ttl_secs).unwrap_or(43_200));
+    st.store
+        .insert_session(
+            &auth::secret_hash(secret.expose()),
+            user.id,
+            expires_at,
+            &source,
+        )
+        .await?;
+    activity::record(
+        &st.store,
+        ActivityEvent::UserLogin {
+            name: user.name.clone(),
+        },
+        &Actor::api(format!("user:{}", user.name), peer.ip()),
+        None,
+    )
+    .await?;
+    let cookie = format!(
+        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        secret.expose(),
+        st.settings.session_ttl_secs
+    );
+    let body = json!({
+        "token": secret.expose(),
+        "expires_at": expires_at,
+        "user": { "name": user.name, "role": user.role },
+    });
+    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `POST /api/auth/logout`: ends the session used for this request.
+pub async fn logout(
+    State(st): State<AppState>,
+    Viewer(caller): Viewer,
+) -> Result<Response, ApiError> {
+    let Some(hash) = caller.session_hash else {
+        return Err(ApiError::bad(
+            "session",
+            "an API token has no session to end; revoke it instead",
+        ));
+    };
+    st.store.delete_session(&hash).await?;
+    let name = caller.actor.name.trim_start_matches("user:").to_string();
+    activity::record(
+        &st.store,
+        ActivityEvent::UserLogout { name },
+        &caller.actor,
+        None,
+    )
+    .await?;
+    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(([(SET_COOKIE, cookie)], Json(json!({ "logged_out": true }))).into_response())
+}
+
+/// An argon2id hash of a random string, verified against when the user does not exist so that
+/// a wrong name and a wrong password take the same time.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| auth::hash_password(auth::new_secret("dummy").expose()).unwrap_or_default())
+}

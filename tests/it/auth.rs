@@ -1,0 +1,469 @@
+use fleetpoll::activity::Actor;
+use fleetpoll::auth::Role;
+use reqwest::Method;
+
+use crate::common::TestApp;
+
+fn system() -> Actor {
+    Actor::system()
+}
+
+async fn token(
+    app: &TestApp,
+    name: &str,
+    role: Role,
+    lifetime: Option<std::time::Duration>,
+) -> String {
+    let (_, secret) = fleetpoll::ops::create_token(&app.store, name, role, lifetime, &system())
+        .await
+        .expect("token");
+    secret.expose().to_string()
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> u16 {
+    let mut req = app.anon.request(method, app.url(path));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    req.send().await.expect("request").status().as_u16()
+}
+
+/// Every route with the least role it needs. Bodies are deliberately invalid or ids unknown:
+/// an allowed caller gets past the guard to a 4xx of the handler, never 401/403.
+const ROUTES: &[(&str, &str, Role)] = &[
+    ("GET", "/api/dashboard/summary", Role::Viewer),
+    ("GET", "/api/servers", Role::Viewer),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000",
+        Role::Viewer,
+    ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/metrics",
+        Role::Viewer,
+    ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/disks",
+        Role::Viewer,
+    ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/containers",
+        Role::Viewer,
+    ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/containers/x/metrics",
+        Role::Viewer,
+    ),
+    ("GET", "/api/activity", Role::Viewer),
+    ("GET", "/metrics", Role::Viewer),
+    ("POST", "/api/servers", Role::Operator),
+    (
+        "PATCH",
+        "/api/servers/00000000-0000-4000-8000-000000000000",
+        Role::Operator,
+    ),
+    (
+        "DELETE",
+        "/api/servers/00000000-0000-4000-8000-000000000000",
+        Role::Operator,
+    ),
+    (
+        "POST",
+        "/api/servers/00000000-0000-4000-8000-000000000000/trust",
+        Role::Operator,
+    ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/last-output",
+        Role::Admin,
+    ),
+    ("GET", "/api/users", Role::Admin),
+    ("POST", "/api/users", Role::Admin),
+    (
+        "PATCH",
+        "/api/users/00000000-0000-4000-8000-000000000000",
+        Role::Admin,
+    ),
+    (
+        "DELETE",
+        "/api/users/00000000-0000-4000-8000-000000000000",
+        Role::Admin,
+    ),
+    ("GET", "/api/tokens", Role::Admin),
+    ("POST", "/api/tokens", Role::Admin),
+    (
+        "DELETE",
+        "/api/tokens/00000000-0000-4000-8000-000000000000",
+        Role::Admin,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_enforces_its_role_for_every_kind_of_caller() {
+    let app = TestApp::start().await;
+    let viewer = token(&app, "m-viewer", Role::Viewer, None).await;
+    let operator = token(&app, "m-operator", Role::Operator, None).await;
+    let admin = token(&app, "m-admin", Role::Admin, None).await;
+    let expired = token(
+        &app,
+        "m-expired",
+        Role::Admin,
+        Some(std::time::Duration::from_secs(1)),
+    )
+    .await;
+    let (revoked_row, revoked) =
+        fleetpoll::ops::create_token(&app.store, "m-revoked", Role::Admin, None, &system())
+            .await
+            .expect("token");
+    fleetpoll::ops::revoke_token(&app.store, revoked_row.id, &system())
+        .await
+        .expect("revoke");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let callers: [(&str, Option<&str>, Option<Role>); 6] = [
+        ("none", None, None),
+        ("viewer", Some(&viewer), Some(Role::Viewer)),
+        ("operator", Some(&operator), Some(Role::Operator)),
+        ("admin", Some(&admin), Some(Role::Admin)),
+        ("expired", Some(&expired), None),
+        ("revoked", Some(revoked.expose()), None),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, needs) in ROUTES {
+        let m: Method = method.parse().expect("method");
+        let body = (*method != "GET" && *method != "DELETE").then_some("{\"bogus\": 1}");
+        for (who, bearer, role) in &callers {
+            let status = call(&app, m.clone(), path, *bearer, body).await;
+            let want_denied = match role {
+                None => Some(401),
+                Some(r) if r < needs => Some(403),
+                Some(_) => None,
+            };
+            let ok = match want_denied {
+                Some(code) => status == code,
+                None => status != 401 && status != 403 && status < 500,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} as {who}: {status} (want {want_denied:?})"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Public.
+    assert_eq!(call(&app, Method::GET, "/healthz", None, None).await, 200);
+    assert_eq!(call(&app, Method::GET, "/login", None, None).await, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sets_a_strict_cookie_logout_ends_it_and_failures_are_limited() {
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(
+        &app.store,
+        "alice",
+        Role::Operator,
+        "correct horse battery",
+        &system(),
+    )
+    .await
+    .expect("user");
+    let login = |password: &'static str| {
+        let anon = app.anon.clone();
+        let url = app.url("/api/auth/login");
+        async move {
+            anon.post(url)
+                .json(&serde_json::json!({ "username": "alice", "password": password }))
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    let r = login("correct horse battery").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_string();
+    assert!(
+        cookie.starts_with("fleetpoll_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["user"]["name"], "alice");
+    assert_eq!(v["user"]["role"], "operator");
+    let session = cookie.split(';').next().expect("pair").to_string();
+    let with_cookie = |method: Method, path: &str| {
+        app.anon
+            .request(method, app.url(path))
+            .header("cookie", session.clone())
+    };
+    assert_eq!(
+        with_cookie(Method::GET, "/api/dashboard/summary")
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        with_cookie(Method::GET, "/api/users")
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        with_cookie(Method::POST, "/api/auth/logout")
+            .send()
+            .await
+            .expect("logout")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        with_cookie(Method::GET, "/api/dashboard/summary")
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        401
+    );
+
+    for _ in 0..10 {
+        assert_eq!(login("wrong password!").await.status().as_u16(), 401);
+    }
+    let r = login("correct horse battery").await;
+    assert_eq!(
+        r.status().as_u16(),
+        429,
+        "the right password is refused too while limited"
+    );
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(retry > 0 && retry <= 900);
+
+    let (_, log) = app.get("/api/activity?limit=100").await;
+    let items = log["items"].as_array().expect("items");
+    let count = |t: &str| items.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(count("user_login"), 1);
+    assert_eq!(count("user_logout"), 1);
+    assert_eq!(count("user_login_failed"), 11);
+    let failed = items
+        .iter()
+        .find(|e| e["type"] == "user_login_failed")
+        .expect("failed");
+    assert_eq!(failed["details"]["attempted_user"], "alice");
+    assert_eq!(failed["details"]["source"], "127.0.0.1");
+    let text = log.to_string();
+    assert!(
+        !text.contains("wrong password!") && !text.contains("correct horse battery"),
+        "a password reached the log"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_over_the_api_are_audited_and_no_secret_is_stored_or_returned() {
+    let app = TestApp::start().await;
+    let (s, user) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"bob","role":"viewer","password":"s3cret-Passw0rd"}"#),
+        )
+        .await;
+    assert_eq!(s, 201, "{user}");
+    assert!(!user.to_string().contains("s3cret") && user.get("password_hash").is_none());
+    let id = user["id"].as_str().expect("id").to_string();
+    let (s, _) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/users/{id}"),
+            Some(r#"{"role":"operator"}"#),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, err) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"bad name","role":"viewer","password":"long enough"}"#),
+        )
+        .await;
+    assert_eq!((s, err["field"].as_str()), (400, Some("name")));
+    let (s, err) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"carol","role":"root","password":"long enough"}"#),
+        )
+        .await;
+    assert_eq!((s, err["field"].as_str()), (400, Some("role")));
+    let (s, created) = app
+        .send(
+            Method::POST,
+            "/api/tokens",
+            Some(r#"{"name":"ci","role":"viewer","expires":"90d"}"#),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let secret = created["token"].as_str().expect("secret").to_string();
+    let token_id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        call(&app, Method::GET, "/api/servers", Some(&secret), None).await,
+        200
+    );
+    let (_, list) = app.get("/api/tokens").await;
+    assert!(
+        !list.to_string().contains(&secret),
+        "token list shows a secret"
+    );
+    let (s, _) = app
+        .send(Method::DELETE, &format!("/api/tokens/{token_id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        call(&app, Method::GET, "/api/servers", Some(&secret), None).await,
+        401
+    );
+    let (s, _) = app
+        .send(Method::DELETE, &format!("/api/users/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+
+    let (_, log) = app.get("/api/activity?limit=200").await;
+    let items = log["items"].as_array().expect("items");
+    for kind in [
+        "user_created",
+        "user_updated",
+        "user_deleted",
+        "token_created",
+        "token_revoked",
+    ] {
+        let hits: Vec<_> = items
+            .iter()
+            .filter(|e| e["type"] == kind && e["actor"] == "token:test-admin")
+            .collect();
+        assert_eq!(hits.len(), 1, "{kind}: {hits:?}");
+        assert_eq!(hits[0]["details"]["source"], "127.0.0.1");
+    }
+
+    // Neither the password nor the token secret is anywhere in the database files.
+    app.store.pool().close().await;
+    for entry in std::fs::read_dir(app.dir.path()).expect("dir").flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(
+            !hay.contains("s3cret-Passw0rd"),
+            "password in {:?}",
+            entry.path()
+        );
+        assert!(!hay.contains(&secret), "token secret in {:?}", entry.path());
+    }
+}
+
+#[test]
+fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("a.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "user",
+            "add",
+            "admin1",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a long password\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--expires",
+            "90d",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    let secret = stdout.trim();
+    assert!(secret.starts_with("fpt_") && secret.len() == 68, "{stdout}");
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        .arg("--db")
+        .arg(&db)
+        .args(["token", "list"])
+        .output()
+        .expect("run");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("ci") && !listed.contains(secret),
+        "{listed}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        .arg("--db")
+        .arg(&db)
+        .args(["activity", "--json", "--type", "user_created"])
+        .output()
+        .expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["total"], 1);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("a long password"));
+}
