@@ -21,7 +21,7 @@
 # MEASURE (60, 120 from 5,000 hosts), DEAD (10), SILENT (5), CONCURRENCY (256), BASE
 # (127.20.0.1), SIM_PORT (2322), SSHD_PORT (23000), HTTP_PORT (18590), NO_WRITE=1 to leave
 # BENCHMARKS.md alone, KEEP=1 to keep the work directory, CARGO_TARGET_DIR as for cargo,
-# BENCH_MD (BENCHMARKS.md of this checkout). Needs python3, sqlite3, curl, ssh-keygen;
+# BENCH_MD (BENCHMARKS.md of this checkout), BENCH_REV (git describe of the measured tree). Needs python3, sqlite3, curl, ssh-keygen;
 # --sshd and --target-cost need openssh-server and root. Stays within `ulimit -n` 20000.
 set -euo pipefail
 
@@ -63,7 +63,7 @@ if ! cargo build --release --quiet --bin fleetpoll --example ssh_floor; then
     [ -x "$BIN" ] && [ -x "$FLOOR" ] || exit 1
     echo "build failed: measuring the binaries already in $TARGET/release" >&2
 fi
-REV=${FLEETPOLL_REV:-"$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' with uncommitted changes in src/')"}
+REV=${BENCH_REV:-"$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' with uncommitted changes in src/')"}
 
 W=$(mktemp -d /tmp/bench-fleet.XXXXXX)
 # Private copies: others may rebuild target/ during a run. Run from $W so that no
@@ -365,7 +365,7 @@ if [ "$MODE" = target ]; then
     # /usr/bin/time (user+sys of the shell and its children) / R, wall median.
     local_run() {
         local label=$1 code=$2 i t0 walls=() out
-        out=$( { /usr/bin/time -f '%U %S' sh -c "for i in \$(seq $RUNS); do $code >/dev/null 2>&1; done" ; } 2>&1 >/dev/null | tail -1)
+        out=$( { /usr/bin/time -f '%U %S' sh -c "for i in \$(seq $RUNS); do $code >/dev/null 2>&1; done; true" ; } 2>&1 >/dev/null | tail -1)
         for ((i = 0; i < 3; i++)); do
             t0=$(date +%s%N); sh -c "$code" >/dev/null 2>&1 || true; walls+=($(( ($(date +%s%N) - t0) / 1000000 )))
         done

@@ -381,9 +381,88 @@ pub async fn record(
     Ok(())
 }
 
+/// Export formats of the activity log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    JsonLines,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "csv" => Ok(Self::Csv),
+            "jsonl" => Ok(Self::JsonLines),
+            other => Err(format!(
+                "'{other}' is not an export format: use csv or jsonl"
+            )),
+        }
+    }
+}
+
+/// The entries as CSV (RFC 4180, header first) or JSON lines, for auditors' tools.
+pub fn export(rows: &[crate::store::ActivityRow], format: ExportFormat) -> String {
+    let mut out = String::new();
+    match format {
+        ExportFormat::JsonLines => {
+            for r in rows {
+                out.push_str(&serde_json::to_string(r).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        ExportFormat::Csv => {
+            out.push_str(
+                "id,timestamp,type,severity,actor,server_id,server_name,message,details\r\n",
+            );
+            for r in rows {
+                let cells = [
+                    r.id.to_string(),
+                    r.timestamp.to_rfc3339(),
+                    r.kind.clone(),
+                    r.severity.clone(),
+                    r.actor.clone(),
+                    r.server_id.clone().unwrap_or_default(),
+                    r.server_name.clone().unwrap_or_default(),
+                    r.message.clone(),
+                    r.details.to_string(),
+                ];
+                let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                out.push_str(&line.join(","));
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out
+}
+
+/// Quotes a CSV cell when needed, and defuses spreadsheet formulas: a cell an attacker
+/// controls (an attempted user name) must not run as a formula in the auditor's spreadsheet.
+fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-1"), "'-1");
+    }
 
     #[test]
     fn host_key_change_is_critical_and_names_both_keys() {

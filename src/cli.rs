@@ -373,10 +373,14 @@ pub struct ActivityArgs {
     pub since: Option<String>,
     #[arg(long)]
     pub until: Option<String>,
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub limit: u32,
+    /// Entries at most (default 50; 100000 with --format).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: Option<u32>,
     #[arg(long, default_value_t = 0)]
     pub offset: u32,
+    /// Export instead of a table: csv or jsonl (all matching entries unless --limit).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// Runs the parsed command line.
@@ -789,6 +793,14 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
             bail!("--severity '{s}' is not one of info, warning, critical");
         }
     }
+    let format = a
+        .format
+        .as_deref()
+        .map(|f| {
+            f.parse::<crate::activity::ExportFormat>()
+                .map_err(|m| anyhow::anyhow!("--format: {m}"))
+        })
+        .transpose()?;
     let server_id = match &a.server {
         Some(name) => Some(find(store, name).await?.id),
         None => None,
@@ -800,10 +812,16 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
         severity: a.severity.clone(),
         since: time(&a.since, "since")?,
         until: time(&a.until, "until")?,
-        limit: a.limit,
+        limit: a
+            .limit
+            .unwrap_or(if format.is_some() { 100_000 } else { 50 }),
         offset: a.offset,
     };
     let (total, items) = store.activity(&filter).await?;
+    if let Some(f) = format {
+        print!("{}", crate::activity::export(&items, f));
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
         print_json(&json!({ "total": total, "items": items }));
     } else {

@@ -1,24 +1,25 @@
 //! `/api/activity`: the audit trail, newest first, filtered and paged.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::auth::Viewer;
 use super::error::ApiError;
 use super::json::Params;
 use super::AppState;
-use crate::activity::SEVERITIES;
+use crate::activity::{export, ExportFormat, SEVERITIES};
 use crate::store::ActivityFilter;
 
 pub const MAX_LIMIT: u32 = 1000;
+/// Exports may be long; still bounded so one request cannot exhaust memory.
+pub const MAX_EXPORT: u32 = 100_000;
 
-pub async fn list(
-    State(st): State<AppState>,
-    _: Viewer,
-    p: Params,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(st): State<AppState>, _: Viewer, p: Params) -> Result<Response, ApiError> {
     p.only(&[
+        "format",
         "type",
         "server_id",
         "actor",
@@ -28,6 +29,13 @@ pub async fn list(
         "limit",
         "offset",
     ])?;
+    let format = p
+        .get("format")
+        .map(|f| {
+            f.parse::<ExportFormat>()
+                .map_err(|m| ApiError::bad("format", m))
+        })
+        .transpose()?;
     let severity = p.get("severity").map(str::to_string);
     if let Some(s) = &severity {
         if !SEVERITIES.contains(&s.as_str()) {
@@ -44,11 +52,29 @@ pub async fn list(
         severity,
         since: p.time("since")?,
         until: p.time("until")?,
-        limit: p.uint("limit", 1, MAX_LIMIT)?.unwrap_or(50),
+        limit: match format {
+            Some(_) => p.uint("limit", 1, MAX_EXPORT)?.unwrap_or(MAX_EXPORT),
+            None => p.uint("limit", 1, MAX_LIMIT)?.unwrap_or(50),
+        },
         offset: p.uint("offset", 0, u32::MAX)?.unwrap_or(0),
     };
     let (total, items) = st.store.activity(&filter).await?;
-    Ok(Json(
-        json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items }),
-    ))
+    Ok(match format {
+        Some(f) => {
+            let (mime, ext) = match f {
+                ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+                ExportFormat::JsonLines => ("application/x-ndjson", "jsonl"),
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, mime.to_string()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"fleetpoll-activity.{ext}\"")),
+                ],
+                export(&items, f),
+            )
+                .into_response()
+        }
+        None => Json(json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items }))
+            .into_response(),
+    })
 }

@@ -467,3 +467,111 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
     assert_eq!(v["total"], 1);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("a long password"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_is_refused_or_kept_verbatim_and_the_log_exports() {
+    let app = TestApp::start().await;
+    let key = app.dir.path().join("k");
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(ok.success());
+    let base = serde_json::json!({ "name": "ok", "host": "127.0.0.1", "port": 22, "user": "u", "key_path": key });
+    let with = |k: &str, v: serde_json::Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b.to_string()
+    };
+    let long = "a".repeat(10_000);
+    for (body, field) in [
+        (with("name", "x'; drop table servers; --".into()), "name"),
+        (with("name", long.clone().into()), "name"),
+        (with("host", "127.0.0.1\u{0}".into()), "host"),
+        (with("host", long.clone().into()), "host"),
+        (with("user", "root\u{7}".into()), "user"),
+        (with("tags", serde_json::json!(["a\nb"])), "tags"),
+        (with("key_path", "/tmp/\u{1}nothing".into()), "key_path"),
+    ] {
+        let (s, e) = app.send(Method::POST, "/api/servers", Some(&body)).await;
+        assert_eq!((s, e["field"].as_str()), (400, Some(field)), "{body}: {e}");
+    }
+    let r = app
+        .http
+        .post(app.url("/api/servers"))
+        .header("content-type", "application/json")
+        .body(vec![b'{', b'"', 0xff, 0xfe, b'"', b'}'])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400, "invalid UTF-8");
+    let (s, servers) = app.get("/api/servers").await;
+    assert_eq!(
+        (s, servers["total"].as_u64()),
+        (200, Some(0)),
+        "the table is still there and empty"
+    );
+
+    // A login attempt with a formula and SQL in the name is logged verbatim.
+    let nasty = "=cmd|' /C calc'!A0 ' OR 1=1 --";
+    let r = app
+        .anon
+        .post(app.url("/api/auth/login"))
+        .json(&serde_json::json!({ "username": nasty, "password": "whatever12" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 401);
+    let (s, found) = app.get("/api/activity?actor=%27%20OR%201%3D1%20--").await;
+    assert_eq!((s, found["total"].as_i64()), (200, Some(0)));
+
+    let r = app
+        .http
+        .get(app.url("/api/activity?format=csv"))
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/csv"));
+    let csv = r.text().await.expect("text");
+    let (_, all) = app.get("/api/activity?limit=1000").await;
+    let total = all["total"].as_u64().expect("total") as usize;
+    assert!(csv
+        .starts_with("id,timestamp,type,severity,actor,server_id,server_name,message,details\r\n"));
+    assert_eq!(csv.matches("\r\n").count(), total + 1, "{csv}");
+    assert!(
+        csv.contains("=cmd|"),
+        "the attempted name is in the export: {csv}"
+    );
+    // No cell starts a formula (cells starting with =, +, -, @ get a leading quote).
+    for line in csv.lines() {
+        assert!(
+            !line.contains(",=") && !line.contains(",\"=") && !line.starts_with('='),
+            "{line}"
+        );
+    }
+    let jsonl = app
+        .http
+        .get(app.url("/api/activity?format=jsonl"))
+        .send()
+        .await
+        .expect("jsonl")
+        .text()
+        .await
+        .expect("text");
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), total);
+    assert!(lines
+        .iter()
+        .any(|e| e["details"]["attempted_user"] == nasty));
+    let (s, e) = app.get("/api/activity?format=xml").await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("format")));
+    app.stop().await;
+}
