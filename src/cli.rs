@@ -54,6 +54,9 @@ pub enum Command {
     /// Register, list, show, edit, remove servers; trust a changed host key.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Make the fleet's SSH key, and the restricted line for monitored hosts.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Manage user accounts (admin, operator, viewer).
     #[command(subcommand)]
     User(UserCommand),
@@ -198,6 +201,26 @@ pub enum ParseKind {
     DockerStats,
     /// `docker ps -a --format '{{json .}}'` output.
     DockerPs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an ed25519 key pair for fleetpoll (private key mode 0600, never overwritten).
+    Generate {
+        /// Where to write it (default: next to the database, fleetpoll_ed25519).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Print the authorized_keys line that lets this key run fleetpoll's scripts and nothing
+    /// else (`restrict` plus a command= wrapper). Regenerate it after upgrading fleetpoll.
+    AuthorizedLine {
+        /// The private key (default: next to the database, fleetpoll_ed25519).
+        #[arg(long, value_name = "PATH", conflicts_with = "server")]
+        key: Option<PathBuf>,
+        /// Use this server's registered key.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -459,6 +482,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Server(cmd) => server_cmd(&store, &settings, cmd, json).await?,
         Command::User(cmd) => user_cmd(&store, cmd, json).await?,
+        Command::Key(cmd) => key_cmd(&store, &settings, cmd).await?,
         Command::Token(cmd) => token_cmd(&store, cmd, json).await?,
         Command::Poll { once, server } => {
             if !once {
@@ -1164,6 +1188,60 @@ async fn token_cmd(store: &Store, cmd: TokenCommand, json: bool) -> anyhow::Resu
             if !json {
                 println!("Revoked token {name}.");
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_key_path(settings: &Settings) -> PathBuf {
+    settings
+        .database_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("fleetpoll_ed25519")
+}
+
+async fn key_cmd(store: &Store, settings: &Settings, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeyCommand::Generate { out } => {
+            let path = out.unwrap_or_else(|| default_key_path(settings));
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            crate::ssh::keys::generate(&path, "fleetpoll").with_context(|| {
+                format!(
+                    "writing {} (an existing key is never overwritten)",
+                    path.display()
+                )
+            })?;
+            println!("{}", path.display());
+            eprintln!(
+                "Wrote {} and {}.pub. Put `fleetpoll key authorized-line --key {}` in the monitored user's authorized_keys.",
+                path.display(),
+                path.display(),
+                path.display()
+            );
+        }
+        KeyCommand::AuthorizedLine { key, server } => {
+            let (path, passphrase_env) = match server {
+                Some(name) => {
+                    let s = find(store, &name).await?;
+                    (PathBuf::from(s.key_path), s.key_passphrase_env)
+                }
+                None => (key.unwrap_or_else(|| default_key_path(settings)), None),
+            };
+            let passphrase = passphrase_env
+                .map(|v| {
+                    std::env::var(&v)
+                        .map(crate::ssh::keys::Passphrase::new)
+                        .with_context(|| format!("{v} is not set"))
+                })
+                .transpose()?;
+            let key = crate::ssh::keys::load_private_key(&path, passphrase.as_ref())?;
+            let public = crate::ssh::keys::public_line(&key)?;
+            println!("{}", crate::probe::authorized_line(&public, "fleetpoll"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -255,6 +255,68 @@ fi
     s
 }
 
+/// Every script this version of fleetpoll may run on a host: the probe and the poll script
+/// for each platform the probe can report. A restricted key allows exactly these.
+pub fn all_scripts() -> Vec<String> {
+    let mut out = vec![PROBE_SCRIPT.to_string(), poll_script(None)];
+    let base = |busybox: bool, engine: Option<Engine>| Platform {
+        os: None,
+        kernel: None,
+        arch: None,
+        cpus: None,
+        top: Tool::Unknown(String::new()),
+        free: if busybox {
+            Tool::Busybox(String::new())
+        } else {
+            Tool::Unknown(String::new())
+        },
+        df: Tool::Unknown(String::new()),
+        engine,
+    };
+    for busybox in [false, true] {
+        out.push(poll_script(Some(&base(busybox, None))));
+        for kind in ["docker", "podman"] {
+            for access in ["direct", "sudo", "denied"] {
+                let engine = Engine {
+                    kind: kind.into(),
+                    client: String::new(),
+                    server: None,
+                    access: access.into(),
+                    error: None,
+                };
+                out.push(poll_script(Some(&base(busybox, Some(engine)))));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `command=` of a restricted `authorized_keys` line: whatever the client asks for, the
+/// server runs this wrapper, which reads the script from standard input and runs it only when
+/// its SHA-256 is one of [`all_scripts`]. No quotes inside, so it embeds as is; it needs
+/// `mktemp`, `sha256sum` and `cut` (coreutils or BusyBox).
+pub fn forced_command() -> String {
+    let hashes: Vec<String> = all_scripts()
+        .iter()
+        .map(|s| crate::auth::secret_hash(s))
+        .collect();
+    format!(
+        "sh -c 'h=$(mktemp) || exit 1; cat >$h; case $(sha256sum <$h | cut -c1-64) in {}) sh $h; rc=$?;; *) echo fleetpoll: refused: not a fleetpoll script >&2; rc=126;; esac; rm -f $h; exit $rc'",
+        hashes.join("|")
+    )
+}
+
+/// The line to put in the monitored user's `authorized_keys`: no forwarding, no pty, no
+/// user rc, and only fleetpoll's own scripts.
+pub fn authorized_line(public_key: &str, comment: &str) -> String {
+    format!(
+        "restrict,command=\"{}\" {public_key} {comment}",
+        forced_command()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +366,27 @@ podman_client=podman version 5.2.2\npodman_access=sudo\n";
         // A docker binary whose --version prints nothing is still docker.
         let out = "docker_access=direct\ndocker_server=20.10.24\n";
         assert_eq!(Platform::read(out).engine.expect("engine").kind, "docker");
+    }
+
+    #[test]
+    fn the_restricted_line_allows_every_script_a_probe_can_lead_to() {
+        let line = authorized_line("ssh-ed25519 AAAAC3Nza", "fleetpoll");
+        assert!(line.starts_with("restrict,command=\"sh -c '"));
+        assert!(line.ends_with("' ssh-ed25519 AAAAC3Nza fleetpoll"));
+        let inner = line.split('"').nth(1).expect("command");
+        assert!(!inner.contains('"'), "no double quote inside the command");
+        for p in [
+            DEBIAN,
+            "top=BusyBox v1.36\nfree=BusyBox v1.36\npodman_access=sudo\n",
+            "",
+        ] {
+            let script = poll_script(Some(&Platform::read(p)));
+            assert!(
+                inner.contains(&crate::auth::secret_hash(&script)),
+                "script for {p:?} not allowed"
+            );
+        }
+        assert!(inner.contains(&crate::auth::secret_hash(PROBE_SCRIPT)));
     }
 
     #[test]

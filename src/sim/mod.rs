@@ -23,7 +23,7 @@ pub mod outputs;
 use std::fmt;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -424,23 +424,7 @@ fn csv_field(s: &str) -> String {
 /// # Errors
 /// The key cannot be generated or written.
 pub fn write_client_key(path: &Path) -> std::io::Result<PrivateKey> {
-    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let text = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_private(path, text.as_bytes())?;
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut pub_path = path.as_os_str().to_owned();
-    pub_path.push(".pub");
-    std::fs::write(
-        PathBuf::from(pub_path),
-        format!("{public} fleetpoll-demo\n"),
-    )?;
-    Ok(key)
+    crate::ssh::keys::generate(path, "fleetpoll-demo")
 }
 
 /// Creates `path` readable by its owner only, then writes `bytes`.

@@ -100,9 +100,67 @@ pub fn load_private_key(
     }
 }
 
+/// Writes a new ed25519 key pair: the private key in OpenSSH format at `path` (created with
+/// mode 0600, never overwriting a file) and the public line at `path.pub`.
+///
+/// # Errors
+/// The file exists or cannot be written.
+pub fn generate(path: &Path, comment: &str) -> std::io::Result<PrivateKey> {
+    use std::io::Write;
+    let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())?;
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    std::fs::write(
+        PathBuf::from(pub_path),
+        format!("{} {comment}\n", public_line(&key)?),
+    )?;
+    Ok(key)
+}
+
+/// `ssh-ed25519 AAAA...` of a key, without comment.
+///
+/// # Errors
+/// The key cannot be encoded (never for keys russh loaded).
+pub fn public_line(key: &PrivateKey) -> std::io::Result<String> {
+    key.public_key()
+        .to_openssh()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_keys_are_private_load_back_and_never_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("id");
+        let key = generate(&p, "fleetpoll").expect("generate");
+        let loaded = load_private_key(&p, None).expect("loads");
+        assert_eq!(public_line(&key).ok(), public_line(&loaded).ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(
+            generate(&p, "again").is_err(),
+            "an existing key is never overwritten"
+        );
+    }
 
     #[test]
     fn passphrase_debug_is_redacted() {

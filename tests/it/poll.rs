@@ -752,3 +752,92 @@ async fn a_slow_host_times_out_alone_while_others_finish() {
         took("slow")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_key_polls_and_can_run_nothing_else() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("fleet_key");
+    let bin = env!("CARGO_BIN_EXE_fleetpoll");
+    let db = dir.path().join("fleetpoll.db");
+    let out = std::process::Command::new(bin)
+        .arg("--db")
+        .arg(&db)
+        .args(["key", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(bin)
+        .arg("--db")
+        .arg(&db)
+        .args(["key", "authorized-line", "--key"])
+        .arg(&key)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(line.starts_with("restrict,command=\""), "{line}");
+    let mut keys = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&sshd.authorized_keys)
+        .expect("authorized_keys");
+    std::io::Write::write_all(&mut keys, format!("{line}\n").as_bytes()).expect("append");
+
+    let store = common::store(dir.path()).await;
+    let mut reg = registration("restricted", &sshd);
+    reg.key_path = key.to_string_lossy().into_owned();
+    let server = add(&store, reg).await;
+    let snap = poll_one(&store, dir.path(), &server)
+        .await
+        .outcome
+        .expect("the restricted key polls");
+    assert_eq!(snap.server.mem_total_bytes, Some(meminfo_total_bytes()));
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+
+    let ssh = |command: &str, stdin: &str| {
+        let mut child = std::process::Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args([
+                "-p",
+                &sshd.port.to_string(),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .arg(format!("{}@127.0.0.1", sshd.user))
+            .arg(command)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes())
+            .expect("stdin");
+        child.wait_with_output().expect("ssh output")
+    };
+    for (command, stdin) in [("id", ""), ("sh -s", "id\n"), ("cat /etc/passwd", "")] {
+        let out = ssh(command, stdin);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{command} ran: {stdout}");
+        assert!(
+            !stdout.contains("uid=") && !stdout.contains("root:"),
+            "{command}: {stdout}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("refused"),
+            "{command}"
+        );
+    }
+}
