@@ -100,6 +100,9 @@ wait_http() {
 proc_cpu() { # PID -> utime+stime seconds
     awk '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$1/stat"
 }
+busy_cpu() { # seconds of CPU busy on all cores since boot (/proc/stat: all but idle and iowait)
+    awk '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / 100; exit }' /proc/stat
+}
 proc_rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 tree_cpu() { # PIDS... -> CPU seconds of these processes and all their descendants, reaped ones included
     python3 - "$@" <<'EOF'
@@ -157,16 +160,16 @@ empty_rss() {
 # measure_fleet DIR N LIVE TARGET_CPU_CMD TARGET_RSS_CMD: serve then floor against DIR/hosts.csv,
 # appends one row to $ROWS. TARGET_*_CMD are evaluated to read the target side's CPU and RSS.
 measure_fleet() {
-    local D=$1 N=$2 LIVE=$3 TCPU=$4 TRSS=$5 MEASURE S0 S1 T0 T1 TR0 FRESH F FS0 FS1 FT0 FT1
+    local D=$1 N=$2 LIVE=$3 TCPU=$4 TRSS=$5 MEASURE S0 S1 T0 T1 TR0 FRESH F FS0 FS1 FT0 FT1 B0 B1
     MEASURE=${MEASURE_SECS:-$([ "$N" -ge 5000 ] && echo 120 || echo 60)}
     "$BIN" --db "$D/db" server import "$D/hosts.csv" >"$D/import.log" 2>&1 || { cat "$D/import.log" >&2; exit 1; }
     echo "   serve: warm-up ${WARMUP}s, measure ${MEASURE}s" >&2
     serve_bg "$D/db" "$D/serve.log"
     wait_http
     sleep "$WARMUP"
-    scrape >"$D/m0.txt"; S0=$(eval "$TCPU"); T0=$(date +%s.%N)
+    scrape >"$D/m0.txt"; S0=$(eval "$TCPU"); T0=$(date +%s.%N); B0=$(busy_cpu)
     sleep "$MEASURE"
-    scrape >"$D/m1.txt"; S1=$(eval "$TCPU"); T1=$(date +%s.%N)
+    scrape >"$D/m1.txt"; S1=$(eval "$TCPU"); T1=$(date +%s.%N); B1=$(busy_cpu)
     TR0=$(eval "$TRSS")
     # Live hosts with a sample younger than one interval (+5 s) at the end of the window.
     FRESH=$(sqlite3 "file:$D/db?mode=ro" "select count(*) from servers where last_sample_at >= $(date +%s%3N) - ($INTERVAL + 5) * 1000" 2>/dev/null || echo "?")
@@ -186,13 +189,13 @@ measure_fleet() {
     forget "$F"
 
     python3 - "$N" "$LIVE" "$INTERVAL" "$EMPTY_RSS" "$S0" "$S1" "$T0" "$T1" "$TR0" "$FRESH" \
-        "$D/m0.txt" "$D/m1.txt" "$D/floor.txt" "$FS0" "$FS1" "$FT0" "$FT1" >>"$ROWS" <<'EOF'
+        "$D/m0.txt" "$D/m1.txt" "$D/floor.txt" "$FS0" "$FS1" "$FT0" "$FT1" "$B0" "$B1" >>"$ROWS" <<'EOF'
 import sys, re
 a_ = sys.argv
 n, live, interval = int(a_[1]), int(a_[2]), float(a_[3])
 num = lambda x: float(x) if x not in ("?", "") else float("nan")
 empty_rss, s0, s1, t0, t1, t_rss, fresh = map(num, a_[4:11])
-fs0, fs1, ft0, ft1 = map(num, a_[14:18])
+fs0, fs1, ft0, ft1, b0, b1 = map(num, a_[14:20])
 def load(p):
     m = {}
     for line in open(p):
@@ -243,6 +246,8 @@ row = dict(
     target_ms_per_poll=r((s1 - s0) * 1000 / ok, 2) if ok else "?",
     target_ms_per_floor_poll=r((fs1 - fs0) * 1000 / fok, 2) if fok == fok and fok else "?",
     target_rss_mib=r(t_rss / 2**20, 1),
+    # Everything else on the machine during fleetpoll's window, in % of one core.
+    others_cpu_pct=r(((b1 - b0) - cpu - (s1 - s0)) / window * 100, 0),
 )
 print("\t".join(f"{k}={v}" for k, v in row.items()))
 EOF
@@ -266,7 +271,7 @@ COMMON_COLS=("hosts:hosts" "live:live" "window_s:window s" "ok_per_cycle:ok poll
     "fresh:hosts sampled in last cycle" "skipped:skipped" "other:failed polls in window"
     "lag_p99_s:cycle lag p99 s" "lag_mean_s:lag mean s" "cpu_ms_per_poll:fleetpoll CPU ms / poll"
     "floor_ms_per_poll:floor CPU ms / poll" "ratio:ratio" "conns:open conns" "rss_mib:RSS MiB"
-    "kib_per_conn:KiB / conn" "fds:fds" "floor_rss_mib:floor RSS MiB")
+    "kib_per_conn:KiB / conn" "fds:fds" "floor_rss_mib:floor RSS MiB" "others_cpu_pct:other load %")
 ROWS=$W/rows.tsv
 : >"$ROWS"
 STAMP=$(date -u '+%Y-%m-%d %H:%M UTC')

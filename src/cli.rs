@@ -337,9 +337,14 @@ pub struct AddArgs {
     /// Login name on the server.
     #[arg(long)]
     pub user: String,
-    /// Path to the private key (ed25519, ECDSA or RSA). Only the path is stored.
+    /// Path to the private key (ed25519, ECDSA or RSA). Only the path is stored, unless
+    /// --store-key.
     #[arg(long, value_name = "PATH")]
     pub key: PathBuf,
+    /// Store the key itself in the database, encrypted under the master key (beside the
+    /// database, or FLEETPOLL_MASTER_KEY), instead of its path.
+    #[arg(long)]
+    pub store_key: bool,
     /// Environment variable holding the key's passphrase (for encrypted keys).
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,
@@ -567,10 +572,22 @@ async fn server_cmd(
                 host: a.host,
                 port: a.port,
                 user: a.user,
-                key_path: key_string(&a.key)?,
+                key_path: if a.store_key {
+                    String::new()
+                } else {
+                    key_string(&a.key)?
+                },
                 key_passphrase_env: a.key_passphrase_env,
                 tags: a.tags,
                 enabled: !a.disabled,
+                key_material: if a.store_key {
+                    let text = std::fs::read_to_string(&a.key)
+                        .with_context(|| format!("--key: reading {}", a.key.display()))?;
+                    Some(crate::auth::Secret::new(text))
+                } else {
+                    None
+                },
+                key_stored: false,
             };
             let s = ops::add_server(store, new, &actor).await?;
             if json {
@@ -632,6 +649,7 @@ async fn server_cmd(
                 } else {
                     None
                 },
+                key_material: None,
             };
             let s = ops::update_server(store, s.id, patch, &actor).await?;
             show_server(&s, settings, json);

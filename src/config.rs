@@ -190,7 +190,7 @@ impl Settings {
             let Some(key) = name.strip_prefix("FLEETPOLL_") else {
                 continue;
             };
-            if name == CONFIG_ENV {
+            if name == CONFIG_ENV || name == crate::vault::MASTER_KEY_ENV {
                 continue;
             }
             settings.set(&key.to_ascii_lowercase(), value, name)?;

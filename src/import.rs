@@ -184,6 +184,12 @@ pub async fn import(
                 })
             }
             Err(OpsError::Store(e)) => return Err(e.into()),
+            // Rows of an import name key paths; a stored key never comes this way.
+            Err(OpsError::Vault(e)) => report.failed.push(RowError {
+                line: row.line,
+                field: "key".into(),
+                message: e.to_string(),
+            }),
         }
     }
     Ok(report)
@@ -269,6 +275,8 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Vec<Result<Row, RowError>>, 
                     port,
                     user: get(user),
                     key_path,
+                    key_material: None,
+                    key_stored: false,
                     key_passphrase_env: passphrase.map(get).filter(|v| !v.is_empty()),
                     tags: get(tags)
                         .split(crate::sim::TAG_SEPARATOR)

@@ -100,6 +100,11 @@ pub struct Server {
     pub platform: Option<crate::probe::Platform>,
     /// Failed polls in a row; `offline` from `offline_after_failures` on.
     pub consecutive_failures: u32,
+    /// The private key, when stored in the database instead of referenced by path.
+    #[serde(skip)]
+    pub key_sealed: Option<Sealed>,
+    /// SHA256 fingerprint of a stored key's public half.
+    pub key_fingerprint: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -116,6 +121,8 @@ impl Server {
             key_passphrase_env: self.key_passphrase_env.clone(),
             tags: self.tags.clone(),
             enabled: self.enabled,
+            key_material: None,
+            key_stored: self.key_sealed.is_some(),
         }
     }
 
@@ -147,7 +154,10 @@ pub struct ServerView<'a> {
     pub host: &'a str,
     pub port: u16,
     pub user: &'a str,
-    pub key_path: &'a str,
+    /// None when the key is stored in the database.
+    pub key_path: Option<&'a str>,
+    pub key_stored: bool,
+    pub key_fingerprint: Option<&'a str>,
     pub key_passphrase_env: Option<&'a str>,
     pub tags: &'a [String],
     pub enabled: bool,
@@ -171,7 +181,9 @@ impl Server {
             host: &self.host,
             port: self.port,
             user: &self.user,
-            key_path: &self.key_path,
+            key_path: (!self.key_path.is_empty()).then_some(self.key_path.as_str()),
+            key_stored: self.key_sealed.is_some(),
+            key_fingerprint: self.key_fingerprint.as_deref(),
             key_passphrase_env: self.key_passphrase_env.as_deref(),
             tags: &self.tags,
             enabled: self.enabled,
@@ -188,17 +200,35 @@ impl Server {
     }
 }
 
+/// A private key sealed under the master key (`vault`); opaque without it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
 /// A validated registration: what `server add` and `POST /api/servers` create.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewServer {
     pub name: String,
     pub host: String,
     pub port: u16,
-    pub user: String,
+    /// Path of the private key on the poller; empty when the key is stored.
     pub key_path: String,
+    pub user: String,
     pub key_passphrase_env: Option<String>,
     pub tags: Vec<String>,
     pub enabled: bool,
+    /// A private key (OpenSSH or PEM text) to store encrypted instead of a path. Never
+    /// serialized, so it cannot reach a response or the activity log.
+    #[serde(skip)]
+    pub key_material: Option<crate::auth::Secret>,
+    /// The server already has a stored key (kept unless replaced).
+    #[serde(skip)]
+    pub key_stored: bool,
 }
 
 /// Fields a PATCH may change; `None` leaves the field alone.
@@ -212,6 +242,8 @@ pub struct ServerPatch {
     pub key_passphrase_env: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// A new private key to store (replaces the path or the stored key).
+    pub key_material: Option<crate::auth::Secret>,
 }
 
 impl ServerPatch {
@@ -231,6 +263,14 @@ impl ServerPatch {
         }
         if let Some(v) = &self.key_path {
             s.key_path = v.clone();
+            if !v.is_empty() {
+                s.key_material = None;
+                s.key_stored = false;
+            }
+        }
+        if let Some(m) = &self.key_material {
+            s.key_material = Some(m.clone());
+            s.key_path = String::new();
         }
         if let Some(v) = &self.key_passphrase_env {
             s.key_passphrase_env = v.clone();
@@ -250,6 +290,7 @@ impl ServerPatch {
             || self.port.is_some()
             || self.user.is_some()
             || self.key_path.is_some()
+            || self.key_material.is_some()
             || self.key_passphrase_env.is_some()
     }
 }
@@ -275,6 +316,15 @@ impl NewServer {
             ),
             None => None,
         };
+        if let Some(material) = &self.key_material {
+            return crate::ssh::keys::decode_private_key(material.expose(), passphrase.as_ref())
+                .map(|_| ())
+                .map_err(|e| ValidationError::new("key", e.to_string()));
+        }
+        if self.key_stored && self.key_path.is_empty() {
+            // Kept as stored; the master key opens it at the next poll.
+            return Ok(());
+        }
         crate::ssh::keys::load_private_key(Path::new(&self.key_path), passphrase.as_ref())
             .map(|_| ())
             .map_err(|e| ValidationError::new("key_path", e.to_string()))
@@ -291,8 +341,18 @@ impl NewServer {
             return Err(ValidationError::new("port", "must be between 1 and 65535"));
         }
         validate_user(&self.user)?;
-        if self.key_path.trim().is_empty() {
-            return Err(ValidationError::new("key_path", "must not be empty"));
+        let stored = self.key_material.is_some() || self.key_stored;
+        if self.key_path.trim().is_empty() && !stored {
+            return Err(ValidationError::new(
+                "key_path",
+                "must not be empty (or give the key itself to store)",
+            ));
+        }
+        if !self.key_path.trim().is_empty() && self.key_material.is_some() {
+            return Err(ValidationError::new(
+                "key",
+                "give either key_path or key, not both",
+            ));
         }
         if let Some(var) = &self.key_passphrase_env {
             let ok = !var.is_empty()
@@ -409,6 +469,8 @@ mod tests {
             key_passphrase_env: None,
             tags: vec!["prod".into()],
             enabled: true,
+            key_material: None,
+            key_stored: false,
         }
     }
 

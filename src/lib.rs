@@ -45,3 +45,5 @@ pub mod ssh;
 pub mod store;
 /// tracing subscriber setup; logs always go to stderr.
 pub mod telemetry;
+/// Private keys at rest, sealed under a master key kept outside the database.
+pub mod vault;

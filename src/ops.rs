@@ -9,13 +9,16 @@ use uuid::Uuid;
 use crate::activity::{self, ActivityEvent, Actor};
 use crate::auth::{self, Role, Secret};
 use crate::inventory::{NewServer, Server, ServerPatch, ValidationError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredKey};
 use crate::store::{TokenRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The master key for stored SSH keys is unusable.
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -26,14 +29,22 @@ pub enum OpsError {
 /// Invalid field, taken name, database failure.
 pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<Server, OpsError> {
     new.validate()?;
-    let server = store.insert_server(&new, Utc::now()).await?;
+    let key = seal_key(store, &new)?;
+    let server = store.insert_server(&new, &key, Utc::now()).await?;
     activity::record(
         store,
         ActivityEvent::ServerAdded {
             host: server.host.clone(),
             port: server.port,
             user: server.user.clone(),
-            key_path: server.key_path.clone(),
+            key_path: if server.key_path.is_empty() {
+                format!(
+                    "(stored key {})",
+                    server.key_fingerprint.as_deref().unwrap_or("?")
+                )
+            } else {
+                server.key_path.clone()
+            },
             tags: server.tags.clone(),
         },
         actor,
@@ -41,6 +52,34 @@ pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<
     )
     .await?;
     Ok(server)
+}
+
+/// Seals a key given as text under the master key (beside the database), with the
+/// fingerprint of its public half; `Keep` when no key text was given.
+fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
+    let Some(material) = &new.key_material else {
+        return Ok(if new.key_stored && new.key_path.is_empty() {
+            StoredKey::Keep
+        } else {
+            StoredKey::Clear
+        });
+    };
+    let passphrase = new
+        .key_passphrase_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok())
+        .map(crate::ssh::keys::Passphrase::new);
+    let key = crate::ssh::keys::decode_private_key(material.expose(), passphrase.as_ref())
+        .map_err(|e| ValidationError::new("key", e.to_string()))?;
+    let fingerprint = key
+        .public_key()
+        .fingerprint(russh::keys::HashAlg::Sha256)
+        .to_string();
+    let master = crate::vault::MasterKey::load_or_create(store.dir())?;
+    Ok(StoredKey::Set {
+        sealed: master.seal(material.expose().as_bytes()),
+        fingerprint,
+    })
 }
 
 /// Applies a partial edit. A new host or port is a different machine as far as host keys go,
@@ -62,8 +101,9 @@ pub async fn update_server(
         after.validate_syntax()?;
     }
     let reset_pin = after.host != before.host || after.port != before.port;
+    let key = seal_key(store, &after)?;
     let server = store
-        .update_server(id, &after, reset_pin, Utc::now())
+        .update_server(id, &after, &key, reset_pin, Utc::now())
         .await?;
     let old = serde_json::to_value(before.registration()).unwrap_or_default();
     let new = serde_json::to_value(server.registration()).unwrap_or_default();
@@ -74,6 +114,13 @@ pub async fn update_server(
                 changes.insert(k.clone(), json!({ "from": o.get(k), "to": v }));
             }
         }
+    }
+    if before.key_fingerprint != server.key_fingerprint {
+        // The fingerprint, never the key.
+        changes.insert(
+            "key_fingerprint".into(),
+            json!({ "from": before.key_fingerprint, "to": server.key_fingerprint }),
+        );
     }
     if reset_pin {
         changes.insert(

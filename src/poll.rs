@@ -195,14 +195,22 @@ pub struct Poller {
     sessions: Mutex<HashMap<Uuid, Cached>>,
     handshakes: Handshakes,
     metrics: Arc<Metrics>,
+    /// Where the master key for stored SSH keys lives (the database's directory).
+    key_dir: std::path::PathBuf,
     /// Podman's one-shot CPU% is the average since the container started; the current
     /// figure comes from its cumulative CPU time between two of our polls.
     cpu_marks: std::sync::Mutex<HashMap<(Uuid, String), CpuMark>>,
 }
 
 impl Poller {
-    pub fn new(timeouts: PollTimeouts, limits: HandshakeLimits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        timeouts: PollTimeouts,
+        limits: HandshakeLimits,
+        metrics: Arc<Metrics>,
+        key_dir: std::path::PathBuf,
+    ) -> Self {
         Self {
+            key_dir,
             timeouts,
             sessions: Mutex::new(HashMap::new()),
             handshakes: Handshakes::new(limits),
@@ -278,7 +286,7 @@ impl Poller {
             }
         }
 
-        let key = match load_key(server) {
+        let key = match load_key(server, &self.key_dir) {
             Ok(k) => k,
             Err(e) => {
                 result.outcome = Err(e);
@@ -477,7 +485,9 @@ fn identity(server: &Server) -> String {
     )
 }
 
-fn load_key(server: &Server) -> Result<russh::keys::PrivateKey, PollError> {
+/// The server's private key: its stored key opened with the master key in `key_dir`, or
+/// the file at its path.
+fn load_key(server: &Server, key_dir: &Path) -> Result<russh::keys::PrivateKey, PollError> {
     let passphrase = match &server.key_passphrase_env {
         Some(var) => Some(Passphrase::new(std::env::var(var).map_err(|_| {
             PollError::Key(format!(
@@ -486,6 +496,16 @@ fn load_key(server: &Server) -> Result<russh::keys::PrivateKey, PollError> {
         })?)),
         None => None,
     };
+    if let Some(sealed) = &server.key_sealed {
+        let master = crate::vault::MasterKey::load_or_create(key_dir)
+            .map_err(|e| PollError::Key(e.to_string()))?;
+        let text = master
+            .open(&sealed.0)
+            .map_err(|e| PollError::Key(e.to_string()))?;
+        let text = crate::auth::Secret::new(String::from_utf8_lossy(&text).into_owned());
+        return crate::ssh::keys::decode_private_key(text.expose(), passphrase.as_ref())
+            .map_err(|e| PollError::Key(e.to_string()));
+    }
     load_private_key(Path::new(&server.key_path), passphrase.as_ref())
         .map_err(|e| PollError::Key(e.to_string()))
 }

@@ -372,7 +372,10 @@ podman_client=podman version 5.2.2\npodman_access=sudo\n";
     fn the_restricted_line_allows_every_script_a_probe_can_lead_to() {
         let line = authorized_line("ssh-ed25519 AAAAC3Nza", "fleetpoll");
         assert!(line.starts_with("restrict,command=\"sh -c '"));
-        assert!(line.ends_with("'\" ssh-ed25519 AAAAC3Nza fleetpoll"), "{line}");
+        assert!(
+            line.ends_with("'\" ssh-ed25519 AAAAC3Nza fleetpoll"),
+            "{line}"
+        );
         let inner = line.split('"').nth(1).expect("command");
         assert!(!inner.contains('"'), "no double quote inside the command");
         for p in [

@@ -72,6 +72,7 @@ impl Scheduler {
                 per_network: settings.handshakes_per_network,
             },
             metrics.clone(),
+            store.dir().to_path_buf(),
         );
         Arc::new(Self {
             store,

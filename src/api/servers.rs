@@ -21,6 +21,7 @@ const FIELDS: &[&str] = &[
     "user",
     "key_path",
     "key_passphrase_env",
+    "key",
     "tags",
     "enabled",
 ];
@@ -30,6 +31,7 @@ impl From<OpsError> for ApiError {
         match e {
             OpsError::Invalid(v) => v.into(),
             OpsError::Store(s) => s.into(),
+            OpsError::Vault(v) => ApiError::Internal(v.to_string()),
         }
     }
 }
@@ -63,10 +65,12 @@ pub async fn create(
         host: required(&body, "host")?,
         port: body.port("port")?.unwrap_or(22),
         user: required(&body, "user")?,
-        key_path: required(&body, "key_path")?,
+        key_path: body.string("key_path")?.unwrap_or_default(),
         key_passphrase_env: body.nullable_string("key_passphrase_env")?.flatten(),
         tags: body.strings("tags")?.unwrap_or_default(),
         enabled: body.bool("enabled")?.unwrap_or(true),
+        key_material: body.string("key")?.map(crate::auth::Secret::new),
+        key_stored: false,
     };
     let server = ops::add_server(&st.store, new, &caller.actor).await?;
     Ok((
@@ -101,6 +105,7 @@ pub async fn update(
         key_passphrase_env: body.nullable_string("key_passphrase_env")?,
         tags: body.strings("tags")?,
         enabled: body.bool("enabled")?,
+        key_material: body.string("key")?.map(crate::auth::Secret::new),
     };
     let server = ops::update_server(&st.store, id, patch, &caller.actor).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))

@@ -68,12 +68,30 @@ pub fn load_private_key(
             })
         }
     };
-    let text = String::from_utf8_lossy(&text);
+    decode_at(&String::from_utf8_lossy(&text), passphrase, path)
+}
+
+/// Decodes key text given directly (a key to be stored); errors name it "the key".
+///
+/// # Errors
+/// [`KeyError`].
+pub fn decode_private_key(
+    text: &str,
+    passphrase: Option<&Passphrase>,
+) -> Result<PrivateKey, KeyError> {
+    decode_at(text, passphrase, Path::new("(the key given)"))
+}
+
+fn decode_at(
+    text: &str,
+    passphrase: Option<&Passphrase>,
+    path: &Path,
+) -> Result<PrivateKey, KeyError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with("ssh-") || trimmed.starts_with("ecdsa-") {
         return Err(KeyError::PublicKey(path.to_path_buf()));
     }
-    match russh::keys::decode_secret_key(&text, passphrase.map(Passphrase::expose)) {
+    match russh::keys::decode_secret_key(text, passphrase.map(Passphrase::expose)) {
         Ok(key) => Ok(key),
         Err(russh::keys::Error::KeyIsEncrypted) => Err(if passphrase.is_some() {
             KeyError::WrongPassphrase(path.to_path_buf())
@@ -85,7 +103,7 @@ pub fn load_private_key(
             // a second look without one tells whether the file is simply encrypted.
             let encrypted = passphrase.is_some()
                 && matches!(
-                    russh::keys::decode_secret_key(&text, None),
+                    russh::keys::decode_secret_key(text, None),
                     Err(russh::keys::Error::KeyIsEncrypted)
                 );
             if encrypted {

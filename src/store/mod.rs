@@ -20,7 +20,7 @@ pub use auth::{TokenRow, UserRow};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };
-pub use servers::{ServerUpdate, StoredRawOutput};
+pub use servers::{ServerUpdate, StoredKey, StoredRawOutput};
 
 /// A database failure, or a client mistake the database detected.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The database's directory: where the master key file lives.
+    dir: std::path::PathBuf,
 }
 
 impl Store {
@@ -80,7 +82,19 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            );
+        Ok(Self { pool, dir })
+    }
+
+    /// The database's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn pool(&self) -> &SqlitePool {

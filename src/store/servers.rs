@@ -10,7 +10,7 @@ use super::{from_ms, to_ms, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
-     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures";
+     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures, key_sealed, key_fingerprint";
 
 fn read(row: &SqliteRow) -> Result<Server, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
@@ -44,6 +44,10 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
             .and_then(|p| serde_json::from_str(&p).ok()),
         consecutive_failures: u32::try_from(row.try_get::<i64, _>("consecutive_failures")?)
             .unwrap_or(0),
+        key_sealed: row
+            .try_get::<Option<Vec<u8>>, _>("key_sealed")?
+            .map(crate::inventory::Sealed),
+        key_fingerprint: row.try_get("key_fingerprint")?,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -67,13 +71,22 @@ impl Store {
     pub async fn insert_server(
         &self,
         s: &NewServer,
+        key: &StoredKey,
         now: DateTime<Utc>,
     ) -> Result<Server, StoreError> {
+        let (sealed, fingerprint) = match key {
+            StoredKey::Set {
+                sealed,
+                fingerprint,
+            } => (Some(sealed.as_slice()), Some(fingerprint.as_str())),
+            StoredKey::Keep | StoredKey::Clear => (None, None),
+        };
         let id = Uuid::new_v4();
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         sqlx::query(
             "insert into servers (id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, \
-             status, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?, ?)",
+             status, created_at, updated_at, key_sealed, key_fingerprint) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(&s.name)
@@ -86,6 +99,8 @@ impl Store {
         .bind(s.enabled)
         .bind(to_ms(now))
         .bind(to_ms(now))
+        .bind(sealed)
+        .bind(fingerprint)
         .execute(&self.pool)
         .await
         .map_err(|e| conflict(e, &s.name))?;
@@ -131,32 +146,48 @@ impl Store {
         &self,
         id: Uuid,
         s: &NewServer,
+        key: &StoredKey,
         reset_pin: bool,
         now: DateTime<Utc>,
     ) -> Result<Server, StoreError> {
+        let key_sql = match key {
+            StoredKey::Keep => "",
+            StoredKey::Clear | StoredKey::Set { .. } => ", key_sealed = ?, key_fingerprint = ?",
+        };
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         let pin_sql = if reset_pin {
             ", host_key_fingerprint = null, pending_host_key_fingerprint = null, status = 'unknown', reason = null"
         } else {
             ""
         };
-        let done = sqlx::query(&format!(
+        let sql = format!(
             "update servers set name = ?, host = ?, port = ?, user = ?, key_path = ?, key_passphrase_env = ?, \
-             tags = ?, enabled = ?, updated_at = ?{pin_sql} where id = ?"
-        ))
-        .bind(&s.name)
-        .bind(&s.host)
-        .bind(i64::from(s.port))
-        .bind(&s.user)
-        .bind(&s.key_path)
-        .bind(&s.key_passphrase_env)
-        .bind(tags)
-        .bind(s.enabled)
-        .bind(to_ms(now))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, &s.name))?;
+             tags = ?, enabled = ?, updated_at = ?{pin_sql}{key_sql} where id = ?"
+        );
+        let q = sqlx::query(&sql);
+        let q = q
+            .bind(&s.name)
+            .bind(&s.host)
+            .bind(i64::from(s.port))
+            .bind(&s.user)
+            .bind(&s.key_path)
+            .bind(&s.key_passphrase_env)
+            .bind(tags)
+            .bind(s.enabled)
+            .bind(to_ms(now));
+        let q = match key {
+            StoredKey::Keep => q,
+            StoredKey::Clear => q.bind(None::<Vec<u8>>).bind(None::<String>),
+            StoredKey::Set {
+                sealed,
+                fingerprint,
+            } => q.bind(sealed.clone()).bind(fingerprint.clone()),
+        };
+        let done = q
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict(e, &s.name))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -204,6 +235,18 @@ impl Store {
         }
         self.server(id).await
     }
+}
+
+/// What to do with a server's stored key on insert or update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredKey {
+    Keep,
+    Clear,
+    /// Sealed key text and the fingerprint of its public half.
+    Set {
+        sealed: Vec<u8>,
+        fingerprint: String,
+    },
 }
 
 /// How a poll changes the server row; written in the same transaction as its samples.

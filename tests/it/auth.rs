@@ -575,3 +575,80 @@ async fn hostile_input_is_refused_or_kept_verbatim_and_the_log_exports() {
     assert_eq!((s, e["field"].as_str()), (400, Some("format")));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_uploaded_through_the_api_is_stored_sealed_and_polls() {
+    use crate::harness::{DockerMode, Sshd};
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start().await;
+    let key_text = std::fs::read_to_string(&sshd.client_key).expect("key");
+    // The base64 body of the key: what must never appear in clear anywhere.
+    let body_line = key_text.lines().nth(1).expect("key body").to_string();
+    let base = serde_json::json!({ "name": "sealed", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user });
+    let mut bad = base.clone();
+    bad["key"] =
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n"
+            .into();
+    let (s, e) = app
+        .send(Method::POST, "/api/servers", Some(&bad.to_string()))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("key")), "{e}");
+    let mut both = base.clone();
+    both["key"] = key_text.clone().into();
+    both["key_path"] = sshd.client_key.to_string_lossy().into_owned().into();
+    let (s, e) = app
+        .send(Method::POST, "/api/servers", Some(&both.to_string()))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("key")), "{e}");
+
+    let mut good = base.clone();
+    good["key"] = key_text.clone().into();
+    let (s, created) = app
+        .send(Method::POST, "/api/servers", Some(&good.to_string()))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["key_stored"], true);
+    assert!(created["key_path"].is_null());
+    assert!(created["key_fingerprint"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("SHA256:")));
+    assert!(!created.to_string().contains(&body_line));
+
+    let servers = app.store.servers().await.expect("servers");
+    let results = crate::common::poll(&app.store, app.dir.path(), servers).await;
+    assert!(
+        results[0].1.outcome.is_ok(),
+        "{:?}",
+        results[0].1.outcome.as_ref().err()
+    );
+
+    let (_, log) = app.get("/api/activity?limit=100").await;
+    assert!(!log.to_string().contains(&body_line));
+    let (_, shown) = app
+        .get(&format!(
+            "/api/servers/{}",
+            created["id"].as_str().expect("id")
+        ))
+        .await;
+    assert!(!shown.to_string().contains(&body_line));
+    let master = app.dir.path().join("master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&master)
+            .expect("master key beside the database")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    app.store.pool().close().await;
+    for entry in std::fs::read_dir(app.dir.path()).expect("dir").flatten() {
+        let hay =
+            String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned();
+        assert!(
+            !hay.contains(&body_line),
+            "the key in clear in {:?}",
+            entry.path()
+        );
+    }
+}

@@ -56,6 +56,8 @@ pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
         key_passphrase_env: None,
         tags: vec!["test".into()],
         enabled: true,
+        key_material: None,
+        key_stored: false,
     }
 }
 

@@ -23,6 +23,8 @@ async fn server(store: &Store, dir: &std::path::Path) -> Uuid {
         key_passphrase_env: None,
         tags: vec![],
         enabled: true,
+        key_material: None,
+        key_stored: false,
     };
     common::add(store, new).await.id
 }
