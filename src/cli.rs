@@ -287,6 +287,12 @@ pub enum FreeUnit {
     Mib,
     /// `free -g`
     Gib,
+    /// `free --si` / `free --kilo` (powers of 1000)
+    Kb,
+    /// `free --si -m` / `free --mega`
+    Mb,
+    /// `free --si -g` / `free --giga`
+    Gb,
 }
 
 #[derive(Debug, Subcommand)]
@@ -910,6 +916,9 @@ fn parse_cmd(kind: ParseKind, file: Option<&PathBuf>, unit: FreeUnit) -> anyhow:
                 FreeUnit::Kib => parse::free::Unit::Kibibytes,
                 FreeUnit::Mib => parse::free::Unit::Mebibytes,
                 FreeUnit::Gib => parse::free::Unit::Gibibytes,
+                FreeUnit::Kb => parse::free::Unit::Kilobytes,
+                FreeUnit::Mb => parse::free::Unit::Megabytes,
+                FreeUnit::Gb => parse::free::Unit::Gigabytes,
             };
             parse::free::parse_with_unit(&text, unit).map(|r| json!(r))
         }

@@ -43,6 +43,8 @@ fn free_unit(file_name: &str) -> &'static str {
     let flags: Vec<&str> = stem.split('-').collect();
     if flags.contains(&"b") {
         "bytes"
+    } else if flags.contains(&"si") && !flags.contains(&"h") {
+        "kb"
     } else if flags.contains(&"m") {
         "mib"
     } else if flags.contains(&"g") {
@@ -179,7 +181,33 @@ fn free_units_from_file_names() {
     assert_eq!(free_unit("busybox-1.35-m.txt"), "mib");
     assert_eq!(free_unit("procps-ng-4.0.2-g.txt"), "gib");
     assert_eq!(free_unit("procps-ng-4.0.2-h-with-swap.txt"), "kib");
-    assert_eq!(free_unit("procps-ng-4.0.2-si.txt"), "kib");
+    assert_eq!(free_unit("procps-ng-4.0.2-si.txt"), "kb");
+    assert_eq!(free_unit("procps-ng-4.0.2-si-h.txt"), "kib");
+}
+
+#[test]
+fn free_si_read_in_kilobytes_agrees_with_free_b() {
+    let total = |file: &str, unit: &str| -> u64 {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+            .args(["parse", "free", "--unit", unit])
+            .arg(fixtures_root().join("free").join(file))
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["mem_total_bytes"].as_u64().expect("total")
+    };
+    let bytes = total("procps-ng-4.0.2-b.txt", "bytes");
+    let kb = total("procps-ng-4.0.2-si.txt", "kb");
+    // free --si prints whole kilobytes (10^3): equal within one of them.
+    assert!(
+        bytes.abs_diff(kb) < 1000,
+        "free -b {bytes} vs free --si {kb}"
+    );
 }
 
 #[test]
