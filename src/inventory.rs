@@ -105,6 +105,8 @@ pub struct Server {
     pub key_sealed: Option<Sealed>,
     /// SHA256 fingerprint of a stored key's public half.
     pub key_fingerprint: Option<String>,
+    /// Why container metrics are missing, as last logged (so a change is logged once).
+    pub docker_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -318,11 +318,10 @@ impl Scheduler {
                 // Polled against an outdated registration; the next poll uses the new one.
                 continue;
             }
-            let note = self.store.docker_note(current.id).await?;
             let (update, events) = transition(
                 &current,
                 &d.result,
-                note.as_deref(),
+                current.docker_note.as_deref(),
                 self.settings.offline_after_failures,
             );
             let who = Some((current.id, current.name.as_str()));

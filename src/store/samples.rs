@@ -216,49 +216,53 @@ async fn write_one(tx: &mut sqlx::SqliteConnection, w: &PollWrite<'_>) -> Result
             .bind(u64_to_i64(m.swap_used_bytes))
             .execute(&mut *tx)
             .await?;
-            for d in &s.disks {
-                sqlx::query(
-                    "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, used_bytes, available_bytes, use_percent) \
-                     values (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(server_id.to_string())
-                .bind(ts)
-                .bind(&d.filesystem)
-                .bind(&d.mount)
-                .bind(u64_to_i64(d.total_bytes))
-                .bind(u64_to_i64(d.used_bytes))
-                .bind(u64_to_i64(d.available_bytes))
-                .bind(d.use_percent)
-                .execute(&mut *tx)
-                .await?;
+            // One statement per table and poll (in chunks far below SQLite's variable
+            // limit): a statement per row made the writes most of a poll's CPU.
+            let sid = server_id.to_string();
+            for chunk in s.disks.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, used_bytes, available_bytes, use_percent) ",
+                );
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(sid.clone())
+                        .push_bind(ts)
+                        .push_bind(d.filesystem.clone())
+                        .push_bind(d.mount.clone())
+                        .push_bind(u64_to_i64(d.total_bytes))
+                        .push_bind(u64_to_i64(d.used_bytes))
+                        .push_bind(u64_to_i64(d.available_bytes))
+                        .push_bind(d.use_percent);
+                });
+                q.build().execute(&mut *tx).await?;
             }
-            for c in &s.containers {
-                sqlx::query(
+            for chunk in s.containers.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                     "insert into container_metrics (server_id, ts, container_id, name, image, state, status_text, exit_code, \
                      health, category, cpu_percent, mem_used_bytes, mem_limit_bytes, mem_percent, net_rx_bytes, net_tx_bytes, \
-                     block_read_bytes, block_write_bytes, pids) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(server_id.to_string())
-                .bind(ts)
-                .bind(&c.container_id)
-                .bind(&c.name)
-                .bind(&c.image)
-                .bind(&c.state)
-                .bind(&c.status_text)
-                .bind(c.exit_code)
-                .bind(&c.health)
-                .bind(category_str(c.category()))
-                .bind(c.cpu_percent)
-                .bind(u64_to_i64(c.mem_used_bytes))
-                .bind(u64_to_i64(c.mem_limit_bytes))
-                .bind(c.mem_percent)
-                .bind(u64_to_i64(c.net_rx_bytes))
-                .bind(u64_to_i64(c.net_tx_bytes))
-                .bind(u64_to_i64(c.block_read_bytes))
-                .bind(u64_to_i64(c.block_write_bytes))
-                .bind(u64_to_i64(c.pids))
-                .execute(&mut *tx)
-                .await?;
+                     block_read_bytes, block_write_bytes, pids) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(sid.clone())
+                        .push_bind(ts)
+                        .push_bind(c.container_id.clone())
+                        .push_bind(c.name.clone())
+                        .push_bind(c.image.clone())
+                        .push_bind(c.state.clone())
+                        .push_bind(c.status_text.clone())
+                        .push_bind(c.exit_code)
+                        .push_bind(c.health.clone())
+                        .push_bind(category_str(c.category()))
+                        .push_bind(c.cpu_percent)
+                        .push_bind(u64_to_i64(c.mem_used_bytes))
+                        .push_bind(u64_to_i64(c.mem_limit_bytes))
+                        .push_bind(c.mem_percent)
+                        .push_bind(u64_to_i64(c.net_rx_bytes))
+                        .push_bind(u64_to_i64(c.net_tx_bytes))
+                        .push_bind(u64_to_i64(c.block_read_bytes))
+                        .push_bind(u64_to_i64(c.block_write_bytes))
+                        .push_bind(u64_to_i64(c.pids));
+                });
+                q.build().execute(&mut *tx).await?;
             }
         }
         apply_update(&mut *tx, server_id, update).await?;

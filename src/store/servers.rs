@@ -10,7 +10,7 @@ use super::{from_ms, to_ms, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
-     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures, key_sealed, key_fingerprint";
+     last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures, key_sealed, key_fingerprint, docker_note";
 
 fn read(row: &SqliteRow) -> Result<Server, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
@@ -48,6 +48,7 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
             .try_get::<Option<Vec<u8>>, _>("key_sealed")?
             .map(crate::inventory::Sealed),
         key_fingerprint: row.try_get("key_fingerprint")?,
+        docker_note: row.try_get("docker_note")?,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -323,18 +324,6 @@ pub(super) async fn apply_update(
         .await?;
     }
     Ok(())
-}
-
-impl Store {
-    /// The docker note stored for a server (to log availability changes once).
-    pub async fn docker_note(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("select docker_note from servers where id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.and_then(|r| r.0))
-    }
 }
 
 /// The stored raw output of a server's last poll that could not all be read.
