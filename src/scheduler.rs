@@ -378,6 +378,8 @@ impl Scheduler {
             })
             .await?;
         activity::emit(&logged);
+        // Expired login sessions hold nothing but a hash; drop them with the samples.
+        self.store.delete_expired_sessions(now).await?;
         Ok(())
     }
 

@@ -236,6 +236,15 @@ impl Store {
         r.as_ref().map(read_user).transpose()
     }
 
+    /// Deletes sessions past their expiry (they no longer log anyone in); returns how many.
+    pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("delete from sessions where expires_at <= ?")
+            .bind(to_ms(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a session; true when there was one.
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("delete from sessions where token_hash = ?")

@@ -652,3 +652,41 @@ async fn a_key_uploaded_through_the_api_is_stored_sealed_and_polls() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_sessions_log_no_one_in_and_retention_removes_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::common::store(dir.path()).await;
+    let user =
+        fleetpoll::ops::create_user(&store, "eve", Role::Viewer, "long enough pw", &system())
+            .await
+            .expect("user");
+    let now = chrono::Utc::now();
+    store
+        .insert_session(
+            "h-old",
+            user.id,
+            now - chrono::Duration::seconds(1),
+            "127.0.0.1",
+        )
+        .await
+        .expect("old");
+    store
+        .insert_session(
+            "h-new",
+            user.id,
+            now + chrono::Duration::hours(1),
+            "127.0.0.1",
+        )
+        .await
+        .expect("new");
+    assert!(store.session_user("h-old", now).await.expect("q").is_none());
+    assert!(store.session_user("h-new", now).await.expect("q").is_some());
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(store.clone(), crate::common::settings(dir.path()));
+    scheduler.retention().await.expect("retention");
+    assert_eq!(
+        crate::common::count(&store, "select count(*) from sessions").await,
+        1
+    );
+}
