@@ -88,9 +88,9 @@ pub struct Settings {
     pub backoff_max_secs: u64,
     /// New SSH sessions opened per second at most, fleet-wide.
     pub handshakes_per_second: u32,
-    /// New SSH sessions being opened at once per target network (/24 or /64, or per host
-    /// name), below sshd's MaxStartups default of 10.
-    pub handshakes_per_network: u32,
+    /// New SSH sessions being opened at once per target address (or host name), below
+    /// sshd's MaxStartups default of 10; a NAT or jump host shows many hosts on one address.
+    pub handshakes_per_target: u32,
     /// A dashboard login lasts this long.
     pub session_ttl_secs: u64,
     /// Failed logins within `login_window_secs` after which login answers 429, per user
@@ -118,7 +118,7 @@ impl Default for Settings {
             offline_after_failures: 2,
             backoff_max_secs: 600,
             handshakes_per_second: 200,
-            handshakes_per_network: 8,
+            handshakes_per_target: 8,
             session_ttl_secs: 43_200,
             login_max_failures_per_user: 10,
             login_max_failures_per_source: 20,
@@ -141,7 +141,7 @@ const TOP_KEYS: &[&str] = &[
     "offline_after_failures",
     "backoff_max_secs",
     "handshakes_per_second",
-    "handshakes_per_network",
+    "handshakes_per_target",
     "session_ttl_secs",
     "login_max_failures_per_user",
     "login_max_failures_per_source",
@@ -258,8 +258,8 @@ impl Settings {
             "handshakes_per_second" => {
                 self.handshakes_per_second = u32::try_from(int()?).map_err(|_| bad("too large"))?
             }
-            "handshakes_per_network" => {
-                self.handshakes_per_network = u32::try_from(int()?).map_err(|_| bad("too large"))?
+            "handshakes_per_target" => {
+                self.handshakes_per_target = u32::try_from(int()?).map_err(|_| bad("too large"))?
             }
             "retention_days" => self.retention_days = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
@@ -328,8 +328,8 @@ impl Settings {
                 u64::from(self.handshakes_per_second),
             ),
             (
-                "handshakes_per_network",
-                u64::from(self.handshakes_per_network),
+                "handshakes_per_target",
+                u64::from(self.handshakes_per_target),
             ),
             ("session_ttl_secs", self.session_ttl_secs),
             (

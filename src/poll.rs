@@ -117,16 +117,16 @@ type CpuMark = (f64, Instant);
 #[derive(Debug, Clone, Copy)]
 pub struct HandshakeLimits {
     pub per_second: u32,
-    pub per_network: u32,
+    pub per_target: u32,
 }
 
 /// Paces new sessions: a token bucket fleet-wide, and a bound on handshakes in progress per
-/// target network, so that a burst of reconnects never trips sshd's MaxStartups on one host
+/// target address, so that a burst of reconnects never trips sshd's MaxStartups on one host
 /// or a jump host in front of many.
 struct Handshakes {
     limits: HandshakeLimits,
     bucket: std::sync::Mutex<(f64, Instant)>,
-    networks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    targets: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Handshakes {
@@ -134,11 +134,11 @@ impl Handshakes {
         Self {
             limits,
             bucket: std::sync::Mutex::new((f64::from(limits.per_second), Instant::now())),
-            networks: std::sync::Mutex::new(HashMap::new()),
+            targets: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// Waits for a handshake slot; the permit bounds the handshakes in progress per network.
+    /// Waits for a handshake slot; the permit bounds the handshakes in progress per target address.
     async fn acquire(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let rate = f64::from(self.limits.per_second.max(1));
         loop {
@@ -160,11 +160,11 @@ impl Handshakes {
             }
         }
         let sem = {
-            let mut nets = self.networks.lock().ok()?;
-            nets.entry(network_of(host))
+            let mut nets = self.targets.lock().ok()?;
+            nets.entry(target_of(host))
                 .or_insert_with(|| {
                     Arc::new(tokio::sync::Semaphore::new(
-                        self.limits.per_network.max(1) as usize
+                        self.limits.per_target.max(1) as usize
                     ))
                 })
                 .clone()
@@ -173,18 +173,13 @@ impl Handshakes {
     }
 }
 
-/// The network a host is in, for handshake pacing: its /24 (IPv4) or /64 (IPv6), or the
-/// name itself when it is not an address.
-pub fn network_of(host: &str) -> String {
+/// The target a handshake counts against: the host's address (or its name when it is not
+/// an address). sshd's MaxStartups is per listening server, and a jump host or NAT in front of
+/// many hosts shows them all on one address; grouping wider (a /24) let a few silent hosts
+/// hold every permit of their neighbours for a whole connect deadline.
+pub fn target_of(host: &str) -> String {
     match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(a)) => {
-            let o = a.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        Ok(std::net::IpAddr::V6(a)) => {
-            let s = a.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
+        Ok(a) => a.to_string(),
         Err(_) => host.to_ascii_lowercase(),
     }
 }
@@ -862,12 +857,14 @@ mod tests {
     }
 
     #[test]
-    fn handshake_networks_group_addresses_not_names() {
-        assert_eq!(network_of("10.1.2.3"), "10.1.2.0/24");
-        assert_eq!(network_of("10.1.2.200"), network_of("10.1.2.3"));
-        assert_ne!(network_of("10.1.3.3"), network_of("10.1.2.3"));
-        assert_eq!(network_of("2001:db8:1:2::5"), "2001:db8:1:2::/64");
-        assert_eq!(network_of("Web-1.example.com"), "web-1.example.com");
+    fn handshakes_are_paced_per_target_address() {
+        assert_eq!(target_of("10.1.2.3"), "10.1.2.3");
+        assert_ne!(target_of("10.1.2.200"), target_of("10.1.2.3"));
+        assert_eq!(
+            target_of("2001:db8:1:2:0:0:0:5"),
+            target_of("2001:db8:1:2::5")
+        );
+        assert_eq!(target_of("Web-1.example.com"), "web-1.example.com");
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Scheduler {
             },
             HandshakeLimits {
                 per_second: settings.handshakes_per_second,
-                per_network: settings.handshakes_per_network,
+                per_target: settings.handshakes_per_target,
             },
             metrics.clone(),
             store.dir().to_path_buf(),
