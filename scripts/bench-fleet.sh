@@ -18,7 +18,7 @@
 # rest of the file is kept).
 #
 # Environment: INTERVAL (60; --sshd 10), WARMUP (75; --sshd 15: seconds after serve starts),
-# MEASURE (60, 120 from 5,000 hosts), DEAD (10), SILENT (5), CONCURRENCY (256), BASE
+# MEASURE (60, 120 from 5,000 hosts), DEAD (10), SILENT (5), SIM_DELAY_MS (50), CONCURRENCY (256), BASE
 # (127.20.0.1), SIM_PORT (2322), SSHD_PORT (23000), HTTP_PORT (18590), NO_WRITE=1 to leave
 # BENCHMARKS.md alone, KEEP=1 to keep the work directory, CARGO_TARGET_DIR as for cargo,
 # BENCH_MD (BENCHMARKS.md of this checkout), BENCH_REV (git describe of the measured tree). Needs python3, sqlite3, curl, ssh-keygen;
@@ -38,6 +38,7 @@ SIZES=("$@")
 if [ "$MODE" = sshd ]; then INTERVAL=${INTERVAL:-10}; WARMUP=${WARMUP:-15}; fi
 INTERVAL=${INTERVAL:-60}
 WARMUP=${WARMUP:-75}
+MEASURE_SECS=${MEASURE:-}
 DEAD=${DEAD:-10}
 SILENT=${SILENT:-5}
 # Slots for in-flight polls. In steady state a live poll holds one for ~0.1 s (sim delay 50 ms),
@@ -49,6 +50,10 @@ SILENT=${SILENT:-5}
 CONCURRENCY=${CONCURRENCY:-256}
 BASE=${BASE:-127.20.0.1}
 SIM_PORT=${SIM_PORT:-2322}
+# The simulator answers each command after this delay. 50 ms is sim-fleet's default; a real
+# host takes ~1.2 s for fleetpoll's script (`top -d 1` waits one second), so 1200 shows how
+# many polls are in flight against real hosts.
+SIM_DELAY_MS=${SIM_DELAY_MS:-50}
 SSHD_PORT=${SSHD_PORT:-23000}
 HTTP_PORT=${HTTP_PORT:-18590}
 BENCH_MD=${BENCH_MD:-$ROOT/BENCHMARKS.md}
@@ -79,6 +84,8 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$p" 2>/dev/null || true
     done
+    if [ -n "${CM_SOCKET:-}" ] && [ -S "$CM_SOCKET" ]; then ssh -o ControlPath="$CM_SOCKET" -O exit x 2>/dev/null || true; fi
+    if [ -n "${CREATED_USER:-}" ]; then userdel "$CREATED_USER" 2>/dev/null || true; fi
     if [ -n "${KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -92,7 +99,11 @@ stop() { # PID: SIGTERM, wait, forget
     wait "$1" 2>/dev/null || true
     forget "$1"
 }
-scrape() { curl -sf "http://127.0.0.1:$HTTP_PORT/metrics"; }
+TOKEN=""
+scrape() { curl -sf ${TOKEN:+-H "Authorization: Bearer $TOKEN"} "http://127.0.0.1:$HTTP_PORT/metrics"; }
+mk_token() { # DB: a viewer token for /metrics (empty on revisions without `token`)
+    TOKEN=$("$BIN" --db "$1" token create --name bench-fleet --role viewer 2>/dev/null) || TOKEN=""
+}
 wait_http() {
     for _ in $(seq 100); do scrape >/dev/null 2>&1 && return 0; sleep 0.2; done
     echo "serve did not answer on :$HTTP_PORT" >&2; return 1
@@ -150,6 +161,7 @@ EOF
 # Empty-inventory RSS of `serve`, 10 s after start (subtracted from the fleet's RSS).
 empty_rss() {
     mkdir -p "$W/empty"
+    mk_token "$W/empty/db"
     serve_bg "$W/empty/db" "$W/empty/serve.log"
     wait_http; sleep 10; scrape >/dev/null
     EMPTY_RSS=$(proc_rss "$SERVE")
@@ -163,6 +175,7 @@ measure_fleet() {
     local D=$1 N=$2 LIVE=$3 TCPU=$4 TRSS=$5 MEASURE S0 S1 T0 T1 TR0 FRESH F FS0 FS1 FT0 FT1 B0 B1
     MEASURE=${MEASURE_SECS:-$([ "$N" -ge 5000 ] && echo 120 || echo 60)}
     "$BIN" --db "$D/db" server import "$D/hosts.csv" >"$D/import.log" 2>&1 || { cat "$D/import.log" >&2; exit 1; }
+    mk_token "$D/db"
     echo "   serve: warm-up ${WARMUP}s, measure ${MEASURE}s" >&2
     serve_bg "$D/db" "$D/serve.log"
     wait_http
@@ -179,6 +192,7 @@ measure_fleet() {
         | cut -c1-200 | sort | uniq -c | sort -rn | head -8 >"$D/serve-warnings.txt" || true
     sed 's/^/      serve log: /' "$D/serve-warnings.txt" >&2
 
+    if [ -n "${NO_FLOOR:-}" ]; then echo "polls_ok=?" >"$D/floor.txt"; FS0=?; FS1=?; FT0=?; FT1=?; else
     echo "   floor: same script, same window" >&2
     "$FLOOR" --hosts-file "$D/hosts.csv" --script "$D/script.sh" --interval "$INTERVAL" \
         --warmup "$WARMUP" --measure "$MEASURE" >"$D/floor.txt" 2>"$D/floor.log" &
@@ -187,6 +201,7 @@ measure_fleet() {
     wait "$F" || true
     FS1=$(eval "$TCPU"); FT1=$(date +%s.%N)
     forget "$F"
+    fi
 
     python3 - "$N" "$LIVE" "$INTERVAL" "$EMPTY_RSS" "$S0" "$S1" "$T0" "$T1" "$TR0" "$FRESH" \
         "$D/m0.txt" "$D/m1.txt" "$D/floor.txt" "$FS0" "$FS1" "$FT0" "$FT1" "$B0" "$B1" >>"$ROWS" <<'EOF'
@@ -283,7 +298,7 @@ if [ "$MODE" = sim ]; then
         ssh-keygen -q -t ed25519 -N '' -f "$D/key"
         echo "== $N simulated hosts (dead $DEAD%, silent $SILENT%)" >&2
         RUST_LOG=warn "$BIN" sim-fleet --hosts "$N" --client-key "$D/key" --hosts-file "$D/hosts.csv" \
-            --dead "$DEAD" --silent "$SILENT" --base "$BASE" --port "$SIM_PORT" >"$D/sim.log" 2>&1 &
+            --dead "$DEAD" --silent "$SILENT" --base "$BASE" --port "$SIM_PORT" --delay-ms "$SIM_DELAY_MS" >"$D/sim.log" 2>&1 &
         SIM=$!; PIDS+=("$SIM")
         for _ in $(seq 600); do [ -s "$D/hosts.csv" ] && break; kill -0 "$SIM" || { cat "$D/sim.log" >&2; exit 1; }; sleep 0.1; done
         sleep 1
@@ -294,16 +309,30 @@ if [ "$MODE" = sim ]; then
     TABLE=$W/table.md
     { table "${COMMON_COLS[@]}" "target_cpu_pct:sim CPU %" "target_rss_mib:sim RSS MiB"
       echo "\`scripts/bench-fleet.sh ${SIZES[*]}\`: interval $INTERVAL s, $DEAD% dead, $SILENT% silent," \
-           "\`FLEETPOLL_CONCURRENCY=$CONCURRENCY\`, other settings default; empty-inventory RSS" \
+           "sim command delay $SIM_DELAY_MS ms, \`FLEETPOLL_CONCURRENCY=$CONCURRENCY\`$(env | grep -E '^FLEETPOLL_' | grep -v CONCURRENCY | sed 's/^/, `/; s/$/`/' | tr -d '\n'), other settings default; empty-inventory RSS" \
            "$((EMPTY_RSS / 1024)) KiB; fleetpoll $REV; $STAMP. The simulator runs on the same 2 cores" \
            "(sim CPU % is of one core, during fleetpoll's window)."
     } >"$TABLE"
     echo >&2; cat "$TABLE"
-    write_block "sim ${SIZES[*]}" "$TABLE"
+    write_block "sim ${SIZES[*]} delay $SIM_DELAY_MS concurrency $CONCURRENCY$(env | grep -E '^FLEETPOLL_' | sort | sed 's/^/ /' | tr -d '\n')" "$TABLE"
 fi
 
+# The monitored account: a plain user with an empty home, so that no shell start-up file
+# (root's ~/.bashrc here runs `pyenv init`, ~80 ms per session: Debian's bash reads ~/.bashrc
+# for every command sshd runs) is counted as the poll's cost. SSH_USER=root to measure as root.
+SSH_USER=${SSH_USER:-fleetbench}
+ensure_user() {
+    [ "$SSH_USER" = "$(id -un)" ] && return 0
+    if ! id "$SSH_USER" >/dev/null 2>&1; then
+        useradd -M -d /nonexistent -s /bin/bash "$SSH_USER"
+        CREATED_USER=$SSH_USER
+    fi
+    usermod -p '*' "$SSH_USER"   # unlocked for key login (UsePAM no)
+    chmod 755 "$W"               # sshd reads the keys file as that user
+}
 start_sshds() { # N DIR: N sshd on 127.0.0.1:SSHD_PORT.., one client key; writes DIR/hosts.csv
     local n=$1 S=$2 i
+    ensure_user
     mkdir -p "$S" /run/sshd
     ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$S/key"
     cp "$S/key.pub" "$S/authorized_keys"
@@ -323,7 +352,7 @@ EOF
         /usr/sbin/sshd -f "$S/sshd_config" -o "Port=$((SSHD_PORT + i))" -o "PidFile=$S/sshd.$i.pid" -E "$S/sshd.$i.log"
         for _ in $(seq 50); do [ -s "$S/sshd.$i.pid" ] && break; sleep 0.05; done
         SSHD_PIDS+=("$(cat "$S/sshd.$i.pid")"); PIDS+=("${SSHD_PIDS[-1]}")
-        printf 'ossh-%02d,127.0.0.1,%d,%s,%s,sshd\n' $((i + 1)) $((SSHD_PORT + i)) "$(id -un)" "$S/key" >>"$S/hosts.csv"
+        printf 'ossh-%02d,127.0.0.1,%d,%s,%s,sshd\n' $((i + 1)) $((SSHD_PORT + i)) "$SSH_USER" "$S/key" >>"$S/hosts.csv"
     done
 }
 
@@ -336,7 +365,7 @@ if [ "$MODE" = sshd ]; then
     TABLE=$W/table.md
     { table "${COMMON_COLS[@]}" "target_ms_per_poll:sshd side CPU ms / fleetpoll poll" \
             "target_ms_per_floor_poll:sshd side CPU ms / floor poll"
-      echo "\`scripts/bench-fleet.sh --sshd $SSHD_N\`: OpenSSH $(ssh -V 2>&1 | cut -d, -f1), one sshd per port," \
+      echo "\`scripts/bench-fleet.sh --sshd $SSHD_N\`: $(ssh -V 2>&1 | cut -d, -f1), one sshd per port, user $SSH_USER," \
            "interval $INTERVAL s, \`FLEETPOLL_CONCURRENCY=$CONCURRENCY\`; sshd side = CPU of the sshd" \
            "process trees (sessions, shells, top, free, df, docker client) over the window, divided by" \
            "that client's polls; fleetpoll $REV; $STAMP."
@@ -348,9 +377,13 @@ fi
 if [ "$MODE" = target ]; then
     D=$W/target
     start_sshds 1 "$D"
-    "$BIN" remote-script >"$D/script.sh"
-    H=(-i "$D/key" -p "$SSHD_PORT" "${SSHOPT[@]}" "$(id -un)@127.0.0.1")
-    CM=(-o ControlPath="$D/cm")
+    # The script fleetpoll sends to this host: register it, poll once (probe), print it.
+    "$BIN" --db "$D/db" server import "$D/hosts.csv" >/dev/null
+    "$BIN" --db "$D/db" poll --once --server ossh-01 >"$D/poll.txt" 2>&1 || true
+    "$BIN" --db "$D/db" remote-script --server ossh-01 >"$D/script.sh"
+    sed 's/^/   script: /' "$D/script.sh" >&2
+    H=(-i "$D/key" -p "$SSHD_PORT" "${SSHOPT[@]}" "$SSH_USER@127.0.0.1")
+    CM_SOCKET=$D/cm; CM=(-o ControlPath="$CM_SOCKET")
     # per_run LABEL CMD...: R runs of CMD; CPU = sshd tree (listener + sessions, reaped children
     # included) delta / R; wall = median of the runs.
     RES=$W/target.tsv; : >"$RES"
@@ -370,26 +403,30 @@ if [ "$MODE" = target ]; then
     # /usr/bin/time (user+sys of the shell and its children) / R, wall median.
     local_run() {
         local label=$1 code=$2 i t0 walls=() out
-        out=$( { /usr/bin/time -f '%U %S' sh -c "for i in \$(seq $RUNS); do $code >/dev/null 2>&1; done; true" ; } 2>&1 >/dev/null | tail -1)
+        out=$( { /usr/bin/time -f '%U %S' $ASUSER sh -c "for i in \$(seq $RUNS); do $code >/dev/null 2>&1; done; true" ; } 2>&1 >/dev/null | tail -1)
         for ((i = 0; i < 3; i++)); do
-            t0=$(date +%s%N); sh -c "$code" >/dev/null 2>&1 || true; walls+=($(( ($(date +%s%N) - t0) / 1000000 )))
+            t0=$(date +%s%N); $ASUSER sh -c "$code" >/dev/null 2>&1 || true; walls+=($(( ($(date +%s%N) - t0) / 1000000 )))
         done
         printf '%s\t%s\t%s\n' "$label" "$(echo "$out" | awk -v r="$RUNS" '{ printf "%.1f", ($1 + $2) * 1000 / r }')" \
             "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p)" >>"$RES"
         tail -1 "$RES" >&2
     }
+    # Sections run locally as the monitored account too (setpriv: no PAM, no shell rc).
+    ASUSER=""; [ "$SSH_USER" = "$(id -un)" ] || ASUSER="setpriv --reuid=$(id -u "$SSH_USER") --regid=$(id -g "$SSH_USER") --init-groups"
     TOPAWK='awk '"'"'/^@@fleetpoll-/ { print; next } /^ *PID / { skip = 1; next } /^top - / || /^Mem: / { skip = 0 } !skip { print }'"'"
     sections() { # EXTRA: the per-section costs with EXTRA more sleeping processes
         local x=$1 p
-        echo "   sections with $x extra processes ($(ls -d /proc/[0-9]* | wc -l) in all)" >&2
-        local_run "[$x] top -b -n 2 -d 1 | awk (fleetpoll's)" "top -b -n 2 -d 1 | $TOPAWK"
+        echo "   sections with $x extra processes ($(ls -d /proc/[0-9]* 2>/dev/null | wc -l) in all)" >&2
+        local_run "[$x] top -b -n 2 -d 1, piped to awk (fleetpoll's)" "top -b -n 2 -d 1 | $TOPAWK"
         local_run "[$x] top -b -n 1" "top -b -n 1"
         local_run "[$x] top -b -n 2 -d 1 -w 512" "top -b -n 2 -d 1 -w 512"
         local_run "[$x] /proc/stat twice, 1 s apart (no process list)" "cat /proc/stat /proc/loadavg /proc/uptime; sleep 1; cat /proc/stat"
         if [ "$x" = 0 ]; then
             local_run "free -b" "free -b"
             local_run "df -kP" "df -kP"
-            local_run "docker ps (client only, no daemon)" "docker ps -a --format '{{json .}}'"
+            command -v docker >/dev/null && local_run "docker ps -a (client; daemon $(docker version >/dev/null 2>&1 && echo running || echo absent))" "docker ps -a --format '{{json .}}'"
+            command -v podman >/dev/null && local_run "podman ps -a --format json" "podman ps -a --format json"
+            command -v podman >/dev/null && local_run "podman stats --no-stream --all --format json" "podman stats --no-stream --all --format json"
             local_run "sh -c true" "true"
         fi
     }
@@ -415,10 +452,10 @@ if [ "$MODE" = target ]; then
       echo "|---|---:|---:|"
       awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }' "$RES"
       echo
-      echo "\`scripts/bench-fleet.sh --target-cost $RUNS\`: $(ls -d /proc/[0-9]* | wc -l) processes at rest;" \
-           "[N] = with N extra sleeping processes. Rows with ssh: CPU of the sshd process tree; the others" \
-           "run locally under /usr/bin/time. OpenSSH $(ssh -V 2>&1 | cut -d, -f1), $(top -V 2>/dev/null | head -1 || echo procps);" \
-           "docker $(command -v docker >/dev/null && echo 'client installed, no daemon' || echo absent); $STAMP."
+      echo "\`scripts/bench-fleet.sh --target-cost $RUNS\`: $(ls -d /proc/[0-9]* 2>/dev/null | wc -l) processes at rest;" \
+           "[N] = with N extra sleeping processes; as user $SSH_USER. Rows with ssh: CPU of the sshd process tree; the others" \
+           "run locally under /usr/bin/time. $(ssh -V 2>&1 | cut -d, -f1), $(top -V 2>/dev/null | head -1 || echo procps);" \
+           "script: $(grep -Eo '(docker|podman) (ps|stats)[^;]*' "$D/script.sh" | head -2 | paste -sd '|' | sed 's/|/, /'); $STAMP."
     } >"$TABLE"
     echo >&2; cat "$TABLE"
     write_block "target-cost" "$TABLE"

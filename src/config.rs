@@ -111,7 +111,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             database_path: PathBuf::from("data/fleetpoll.db"),
             poll_interval_secs: 60,
-            concurrency: 32,
+            concurrency: 256,
             connect_timeout_secs: 10,
             auth_timeout_secs: 10,
             command_timeout_secs: 30,
