@@ -1004,6 +1004,7 @@ fn sim_fleet_cmd(a: &SimFleetArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
+        let stop = crate::app::shutdown_signal();
         let fleet = sim::start(opts.clone())
             .await
             .context("starting the simulated fleet")?;
@@ -1025,7 +1026,7 @@ fn sim_fleet_cmd(a: &SimFleetArgs) -> anyhow::Result<ExitCode> {
             "Simulated fleet up on {}..{last}; stop with Ctrl-C",
             opts.base
         );
-        crate::app::shutdown_signal().await;
+        stop.await;
         tracing::info!("Stopping the simulated fleet");
         fleet.shutdown().await;
         Ok(ExitCode::SUCCESS)
