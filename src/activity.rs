@@ -293,7 +293,7 @@ impl Actor {
 }
 
 /// `cli:<login>` of the OS user running a command.
-pub fn cli_actor() -> String {
+fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))

@@ -214,11 +214,6 @@ impl Poller {
         }
     }
 
-    /// Number of open sessions.
-    pub async fn open_sessions(&self) -> usize {
-        self.sessions.lock().await.len()
-    }
-
     /// Polls one server. Never panics and never returns early with `?`: every failure is a
     /// [`PollError`] in the result.
     pub async fn poll(&self, server: &Server) -> PollResult {

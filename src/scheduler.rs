@@ -181,7 +181,11 @@ impl Scheduler {
         }
         tracker.close();
         if timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
-            tracing::warn!("In-flight polls did not finish in time; dropping them unwritten");
+            // Usually silent hosts still inside their connect deadline: nothing of theirs was
+            // written, and the next start polls them again.
+            tracing::info!(
+                "Polls still waiting on their hosts at shutdown; dropping them unwritten"
+            );
             hard_stop.cancel();
             tracker.wait().await;
         }
@@ -304,12 +308,19 @@ impl Scheduler {
         let now = Utc::now();
         let system = Actor::system();
         let mut prepared = Vec::with_capacity(batch.len());
+        // Re-read, in one query for the batch: a server may have been edited, trusted or
+        // removed while it was polled.
+        let ids: Vec<Uuid> = batch.iter().map(|d| d.polled.id).collect();
+        let mut rows: HashMap<Uuid, Server> = self
+            .store
+            .servers_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
         for d in batch {
-            // Re-read: the server may have been edited, trusted or removed while we polled.
-            let current = match self.store.server(d.polled.id).await {
-                Ok(s) => s,
-                Err(StoreError::NotFound) => continue,
-                Err(e) => return Err(e),
+            let Some(current) = rows.remove(&d.polled.id) else {
+                continue;
             };
             // (A pin written by an earlier poll of this server is no such change.)
             let trusted_meanwhile = d.polled.host_key_fingerprint.is_some()
@@ -381,10 +392,6 @@ impl Scheduler {
         // Expired login sessions hold nothing but a hash; drop them with the samples.
         self.store.delete_expired_sessions(now).await?;
         Ok(())
-    }
-
-    pub async fn open_sessions(&self) -> usize {
-        self.poller.open_sessions().await
     }
 }
 

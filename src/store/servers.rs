@@ -130,6 +130,26 @@ impl Store {
         read(&row)
     }
 
+    /// The servers with these ids (those that still exist), in one query.
+    pub async fn servers_by_id(&self, ids: &[Uuid]) -> Result<Vec<Server>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        // Well below SQLite's limit on bound variables.
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "select {COLUMNS} from servers where id in ("
+            ));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.pool).await? {
+                out.push(read(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every server, by name.
     pub async fn servers(&self) -> Result<Vec<Server>, StoreError> {
         let rows = sqlx::query(&format!("select {COLUMNS} from servers order by name"))
