@@ -54,6 +54,57 @@ pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<
     Ok(server)
 }
 
+/// What `add_server` would refuse, without saving anything: the form's check before it saves.
+///
+/// # Errors
+/// The first invalid field, or the name being taken; a database failure.
+pub async fn check_new_server(store: &Store, new: &NewServer) -> Result<(), OpsError> {
+    new.validate()?;
+    name_free(store, &new.name, None).await
+}
+
+/// What `update_server` would refuse for this patch, without saving anything.
+///
+/// # Errors
+/// No such server, the first invalid field, the name being taken; a database failure.
+pub async fn check_server_update(
+    store: &Store,
+    id: Uuid,
+    patch: &ServerPatch,
+) -> Result<(), OpsError> {
+    let (_, after) = patched(store, id, patch).await?;
+    name_free(store, &after.name, Some(id)).await
+}
+
+/// The server as it is and as the patch would leave it, validated: the key is loaded again
+/// only when the connection or the key changes.
+async fn patched(
+    store: &Store,
+    id: Uuid,
+    patch: &ServerPatch,
+) -> Result<(Server, NewServer), OpsError> {
+    let before = store.server(id).await?;
+    let after = patch.apply(&before.registration());
+    if patch.touches_connection() || after.key_path != before.key_path {
+        after.validate()?;
+    } else {
+        after.validate_syntax()?;
+    }
+    Ok((before, after))
+}
+
+async fn name_free(store: &Store, name: &str, except: Option<Uuid>) -> Result<(), OpsError> {
+    match store.server_by_name(name).await {
+        Ok(other) if Some(other.id) != except => Err(StoreError::Conflict {
+            field: "name",
+            value: name.to_string(),
+        }
+        .into()),
+        Ok(_) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Seals a key given as text under the master key (beside the database), with the
 /// fingerprint of its public half; `Keep` when no key text was given.
 fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
@@ -93,13 +144,7 @@ pub async fn update_server(
     patch: ServerPatch,
     actor: &Actor,
 ) -> Result<Server, OpsError> {
-    let before = store.server(id).await?;
-    let after = patch.apply(&before.registration());
-    if patch.touches_connection() || after.key_path != before.key_path {
-        after.validate()?;
-    } else {
-        after.validate_syntax()?;
-    }
+    let (before, after) = patched(store, id, &patch).await?;
     let reset_pin = after.host != before.host || after.port != before.port;
     let key = seal_key(store, &after)?;
     let server = store

@@ -78,3 +78,11 @@ pub async fn list(State(st): State<AppState>, _: Viewer, p: Params) -> Result<Re
             .into_response(),
     })
 }
+
+/// The types present in the log, so a filter offers only what can match.
+pub async fn types(
+    State(st): State<AppState>,
+    _: Viewer,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "items": st.store.activity_types().await? })))
+}

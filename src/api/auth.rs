@@ -221,6 +221,15 @@ pub async fn logout(
     Ok(([(SET_COOKIE, cookie)], Json(json!({ "logged_out": true }))).into_response())
 }
 
+/// `GET /api/auth/me`: who the caller is, so the dashboard shows only the actions the role allows.
+pub async fn me(Viewer(caller): Viewer) -> Json<serde_json::Value> {
+    let (kind, name) = match caller.actor.name.split_once(':') {
+        Some((kind, name)) => (kind.to_string(), name.to_string()),
+        None => (String::new(), caller.actor.name.clone()),
+    };
+    Json(json!({ "name": name, "kind": kind, "role": caller.role }))
+}
+
 /// An argon2id hash of a random string, verified against when the user does not exist so that
 /// a wrong name and a wrong password take the same time.
 fn dummy_hash() -> &'static str {

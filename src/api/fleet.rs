@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::auth::Viewer;
 use super::error::ApiError;
+use super::json::Params;
 use super::AppState;
 use crate::config::Thresholds;
 use crate::inventory::ServerStatus;
@@ -127,4 +128,25 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         "servers": rows,
         "recent_activities": recent,
     })))
+}
+
+/// `/api/dashboard/sparklines?minutes=60&points=30`: every server's recent CPU in one answer,
+/// fetched apart from the summary so the overview can refresh it less often.
+pub async fn sparklines(
+    State(st): State<AppState>,
+    _: Viewer,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    p.only(&["minutes", "points"])?;
+    let minutes = p.uint("minutes", 1, 24 * 60)?.unwrap_or(60);
+    let points = p.uint("points", 2, 240)?.unwrap_or(30);
+    let until = Utc::now();
+    let since = until - chrono::Duration::minutes(i64::from(minutes));
+    let items = st
+        .store
+        .cpu_sparklines(since, until, i64::from(points))
+        .await?;
+    Ok(Json(
+        json!({ "since": since, "until": until, "items": items }),
+    ))
 }

@@ -78,6 +78,27 @@ pub async fn disks(
     Ok(Json(json!({ "server_id": id, "items": items })))
 }
 
+/// Each mount's use over the period: the disk chart's series.
+pub async fn disk_history(
+    State(st): State<AppState>,
+    _: Viewer,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    p.only(&["period", "since", "until", "points"])?;
+    let (since, until) = range(&p)?;
+    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    st.store.server(id).await?;
+    let mounts = st
+        .store
+        .disk_history(id, since, until, i64::from(points))
+        .await?;
+    Ok(Json(
+        json!({ "server_id": id, "since": since, "until": until, "mounts": mounts }),
+    ))
+}
+
 pub async fn containers(
     State(st): State<AppState>,
     _: Viewer,

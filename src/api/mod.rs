@@ -97,8 +97,21 @@ pub fn router(state: AppState) -> Router {
             "/api/tokens/{id}",
             axum::routing::delete(accounts::revoke_token),
         )
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/dashboard/sparklines", get(fleet::sparklines))
+        .route("/api/servers/validate", post(servers::validate_new))
+        .route("/api/servers/{id}/validate", post(servers::validate_update))
+        .route(
+            "/api/servers/{id}/disks/history",
+            get(metrics::disk_history),
+        )
+        .route("/api/activity/types", get(activity::types))
         .route("/login", get(dashboard::login))
-        .route("/", get(dashboard::index))
+        .route("/", get(dashboard::app))
+        .route("/servers/{id}", get(dashboard::app))
+        .route("/activity", get(dashboard::app))
+        .route("/assets/{name}", get(dashboard::asset))
+        .route("/favicon.ico", get(dashboard::favicon))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })
         // A slow client cannot hold shutdown hostage.
         .layer(TimeoutLayer::with_status_code(

@@ -54,29 +54,100 @@ pub async fn list(State(st): State<AppState>, _: Viewer) -> Result<Json<Value>, 
     Ok(Json(json!({ "total": items.len(), "items": items })))
 }
 
-pub async fn create(
-    State(st): State<AppState>,
-    Operator(caller): Operator,
-    body: JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+/// The registration in a create request's body.
+fn new_server(body: &JsonObject) -> Result<NewServer, ApiError> {
     body.only(FIELDS)?;
-    let new = NewServer {
-        name: required(&body, "name")?,
-        host: required(&body, "host")?,
+    Ok(NewServer {
+        name: required(body, "name")?,
+        host: required(body, "host")?,
         port: body.port("port")?.unwrap_or(22),
-        user: required(&body, "user")?,
+        user: required(body, "user")?,
         key_path: body.string("key_path")?.unwrap_or_default(),
         key_passphrase_env: body.nullable_string("key_passphrase_env")?.flatten(),
         tags: body.strings("tags")?.unwrap_or_default(),
         enabled: body.bool("enabled")?.unwrap_or(true),
         key_material: body.string("key")?.map(crate::auth::Secret::new),
         key_stored: false,
-    };
-    let server = ops::add_server(&st.store, new, &caller.actor).await?;
+    })
+}
+
+/// The changes in an edit request's body.
+fn server_patch(body: &JsonObject) -> Result<ServerPatch, ApiError> {
+    body.only(FIELDS)?;
+    Ok(ServerPatch {
+        name: body.string("name")?,
+        host: body.string("host")?,
+        port: body.port("port")?,
+        user: body.string("user")?,
+        key_path: body.string("key_path")?,
+        key_passphrase_env: body.nullable_string("key_passphrase_env")?,
+        tags: body.strings("tags")?,
+        enabled: body.bool("enabled")?,
+        key_material: body.string("key")?.map(crate::auth::Secret::new),
+    })
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    Operator(caller): Operator,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let server = ops::add_server(&st.store, new_server(&body)?, &caller.actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(dto(&server, st.settings.poll_interval_secs)),
     ))
+}
+
+/// A check's answer: 200 either way, so a form can show the message of a bad value without
+/// a failed request. The message is the one create or edit would give.
+fn verdict(result: Result<(), ApiError>) -> Result<Json<Value>, ApiError> {
+    match result {
+        Ok(()) => Ok(Json(json!({ "valid": true }))),
+        Err(
+            ApiError::BadRequest { field, message }
+            | ApiError::Conflict { field, message }
+            | ApiError::NotFound { field, message },
+        ) => Ok(Json(
+            json!({ "valid": false, "field": field, "error": format!("{field}: {message}") }),
+        )),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST /api/servers/validate`: would this create succeed? Saves nothing, logs nothing.
+pub async fn validate_new(
+    State(st): State<AppState>,
+    _: Operator,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    verdict(
+        async {
+            let new = new_server(&body)?;
+            ops::check_new_server(&st.store, &new).await?;
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// `POST /api/servers/{id}/validate`: would this edit succeed? Saves nothing, logs nothing.
+pub async fn validate_update(
+    State(st): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    st.store.server(id).await?;
+    verdict(
+        async {
+            let patch = server_patch(&body)?;
+            ops::check_server_update(&st.store, id, &patch).await?;
+            Ok(())
+        }
+        .await,
+    )
 }
 
 pub async fn show(
@@ -95,18 +166,7 @@ pub async fn update(
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
-    body.only(FIELDS)?;
-    let patch = ServerPatch {
-        name: body.string("name")?,
-        host: body.string("host")?,
-        port: body.port("port")?,
-        user: body.string("user")?,
-        key_path: body.string("key_path")?,
-        key_passphrase_env: body.nullable_string("key_passphrase_env")?,
-        tags: body.strings("tags")?,
-        enabled: body.bool("enabled")?,
-        key_material: body.string("key")?.map(crate::auth::Secret::new),
-    };
+    let patch = server_patch(&body)?;
     let server = ops::update_server(&st.store, id, patch, &caller.actor).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }

@@ -142,4 +142,13 @@ impl Store {
         let items = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         Ok((total, items))
     }
+
+    /// The activity types that occur in the log, for the activity page's filter.
+    pub async fn activity_types(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("select distinct type from activity order by type")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
 }

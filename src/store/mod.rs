@@ -4,6 +4,7 @@
 
 mod activity;
 mod auth;
+mod charts;
 mod samples;
 mod servers;
 
@@ -17,6 +18,7 @@ use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use auth::{TokenRow, UserRow};
+pub use charts::{DiskPoint, DiskSeries, Sparkline};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };

@@ -111,7 +111,7 @@ fn category_str(c: ContainerHealth) -> &'static str {
 }
 
 /// The `server_id` column as a UUID; a value that is not one means a hand-edited database.
-fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError> {
+pub(super) fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError> {
     let id: String = row.try_get("server_id")?;
     Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
         table,
@@ -119,11 +119,11 @@ fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError
     })
 }
 
-fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
+pub(super) fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
     Ok(row.try_get::<Option<f64>, _>(col)?)
 }
 
-fn opt_u(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
+pub(super) fn opt_u(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
     // avg() comes back as REAL, max() of an INTEGER column as INTEGER: accept both.
     if let Ok(v) = row.try_get::<Option<i64>, _>(col) {
         return Ok(i64_to_u64(v));

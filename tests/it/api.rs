@@ -291,13 +291,269 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
     assert!(page["total"].as_i64().unwrap_or(0) > 1);
 
-    let r = app.http.get(app.url("/")).send().await.expect("dashboard");
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r
+    // The dashboard's own series: each mount over time, every server's CPU sparkline.
+    let (status, dh) = app
+        .get(&format!("/api/servers/{id}/disks/history?period=1h"))
+        .await;
+    assert_eq!(status, 200, "{dh}");
+    let root = dh["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["mount"] == "/")
+        .unwrap_or_else(|| panic!("no / in {dh}"));
+    let root_now = d["items"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .find(|r| r["mount"] == "/")
+        .expect("/");
+    assert_eq!(root["points"].as_array().map(Vec::len), Some(1), "{root}");
+    assert_eq!(root["points"][0]["use_percent"], root_now["use_percent"]);
+    assert_eq!(root["points"][0]["total_bytes"], root_now["total_bytes"]);
+    let (status, sp) = app.get("/api/dashboard/sparklines?minutes=60").await;
+    assert_eq!(status, 200, "{sp}");
+    let items = sp["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "only the live server has samples: {sp}");
+    assert_eq!(items[0]["server_id"].as_str(), Some(id.as_str()));
+    assert_eq!(items[0]["points"][0][1], m["items"][0]["cpu_busy_percent"]);
+    let (status, bad) = app.get("/api/dashboard/sparklines?minutes=0").await;
+    assert_eq!((status, bad["field"].as_str()), (400, Some("minutes")));
+    let (_, types) = app.get("/api/activity/types").await;
+    let types: Vec<&str> = types["items"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        types.contains(&"server_added") && types.contains(&"server_offline"),
+        "{types:?}"
+    );
+    assert!(
+        !types.contains(&"user_login"),
+        "no login happened: {types:?}"
+    );
+
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_form_is_checked_without_saving_and_with_the_api_s_own_messages() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start().await;
+    let check = |body: String| {
+        let app = &app;
+        async move {
+            let (status, v) = app
+                .send(Method::POST, "/api/servers/validate", Some(&body))
+                .await;
+            assert_eq!(status, 200, "a check answers 200 either way: {v}");
+            v
+        }
+    };
+    let mut bad_port: Value = serde_json::from_str(&body(&sshd, "web-1")).expect("json");
+    bad_port["port"] = 70000.into();
+    let v = check(bad_port.to_string()).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["field"], "port");
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&bad_port.to_string()))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"], created["error"], "the same message as create");
+
+    let v = check(body(&sshd, "web-1")).await;
+    assert_eq!(v, serde_json::json!({ "valid": true }));
+    assert_eq!(
+        app.get("/api/servers").await.1["total"],
+        0,
+        "a check saves nothing"
+    );
+
+    let (status, created) = app
+        .send(Method::POST, "/api/servers", Some(&body(&sshd, "web-1")))
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().expect("id");
+    let v = check(body(&sshd, "web-1")).await;
+    assert_eq!(
+        (v["valid"].as_bool(), v["field"].as_str()),
+        (Some(false), Some("name"))
+    );
+
+    // An edit is checked as the edit would be: its own name is not a conflict, a bad host is.
+    let (status, v) = app
+        .send(
+            Method::POST,
+            &format!("/api/servers/{id}/validate"),
+            Some(r#"{"name":"web-1","host":"bad host!"}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["field"], "host", "{v}");
+    let before = common::count(&app.store, "select count(*) from activity").await;
+    let (_, v) = app
+        .send(
+            Method::POST,
+            &format!("/api/servers/{id}/validate"),
+            Some(r#"{"tags":["db"]}"#),
+        )
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(
+        common::count(&app.store, "select count(*) from activity").await,
+        before,
+        "a check is not an action: nothing in the activity log"
+    );
+    assert_eq!(
+        app.get(&format!("/api/servers/{id}")).await.1["tags"],
+        serde_json::json!(["prod", "web"])
+    );
+
+    // A viewer may not check (it would tell which key files exist on the poller).
+    let (_, secret) = fleetpoll::ops::create_token(
+        &app.store,
+        "a-viewer",
+        fleetpoll::auth::Role::Viewer,
+        None,
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("token");
+    let r = app
+        .anon
+        .post(app.url("/api/servers/validate"))
+        .bearer_auth(secret.expose())
+        .header("content-type", "application/json")
+        .body(body(&sshd, "web-2"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 403);
+    let me: Value = app
+        .anon
+        .get(app.url("/api/auth/me"))
+        .bearer_auth(secret.expose())
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        me,
+        serde_json::json!({ "name": "a-viewer", "kind": "token", "role": "viewer" })
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_session_and_assets_are_embedded_and_cached_by_version() {
+    let app = TestApp::start().await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (path, next) in [
+        ("/", "/"),
+        (
+            "/activity?type=server_added",
+            "/activity%3Ftype%3Dserver_added",
+        ),
+        (
+            "/servers/00000000-0000-0000-0000-000000000000",
+            "/servers/00000000-0000-0000-0000-000000000000",
+        ),
+    ] {
+        let r = no_redirect.get(app.url(path)).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        assert_eq!(
+            r.headers()["location"].to_str().ok(),
+            Some(format!("/login?next={next}").as_str())
+        );
+    }
+    let login = no_redirect
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 200);
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let html = login.text().await.expect("html");
+    let js_path = html
+        .split('"')
+        .find(|s| s.starts_with("/assets/app.js?v="))
+        .expect("the login page links the script by version")
+        .to_string();
+
+    let page = app
+        .http
+        .get(app.url("/activity"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(
+        page.status().as_u16(),
+        200,
+        "a session (here a bearer token) gets the page"
+    );
+    assert!(page.text().await.expect("html").contains(&js_path));
+
+    let js = app.anon.get(app.url(&js_path)).send().await.expect("js");
+    assert_eq!(js.status().as_u16(), 200);
+    assert_eq!(
+        js.headers()["cache-control"].to_str().ok(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/javascript"));
+    let etag = js.headers()["etag"].to_str().expect("etag").to_string();
+    assert!(js
         .text()
         .await
-        .expect("html")
+        .expect("js")
         .contains("/api/dashboard/summary"));
+    let stale = app
+        .anon
+        .get(app.url("/assets/app.js?v=old"))
+        .send()
+        .await
+        .expect("js");
+    assert_eq!(
+        stale.headers()["cache-control"].to_str().ok(),
+        Some("no-cache")
+    );
+    let again = app
+        .anon
+        .get(app.url("/assets/app.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("js");
+    assert_eq!(again.status().as_u16(), 304);
+    let missing = app
+        .anon
+        .get(app.url("/assets/nope.js"))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status().as_u16(), 404);
+    let icon = no_redirect
+        .get(app.url("/favicon.ico"))
+        .send()
+        .await
+        .expect("icon");
+    assert_eq!(icon.status().as_u16(), 308);
     app.stop().await;
 }
 

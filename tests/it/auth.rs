@@ -69,8 +69,22 @@ const ROUTES: &[(&str, &str, Role)] = &[
         "/api/servers/00000000-0000-4000-8000-000000000000/containers/x/metrics",
         Role::Viewer,
     ),
+    (
+        "GET",
+        "/api/servers/00000000-0000-4000-8000-000000000000/disks/history",
+        Role::Viewer,
+    ),
+    ("GET", "/api/dashboard/sparklines", Role::Viewer),
     ("GET", "/api/activity", Role::Viewer),
+    ("GET", "/api/activity/types", Role::Viewer),
+    ("GET", "/api/auth/me", Role::Viewer),
     ("GET", "/metrics", Role::Viewer),
+    ("POST", "/api/servers/validate", Role::Operator),
+    (
+        "POST",
+        "/api/servers/00000000-0000-4000-8000-000000000000/validate",
+        Role::Operator,
+    ),
     ("POST", "/api/servers", Role::Operator),
     (
         "PATCH",

@@ -1,0 +1,879 @@
+// fleetpoll dashboard: plain DOM and SVG, no framework, no requests beyond this server's API.
+// Every page keeps its state (filters, sort, period, zoom, paging) in the URL, so a reload or a
+// shared link shows the same thing, and auto-refresh redraws from that state.
+"use strict";
+
+const REFRESH_MS = 15000;
+const SVGNS = "http://www.w3.org/2000/svg";
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
+
+// ---------- small helpers ----------
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+/// `el("td", {class: "x", text: "hi", "data-id": 1, onclick: f}, child...)`
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  setAttrs(e, attrs);
+  for (const c of children.flat()) if (c != null) e.append(c);
+  return e;
+}
+
+function svgEl(tag, attrs = {}) {
+  const e = document.createElementNS(SVGNS, tag);
+  setAttrs(e, attrs);
+  return e;
+}
+
+function setAttrs(e, attrs) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+}
+
+const fmtPct = v => (v == null ? "–" : v.toFixed(1) + "%");
+const fmtNum = (v, d = 2) => (v == null ? "–" : Number(v).toFixed(d));
+
+function fmtBytes(v) {
+  if (v == null) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  let x = Number(v);
+  while (Math.abs(x) >= 1024 && i < units.length - 1) { x /= 1024; i++; }
+  return (i === 0 ? x.toFixed(0) : x.toFixed(x < 10 ? 2 : 1)) + " " + units[i];
+}
+
+function fmtTime(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+function fmtAgo(iso) {
+  if (!iso) return "never";
+  const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 0) return "just now";
+  if (s < 90) return s + " s ago";
+  if (s < 5400) return Math.round(s / 60) + " min ago";
+  if (s < 129600) return Math.round(s / 3600) + " h ago";
+  return Math.round(s / 86400) + " d ago";
+}
+
+function fmtDuration(secs) {
+  if (secs == null) return "–";
+  const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600), m = Math.floor((secs % 3600) / 60);
+  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+}
+
+function params() { return new URLSearchParams(location.search); }
+
+/// Replaces the URL's query with the non-empty values of `obj` (no new history entry).
+function setParams(obj) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(obj)) if (v != null && v !== "") q.set(k, v);
+  const s = q.toString();
+  history.replaceState(null, "", location.pathname + (s ? "?" + s : ""));
+}
+
+function banner(message) {
+  const b = $("#banner");
+  if (!b) return;
+  b.textContent = message || "";
+  b.hidden = !message;
+}
+
+class HttpError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `request failed (${status})`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+function toLogin() {
+  location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, init);
+  if (r.status === 401) {
+    toLogin();
+    throw new HttpError(401, { error: "your session ended; log in again" });
+  }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new HttpError(r.status, data);
+  return data;
+}
+
+/// Runs `load` now and every REFRESH_MS while the tab is visible; counts successes on <body>.
+function autoRefresh(load) {
+  let timer = null;
+  let running = false;
+  async function tick() {
+    clearTimeout(timer);
+    if (running) return;
+    running = true;
+    try {
+      await load();
+      banner("");
+      const b = document.body;
+      b.dataset.refreshes = String(Number(b.dataset.refreshes || 0) + 1);
+      b.dataset.ready = "1";
+      const u = $("#updated");
+      if (u) u.textContent = "updated " + new Date().toLocaleTimeString();
+    } catch (e) {
+      if (e.status !== 401) banner("Could not load: " + e.message);
+    } finally {
+      running = false;
+      timer = setTimeout(tick, REFRESH_MS);
+    }
+  }
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
+  tick();
+  return tick;
+}
+
+// ---------- session ----------
+
+let ME = { name: "", role: "viewer" };
+const canOperate = () => ME.role === "operator" || ME.role === "admin";
+
+async function loadMe() {
+  ME = await api("/api/auth/me");
+  $("#whoami").textContent = `${ME.name} (${ME.role})`;
+  document.body.dataset.role = ME.role;
+}
+
+// ---------- charts ----------
+
+/// Nice round tick values between lo and hi.
+function ticks(lo, hi, count = 4) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= raw) || raw;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+  return out;
+}
+
+function timeTickLabel(t, spanMs) {
+  const d = new Date(t);
+  if (spanMs <= 15 * 60e3) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  if (spanMs <= 2 * 86400e3) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+}
+
+/// A line chart. `rows` is `[{t: ms, v: [value per series]}]`, oldest first; `series` is
+/// `[{name, label, fmt, axis: "left"|"right"}]`. The element carries `data-points` = rows drawn.
+/// Dragging across the plot calls `onZoom(sinceMs, untilMs)`.
+function lineChart({ key, title, series, rows, yMax, exportName, onZoom }) {
+  const box = el("div", { class: "chart", "data-chart": key, "data-points": rows.length });
+  const head = el("div", { class: "chart-head" },
+    el("span", { class: "title", text: title }),
+    el("span", { class: "legend" }, series.map((s, i) => el("span", {}, legendSwatch(i), s.label))),
+    el("span", { class: "spacer" }),
+    el("button", { type: "button", class: "export-csv", text: "CSV", title: "Download the shown data as CSV",
+      onclick: () => downloadCsv(exportName, series, rows) }));
+  const svg = svgEl("svg", { role: "img", "aria-label": title });
+  const tip = el("div", { class: "tooltip", hidden: true });
+  box.append(head, svg, tip);
+  if (!rows.length) box.append(el("div", { class: "empty", text: "no samples in this range" }));
+  // Drawn once the element has a width; redrawn when it changes.
+  let lastWidth = 0;
+  const draw = () => {
+    const w = svg.clientWidth;
+    if (!w || w === lastWidth) return;
+    lastWidth = w;
+    drawLines(svg, tip, { series, rows, yMax, onZoom, width: w, height: svg.clientHeight || 180 });
+  };
+  new ResizeObserver(draw).observe(svg);
+  return box;
+}
+
+function legendSwatch(i) {
+  const s = el("i");
+  s.style.background = COLORS[i % COLORS.length];
+  return s;
+}
+
+function drawLines(svg, tip, { series, rows, yMax, onZoom, width: W, height: H }) {
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const hasRight = series.some(s => s.axis === "right");
+  const m = { l: 52, r: hasRight ? 60 : 10, t: 8, b: 22 };
+  const pw = Math.max(10, W - m.l - m.r), ph = Math.max(10, H - m.t - m.b);
+  const t0 = rows.length ? rows[0].t : Date.now() - 3600e3;
+  const t1 = rows.length > 1 ? rows[rows.length - 1].t : t0 + 60e3;
+  const x = t => m.l + ((t - t0) / (t1 - t0 || 1)) * pw;
+  const tAt = px => t0 + ((px - m.l) / pw) * (t1 - t0);
+
+  const scale = axis => {
+    const idx = series.map((s, i) => ((s.axis || "left") === axis ? i : -1)).filter(i => i >= 0);
+    let hi = 0;
+    for (const r of rows) for (const i of idx) if (r.v[i] != null && r.v[i] > hi) hi = r.v[i];
+    if (axis === "left" && yMax != null) hi = Math.max(yMax, hi);
+    // An all-zero series still gets a readable axis (bytes: up to 1 KiB, not fractions of a byte).
+    if (hi <= 0) hi = idx.some(i => series[i].tick === fmtBytes) ? 1024 : 1;
+    const tk = ticks(0, hi);
+    const top = Math.max(hi, tk[tk.length - 1]);
+    return { idx, top, tk, y: v => m.t + ph - (v / top) * ph };
+  };
+  const left = scale("left");
+  const right = hasRight ? scale("right") : null;
+
+  for (const v of left.tk) {
+    const yy = left.y(v);
+    svg.append(svgEl("line", { class: "grid", x1: m.l, x2: m.l + pw, y1: yy, y2: yy }));
+    const lab = svgEl("text", { x: m.l - 4, y: yy + 3, "text-anchor": "end" });
+    lab.textContent = (series[left.idx[0]] || {}).tick ? series[left.idx[0]].tick(v) : String(+v.toFixed(2));
+    svg.append(lab);
+  }
+  if (right) for (const v of right.tk) {
+    const lab = svgEl("text", { x: m.l + pw + 4, y: right.y(v) + 3 });
+    lab.textContent = series[right.idx[0]].tick ? series[right.idx[0]].tick(v) : String(v);
+    svg.append(lab);
+  }
+  const span = t1 - t0;
+  for (let i = 0; i <= 4; i++) {
+    const t = t0 + (span * i) / 4;
+    const lab = svgEl("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" });
+    lab.textContent = timeTickLabel(t, span);
+    svg.append(lab);
+  }
+  series.forEach((s, si) => {
+    const y = (s.axis === "right" ? right : left).y;
+    // A gap in the data (null) breaks the line rather than bridging it.
+    let pts = [];
+    const flush = () => {
+      if (pts.length === 1) svg.append(svgEl("circle", { cx: pts[0][0], cy: pts[0][1], r: 1.8, fill: COLORS[si % COLORS.length] }));
+      else if (pts.length) svg.append(svgEl("polyline", { class: "series", stroke: COLORS[si % COLORS.length], points: pts.map(p => p.join(",")).join(" ") }));
+      pts = [];
+    };
+    for (const r of rows) {
+      if (r.v[si] == null) flush();
+      else pts.push([x(r.t).toFixed(1), y(r.v[si]).toFixed(1)]);
+    }
+    flush();
+  });
+
+  const cursor = svgEl("line", { class: "cursor", y1: m.t, y2: m.t + ph, visibility: "hidden" });
+  const sel = svgEl("rect", { class: "selection", y: m.t, height: ph, width: 0, visibility: "hidden" });
+  const plot = svgEl("rect", { class: "plot", x: m.l, y: m.t, width: pw, height: ph });
+  svg.append(cursor, sel, plot);
+
+  const localX = ev => {
+    const b = svg.getBoundingClientRect();
+    return Math.min(m.l + pw, Math.max(m.l, ((ev.clientX - b.left) / b.width) * W));
+  };
+  const nearest = px => {
+    if (!rows.length) return null;
+    const t = tAt(px);
+    let best = rows[0];
+    for (const r of rows) if (Math.abs(r.t - t) < Math.abs(best.t - t)) best = r;
+    return best;
+  };
+  let dragFrom = null;
+  plot.addEventListener("pointermove", ev => {
+    const px = localX(ev);
+    const r = nearest(px);
+    if (r) {
+      const cx = x(r.t);
+      cursor.setAttribute("x1", cx); cursor.setAttribute("x2", cx); cursor.setAttribute("visibility", "visible");
+      tip.replaceChildren(el("div", { text: fmtTime(new Date(r.t).toISOString()) }),
+        ...series.map((s, i) => el("div", {}, legendSwatch(i), `${s.label}: ${r.v[i] == null ? "–" : s.fmt(r.v[i])}`)));
+      tip.hidden = false;
+      const b = svg.getBoundingClientRect();
+      const scaleX = b.width / W;
+      const left = svg.offsetLeft + cx * scaleX;
+      tip.style.top = (svg.offsetTop + 6) + "px";
+      tip.style.left = (left + 12 + tip.offsetWidth > svg.offsetLeft + b.width ? left - tip.offsetWidth - 12 : left + 12) + "px";
+    }
+    if (dragFrom != null) {
+      const a = Math.min(dragFrom, px), w = Math.abs(px - dragFrom);
+      sel.setAttribute("x", a); sel.setAttribute("width", w); sel.setAttribute("visibility", "visible");
+    }
+  });
+  plot.addEventListener("pointerleave", () => {
+    cursor.setAttribute("visibility", "hidden");
+    tip.hidden = true;
+  });
+  plot.addEventListener("pointerdown", ev => {
+    if (ev.button !== 0 || rows.length < 2) return;
+    dragFrom = localX(ev);
+    plot.setPointerCapture(ev.pointerId);
+  });
+  const endDrag = ev => {
+    if (dragFrom == null) return;
+    const px = localX(ev);
+    const from = dragFrom;
+    dragFrom = null;
+    sel.setAttribute("visibility", "hidden");
+    // A click (or a tiny wobble) is not a zoom.
+    if (Math.abs(px - from) < 10 || !onZoom) return;
+    const a = tAt(Math.min(from, px)), b = tAt(Math.max(from, px));
+    onZoom(Math.floor(a), Math.ceil(b));
+  };
+  plot.addEventListener("pointerup", endDrag);
+  plot.addEventListener("pointercancel", () => { dragFrom = null; sel.setAttribute("visibility", "hidden"); });
+}
+
+function csvCell(v) {
+  const s = String(v);
+  return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+}
+
+/// The shown rows as CSV: RFC 3339 UTC time, then one column per series.
+function toCsv(series, rows) {
+  const lines = [["time", ...series.map(s => s.name)].map(csvCell).join(",")];
+  for (const r of rows) lines.push([new Date(r.t).toISOString(), ...r.v.map(v => (v == null ? "" : v))].map(csvCell).join(","));
+  return lines.join("\n") + "\n";
+}
+
+function downloadCsv(name, series, rows) {
+  const url = URL.createObjectURL(new Blob([toCsv(series, rows)], { type: "text/csv" }));
+  const a = el("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function sparkline(points) {
+  const vals = points.filter(p => p[1] != null);
+  const svg = svgEl("svg", { class: "sparkline", viewBox: "0 0 100 24", preserveAspectRatio: "none", "data-points": vals.length });
+  if (vals.length === 1) {
+    svg.append(svgEl("circle", { cx: 50, cy: 23 - (Math.min(100, Math.max(0, vals[0][1])) / 100) * 22, r: 1.5, fill: "#1f4e79" }));
+  } else if (vals.length) {
+    const t0 = new Date(points[0][0]).getTime(), t1 = new Date(points[points.length - 1][0]).getTime();
+    const xs = p => (t1 > t0 ? ((new Date(p[0]).getTime() - t0) / (t1 - t0)) * 100 : 50);
+    const ys = v => 23 - (Math.min(100, Math.max(0, v)) / 100) * 22;
+    svg.append(svgEl("polyline", { points: vals.map(p => `${xs(p).toFixed(1)},${ys(p[1]).toFixed(1)}`).join(" ") }));
+    const lo = Math.min(...vals.map(p => p[1])), hi = Math.max(...vals.map(p => p[1]));
+    const t = svgEl("title");
+    t.textContent = `CPU, last hour: ${lo.toFixed(1)}–${hi.toFixed(1)}%`;
+    svg.append(t);
+  }
+  return svg;
+}
+
+// ---------- server form (add and edit) ----------
+
+/// Opens the add/edit form over the page. `server` is null to add. Checks with the API's
+/// validate endpoint first, so a bad value shows the API's own message without a failed request.
+function openServerForm(server, onDone) {
+  const close = () => overlay.remove();
+  const field = (name, label, attrs = {}, hint) => [
+    el("label", { for: "sf-" + name, text: label }),
+    attrs.textarea
+      ? el("textarea", { id: "sf-" + name, name, placeholder: attrs.placeholder, autocomplete: "off", spellcheck: "false" })
+      : el("input", { id: "sf-" + name, name, type: "text", autocomplete: "off", spellcheck: "false", ...attrs }),
+    hint ? el("div", { class: "hint", text: hint }) : null,
+  ];
+  const error = el("div", { id: "server-form-error", class: "form-error", role: "alert" });
+  const form = el("form", { id: "server-form", class: "panel", novalidate: true },
+    el("h2", { text: server ? `Edit ${server.name}` : "Add a server" }),
+    el("div", { class: "form-grid" },
+      field("name", "Name", { required: true }),
+      field("host", "Host", { required: true, placeholder: "db1.example.org or 10.0.0.5" }),
+      field("port", "Port", { inputmode: "numeric", placeholder: "22" }),
+      field("user", "User", { required: true }),
+      field("key_path", "Key file", { placeholder: "/home/fleetpoll/.ssh/id_ed25519" }, "A private key file on the poller's machine"),
+      field("key", "Or the key", { textarea: true, placeholder: "-----BEGIN OPENSSH PRIVATE KEY-----" },
+        server && server.key_stored ? "A key is stored (encrypted); paste a new one to replace it" : "Stored encrypted in the database"),
+      field("tags", "Tags", { placeholder: "web, eu-west" }, "Comma separated")),
+    error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "cancel", text: "Cancel", onclick: close }),
+      el("button", { type: "submit", class: "primary", text: server ? "Save" : "Add server" })));
+  const overlay = el("div", { class: "overlay" }, form);
+  const input = n => form.elements.namedItem(n);
+  if (server) {
+    input("name").value = server.name;
+    input("host").value = server.host;
+    input("port").value = String(server.port);
+    input("user").value = server.user;
+    input("key_path").value = server.key_path || "";
+    input("tags").value = (server.tags || []).join(", ");
+  }
+  overlay.addEventListener("keydown", ev => { if (ev.key === "Escape") close(); });
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    $$(".invalid", form).forEach(e => e.classList.remove("invalid"));
+    error.textContent = "";
+    const body = {};
+    const text = n => input(n).value.trim();
+    const port = text("port");
+    const values = {
+      name: text("name"), host: text("host"), user: text("user"), key_path: text("key_path"),
+      // A number when it is one, else as typed, so the API names what is wrong with it.
+      port: port === "" ? null : /^\d+$/.test(port) ? Number(port) : port,
+      tags: text("tags").split(",").map(t => t.trim()).filter(Boolean),
+    };
+    if (server) {
+      for (const k of ["name", "host", "user", "key_path"]) if (values[k] !== (k === "key_path" ? server.key_path || "" : server[k])) body[k] = values[k];
+      if (values.port != null && values.port !== server.port) body.port = values.port;
+      if (values.tags.join(",") !== (server.tags || []).join(",")) body.tags = values.tags;
+    } else {
+      for (const k of ["name", "host", "user"]) body[k] = values[k];
+      if (values.key_path) body.key_path = values.key_path;
+      if (values.port != null) body.port = values.port;
+      if (values.tags.length) body.tags = values.tags;
+    }
+    if (input("key").value.trim()) body.key = input("key").value;
+    const base = server ? `/api/servers/${server.id}` : "/api/servers";
+    const submit = $("button[type=submit]", form);
+    submit.disabled = true;
+    try {
+      const check = await api(base + "/validate", { method: "POST", body });
+      if (!check.valid) {
+        error.textContent = check.error;
+        const f = input(check.field);
+        if (f && f.classList) { f.classList.add("invalid"); f.setAttribute("aria-invalid", "true"); f.focus(); }
+        return;
+      }
+      const saved = await api(base, { method: server ? "PATCH" : "POST", body });
+      close();
+      onDone(saved);
+    } catch (e) {
+      error.textContent = e.message;
+      const f = e.body && e.body.field && input(e.body.field);
+      if (f && f.classList) f.classList.add("invalid");
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  document.body.append(overlay);
+  input("name").focus();
+}
+
+// ---------- overview ----------
+
+const HEALTH_RANK = { critical: 0, offline: 1, warning: 2, unknown: 3, healthy: 4 };
+const STATUSES = ["online", "offline", "stale", "unknown", "disabled", "host_key_changed"];
+const HEALTHS = ["healthy", "warning", "critical", "offline", "unknown"];
+const CARDS = [
+  ["total_servers", "Servers"], ["online_servers", "Online"], ["offline_servers", "Offline"], ["stale_servers", "Stale"],
+  ["total_containers", "Containers"], ["running_containers", "Running"], ["stopped_containers", "Stopped"],
+  ["error_containers", "Failed"], ["avg_cpu_percent", "Avg CPU", fmtPct], ["avg_memory_percent", "Avg memory", fmtPct],
+  ["avg_disk_percent", "Avg disk", fmtPct],
+];
+const ROW_LIMIT = 300;
+
+function select(id, label, options, value) {
+  const s = el("select", { id, "aria-label": label });
+  for (const [v, text] of options) s.append(el("option", { value: v, text }));
+  s.value = value || "";
+  return s;
+}
+
+async function overviewPage() {
+  const q = params();
+  const state = {
+    q: q.get("q") || "", status: q.get("status") || "", tag: q.get("tag") || "", health: q.get("health") || "",
+    sort: q.get("sort") || "health", dir: q.get("dir") || "asc", all: false,
+  };
+  let data = null;
+  let sparks = new Map();
+  let sparksAt = 0;
+
+  const text = el("input", { id: "filter-text", type: "search", placeholder: "Filter by name, host or tag", value: state.q });
+  const status = select("filter-status", "Status", [["", "Any status"], ...STATUSES.map(s => [s, s.replace(/_/g, " ")])], state.status);
+  const health = select("filter-health", "Health", [["", "Any health"], ...HEALTHS.map(h => [h, h])], state.health);
+  const tag = select("filter-tag", "Tag", [["", "Any tag"]], state.tag);
+  const shown = el("span", { id: "shown-count", class: "muted" });
+  const toolbar = el("div", { class: "toolbar" }, text, status, health, tag, shown, el("span", { class: "spacer" }));
+  if (canOperate()) toolbar.append(el("button", { id: "add-server", type: "button", class: "primary", text: "Add server",
+    onclick: () => openServerForm(null, () => refresh()) }));
+  const cols = [["name", "Server"], ["health", "Health"], ["status", "Status"], ["cpu", "CPU", "num"], ["memory", "Memory", "num"],
+    ["disk", "Disk", "num"], [null, "Last hour", "hide-narrow"], ["last", "Last poll"], [null, "Reason"]];
+  const thead = el("tr", {}, cols.map(([k, label, cls]) => el("th", { "data-sort": k, class: cls, text: label })));
+  const tbody = el("tbody");
+  const more = el("button", { type: "button", id: "show-all", hidden: true, onclick: () => { state.all = true; draw(); } });
+  const cards = el("div", { id: "cards", class: "cards" });
+  $("#main").replaceChildren(el("h1", { text: "Fleet" }), cards, toolbar,
+    el("div", { class: "table-wrap" }, el("table", { id: "servers" }, el("thead", {}, thead), tbody)), more);
+
+  const save = () => setParams({ q: state.q, status: state.status, tag: state.tag, health: state.health,
+    sort: state.sort === "health" ? "" : state.sort, dir: state.dir === "asc" ? "" : state.dir });
+  text.addEventListener("input", () => { state.q = text.value.trim(); save(); draw(); });
+  for (const [e, k] of [[status, "status"], [health, "health"], [tag, "tag"]]) e.addEventListener("change", () => { state[k] = e.value; save(); draw(); });
+  for (const th of $$("th[data-sort]", thead)) {
+    if (!th.dataset.sort) { th.removeAttribute("data-sort"); continue; }
+    th.addEventListener("click", () => {
+      state.dir = state.sort === th.dataset.sort && state.dir === "asc" ? "desc" : "asc";
+      state.sort = th.dataset.sort;
+      save();
+      draw();
+    });
+  }
+
+  const sortKey = {
+    name: s => s.name.toLowerCase(), health: s => HEALTH_RANK[s.health] ?? 9, status: s => s.status,
+    cpu: s => s.cpu_percent ?? -1, memory: s => s.memory_percent ?? -1, disk: s => s.disk_percent ?? -1,
+    last: s => (s.last_sample_at ? new Date(s.last_sample_at).getTime() : 0),
+  };
+
+  function draw() {
+    if (!data) return;
+    cards.replaceChildren(...CARDS.map(([k, label, fmt]) =>
+      el("div", { class: "card", "data-key": k }, label, el("span", { class: "value", text: fmt ? fmt(data[k]) : String(data[k] ?? "–") }))));
+    const tags = [...new Set(data.servers.flatMap(s => s.tags))].sort();
+    const want = state.tag;
+    tag.replaceChildren(el("option", { value: "", text: "Any tag" }), ...tags.map(t => el("option", { value: t, text: t })));
+    tag.value = tags.includes(want) ? want : "";
+    const needle = state.q.toLowerCase();
+    const rows = data.servers.filter(s =>
+      (!needle || s.name.toLowerCase().includes(needle) || s.host.toLowerCase().includes(needle) || s.tags.some(t => t.toLowerCase().includes(needle))) &&
+      (!state.status || s.status === state.status) && (!state.health || s.health === state.health) &&
+      (!state.tag || s.tags.includes(state.tag)));
+    const key = sortKey[state.sort] || sortKey.health;
+    const sign = state.dir === "desc" ? -1 : 1;
+    rows.sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : a.name.localeCompare(b.name)) * sign; });
+    for (const th of $$("th[data-sort]", thead)) {
+      th.classList.toggle("sorted-asc", th.dataset.sort === state.sort && state.dir === "asc");
+      th.classList.toggle("sorted-desc", th.dataset.sort === state.sort && state.dir === "desc");
+    }
+    const visible = state.all ? rows : rows.slice(0, ROW_LIMIT);
+    tbody.replaceChildren(...visible.map(s => el("tr", { class: "server-row", "data-id": s.id, "data-name": s.name, "data-status": s.status, "data-health": s.health },
+      el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }), el("div", { class: "muted", text: s.tags.join(", ") })),
+      el("td", {}, el("span", { class: "badge " + s.health, text: s.health })),
+      el("td", { class: "status", text: s.status.replace(/_/g, " ") }),
+      el("td", { class: "cpu num", text: fmtPct(s.cpu_percent) }),
+      el("td", { class: "memory num", text: fmtPct(s.memory_percent) }),
+      el("td", { class: "disk num", text: fmtPct(s.disk_percent) }),
+      el("td", { class: "spark hide-narrow" }, sparkline(sparks.get(s.id) || [])),
+      el("td", { class: "last-poll", title: fmtTime(s.last_sample_at), text: fmtAgo(s.last_sample_at) }),
+      el("td", { class: "reason", text: s.reason || "" }))));
+    if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: cols.length, class: "muted", text: data.servers.length ? "No server matches the filter." : "No servers yet." })));
+    shown.textContent = `${rows.length} of ${data.servers.length} servers`;
+    more.hidden = visible.length === rows.length;
+    more.textContent = `Show all ${rows.length} servers`;
+  }
+
+  async function load() {
+    data = await api("/api/dashboard/summary");
+    // For a large fleet the sparklines are one heavier query: once a minute is enough there.
+    if (data.servers.length <= 500 || Date.now() - sparksAt > 60000) {
+      const s = await api("/api/dashboard/sparklines?minutes=60&points=30");
+      sparks = new Map(s.items.map(i => [i.server_id, i.points]));
+      sparksAt = Date.now();
+    }
+    draw();
+  }
+  const refresh = autoRefresh(load);
+}
+
+// ---------- server page ----------
+
+const PERIODS = ["1h", "24h", "7d", "30d"];
+
+async function serverPage(id) {
+  const q = params();
+  const state = { period: PERIODS.includes(q.get("period")) ? q.get("period") : "1h", since: q.get("since"), until: q.get("until") };
+  const validZoom = () => state.since && state.until && !isNaN(Date.parse(state.since)) && !isNaN(Date.parse(state.until));
+  if (!validZoom()) { state.since = null; state.until = null; }
+  const save = () => setParams({ period: state.period === "1h" ? "" : state.period, since: state.since, until: state.until });
+
+  const title = el("span", { id: "server-name", text: "…" });
+  const healthBadge = el("span", { id: "server-health", class: "badge unknown", text: "…" });
+  const statusText = el("span", { id: "server-status", class: "muted" });
+  const facts = el("dl", { id: "server-facts", class: "facts" });
+  const actions = el("div", { class: "toolbar" });
+  const periodBox = el("div", { id: "period", class: "segmented" },
+    PERIODS.map(p => el("button", { type: "button", "data-period": p, text: p, onclick: () => { state.period = p; state.since = state.until = null; save(); refresh(); } })));
+  const resetZoom = el("button", { id: "reset-zoom", type: "button", text: "Reset zoom", hidden: true,
+    onclick: () => { state.since = state.until = null; save(); refresh(); } });
+  const rangeText = el("span", { class: "muted", id: "range" });
+  const charts = el("div", { class: "charts", id: "charts" });
+  const containerBody = el("tbody");
+  const containerCharts = el("div", { class: "charts", id: "container-charts" });
+  const containersSection = el("section", { id: "containers-section" },
+    el("h2", { text: "Containers" }),
+    el("div", { class: "table-wrap" }, el("table", { id: "containers" },
+      el("thead", {}, el("tr", {}, ["Name", "State", "CPU", "Memory (used / limit)", "Net I/O (rx / tx)", "Block I/O (read / write)", "PIDs", "Image"]
+        .map(h => el("th", { text: h })))), containerBody)),
+    el("h3", { class: "muted", text: "Per container" }), containerCharts);
+  $("#main").replaceChildren(el("h1", {}, title, healthBadge, statusText), facts, actions,
+    el("div", { class: "toolbar" }, periodBox, resetZoom, rangeText), charts, containersSection);
+
+  const zoomTo = (a, b) => {
+    state.since = new Date(a).toISOString();
+    state.until = new Date(b).toISOString();
+    save();
+    refresh();
+  };
+  let server = null;
+
+  function drawFacts(s, summary) {
+    document.title = `${s.name} – fleetpoll`;
+    title.textContent = s.name;
+    healthBadge.className = "badge " + summary.health;
+    healthBadge.textContent = summary.health;
+    statusText.textContent = s.status.replace(/_/g, " ") + (s.enabled ? "" : " (disabled)");
+    const p = s.platform || {};
+    const tool = t => (t && t.kind ? `${t.kind}${t.version ? " " + t.version : ""}` : "–");
+    const engine = p.engine ? `${p.engine.kind} ${p.engine.server || p.engine.client || ""} (${p.engine.access})` : "none found";
+    const platform = s.platform
+      ? `${p.os || "?"}, kernel ${p.kernel || "?"}, ${p.arch || "?"}, ${p.cpus ?? "?"} CPUs; top: ${tool(p.top)}, df: ${tool(p.df)}; containers: ${engine}`
+      : "not probed yet";
+    const hostKey = s.host_key_fingerprint
+      ? s.host_key_fingerprint + (s.pending_host_key_fingerprint ? ` (changed to ${s.pending_host_key_fingerprint}; not trusted)` : "")
+      : "not pinned yet (trusted on first connection)";
+    const rows = [
+      ["host", "Address", `${s.host}:${s.port}`], ["user", "User", s.user],
+      ["key", "Client key", s.key_stored ? `stored, ${s.key_fingerprint || ""}` : `${s.key_path || "–"}${s.key_fingerprint ? ", " + s.key_fingerprint : ""}`],
+      ["platform", "Platform", platform], ["host_key", "Host key", hostKey], ["tags", "Tags", s.tags.join(", ") || "–"],
+      ["last_sample", "Last sample", s.last_sample_at ? `${fmtTime(s.last_sample_at)} (${fmtAgo(s.last_sample_at)})` : "never"],
+      ["uptime", "Uptime", fmtDuration(summary.uptime)],
+      ["reason", "Last failure", s.reason || "–"],
+    ];
+    facts.replaceChildren(...rows.flatMap(([k, label, v]) => [el("dt", { text: label }), el("dd", { "data-fact": k, text: v })]));
+  }
+
+  function drawActions(s) {
+    if (!canOperate()) return actions.replaceChildren();
+    const confirmBox = el("span", { class: "confirm", hidden: true },
+      `Remove ${s.name} and all its samples?`,
+      el("button", { id: "confirm-remove", type: "button", class: "danger", text: "Remove", onclick: async () => {
+        try { await api(`/api/servers/${s.id}`, { method: "DELETE" }); location.href = "/"; } catch (e) { banner(e.message); }
+      } }),
+      el("button", { type: "button", text: "Keep", onclick: () => { confirmBox.hidden = true; } }));
+    const buttons = [
+      el("button", { id: "edit-server", type: "button", text: "Edit", onclick: () => openServerForm(s, () => refresh()) }),
+      el("button", { id: "remove-server", type: "button", class: "danger", text: "Remove", onclick: () => { confirmBox.hidden = false; } }),
+    ];
+    if (s.status === "host_key_changed" || s.pending_host_key_fingerprint) {
+      buttons.push(el("button", { id: "trust-key", type: "button", text: "Trust the new host key", title: s.pending_host_key_fingerprint || "",
+        onclick: async () => { try { await api(`/api/servers/${s.id}/trust`, { method: "POST" }); refresh(); } catch (e) { banner(e.message); } } }));
+    }
+    actions.replaceChildren(...buttons, confirmBox);
+  }
+
+  const pctSeries = (name, label) => ({ name, label, fmt: v => v.toFixed(1) + "%", tick: v => v + "%" });
+  const bytesSeries = (name, label, axis) => ({ name, label, axis, fmt: fmtBytes, tick: fmtBytes });
+  const numSeries = (name, label) => ({ name, label, fmt: v => v.toFixed(2) });
+
+  async function load() {
+    const range = validZoom() ? `since=${encodeURIComponent(state.since)}&until=${encodeURIComponent(state.until)}` : `period=${state.period}`;
+    const points = Math.max(60, Math.min(600, Math.round((charts.clientWidth || 1200) / 2)));
+    const [s, metrics, disks, containers, summary] = await Promise.all([
+      api(`/api/servers/${id}`),
+      api(`/api/servers/${id}/metrics?${range}&points=${points}`),
+      api(`/api/servers/${id}/disks/history?${range}&points=${points}`),
+      api(`/api/servers/${id}/containers`),
+      api("/api/dashboard/summary"),
+    ]);
+    server = s;
+    const row = summary.servers.find(x => x.id === id) || { health: "unknown" };
+    const last = metrics.items[metrics.items.length - 1];
+    drawFacts(s, { health: row.health, uptime: last ? last.uptime_seconds : null });
+    drawActions(s);
+    for (const b of $$("button", periodBox)) b.classList.toggle("active", !validZoom() && b.dataset.period === state.period);
+    resetZoom.hidden = !validZoom();
+    rangeText.textContent = `${fmtTime(metrics.since)} – ${fmtTime(metrics.until)}`;
+
+    const m = metrics.items.map(p => ({ ...p, t: new Date(p.timestamp).getTime() }));
+    const base = `fleetpoll-${s.name}`;
+    const chartOf = (key, title, series, pick, yMax) => lineChart({
+      key, title, series, yMax, onZoom: zoomTo, exportName: `${base}-${key}.csv`,
+      rows: m.map(p => ({ t: p.t, v: pick(p) })),
+    });
+    // One row per time point across mounts: every mount is sampled by the same poll.
+    const mounts = disks.mounts.map(d => d.mount);
+    const byTime = new Map();
+    disks.mounts.forEach((d, i) => {
+      for (const p of d.points) {
+        const t = new Date(p.timestamp).getTime();
+        if (!byTime.has(t)) byTime.set(t, { t, v: mounts.map(() => null) });
+        byTime.get(t).v[i] = p.use_percent;
+      }
+    });
+    const diskRows = [...byTime.values()].sort((a, b) => a.t - b.t);
+    charts.replaceChildren(
+      chartOf("cpu", "CPU", [pctSeries("cpu_percent", "busy")], p => [p.cpu_busy_percent], 100),
+      chartOf("memory", "Memory", [pctSeries("memory_percent", "used")], p => [p.memory_percent], 100),
+      chartOf("swap", "Swap", [bytesSeries("swap_used_bytes", "used")], p => [p.swap_used_bytes]),
+      chartOf("load", "Load", [numSeries("load1", "1 min"), numSeries("load5", "5 min"), numSeries("load15", "15 min")], p => [p.load1, p.load5, p.load15]),
+      lineChart({ key: "disk", title: "Disk use", series: mounts.map(mt => pctSeries(mt, mt)), rows: diskRows, yMax: 100,
+        onZoom: zoomTo, exportName: `${base}-disk.csv` }));
+
+    containerBody.replaceChildren(...containers.items.map(c => el("tr", { class: "container-row", "data-name": c.name },
+      el("td", { text: c.name }),
+      el("td", { class: "state" }, el("span", { class: "badge " + (c.category === "running" ? "healthy" : c.category === "error" ? "critical" : "offline"), text: c.state }),
+        " ", el("span", { class: "muted", text: c.status_text })),
+      el("td", { class: "cpu num", text: fmtPct(c.cpu_percent) }),
+      el("td", { class: "mem num", text: `${fmtBytes(c.mem_used_bytes)} / ${c.mem_limit_bytes ? fmtBytes(c.mem_limit_bytes) : "no limit"}` }),
+      el("td", { class: "net num", text: `${fmtBytes(c.net_rx_bytes)} / ${fmtBytes(c.net_tx_bytes)}` }),
+      el("td", { class: "block num", text: `${fmtBytes(c.block_read_bytes)} / ${fmtBytes(c.block_write_bytes)}` }),
+      el("td", { class: "pids num", text: c.pids == null ? "–" : String(c.pids) }),
+      el("td", { class: "image", text: c.image || "" }))));
+    containersSection.hidden = !containers.items.length;
+    const shownContainers = containers.items.slice(0, 24);
+    const histories = await Promise.all(shownContainers.map(c =>
+      api(`/api/servers/${id}/containers/${encodeURIComponent(c.name)}/metrics?${range}&points=${Math.min(points, 300)}`)));
+    containerCharts.replaceChildren(...histories.map((h, i) => lineChart({
+      key: "container:" + shownContainers[i].name, title: shownContainers[i].name,
+      series: [pctSeries("cpu_percent", "CPU"), bytesSeries("mem_used_bytes", "memory", "right")],
+      rows: h.items.map(p => ({ t: new Date(p.timestamp).getTime(), v: [p.cpu_percent, p.mem_used_bytes] })),
+      onZoom: zoomTo, exportName: `${base}-container-${shownContainers[i].name}.csv`,
+    })));
+    if (containers.items.length > shownContainers.length) containerCharts.append(el("p", { class: "muted", text: `Charts for the first ${shownContainers.length} of ${containers.items.length} containers.` }));
+  }
+  const refresh = autoRefresh(load);
+}
+
+// ---------- activity ----------
+
+const PAGE_SIZE = 50;
+
+/// `datetime-local` value (viewer's zone) <-> RFC 3339 UTC.
+function localInput(iso) {
+  if (!iso || isNaN(Date.parse(iso))) return "";
+  const d = new Date(iso);
+  const p = n => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+const fromLocalInput = v => (v ? new Date(v).toISOString() : "");
+
+async function activityPage() {
+  const keys = ["type", "server_id", "actor", "severity", "since", "until"];
+  const q = params();
+  const state = Object.fromEntries(keys.map(k => [k, q.get(k) || ""]));
+  state.offset = Math.max(0, parseInt(q.get("offset") || "0", 10) || 0);
+
+  const fType = select("f-type", "Type", [["", "Any type"]], state.type);
+  const fServer = select("f-server", "Server", [["", "Any server"]], state.server_id);
+  const fActor = el("input", { id: "f-actor", type: "text", placeholder: "user:alice, system, cli:root", value: state.actor });
+  const fSeverity = select("f-severity", "Severity", [["", "Any severity"], ["info", "info"], ["warning", "warning"], ["critical", "critical"]], state.severity);
+  const fSince = el("input", { id: "f-since", type: "datetime-local", value: localInput(state.since) });
+  const fUntil = el("input", { id: "f-until", type: "datetime-local", value: localInput(state.until) });
+  const lab = (text, input) => el("label", {}, text, input);
+  const form = el("form", { id: "activity-filters", class: "filters" },
+    lab("Type", fType), lab("Server", fServer), lab("Actor", fActor), lab("Severity", fSeverity),
+    lab("From", fSince), lab("To", fUntil),
+    el("button", { type: "submit", class: "primary", text: "Apply" }),
+    el("button", { id: "f-reset", type: "button", text: "Reset" }));
+  const tbody = el("tbody");
+  const info = el("span", { id: "page-info", class: "muted" });
+  const prev = el("button", { id: "page-prev", type: "button", text: "‹ Newer" });
+  const next = el("button", { id: "page-next", type: "button", text: "Older ›" });
+  const csv = el("a", { id: "activity-csv", href: "/api/activity?format=csv", download: "fleetpoll-activity.csv", text: "Export CSV" });
+  $("#main").replaceChildren(el("h1", { text: "Activity" }), form,
+    el("div", { class: "pager" }, prev, next, info, el("span", { class: "spacer" }), csv),
+    el("div", { class: "table-wrap" }, el("table", { id: "activity" },
+      el("thead", {}, el("tr", {}, ["Time", "Severity", "Type", "Actor", "Server", "Message"].map(h => el("th", { text: h })))), tbody)));
+
+  const filterQuery = () => {
+    const p = new URLSearchParams();
+    for (const k of keys) if (state[k]) p.set(k, state[k]);
+    return p;
+  };
+  const save = () => setParams({ ...Object.fromEntries(filterQuery()), offset: state.offset || "" });
+  form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    Object.assign(state, {
+      type: fType.value, server_id: fServer.value, actor: fActor.value.trim(), severity: fSeverity.value,
+      since: fromLocalInput(fSince.value), until: fromLocalInput(fUntil.value), offset: 0,
+    });
+    save();
+    refresh();
+  });
+  $("#f-reset").addEventListener("click", () => {
+    for (const k of keys) state[k] = "";
+    state.offset = 0;
+    fType.value = fServer.value = fSeverity.value = "";
+    fActor.value = fSince.value = fUntil.value = "";
+    save();
+    refresh();
+  });
+  prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); save(); refresh(); });
+  next.addEventListener("click", () => { state.offset += PAGE_SIZE; save(); refresh(); });
+
+  let optionsLoaded = false;
+  async function loadOptions() {
+    const [types, servers] = await Promise.all([api("/api/activity/types"), api("/api/servers")]);
+    const keepType = state.type, keepServer = state.server_id;
+    const typeList = types.items.includes(keepType) || !keepType ? types.items : [...types.items, keepType];
+    fType.replaceChildren(el("option", { value: "", text: "Any type" }), ...typeList.map(t => el("option", { value: t, text: t.replace(/_/g, " ") })));
+    fType.value = keepType;
+    fServer.replaceChildren(el("option", { value: "", text: "Any server" }),
+      ...servers.items.sort((a, b) => a.name.localeCompare(b.name)).map(s => el("option", { value: s.id, text: s.name })));
+    fServer.value = keepServer;
+    optionsLoaded = true;
+  }
+
+  async function load() {
+    if (!optionsLoaded) await loadOptions();
+    const p = filterQuery();
+    p.set("limit", PAGE_SIZE);
+    p.set("offset", state.offset);
+    const d = await api("/api/activity?" + p.toString());
+    tbody.replaceChildren(...d.items.map(a => el("tr", { class: "activity-row", "data-id": a.id, "data-type": a.type, "data-severity": a.severity },
+      el("td", { class: "time", title: a.timestamp, text: fmtTime(a.timestamp) }),
+      el("td", { class: "severity" }, el("span", { class: "badge " + a.severity, text: a.severity })),
+      el("td", { class: "type", text: a.type }),
+      el("td", { class: "actor", text: a.actor + (a.details && a.details.source ? ` (${a.details.source})` : "") }),
+      el("td", { class: "server" }, a.server_id && a.server_name ? el("a", { href: `/servers/${a.server_id}`, text: a.server_name }) : (a.server_name || "")),
+      el("td", { class: "message", text: a.message }))));
+    if (!d.items.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No activity matches the filter." })));
+    const from = d.total ? d.offset + 1 : 0;
+    info.textContent = `${from}–${d.offset + d.items.length} of ${d.total}`;
+    prev.disabled = d.offset === 0;
+    next.disabled = d.offset + d.items.length >= d.total;
+    csv.href = "/api/activity?" + new URLSearchParams([["format", "csv"], ...filterQuery()]).toString();
+  }
+  const refresh = autoRefresh(load);
+}
+
+// ---------- login ----------
+
+function loginPage() {
+  const form = $("#login");
+  const next = params().get("next");
+  // Only a path on this server: never an open redirect.
+  const target = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const err = $("#error");
+    err.textContent = "";
+    const body = JSON.stringify({ username: $("#username").value, password: $("#password").value });
+    const r = await fetch("/api/auth/login", { method: "POST", headers: { "content-type": "application/json" }, body, credentials: "same-origin" });
+    if (r.ok) { location.href = target; return; }
+    const e = await r.json().catch(() => ({}));
+    err.textContent = e.error || `login failed (${r.status})`;
+  });
+  $("#username").focus();
+}
+
+// ---------- start ----------
+
+async function start() {
+  if (document.body.dataset.page === "login") return loginPage();
+  $("#tz").textContent = "Times in " + (Intl.DateTimeFormat().resolvedOptions().timeZone || "local time");
+  $("#logout").addEventListener("click", async () => {
+    try { await api("/api/auth/logout", { method: "POST" }); } finally { location.href = "/login"; }
+  });
+  try {
+    await loadMe();
+  } catch (e) {
+    if (e.status !== 401) banner("Could not load: " + e.message);
+    return;
+  }
+  const path = location.pathname;
+  const server = path.match(/^\/servers\/([0-9a-fA-F-]{36})$/);
+  if (path === "/") { $("#nav-overview").classList.add("current"); return overviewPage(); }
+  if (path === "/activity") { $("#nav-activity").classList.add("current"); return activityPage(); }
+  if (server) return serverPage(server[1]);
+  banner("No such page.");
+}
+
+document.addEventListener("DOMContentLoaded", start);
