@@ -56,7 +56,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
     let servers = st.store.servers().await?;
     let latest: HashMap<_, _> = st
         .store
-        .latest_samples()
+        .latest_samples(None)
         .await?
         .into_iter()
         .map(|l| (l.server_id, l))

@@ -44,7 +44,7 @@ pub async fn metrics(State(st): State<AppState>, _: Viewer) -> Result<impl IntoR
         let _ = writeln!(out, "fleetpoll_hosts{{status=\"{status}\"}} {n}");
     }
 
-    let latest = st.store.latest_samples().await?;
+    let latest = st.store.latest_samples(None).await?;
     let series = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     };

@@ -156,7 +156,15 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let server = st.store.server(parse_id("id", &id)?).await?;
-    Ok(Json(dto(&server, st.settings.poll_interval_secs)))
+    let latest = st.store.latest_samples(Some(server.id)).await?;
+    let mut v = dto(&server, st.settings.poll_interval_secs);
+    // The health badge of the summary row, so one server's page need not read the whole fleet.
+    v["health"] = json!(super::fleet::health(
+        server.effective_status(Utc::now(), st.settings.poll_interval_secs),
+        latest.first(),
+        &st.settings.thresholds,
+    ));
+    Ok(Json(v))
 }
 
 pub async fn update(

@@ -274,16 +274,21 @@ async fn write_one(tx: &mut sqlx::SqliteConnection, w: &PollWrite<'_>) -> Result
 }
 
 impl Store {
-    /// The latest sample of every server that has one, keyed by the server's
-    /// `last_sample_at` so it reads one row per server through the (server_id, ts) index.
-    pub async fn latest_samples(&self) -> Result<Vec<LatestSample>, StoreError> {
-        let rows = sqlx::query(
+    /// The latest sample of one server (`Some`) or of every server that has one, keyed by the
+    /// server's `last_sample_at` so it reads one row per server through the (server_id, ts) index.
+    pub async fn latest_samples(
+        &self,
+        server_id: Option<Uuid>,
+    ) -> Result<Vec<LatestSample>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "select s.id as server_id, m.ts, m.cpu_busy_percent, m.mem_total_bytes, m.mem_used_bytes, m.mem_available_bytes, m.load1, \
              (select max(d.use_percent) from disk_usage d where d.server_id = s.id and d.ts = s.last_sample_at) as disk_percent \
              from servers s join server_metrics m on m.server_id = s.id and m.ts = s.last_sample_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        if let Some(id) = server_id {
+            q.push(" where s.id = ").push_bind(id.to_string());
+        }
+        let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let sample = crate::model::ServerSample {

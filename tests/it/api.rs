@@ -227,6 +227,11 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
         ),
         "{live_row}"
     );
+    let (_, shown) = app.get(&format!("/api/servers/{id}")).await;
+    assert_eq!(
+        shown["health"], live_row["health"],
+        "one server's page shows its summary badge"
+    );
     let dead_row = rows.iter().find(|r| r["name"] == "dead").expect("dead row");
     assert_eq!(dead_row["health"], "offline");
     assert!(

@@ -665,17 +665,15 @@ async function serverPage(id) {
   async function load() {
     const range = validZoom() ? `since=${encodeURIComponent(state.since)}&until=${encodeURIComponent(state.until)}` : `period=${state.period}`;
     const points = Math.max(60, Math.min(600, Math.round((charts.clientWidth || 1200) / 2)));
-    const [s, metrics, disks, containers, summary] = await Promise.all([
+    const [s, metrics, disks, containers] = await Promise.all([
       api(`/api/servers/${id}`),
       api(`/api/servers/${id}/metrics?${range}&points=${points}`),
       api(`/api/servers/${id}/disks/history?${range}&points=${points}`),
       api(`/api/servers/${id}/containers`),
-      api("/api/dashboard/summary"),
     ]);
     server = s;
-    const row = summary.servers.find(x => x.id === id) || { health: "unknown" };
     const last = metrics.items[metrics.items.length - 1];
-    drawFacts(s, { health: row.health, uptime: last ? last.uptime_seconds : null });
+    drawFacts(s, { health: s.health || "unknown", uptime: last ? last.uptime_seconds : null });
     drawActions(s);
     for (const b of $$("button", periodBox)) b.classList.toggle("active", !validZoom() && b.dataset.period === state.period);
     resetZoom.hidden = !validZoom();
