@@ -13,8 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # sshd for the SSH tests; ssh-keygen/ssh-keyscan/ssh; a static busybox for the busybox:local image;
 # the Docker engine and CLI; top/free (df is coreutils, always there); rootful podman for the
-# podman test, with runc named so that apt does not pick crun (which refuses hybrid cgroups).
-PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman)
+# podman test, with runc named so that apt does not pick crun (which refuses hybrid cgroups);
+# headless Chromium and its chromedriver for the dashboard's browser tests.
+PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver)
 APT_LOG=${TMPDIR:-/tmp}/fleetpoll-apt.log
 
 say() { echo "test.sh: $*" >&2; }
@@ -33,6 +34,8 @@ missing_packages() {
         command -v busybox >/dev/null || echo busybox-static
         command -v dockerd >/dev/null || echo docker.io
         { command -v top && command -v free; } >/dev/null || echo procps
+        [[ -x /usr/bin/chromium ]] || echo chromium
+        [[ -x /usr/bin/chromedriver ]] || echo chromium-driver
     fi
 }
 

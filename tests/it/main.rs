@@ -33,3 +33,6 @@ mod sim;
 
 /// Accounts, roles, tokens, sessions: the role matrix, login limits, secrets kept out.
 mod auth;
+
+/// The web dashboard in a real headless Chromium against a really polled fleet (issue #7).
+mod browser;

@@ -5,6 +5,7 @@
 //! from `#[tokio::test]` bodies because they run once per test. Recipes: `RECIPES.md` §1 and §7.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod docker;
 mod sshd;
 
