@@ -679,9 +679,12 @@ async fn an_operator_zooms_a_chart_exports_its_csv_and_filters_the_activity_log(
     b.screenshot("tooltip").await;
 
     // Drag across most of the plot: the URL gets the range, #reset-zoom shows, charts keep points.
+    // The plot spans the whole hour while the samples are all in its last minute or so, at the
+    // right edge: release past that edge (the page clamps the pointer to the plot), so the range
+    // ends where the plot does and keeps every sample.
     let plot = b.find(&format!("{cpu} svg .plot")).await;
     let half = (width / 2.0) as i64;
-    b.drag(&plot, -half * 8 / 10, half - 2, 0).await;
+    b.drag(&plot, -half * 8 / 10, half + 20, 0).await;
     b.wait_js(
         "since and until in the URL after the drag",
         "(() => { const p = new URLSearchParams(location.search); return p.get('since') && p.get('until'); })()",
@@ -1072,4 +1075,758 @@ async fn the_clean_check_sees_console_errors_exceptions_failed_and_outside_reque
     }
     drop(b);
     app.stop().await;
+}
+
+/// The server page's actions on a fourth server with an sshd of its own (so rotating its host
+/// key leaves the fleet alone): a container chart's CSV, the edit form (a bad host first), trusting
+/// the host key it presents after a "reinstall", and removing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_edits_trusts_the_new_host_key_of_and_removes_a_server() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    let mut own_sshd = Sshd::start(common::shim());
+    let mut new = common::registration("epsilon-key", &own_sshd);
+    new.tags = vec!["key".into()];
+    let server = common::add(&fleet.app.store, new).await;
+    let path = format!("/api/servers/{}", server.id);
+    let first_key = own_sshd.host_key_fingerprint();
+    wait_api(
+        &fleet,
+        "epsilon-key online with its host key pinned",
+        || async {
+            let (_, s) = fleet.app.get(&path).await;
+            (s["status"] == "online" && s["host_key_fingerprint"] == first_key.as_str())
+                .then_some(())
+                .ok_or(s)
+        },
+    )
+    .await;
+
+    let b = Browser::start("server-actions").await;
+    log_in(&b, &fleet, "olga").await;
+    b.goto(&fleet.app.url(&format!("/servers/{}", server.id)))
+        .await;
+    wait_ready(&b).await;
+    assert_eq!(b.find("h1 #server-name").await.text().await, "epsilon-key");
+
+    // A container chart's CSV: the header names its two series, one row per drawn point.
+    let (_, containers) = fleet.app.get(&format!("{path}/containers")).await;
+    let container = containers["items"][0]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the shim gave no containers: {containers}"))
+        .to_string();
+    let chart = format!(
+        "div.chart[data-chart={}]",
+        json!(format!("container:{container}"))
+    );
+    let points_of = |sel: String| {
+        let b = &b;
+        async move {
+            b.execute(
+                "const c = document.querySelector(arguments[0]); \
+                 return c ? Number(c.dataset.points) : -1;",
+                json!([sel]),
+            )
+            .await
+            .as_i64()
+            .unwrap_or(-1)
+        }
+    };
+    // Container history is drawn in buckets of about 12 s in the 1 h view; reload until there
+    // are two.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while points_of(chart.clone()).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{chart} has {} points after 90 s",
+            points_of(chart.clone()).await
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        b.refresh().await;
+        wait_ready(&b).await;
+    }
+    b.screenshot("container-chart").await;
+    // Auto-refresh redraws the chart (maybe with one more point): take the count next to the
+    // click, and click again if a redraw came between.
+    let (csv, points) = loop {
+        let before = points_of(chart.clone()).await;
+        let name = format!("fleetpoll-epsilon-key-container-{container}.csv");
+        let old = b.downloads.path().join(&name);
+        let _ = std::fs::remove_file(&old);
+        b.find(&format!("{chart} button.export-csv"))
+            .await
+            .click()
+            .await;
+        let file = b.wait_download(&name, WAIT).await;
+        let after = points_of(chart.clone()).await;
+        if before == after {
+            break (std::fs::read_to_string(&file).expect("read the CSV"), after);
+        }
+    };
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,cpu_percent,mem_used_bytes"),
+        "container CSV:\n{csv}"
+    );
+    let rows: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        rows.len() as i64,
+        points,
+        "container CSV rows vs {chart}'s data-points; CSV:\n{csv}"
+    );
+    for row in &rows {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells.len(), 3, "CSV row {row:?}");
+        cells[0]
+            .parse::<DateTime<Utc>>()
+            .unwrap_or_else(|e| panic!("CSV time {:?} is not RFC 3339: {e}", cells[0]));
+        for v in &cells[1..] {
+            assert!(
+                v.is_empty() || v.parse::<f64>().is_ok_and(|n| n >= 0.0),
+                "CSV value {v:?} in {row:?} is not a number"
+            );
+        }
+    }
+
+    // Edit: the form opens filled in with the server as the API has it.
+    b.find("button#edit-server").await.click().await;
+    let form = b.wait_for("form#server-form", WAIT).await;
+    assert!(form.displayed().await, "form#server-form is not shown");
+    let values = b
+        .execute(
+            "const f = document.querySelector('form#server-form');
+             return Object.fromEntries(['name', 'host', 'port', 'user', 'key_path', 'tags', 'key']
+               .map(n => [n, f.elements.namedItem(n).value]));",
+            json!([]),
+        )
+        .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(
+        values,
+        json!({
+            "name": "epsilon-key", "host": "127.0.0.1", "port": own_sshd.port.to_string(),
+            "user": api["user"], "key_path": api["key_path"], "tags": "key", "key": "",
+        }),
+        "the edit form's values; the API has {api}"
+    );
+    b.screenshot("edit-form").await;
+    let field = |name: &'static str| {
+        let b = &b;
+        async move { b.find(&format!("form#server-form [name={name}]")).await }
+    };
+
+    // A bad host: the API's own message, the field marked, nothing saved.
+    field("host").await.clear().await;
+    field("host").await.send_keys("bad host!").await;
+    b.find("form#server-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "#server-form-error to show a message",
+        "(document.querySelector('#server-form-error') || {}).textContent",
+        WAIT,
+    )
+    .await;
+    let shown_error = b.find("#server-form-error").await.text().await;
+    let (status, check) = fleet
+        .app
+        .send(
+            reqwest::Method::POST,
+            &format!("{path}/validate"),
+            Some(&json!({"host": "bad host!"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "POST {path}/validate: {check}");
+    assert_eq!(
+        (&check["valid"], &check["field"]),
+        (&json!(false), &json!("host")),
+        "{check}"
+    );
+    let api_error = check["error"].as_str().expect("error text");
+    assert!(api_error.starts_with("host: "), "{check}");
+    assert_eq!(
+        shown_error.trim(),
+        api_error,
+        "#server-form-error vs the API's message"
+    );
+    let host_class = field("host").await.attr("class").await.unwrap_or_default();
+    assert!(
+        host_class.split_whitespace().any(|c| c == "invalid"),
+        "the host field's class is {host_class:?}, want `invalid`"
+    );
+    b.screenshot("edit-bad-host").await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(
+        api["host"], "127.0.0.1",
+        "saved despite the bad host: {api}"
+    );
+    let (_, updated) = fleet
+        .app
+        .get(&format!(
+            "/api/activity?type=server_updated&server_id={}",
+            server.id
+        ))
+        .await;
+    assert_eq!(updated["total"], 0, "an edit was logged: {updated}");
+
+    // Host back, new tags: saved, shown, and logged once with the tags as the only change.
+    field("host").await.clear().await;
+    field("host").await.send_keys("127.0.0.1").await;
+    field("tags").await.clear().await;
+    field("tags").await.send_keys("key, rotated, eu-west").await;
+    b.find("form#server-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "form#server-form to close",
+        "(() => { const f = document.querySelector('form#server-form'); \
+           return !f || f.hidden || f.offsetParent === null; })()",
+        WAIT,
+    )
+    .await;
+    b.wait_js(
+        "the tags fact to show the new tags",
+        "(document.querySelector('dl#server-facts dd[data-fact=tags]') || {}).textContent \
+           === 'key, rotated, eu-west'",
+        WAIT,
+    )
+    .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(api["tags"], json!(["key", "rotated", "eu-west"]), "{api}");
+    assert_eq!(api["host"], "127.0.0.1", "{api}");
+    let (_, updated) = fleet
+        .app
+        .get(&format!(
+            "/api/activity?type=server_updated&server_id={}",
+            server.id
+        ))
+        .await;
+    assert_eq!(updated["total"], 1, "{updated}");
+    let entry = &updated["items"][0];
+    assert_eq!(entry["actor"], "user:olga", "{entry}");
+    let changed: Vec<&String> = entry["details"]["changes"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(changed, ["tags"], "{entry}");
+    b.screenshot("edited").await;
+
+    // The host is reinstalled: a new host key. fleetpoll keeps its SSH session between polls,
+    // and `rotate_host_key` keeps open sessions up, so stop sshd (and its sessions) first; the
+    // next poll has to connect afresh and meets the new key.
+    own_sshd.stop();
+    own_sshd.rotate_host_key();
+    let second_key = own_sshd.host_key_fingerprint();
+    assert_ne!(first_key, second_key);
+    wait_api(&fleet, "epsilon-key to be host_key_changed", || async {
+        let (_, s) = fleet.app.get(&path).await;
+        (s["status"] == "host_key_changed"
+            && s["pending_host_key_fingerprint"] == second_key.as_str())
+        .then_some(())
+        .ok_or(s)
+    })
+    .await;
+    // Auto-refresh would show it within 15 s; a reload is quicker.
+    b.refresh().await;
+    wait_ready(&b).await;
+    b.wait_for("button#trust-key", WAIT).await;
+    let host_key = b
+        .find("dl#server-facts dd[data-fact=host_key]")
+        .await
+        .text()
+        .await;
+    assert!(
+        host_key.contains(&first_key) && host_key.contains(&second_key),
+        "the host key fact names neither or one key: {host_key:?}"
+    );
+    b.screenshot("host-key-changed").await;
+    b.find("button#trust-key").await.click().await;
+    b.wait_js(
+        "#trust-key to go once the key is trusted",
+        "!document.querySelector('button#trust-key')",
+        WAIT,
+    )
+    .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_ne!(api["status"], "host_key_changed", "{api}");
+    assert_eq!(api["pending_host_key_fingerprint"], Value::Null, "{api}");
+    assert_eq!(api["host_key_fingerprint"], second_key.as_str(), "{api}");
+    let (_, trusted) = fleet
+        .app
+        .get(&format!(
+            "/api/activity?type=host_key_trusted&server_id={}",
+            server.id
+        ))
+        .await;
+    assert_eq!(trusted["total"], 1, "{trusted}");
+    assert_eq!(trusted["items"][0]["actor"], "user:olga", "{trusted}");
+    assert_eq!(
+        trusted["items"][0]["details"]["trusted"],
+        second_key.as_str(),
+        "{trusted}"
+    );
+    // And the next poll gets through with the trusted key.
+    wait_api(&fleet, "epsilon-key online again", || async {
+        let (_, s) = fleet.app.get(&path).await;
+        (s["status"] == "online").then_some(()).ok_or(s)
+    })
+    .await;
+    b.screenshot("host-key-trusted").await;
+
+    // Remove: asked in the page, then back to the overview without the server.
+    b.find("button#remove-server").await.click().await;
+    b.wait_js(
+        "#confirm-remove to show",
+        "(() => { const c = document.querySelector('button#confirm-remove'); \
+           return c && c.offsetParent !== null; })()",
+        WAIT,
+    )
+    .await;
+    b.screenshot("confirm-remove").await;
+    b.find("button#confirm-remove").await.click().await;
+    b.wait_js(
+        "landing on / after removing",
+        "location.pathname === '/'",
+        WAIT,
+    )
+    .await;
+    wait_ready(&b).await;
+    wait_rows(
+        &b,
+        "the fleet without epsilon-key",
+        &["alpha-web", "beta-db", "gamma-down"],
+        false,
+    )
+    .await;
+    let (status, gone) = fleet.app.get(&path).await;
+    assert_eq!(status, 404, "GET {path} after removing: {gone}");
+    let (_, removed) = fleet.app.get("/api/activity?type=server_removed").await;
+    let removed: Vec<&Value> = removed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["server_name"] == "epsilon-key")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["actor"], "user:olga", "{removed:?}");
+    b.screenshot("removed").await;
+
+    b.assert_clean(&fleet.origin()).await;
+    drop(b);
+    fleet.app.stop().await;
+    drop(own_sshd);
+}
+
+/// Polls `check` every 300 ms for up to 90 s (the fleet polls every 2 s); panics with `what`
+/// and the last value it returned.
+async fn wait_api<F, Fut>(fleet: &Fleet, what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Value>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(last) if Instant::now() >= deadline => panic!(
+                "waited 90 s for {what}; last: {last}\nsshd log (fleet):\n{}",
+                fleet.sshd.log_text()
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// What the activity page should show for `query` (the API's filter parameters, `&`-joined)
+/// at `offset`: the rows the API lists there, `#page-info` `A–B of TOTAL`, and the pager's
+/// buttons disabled at the ends. Retries until the page and a fresh API answer agree, since the
+/// fleet keeps polling and may log more. Returns the row ids shown.
+async fn wait_page(b: &Browser, fleet: &Fleet, query: &str, offset: u64) -> Vec<i64> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let sep = if query.is_empty() { "" } else { "&" };
+        let (status, api) = fleet
+            .app
+            .get(&format!(
+                "/api/activity?{query}{sep}limit=50&offset={offset}"
+            ))
+            .await;
+        assert_eq!(status, 200, "GET /api/activity?{query}: {api}");
+        let want_ids: Vec<i64> = api["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|a| a["id"].as_i64())
+            .collect();
+        let total = api["total"].as_u64().expect("total");
+        let n = want_ids.len() as u64;
+        let want = json!({
+            "ids": want_ids,
+            "info": format!("{}–{} of {total}", if total > 0 { offset + 1 } else { 0 }, offset + n),
+            "prev_disabled": offset == 0,
+            "next_disabled": offset + n >= total,
+        });
+        let shown = b
+            .execute(
+                "const q = s => document.querySelector(s);
+                 return {
+                   ids: [...document.querySelectorAll('table#activity tbody tr.activity-row')]
+                          .map(r => Number(r.dataset.id)),
+                   info: (q('#page-info') || {}).textContent || '',
+                   prev_disabled: !!(q('button#page-prev') || {}).disabled,
+                   next_disabled: !!(q('button#page-next') || {}).disabled,
+                 };",
+                json!([]),
+            )
+            .await;
+        if shown == want {
+            return want_ids;
+        }
+        if Instant::now() >= deadline {
+            b.screenshot("page-timeout").await;
+            panic!(
+                "activity page for {query:?} at offset {offset}:\n  shown {shown}\n  want  {want}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The text of one cell class in every activity row shown.
+async fn activity_cells(b: &Browser, class: &str) -> Vec<String> {
+    let v = b
+        .execute(
+            "return [...document.querySelectorAll('table#activity tbody tr.activity-row td.' + arguments[0])]
+                .map(td => td.textContent.trim());",
+            json!([class]),
+        )
+        .await;
+    serde_json::from_value(v).expect("cell texts")
+}
+
+/// Applies the activity filters (the form's submit button) and waits for the URL to say so.
+async fn apply_filters(b: &Browser, what: &str, url_check: &str) {
+    b.find("form#activity-filters button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_js(what, url_check, WAIT).await;
+}
+
+/// Sets a `datetime-local` input the way the brief allows: its value in the input's own
+/// `YYYY-MM-DDTHH:MM` form (typing depends on the locale's format), then an input event.
+async fn set_datetime_local(b: &Browser, id: &str, value: &str) {
+    b.execute(
+        "const i = document.getElementById(arguments[0]);
+         i.value = arguments[1];
+         i.dispatchEvent(new Event('input', {bubbles: true}));
+         i.dispatchEvent(new Event('change', {bubbles: true}));
+         return i.value;",
+        json!([id, value]),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pages_the_activity_log_and_filters_it_by_server_actor_and_time() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    // Sixty entries by `token:test-admin`: thirty tokens created and revoked through the API.
+    for i in 0..30 {
+        let (status, token) = fleet
+            .app
+            .send(
+                reqwest::Method::POST,
+                "/api/tokens",
+                Some(&json!({"name": format!("paging-{i:02}"), "role": "viewer"}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "POST /api/tokens: {token}");
+        let id = token["id"].as_str().expect("token id");
+        let (status, body) = fleet
+            .app
+            .send(reqwest::Method::DELETE, &format!("/api/tokens/{id}"), None)
+            .await;
+        assert_eq!(status, 204, "DELETE /api/tokens/{id}: {body}");
+    }
+    let b = Browser::start("activity-paging").await;
+    // A zone that is neither UTC nor a whole hour away from it, so a page that mixed up local
+    // time and UTC would filter the wrong half-hours.
+    const ZONE: &str = "Asia/Kolkata";
+    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("+05:30");
+    b.set_timezone(ZONE).await;
+    log_in(&b, &fleet, "olga").await;
+    // (ICU may report the zone by its old name, Asia/Calcutta: check the offset instead.)
+    let offset = b
+        .execute("return new Date().getTimezoneOffset();", json!([]))
+        .await;
+    assert_eq!(
+        offset,
+        json!(-330),
+        "the {ZONE} override did not hold after navigating"
+    );
+    b.find("a#nav-activity").await.click().await;
+    b.wait_js(
+        "the activity page",
+        "location.pathname === '/activity'",
+        WAIT,
+    )
+    .await;
+    wait_ready(&b).await;
+
+    // Paging the whole log: 50 a page, newest first.
+    let page1 = wait_page(&b, &fleet, "", 0).await;
+    assert_eq!(page1.len(), 50, "page 1 has {} rows", page1.len());
+    b.screenshot("page-1").await;
+    b.find("button#page-next").await.click().await;
+    b.wait_js(
+        "offset=50 in the URL",
+        "new URLSearchParams(location.search).get('offset') === '50'",
+        WAIT,
+    )
+    .await;
+    let page2 = wait_page(&b, &fleet, "", 50).await;
+    assert!(!page2.is_empty(), "page 2 is empty");
+    // Older than page 1 (an entry logged meanwhile shifts by one, so `<=`).
+    let (oldest1, newest2) = (
+        page1.iter().min().copied().unwrap_or(0),
+        page2.iter().max().copied().unwrap_or(0),
+    );
+    assert!(
+        newest2 <= oldest1 && page2 != page1,
+        "page 2 {page2:?} is not older than page 1 {page1:?}"
+    );
+    b.screenshot("page-2").await;
+    // A reload stays on the page.
+    b.refresh().await;
+    wait_ready(&b).await;
+    assert_eq!(query_param(&b, "offset").await.as_deref(), Some("50"));
+    wait_page(&b, &fleet, "", 50).await;
+    // On to the last page, where #page-next is disabled (`wait_page` checks both buttons).
+    let mut offset = 50;
+    while !b
+        .find("button#page-next")
+        .await
+        .prop("disabled")
+        .await
+        .as_bool()
+        .unwrap_or(true)
+    {
+        assert!(offset < 1000, "no last page after {offset} rows");
+        b.find("button#page-next").await.click().await;
+        offset += 50;
+        b.wait_js(
+            &format!("offset={offset} in the URL"),
+            &format!("new URLSearchParams(location.search).get('offset') === '{offset}'"),
+            WAIT,
+        )
+        .await;
+        wait_page(&b, &fleet, "", offset).await;
+    }
+    b.find("button#page-prev").await.click().await;
+    wait_page(&b, &fleet, "", offset - 50).await;
+
+    // Actor, exact: the sixty token entries, on two pages; applying a filter starts at page 1.
+    let actor = b.find("input#f-actor").await;
+    actor.send_keys("token:test-admin").await;
+    apply_filters(
+        &b,
+        "actor=token:test-admin in the URL, no offset",
+        "(() => { const p = new URLSearchParams(location.search); \
+           return p.get('actor') === 'token:test-admin' && !p.get('offset'); })()",
+    )
+    .await;
+    wait_page(&b, &fleet, "actor=token:test-admin", 0).await;
+    assert_eq!(b.find("#page-info").await.text().await.trim(), "1–50 of 60");
+    let actors = activity_cells(&b, "actor").await;
+    assert!(
+        actors.iter().all(|a| a.starts_with("token:test-admin")),
+        "actor cells {actors:?}"
+    );
+    b.screenshot("actor-token").await;
+    b.find("button#page-next").await.click().await;
+    wait_page(&b, &fleet, "actor=token:test-admin", 50).await;
+    assert_eq!(
+        b.find("#page-info").await.text().await.trim(),
+        "51–60 of 60"
+    );
+    // A user's actor name, and that the match is exact (no `olga` without `user:`).
+    actor.clear().await;
+    actor.send_keys("user:olga").await;
+    apply_filters(
+        &b,
+        "actor=user:olga in the URL",
+        "new URLSearchParams(location.search).get('actor') === 'user:olga'",
+    )
+    .await;
+    wait_page(&b, &fleet, "actor=user:olga", 0).await;
+    let actors = activity_cells(&b, "actor").await;
+    assert!(
+        !actors.is_empty() && actors.iter().all(|a| a.starts_with("user:olga")),
+        "actor cells {actors:?} (olga logged in, so at least her login)"
+    );
+    actor.clear().await;
+    actor.send_keys("olga").await;
+    apply_filters(
+        &b,
+        "actor=olga in the URL",
+        "new URLSearchParams(location.search).get('actor') === 'olga'",
+    )
+    .await;
+    wait_page(&b, &fleet, "actor=olga", 0).await;
+    assert_eq!(b.find("#page-info").await.text().await.trim(), "0–0 of 0");
+
+    // Reset clears every filter and the URL.
+    b.find("button#f-reset").await.click().await;
+    b.wait_js(
+        "an empty query after #f-reset",
+        "location.search === ''",
+        WAIT,
+    )
+    .await;
+    assert_eq!(b.find("input#f-actor").await.prop("value").await, "");
+    wait_page(&b, &fleet, "", 0).await;
+
+    // Server.
+    let alpha = &fleet.online[0];
+    choose(&b, "f-server", &alpha.id.to_string()).await;
+    apply_filters(
+        &b,
+        "server_id in the URL",
+        &format!(
+            "new URLSearchParams(location.search).get('server_id') === '{}'",
+            alpha.id
+        ),
+    )
+    .await;
+    wait_page(&b, &fleet, &format!("server_id={}", alpha.id), 0).await;
+    let servers = activity_cells(&b, "server").await;
+    assert!(
+        !servers.is_empty() && servers.iter().all(|s| s == "alpha-web"),
+        "server cells {servers:?}"
+    );
+    b.screenshot("server-alpha").await;
+    b.find("button#f-reset").await.click().await;
+    b.wait_js(
+        "an empty query after #f-reset",
+        "location.search === ''",
+        WAIT,
+    )
+    .await;
+
+    // Time, in the viewer's zone: a range long before anything happened shows nothing...
+    set_datetime_local(&b, "f-since", "2000-01-01T00:00").await;
+    set_datetime_local(&b, "f-until", "2000-01-02T00:00").await;
+    apply_filters(
+        &b,
+        "since and until in the URL",
+        "(() => { const p = new URLSearchParams(location.search); return p.get('since') && p.get('until'); })()",
+    )
+    .await;
+    // Midnight in Kolkata is 18:30 UTC the day before.
+    let since: DateTime<Utc> = query_param(&b, "since")
+        .await
+        .expect("since")
+        .parse()
+        .expect("since is RFC 3339");
+    let until: DateTime<Utc> = query_param(&b, "until")
+        .await
+        .expect("until")
+        .parse()
+        .expect("until is RFC 3339");
+    assert_eq!(since.to_rfc3339(), "1999-12-31T18:30:00+00:00");
+    // "To 00:00" includes that whole minute.
+    assert_eq!(until.to_rfc3339(), "2000-01-01T18:30:59.999+00:00");
+    let range = |s: DateTime<Utc>, u: DateTime<Utc>| {
+        format!(
+            "since={}&until={}",
+            s.format("%Y-%m-%dT%H:%M:%SZ"),
+            u.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    };
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+    assert_eq!(b.find("#page-info").await.text().await.trim(), "0–0 of 0");
+    assert!(activity_cells(&b, "type").await.is_empty());
+    b.screenshot("range-empty").await;
+    // ...and survives a reload, shown again in local time.
+    b.refresh().await;
+    wait_ready(&b).await;
+    let shown = b
+        .execute(
+            "return [document.getElementById('f-since').value, document.getElementById('f-until').value];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!(["2000-01-01T00:00", "2000-01-02T00:00"]));
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+
+    // The last half hour up to the next (local time, to the minute) holds everything logged.
+    let now = Utc::now();
+    let local = |t: DateTime<Utc>| t.with_timezone(&ist).format("%Y-%m-%dT%H:%M").to_string();
+    set_datetime_local(&b, "f-since", &local(now - chrono::Duration::minutes(30))).await;
+    set_datetime_local(&b, "f-until", &local(now + chrono::Duration::minutes(30))).await;
+    apply_filters(
+        &b,
+        "the new since in the URL",
+        "!new URLSearchParams(location.search).get('since').startsWith('1999')",
+    )
+    .await;
+    let since: DateTime<Utc> = query_param(&b, "since")
+        .await
+        .expect("since")
+        .parse()
+        .expect("since is RFC 3339");
+    let until: DateTime<Utc> = query_param(&b, "until")
+        .await
+        .expect("until")
+        .parse()
+        .expect("until is RFC 3339");
+    let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M").to_string();
+    assert_eq!(
+        (minute(since), minute(until)),
+        (
+            minute(now - chrono::Duration::minutes(30)),
+            minute(now + chrono::Duration::minutes(30))
+        ),
+        "the local range as UTC in the URL"
+    );
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+    let (_, all) = fleet.app.get("/api/activity?limit=1").await;
+    let (_, ranged) = fleet
+        .app
+        .get(&format!("/api/activity?limit=1&{}", range(since, until)))
+        .await;
+    assert_eq!(
+        ranged["total"], all["total"],
+        "the last half hour should hold every entry of this fresh app"
+    );
+    b.screenshot("range-now").await;
+
+    b.find("button#f-reset").await.click().await;
+    b.wait_js(
+        "an empty query after #f-reset",
+        "location.search === ''",
+        WAIT,
+    )
+    .await;
+    let inputs = b
+        .execute(
+            "return ['f-type', 'f-server', 'f-actor', 'f-severity', 'f-since', 'f-until']
+               .map(id => document.getElementById(id).value);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        inputs,
+        json!(["", "", "", "", "", ""]),
+        "the filters after #f-reset"
+    );
+    wait_page(&b, &fleet, "", 0).await;
+
+    b.assert_clean(&fleet.origin()).await;
+    drop(b);
+    fleet.app.stop().await;
 }

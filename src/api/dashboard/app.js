@@ -172,11 +172,14 @@ function timeTickLabel(t, spanMs) {
   return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
 
-/// A line chart. `rows` is `[{t: ms, v: [value per series]}]`, oldest first; `series` is
-/// `[{name, label, fmt, axis: "left"|"right"}]`. The element carries `data-points` = rows drawn.
-/// Dragging across the plot calls `onZoom(sinceMs, untilMs)`.
-function lineChart({ key, title, series, rows, yMax, exportName, onZoom }) {
-  const box = el("div", { class: "chart", "data-chart": key, "data-points": rows.length });
+/// A line chart over the time window `domain` ([sinceMs, untilMs]: the whole asked-for period,
+/// so a gap or a late start shows as such). `rows` is `[{t: ms, v: [value per series]}]`, oldest
+/// first; `series` is `[{name, label, fmt, axis: "left"|"right"}]`. The element carries
+/// `data-points` = rows drawn and `data-from`/`data-to` = the window. Dragging across the plot
+/// calls `onZoom(sinceMs, untilMs)`.
+function lineChart({ key, title, series, rows, domain, yMax, exportName, onZoom }) {
+  const box = el("div", { class: "chart", "data-chart": key, "data-points": rows.length,
+    "data-from": new Date(domain[0]).toISOString(), "data-to": new Date(domain[1]).toISOString() });
   const head = el("div", { class: "chart-head" },
     el("span", { class: "title", text: title }),
     el("span", { class: "legend" }, series.map((s, i) => el("span", {}, legendSwatch(i), s.label))),
@@ -193,7 +196,7 @@ function lineChart({ key, title, series, rows, yMax, exportName, onZoom }) {
     const w = svg.clientWidth;
     if (!w || w === lastWidth) return;
     lastWidth = w;
-    drawLines(svg, tip, { series, rows, yMax, onZoom, width: w, height: svg.clientHeight || 180 });
+    drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: w, height: svg.clientHeight || 180 });
   };
   new ResizeObserver(draw).observe(svg);
   return box;
@@ -205,14 +208,13 @@ function legendSwatch(i) {
   return s;
 }
 
-function drawLines(svg, tip, { series, rows, yMax, onZoom, width: W, height: H }) {
+function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W, height: H }) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const hasRight = series.some(s => s.axis === "right");
   const m = { l: 52, r: hasRight ? 60 : 10, t: 8, b: 22 };
   const pw = Math.max(10, W - m.l - m.r), ph = Math.max(10, H - m.t - m.b);
-  const t0 = rows.length ? rows[0].t : Date.now() - 3600e3;
-  const t1 = rows.length > 1 ? rows[rows.length - 1].t : t0 + 60e3;
+  const [t0, t1] = domain;
   const x = t => m.l + ((t - t0) / (t1 - t0 || 1)) * pw;
   const tAt = px => t0 + ((px - m.l) / pw) * (t1 - t0);
 
@@ -291,11 +293,11 @@ function drawLines(svg, tip, { series, rows, yMax, onZoom, width: W, height: H }
       tip.replaceChildren(el("div", { text: fmtTime(new Date(r.t).toISOString()) }),
         ...series.map((s, i) => el("div", {}, legendSwatch(i), `${s.label}: ${r.v[i] == null ? "–" : s.fmt(r.v[i])}`)));
       tip.hidden = false;
-      const b = svg.getBoundingClientRect();
-      const scaleX = b.width / W;
-      const left = svg.offsetLeft + cx * scaleX;
-      tip.style.top = (svg.offsetTop + 6) + "px";
-      tip.style.left = (left + 12 + tip.offsetWidth > svg.offsetLeft + b.width ? left - tip.offsetWidth - 12 : left + 12) + "px";
+      // Positioned inside the chart box (position: relative), beside the cursor line.
+      const b = svg.getBoundingClientRect(), outer = box.getBoundingClientRect();
+      const at = b.left - outer.left + cx * (b.width / W);
+      tip.style.top = (b.top - outer.top + 6) + "px";
+      tip.style.left = (at + 12 + tip.offsetWidth > b.right - outer.left ? at - tip.offsetWidth - 12 : at + 12) + "px";
     }
     if (dragFrom != null) {
       const a = Math.min(dragFrom, px), w = Math.abs(px - dragFrom);
@@ -681,8 +683,9 @@ async function serverPage(id) {
 
     const m = metrics.items.map(p => ({ ...p, t: new Date(p.timestamp).getTime() }));
     const base = `fleetpoll-${s.name}`;
+    const spanOf = h => [Date.parse(h.since), Date.parse(h.until)];
     const chartOf = (key, title, series, pick, yMax) => lineChart({
-      key, title, series, yMax, onZoom: zoomTo, exportName: `${base}-${key}.csv`,
+      key, title, series, yMax, onZoom: zoomTo, exportName: `${base}-${key}.csv`, domain: spanOf(metrics),
       rows: m.map(p => ({ t: p.t, v: pick(p) })),
     });
     // One row per time point across mounts: every mount is sampled by the same poll.
@@ -701,7 +704,7 @@ async function serverPage(id) {
       chartOf("memory", "Memory", [pctSeries("memory_percent", "used")], p => [p.memory_percent], 100),
       chartOf("swap", "Swap", [bytesSeries("swap_used_bytes", "used")], p => [p.swap_used_bytes]),
       chartOf("load", "Load", [numSeries("load1", "1 min"), numSeries("load5", "5 min"), numSeries("load15", "15 min")], p => [p.load1, p.load5, p.load15]),
-      lineChart({ key: "disk", title: "Disk use", series: mounts.map(mt => pctSeries(mt, mt)), rows: diskRows, yMax: 100,
+      lineChart({ key: "disk", title: "Disk use", series: mounts.map(mt => pctSeries(mt, mt)), rows: diskRows, yMax: 100, domain: spanOf(disks),
         onZoom: zoomTo, exportName: `${base}-disk.csv` }));
 
     containerBody.replaceChildren(...containers.items.map(c => el("tr", { class: "container-row", "data-name": c.name },
@@ -721,7 +724,7 @@ async function serverPage(id) {
     containerCharts.replaceChildren(...histories.map((h, i) => lineChart({
       key: "container:" + shownContainers[i].name, title: shownContainers[i].name,
       series: [pctSeries("cpu_percent", "CPU"), bytesSeries("mem_used_bytes", "memory", "right")],
-      rows: h.items.map(p => ({ t: new Date(p.timestamp).getTime(), v: [p.cpu_percent, p.mem_used_bytes] })),
+      rows: h.items.map(p => ({ t: new Date(p.timestamp).getTime(), v: [p.cpu_percent, p.mem_used_bytes] })), domain: spanOf(h),
       onZoom: zoomTo, exportName: `${base}-container-${shownContainers[i].name}.csv`,
     })));
     if (containers.items.length > shownContainers.length) containerCharts.append(el("p", { class: "muted", text: `Charts for the first ${shownContainers.length} of ${containers.items.length} containers.` }));
@@ -741,6 +744,8 @@ function localInput(iso) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 const fromLocalInput = v => (v ? new Date(v).toISOString() : "");
+/// "To 14:05" means up to the end of that minute.
+const untilLocalInput = v => (v ? new Date(new Date(v).getTime() + 59999).toISOString() : "");
 
 async function activityPage() {
   const keys = ["type", "server_id", "actor", "severity", "since", "until"];
@@ -780,7 +785,7 @@ async function activityPage() {
     ev.preventDefault();
     Object.assign(state, {
       type: fType.value, server_id: fServer.value, actor: fActor.value.trim(), severity: fSeverity.value,
-      since: fromLocalInput(fSince.value), until: fromLocalInput(fUntil.value), offset: 0,
+      since: fromLocalInput(fSince.value), until: untilLocalInput(fUntil.value), offset: 0,
     });
     save();
     refresh();

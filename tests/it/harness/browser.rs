@@ -301,6 +301,15 @@ impl Browser {
         .await
     }
 
+    /// Makes the page run in the IANA time zone `tz` (CDP `Emulation.setTimezoneOverride`), for
+    /// this session's page across navigations: `Date`, `Intl` and `datetime-local` inputs
+    /// all follow it. Chromium otherwise takes the machine's zone, UTC in CI, where a page that
+    /// confuses local time with UTC still looks right.
+    pub async fn set_timezone(&self, tz: &str) {
+        self.cdp("Emulation.setTimezoneOverride", json!({ "timezoneId": tz }))
+            .await;
+    }
+
     /// Navigates and waits for the load event.
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
