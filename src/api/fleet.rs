@@ -130,23 +130,47 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
     })))
 }
 
-/// `/api/dashboard/sparklines?minutes=60&points=30`: every server's recent CPU in one answer,
-/// fetched apart from the summary so the overview can refresh it less often.
+/// Most server ids one sparkline request may name (the overview shows 300 rows at a time).
+const MAX_SPARKLINE_IDS: usize = 1000;
+
+/// `/api/dashboard/sparklines?minutes=60&points=30[&ids=ID,ID,...]`: the CPU of the named servers
+/// (or of all) in `points` equal slices of the last `minutes`, in one answer; apart from the
+/// summary so the overview asks only for the rows it shows.
 pub async fn sparklines(
     State(st): State<AppState>,
     _: Viewer,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    p.only(&["minutes", "points"])?;
+    p.only(&["minutes", "points", "ids"])?;
     let minutes = p.uint("minutes", 1, 24 * 60)?.unwrap_or(60);
     let points = p.uint("points", 2, 240)?.unwrap_or(30);
+    let ids = p
+        .get("ids")
+        .map(|list| {
+            let ids = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    uuid::Uuid::parse_str(s)
+                        .map_err(|_| ApiError::bad("ids", format!("'{s}' is not a server id")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if ids.len() > MAX_SPARKLINE_IDS {
+                return Err(ApiError::bad(
+                    "ids",
+                    format!("at most {MAX_SPARKLINE_IDS} ids per request"),
+                ));
+            }
+            Ok(ids)
+        })
+        .transpose()?;
     let until = Utc::now();
     let since = until - chrono::Duration::minutes(i64::from(minutes));
     let items = st
         .store
-        .cpu_sparklines(since, until, i64::from(points))
+        .cpu_sparklines(ids.as_deref(), since, until, points as usize)
         .await?;
     Ok(Json(
-        json!({ "since": since, "until": until, "items": items }),
+        json!({ "since": since, "until": until, "points": points, "items": items }),
     ))
 }

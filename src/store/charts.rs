@@ -28,11 +28,12 @@ pub struct DiskSeries {
     pub points: Vec<DiskPoint>,
 }
 
-/// One server's recent CPU, as `(time, percent)` pairs, oldest first.
+/// One server's recent CPU: the average of each of `buckets` equal slices of the window,
+/// oldest first, `None` where the slice has no sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sparkline {
     pub server_id: Uuid,
-    pub points: Vec<(DateTime<Utc>, Option<f64>)>,
+    pub cpu: Vec<Option<f64>>,
 }
 
 /// Bucket width so that `since..until` gives at most `max_points` buckets.
@@ -85,36 +86,50 @@ impl Store {
         Ok(out)
     }
 
-    /// Every server's CPU between `since` and `until` in at most `max_points` buckets each,
-    /// in one query (the overview asks for all servers at once).
+    /// The CPU of the given servers (or of all, `None`) between `since` and `until` in
+    /// `buckets` slices each, in one query: the overview draws a sparkline per shown row.
     pub async fn cpu_sparklines(
         &self,
+        server_ids: Option<&[Uuid]>,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-        max_points: i64,
+        buckets: usize,
     ) -> Result<Vec<Sparkline>, StoreError> {
         let (a, b) = (to_ms(since), to_ms(until));
-        let rows = sqlx::query(
-            "select server_id, max(ts) as ts, avg(cpu_busy_percent) as cpu \
-             from server_metrics where ts >= ? and ts <= ? \
-             group by server_id, (ts - ?) / ? order by server_id, ts",
-        )
-        .bind(a)
-        .bind(b)
-        .bind(a)
-        .bind(bucket_ms(a, b, max_points))
-        .fetch_all(&self.pool)
-        .await?;
+        let n = i64::try_from(buckets.max(1)).unwrap_or(i64::MAX);
+        // Rounded up, so that every sample of the window falls in a slice below `buckets`.
+        let width = ((b - a + n - 1) / n).max(1);
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("select server_id, (ts - ");
+        q.push_bind(a)
+            .push(") / ")
+            .push_bind(width)
+            .push(" as slice, avg(cpu_busy_percent) as cpu from server_metrics where ts >= ")
+            .push_bind(a)
+            .push(" and ts <= ")
+            .push_bind(b);
+        if let Some(ids) = server_ids {
+            q.push(" and server_id in (");
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(id.to_string());
+            }
+            list.push_unseparated(")");
+        }
+        q.push(" group by server_id, slice order by server_id, slice");
+        let rows = q.build().fetch_all(&self.pool).await?;
         let mut out: Vec<Sparkline> = Vec::new();
         for r in &rows {
             let id = server_id_of(r, "server_metrics")?;
-            let point = (from_ms(r.try_get("ts")?), opt_f(r, "cpu")?);
-            match out.last_mut() {
-                Some(s) if s.server_id == id => s.points.push(point),
-                _ => out.push(Sparkline {
+            let slice: i64 = r.try_get("slice")?;
+            let slice = usize::try_from(slice).unwrap_or(0).min(buckets.max(1) - 1);
+            if out.last().is_none_or(|s| s.server_id != id) {
+                out.push(Sparkline {
                     server_id: id,
-                    points: vec![point],
-                }),
+                    cpu: vec![None; buckets.max(1)],
+                });
+            }
+            if let Some(s) = out.last_mut() {
+                s.cpu[slice] = opt_f(r, "cpu")?;
             }
         }
         Ok(out)

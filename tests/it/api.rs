@@ -316,14 +316,46 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
     assert_eq!(root["points"].as_array().map(Vec::len), Some(1), "{root}");
     assert_eq!(root["points"][0]["use_percent"], root_now["use_percent"]);
     assert_eq!(root["points"][0]["total_bytes"], root_now["total_bytes"]);
-    let (status, sp) = app.get("/api/dashboard/sparklines?minutes=60").await;
+    let (status, sp) = app
+        .get("/api/dashboard/sparklines?minutes=60&points=30")
+        .await;
     assert_eq!(status, 200, "{sp}");
     let items = sp["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "only the live server has samples: {sp}");
     assert_eq!(items[0]["server_id"].as_str(), Some(id.as_str()));
-    assert_eq!(items[0]["points"][0][1], m["items"][0]["cpu_busy_percent"]);
-    let (status, bad) = app.get("/api/dashboard/sparklines?minutes=0").await;
-    assert_eq!((status, bad["field"].as_str()), (400, Some("minutes")));
+    let cpu = items[0]["cpu"].as_array().expect("cpu");
+    assert_eq!(cpu.len(), 30);
+    let filled: Vec<&Value> = cpu.iter().filter(|v| !v.is_null()).collect();
+    assert_eq!(
+        filled,
+        [&m["items"][0]["cpu_busy_percent"]],
+        "one poll, one slice: {sp}"
+    );
+    assert!(
+        cpu[29].is_number(),
+        "the poll just made is in the newest slice: {sp}"
+    );
+    let dead_id = dead_row["id"].as_str().expect("id");
+    let (_, only_dead) = app
+        .get(&format!("/api/dashboard/sparklines?ids={dead_id}"))
+        .await;
+    assert_eq!(
+        only_dead["items"],
+        serde_json::json!([]),
+        "ids limits the answer"
+    );
+    let (_, only_live) = app
+        .get(&format!("/api/dashboard/sparklines?ids={dead_id},{id}"))
+        .await;
+    assert_eq!(only_live["items"].as_array().map(Vec::len), Some(1));
+    for bad in ["minutes=0", "ids=nope"] {
+        let (status, v) = app.get(&format!("/api/dashboard/sparklines?{bad}")).await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (400, bad.split('=').next()),
+            "{v}"
+        );
+    }
     let (_, types) = app.get("/api/activity/types").await;
     let types: Vec<&str> = types["items"]
         .as_array()

@@ -349,16 +349,19 @@ function downloadCsv(name, series, rows) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-function sparkline(points) {
-  const vals = points.filter(p => p[1] != null);
+/// `cpu`: one value (or null) per equal slice of the last hour, oldest first.
+function sparkline(cpu) {
+  const n = cpu.length;
+  const vals = cpu.map((v, i) => [i, v]).filter(p => p[1] != null);
   const svg = svgEl("svg", { class: "sparkline", viewBox: "0 0 100 24", preserveAspectRatio: "none", "data-points": vals.length });
+  const xs = i => (n > 1 ? (i / (n - 1)) * 100 : 50);
+  const ys = v => 23 - (Math.min(100, Math.max(0, v)) / 100) * 22;
   if (vals.length === 1) {
-    svg.append(svgEl("circle", { cx: 50, cy: 23 - (Math.min(100, Math.max(0, vals[0][1])) / 100) * 22, r: 1.5, fill: "#1f4e79" }));
+    svg.append(svgEl("circle", { cx: xs(vals[0][0]), cy: ys(vals[0][1]), r: 1.5, fill: "#1f4e79" }));
   } else if (vals.length) {
-    const t0 = new Date(points[0][0]).getTime(), t1 = new Date(points[points.length - 1][0]).getTime();
-    const xs = p => (t1 > t0 ? ((new Date(p[0]).getTime() - t0) / (t1 - t0)) * 100 : 50);
-    const ys = v => 23 - (Math.min(100, Math.max(0, v)) / 100) * 22;
-    svg.append(svgEl("polyline", { points: vals.map(p => `${xs(p).toFixed(1)},${ys(p[1]).toFixed(1)}`).join(" ") }));
+    svg.append(svgEl("polyline", { points: vals.map(([i, v]) => `${xs(i).toFixed(1)},${ys(v).toFixed(1)}`).join(" ") }));
+  }
+  if (vals.length) {
     const lo = Math.min(...vals.map(p => p[1])), hi = Math.max(...vals.map(p => p[1]));
     const t = svgEl("title");
     t.textContent = `CPU, last hour: ${lo.toFixed(1)}–${hi.toFixed(1)}%`;
@@ -484,8 +487,9 @@ async function overviewPage() {
     sort: q.get("sort") || "health", dir: q.get("dir") || "asc", all: false,
   };
   let data = null;
+  // Sparklines of the rows shown, fetched for those rows only (a fleet of 10,000 shows 300).
   let sparks = new Map();
-  let sparksAt = 0;
+  let fetchingSparks = false;
 
   const text = el("input", { id: "filter-text", type: "search", placeholder: "Filter by name, host or tag", value: state.q });
   const status = select("filter-status", "Status", [["", "Any status"], ...STATUSES.map(s => [s, s.replace(/_/g, " ")])], state.status);
@@ -524,14 +528,8 @@ async function overviewPage() {
     last: s => (s.last_sample_at ? new Date(s.last_sample_at).getTime() : 0),
   };
 
-  function draw() {
-    if (!data) return;
-    cards.replaceChildren(...CARDS.map(([k, label, fmt]) =>
-      el("div", { class: "card", "data-key": k }, label, el("span", { class: "value", text: fmt ? fmt(data[k]) : String(data[k] ?? "–") }))));
-    const tags = [...new Set(data.servers.flatMap(s => s.tags))].sort();
-    const want = state.tag;
-    tag.replaceChildren(el("option", { value: "", text: "Any tag" }), ...tags.map(t => el("option", { value: t, text: t })));
-    tag.value = tags.includes(want) ? want : "";
+  /// The servers matching the filters, sorted; and the ones drawn (the first ROW_LIMIT).
+  function matching() {
     const needle = state.q.toLowerCase();
     const rows = data.servers.filter(s =>
       (!needle || s.name.toLowerCase().includes(needle) || s.host.toLowerCase().includes(needle) || s.tags.some(t => t.toLowerCase().includes(needle))) &&
@@ -540,11 +538,22 @@ async function overviewPage() {
     const key = sortKey[state.sort] || sortKey.health;
     const sign = state.dir === "desc" ? -1 : 1;
     rows.sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : a.name.localeCompare(b.name)) * sign; });
+    return { rows, visible: state.all ? rows : rows.slice(0, ROW_LIMIT) };
+  }
+
+  function draw() {
+    if (!data) return;
+    cards.replaceChildren(...CARDS.map(([k, label, fmt]) =>
+      el("div", { class: "card", "data-key": k }, label, el("span", { class: "value", text: fmt ? fmt(data[k]) : String(data[k] ?? "–") }))));
+    const tags = [...new Set(data.servers.flatMap(s => s.tags))].sort();
+    const want = state.tag;
+    tag.replaceChildren(el("option", { value: "", text: "Any tag" }), ...tags.map(t => el("option", { value: t, text: t })));
+    tag.value = tags.includes(want) ? want : "";
+    const { rows, visible } = matching();
     for (const th of $$("th[data-sort]", thead)) {
       th.classList.toggle("sorted-asc", th.dataset.sort === state.sort && state.dir === "asc");
       th.classList.toggle("sorted-desc", th.dataset.sort === state.sort && state.dir === "desc");
     }
-    const visible = state.all ? rows : rows.slice(0, ROW_LIMIT);
     tbody.replaceChildren(...visible.map(s => el("tr", { class: "server-row", "data-id": s.id, "data-name": s.name, "data-status": s.status, "data-health": s.health },
       el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }), el("div", { class: "muted", text: s.tags.join(", ") })),
       el("td", {}, el("span", { class: "badge " + s.health, text: s.health })),
@@ -559,16 +568,30 @@ async function overviewPage() {
     shown.textContent = `${rows.length} of ${data.servers.length} servers`;
     more.hidden = visible.length === rows.length;
     more.textContent = `Show all ${rows.length} servers`;
+    const missing = visible.map(s => s.id).filter(id => !sparks.has(id));
+    if (missing.length && !fetchingSparks) loadSparks(missing).then(draw, e => banner("Could not load: " + e.message));
+  }
+
+  async function loadSparks(ids) {
+    fetchingSparks = true;
+    try {
+      for (let i = 0; i < ids.length; i += 250) {
+        const chunk = ids.slice(i, i + 250);
+        const s = await api("/api/dashboard/sparklines?minutes=60&points=30&ids=" + chunk.join(","));
+        for (const id of chunk) sparks.set(id, []);
+        for (const it of s.items) sparks.set(it.server_id, it.cpu);
+      }
+    } finally {
+      fetchingSparks = false;
+    }
   }
 
   async function load() {
     data = await api("/api/dashboard/summary");
-    // For a large fleet the sparklines are one heavier query: once a minute is enough there.
-    if (data.servers.length <= 500 || Date.now() - sparksAt > 60000) {
-      const s = await api("/api/dashboard/sparklines?minutes=60&points=30");
-      sparks = new Map(s.items.map(i => [i.server_id, i.points]));
-      sparksAt = Date.now();
-    }
+    // Fresh sparklines for the rows to show; rows that appear later (filters) fetch theirs then.
+    sparks = new Map();
+    const ids = matching().visible.map(s => s.id);
+    if (ids.length) await loadSparks(ids);
     draw();
   }
   const refresh = autoRefresh(load);
