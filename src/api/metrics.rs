@@ -47,6 +47,25 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     Ok((since, until))
 }
 
+/// A history request's time window and how many points it may return.
+struct Window {
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    points: i64,
+}
+
+/// `period` or `since`/`until`, and `points` (1-5000, default 500); nothing else.
+fn window(p: &Params) -> Result<Window, ApiError> {
+    p.only(&["period", "since", "until", "points"])?;
+    let (since, until) = range(p)?;
+    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    Ok(Window {
+        since,
+        until,
+        points: i64::from(points),
+    })
+}
+
 pub async fn history(
     State(st): State<AppState>,
     _: Viewer,
@@ -54,14 +73,13 @@ pub async fn history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
-    p.only(&["period", "since", "until", "points"])?;
-    let (since, until) = range(&p)?;
-    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    let Window {
+        since,
+        until,
+        points,
+    } = window(&p)?;
     st.store.server(id).await?;
-    let items = st
-        .store
-        .metric_history(id, since, until, i64::from(points))
-        .await?;
+    let items = st.store.metric_history(id, since, until, points).await?;
     Ok(Json(
         json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items }),
     ))
@@ -86,14 +104,13 @@ pub async fn disk_history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
-    p.only(&["period", "since", "until", "points"])?;
-    let (since, until) = range(&p)?;
-    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    let Window {
+        since,
+        until,
+        points,
+    } = window(&p)?;
     st.store.server(id).await?;
-    let mounts = st
-        .store
-        .disk_history(id, since, until, i64::from(points))
-        .await?;
+    let mounts = st.store.disk_history(id, since, until, points).await?;
     Ok(Json(
         json!({ "server_id": id, "since": since, "until": until, "mounts": mounts }),
     ))
@@ -123,9 +140,11 @@ pub async fn container_history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
-    p.only(&["period", "since", "until", "points"])?;
-    let (since, until) = range(&p)?;
-    let points = p.uint("points", 1, 5000)?.unwrap_or(DEFAULT_POINTS);
+    let Window {
+        since,
+        until,
+        points,
+    } = window(&p)?;
     st.store.server(id).await?;
     if !st.store.container_known(id, &container).await? {
         return Err(ApiError::not_found(
@@ -135,7 +154,7 @@ pub async fn container_history(
     }
     let items = st
         .store
-        .container_history(id, &container, since, until, i64::from(points))
+        .container_history(id, &container, since, until, points)
         .await?;
     Ok(Json(
         json!({ "server_id": id, "container": container, "since": since, "until": until, "points": items.len(), "items": items }),
