@@ -10,9 +10,11 @@
 //! Chromium is heavy on a small CI machine, so the tests take turns (`ONE_AT_A_TIME`) and each
 //! keeps one browser session for all its steps. Waits are long (a loaded 2-core machine stalls a
 //! page for seconds) and nothing is asserted about speed.
+//!
+//! The tests come first, each a story of what a person does and sees; the helpers they share
+//! follow, grouped by page.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use fleetpoll::activity::Actor;
@@ -21,7 +23,7 @@ use fleetpoll::inventory::Server;
 use serde_json::{json, Value};
 
 use crate::common::{self, TestApp};
-use crate::harness::browser::{Browser, WAIT};
+use crate::harness::browser::{poll_until, Browser, Element, WAIT};
 use crate::harness::{self, Sshd};
 
 /// One browser-and-fleet at a time: three Chromiums and three polled fleets at once would starve
@@ -32,6 +34,865 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const PASSWORD: &str = "correct horse battery";
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 900);
+
+/// The three servers of [`Fleet`], in name order.
+const FLEET: [&str; 3] = ["alpha-web", "beta-db", "gamma-down"];
+
+/// How long to wait for something that takes polls (every 2 s) rather than a page render.
+const POLL_WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_polled_fleet_filters_it_and_adds_a_server_with_the_form() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(2).await;
+    let b = Browser::start("fleet").await;
+    log_in(&b, &fleet, "olga").await;
+    b.screenshot("logged-in").await;
+    assert_eq!(text_of(&b, "span#whoami").await, "olga (operator)");
+
+    // The cards show the API's counts.
+    let summary = wait_cards_match_api(&b, &fleet).await;
+    assert_eq!(summary["online_servers"], 2);
+    assert_eq!(summary["offline_servers"], 1);
+    assert!(
+        summary["total_containers"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    for key in PERCENT_CARDS {
+        let shown = card(&b, key).await;
+        let ok = shown == "–"
+            || shown
+                .strip_suffix('%')
+                .and_then(|n| n.parse::<f64>().ok())
+                .is_some_and(|n| (0.0..=100.0).contains(&n));
+        assert!(ok, "card {key} shows {shown:?}: want like 12.3% or –");
+    }
+
+    // Rows: one per server, with status and health from the API, a sparkline for the polled ones
+    // and the reason on the offline one.
+    wait_rows(&b, "all servers", &FLEET).await;
+    let (_, summary) = fleet.app.get("/api/dashboard/summary").await;
+    for s in summary["servers"].as_array().expect("servers") {
+        let row_css = format!(
+            "tr.server-row[data-id=\"{}\"]",
+            s["id"].as_str().expect("id")
+        );
+        let row = b.find(&row_css).await;
+        assert_eq!(
+            row.attr("data-status").await.as_deref(),
+            s["status"].as_str()
+        );
+        // Health follows this machine's CPU from poll to poll, so only its vocabulary is stable.
+        let health = row.attr("data-health").await.unwrap_or_default();
+        if s["status"] == "online" {
+            assert!(
+                ["healthy", "warning", "critical"].contains(&health.as_str()),
+                "an online server's health is {health:?}"
+            );
+            let points = points(&b, &format!("{row_css} td.spark svg.sparkline")).await;
+            assert!(points >= 1, "no sparkline points for {}", s["name"]);
+        } else {
+            assert_eq!(health, "offline", "{s}");
+        }
+        assert_eq!(
+            row.find("a.server-link").await.text().await,
+            s["name"].as_str().unwrap_or("")
+        );
+    }
+    let reason = text_of(
+        &b,
+        &format!("tr.server-row[data-id=\"{}\"] td.reason", fleet.offline.id),
+    )
+    .await;
+    assert!(!reason.is_empty(), "the offline server shows no reason");
+
+    // Filters: text, status, tag; each kept in the URL and counted in #shown-count.
+    let text = b.find("input#filter-text").await;
+    text.send_keys("beta").await;
+    wait_rows(&b, "text filter 'beta'", &["beta-db"]).await;
+    assert_eq!(text_of(&b, "#shown-count").await, "1 of 3 servers");
+    assert_eq!(query_param(&b, "q").await.as_deref(), Some("beta"));
+    clear_filter_text(&text).await;
+    wait_rows(&b, "text filter cleared", &FLEET).await;
+    text.send_keys("prod").await;
+    wait_rows(&b, "text filter on a tag", &["alpha-web"]).await;
+    clear_filter_text(&text).await;
+
+    choose(&b, "filter-status", "offline").await;
+    wait_rows(&b, "status offline", &["gamma-down"]).await;
+    assert_eq!(query_param(&b, "status").await.as_deref(), Some("offline"));
+    b.screenshot("filtered-offline").await;
+    choose(&b, "filter-status", "online").await;
+    wait_rows(&b, "status online", &["alpha-web", "beta-db"]).await;
+    choose(&b, "filter-status", "").await;
+    choose(&b, "filter-tag", "db").await;
+    wait_rows(&b, "tag db", &["beta-db"]).await;
+    choose(&b, "filter-tag", "").await;
+    choose(&b, "filter-health", "offline").await;
+    wait_rows(&b, "health offline", &["gamma-down"]).await;
+    choose(&b, "filter-health", "").await;
+    wait_rows(&b, "no filter", &FLEET).await;
+
+    // A reload keeps the filter (it lives in the URL).
+    choose(&b, "filter-status", "online").await;
+    b.refresh().await;
+    wait_ready(&b).await;
+    wait_rows(
+        &b,
+        "status online after a reload",
+        &["alpha-web", "beta-db"],
+    )
+    .await;
+    choose(&b, "filter-status", "").await;
+
+    // Sorting by name: one click sorts, the next reverses.
+    b.find("th[data-sort=name]").await.click().await;
+    let ascending = FLEET.to_vec();
+    let descending: Vec<&str> = FLEET.iter().rev().copied().collect();
+    let (first, second) = if shown_rows(&b).await.first().map(String::as_str) == Some(FLEET[0]) {
+        (ascending, descending)
+    } else {
+        (descending, ascending)
+    };
+    wait_rows_in_order(&b, "sorted by name", &first).await;
+    assert_eq!(query_param(&b, "sort").await.as_deref(), Some("name"));
+    b.find("th[data-sort=name]").await.click().await;
+    wait_rows_in_order(&b, "sorted by name, reversed", &second).await;
+
+    fits_phone_and_desktop(&b, "overview").await;
+
+    // Adding a server: a bad port shows the API's own message and adds nothing.
+    let (_, before) = fleet.app.get("/api/servers").await;
+    let total_before = before["total"].as_u64().expect("total");
+    open_server_form(&b, "button#add-server").await;
+    let key_path = fleet.sshd.client_key.to_string_lossy().into_owned();
+    retype(&b, "name", "delta-new").await;
+    retype(&b, "host", "127.0.0.1").await;
+    retype(&b, "port", "70000").await;
+    retype(&b, "user", &fleet.sshd.user).await;
+    retype(&b, "key_path", &key_path).await;
+    retype(&b, "tags", "new, test").await;
+    let shown_error = submit_refused(&b, "port").await;
+    let api_error = fleet
+        .refusal(
+            "/api/servers/validate",
+            json!({"name": "delta-new", "host": "127.0.0.1", "port": 70000,
+                   "user": fleet.sshd.user, "key_path": key_path, "tags": ["new", "test"]}),
+            "port",
+        )
+        .await;
+    assert!(
+        shown_error.contains("port") && shown_error.contains(&api_error),
+        "#server-form-error shows {shown_error:?}; want the API's {api_error:?} naming the port"
+    );
+    b.screenshot("add-server-bad-port").await;
+    let (_, after) = fleet.app.get("/api/servers").await;
+    assert_eq!(
+        after["total"].as_u64(),
+        Some(total_before),
+        "a server was added despite the bad port"
+    );
+    assert!(b
+        .try_find("tr.server-row[data-name=delta-new]")
+        .await
+        .is_none());
+
+    // Fixed: the form closes and the row appears.
+    retype(&b, "port", &fleet.sshd.port.to_string()).await;
+    retype(&b, "key_path", &key_path).await;
+    submit_saved(&b).await;
+    b.wait_for("tr.server-row[data-name=delta-new]", WAIT).await;
+    let (_, after) = fleet.app.get("/api/servers").await;
+    let added: Vec<&Value> = after["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|s| s["name"] == "delta-new")
+        .collect();
+    assert_eq!(added.len(), 1, "the API lists {after}");
+    assert_eq!(added[0]["port"], fleet.sshd.port);
+    assert_eq!(added[0]["tags"], json!(["new", "test"]));
+    b.screenshot("added").await;
+
+    fleet.finish(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_zooms_a_chart_exports_its_csv_and_filters_the_activity_log() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The 1 h view puts samples in 7.2 s buckets: enough samples for a few chart points.
+    let fleet = Fleet::start(6).await;
+    let b = Browser::start("charts").await;
+    log_in(&b, &fleet, "olga").await;
+    let server = &fleet.online[0];
+    open_server(&b, server).await;
+    assert_eq!(text_of(&b, "h1 #server-name").await, server.name);
+    let host = text_of(&b, "dl#server-facts dd[data-fact=host]").await;
+    assert!(host.contains("127.0.0.1"), "host fact is {host:?}");
+
+    let cpu = "div.chart[data-chart=cpu]";
+    reload_until_points(&b, cpu, 3).await;
+    for chart in ["memory", "swap", "load", "disk"] {
+        let sel = format!("div.chart[data-chart={chart}]");
+        b.wait_for(&sel, WAIT).await;
+        let n = points(&b, &sel).await;
+        assert!(n >= 1, "chart {chart} has {n} points");
+    }
+    // The shim's containers, in the table and each with a chart.
+    let (_, containers) = fleet
+        .app
+        .get(&format!("/api/servers/{}/containers", server.id))
+        .await;
+    let names: Vec<&str> = containers["items"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "the shim gave no containers: {containers}"
+    );
+    for name in &names {
+        let row = format!(
+            "table#containers tr.container-row[data-name={}]",
+            json!(name)
+        );
+        b.wait_for(&row, WAIT).await;
+        b.wait_for(&container_chart(name), WAIT).await;
+    }
+    b.screenshot("charts").await;
+
+    // Hover shows the tooltip.
+    let plot = b.find(&format!("{cpu} svg .plot")).await;
+    let width = plot.rect().await.2;
+    b.hover(&plot, (width / 2.0 - 3.0) as i64, 0).await;
+    b.wait_js(
+        "the CPU chart's tooltip",
+        &format!(
+            "(() => {{ const t = document.querySelector('{cpu} div.tooltip'); \
+               return t && !t.hidden && t.offsetParent !== null && t.textContent.includes('%'); }})()"
+        ),
+        WAIT,
+    )
+    .await;
+    b.screenshot("tooltip").await;
+
+    // Drag across most of the plot: the URL gets the range, #reset-zoom shows, charts keep points.
+    // The plot spans the whole hour while the samples are all in its last minute or so, at the
+    // right edge: release past that edge (the page clamps the pointer to the plot), so the range
+    // ends where the plot does and keeps every sample.
+    let plot = b.find(&format!("{cpu} svg .plot")).await;
+    let half = (width / 2.0) as i64;
+    b.drag(&plot, -half * 8 / 10, half + 20, 0).await;
+    let (since, until) = url_range(&b).await;
+    assert!(since < until, "zoomed to {since}..{until}");
+    wait_shown(&b, "#reset-zoom").await;
+    // The zoomed render replaces the charts; wait for it to settle on the new range.
+    b.wait_js(
+        "the zoomed CPU chart to have points",
+        &format!(
+            "Number((document.querySelector('{cpu}') || {{dataset: {{}}}}).dataset.points) >= 1"
+        ),
+        WAIT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let zoomed_points = points(&b, cpu).await;
+    assert!(
+        zoomed_points >= 2,
+        "the zoomed CPU chart has {zoomed_points} points"
+    );
+    b.screenshot("zoomed").await;
+    println!("zoomed to {since}..{until}: the CPU chart has {zoomed_points} points");
+
+    // CSV of the zoomed CPU chart: one row per drawn point, within the range.
+    let file = format!("fleetpoll-{}-cpu.csv", server.name);
+    for (t, values) in export_csv(&b, cpu, &file, "time,cpu_percent").await {
+        assert!(
+            since <= t && t <= until,
+            "CSV time {t} outside the zoom {since}..{until}"
+        );
+        let v: f64 = values[0]
+            .parse()
+            .unwrap_or_else(|e| panic!("CSV value {:?} is not a number: {e}", values[0]));
+        assert!((0.0..=100.0).contains(&v), "CPU {v} outside 0..=100");
+    }
+
+    // Reset zoom; periods.
+    b.find("button#reset-zoom").await.click().await;
+    wait_params(&b, &[("since", "")]).await;
+    b.wait_js(
+        "#reset-zoom to hide",
+        "document.querySelector('#reset-zoom').hidden",
+        WAIT,
+    )
+    .await;
+    b.find("#period button[data-period=\"24h\"]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "the 24h period to be active",
+        "document.querySelector('#period button[data-period=\"24h\"]').classList.contains('active')",
+        WAIT,
+    )
+    .await;
+    assert_eq!(query_param(&b, "period").await.as_deref(), Some("24h"));
+    fits_phone_and_desktop(&b, "server").await;
+
+    // Activity: filter by type, then by severity; totals match the API; the CSV link follows.
+    follow(&b, "a#nav-activity", "/activity").await;
+    b.screenshot("activity").await;
+    choose(&b, "f-type", "server_added").await;
+    apply_filters(&b, &[("type", "server_added")]).await;
+    let total = fleet.activity_total("type=server_added").await;
+    assert!(total >= 3, "{total} server_added entries");
+    wait_activity(&b, &fleet, "type", "server_added").await;
+    let href = activity_csv_href(&b).await;
+    assert!(
+        href.contains("format=csv") && href.contains("type=server_added"),
+        "a#activity-csv href is {href:?}"
+    );
+
+    reset_filters(&b).await;
+    // The severity with most events (the offline server made at least one warning or worse).
+    let mut best = ("info", 0);
+    for sev in ["info", "warning", "critical"] {
+        let n = fleet.activity_total(&format!("severity={sev}")).await;
+        if sev != "info" && n > 0 {
+            best = (sev, n);
+            break;
+        }
+        if sev == "info" {
+            best = (sev, n);
+        }
+    }
+    println!("severity filter: {} ({} events)", best.0, best.1);
+    choose(&b, "f-severity", best.0).await;
+    apply_filters(&b, &[("severity", best.0)]).await;
+    wait_activity(&b, &fleet, "severity", best.0).await;
+    let href = activity_csv_href(&b).await;
+    assert!(
+        href.contains(&format!("severity={}", best.0)),
+        "a#activity-csv href is {href:?}"
+    );
+    b.screenshot("activity-filtered").await;
+    fits_phone_and_desktop(&b, "activity").await;
+
+    fleet.finish(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_the_dashboard_without_admin_actions() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    let b = Browser::start("viewer").await;
+    // Without a session a page sends the browser to /login (a 303, so no failed request), and
+    // logging in returns to the page with its query.
+    b.goto(&fleet.app.url("/activity?type=server_added")).await;
+    b.wait_js(
+        "the redirect to /login?next=",
+        "location.pathname === '/login' && \
+         new URLSearchParams(location.search).get('next') === '/activity?type=server_added'",
+        WAIT,
+    )
+    .await;
+    submit_login(&b, "vera").await;
+    b.wait_js(
+        "landing back on /activity?type=server_added",
+        "location.pathname === '/activity' && \
+         new URLSearchParams(location.search).get('type') === 'server_added'",
+        WAIT,
+    )
+    .await;
+    wait_ready(&b).await;
+    wait_activity(&b, &fleet, "type", "server_added").await;
+    assert_eq!(text_of(&b, "span#whoami").await, "vera (viewer)");
+    follow(&b, "a#nav-overview", "/").await;
+    wait_rows(&b, "all servers", &FLEET).await;
+    assert!(
+        b.try_find("#add-server").await.is_none(),
+        "a viewer sees #add-server"
+    );
+    b.screenshot("overview").await;
+    open_server(&b, &fleet.online[1]).await;
+    b.wait_for("div.chart[data-chart=cpu]", WAIT).await;
+    for admin in [
+        "#edit-server",
+        "#remove-server",
+        "#confirm-remove",
+        "#trust-key",
+    ] {
+        assert!(
+            b.try_find(admin).await.is_none(),
+            "a viewer sees {admin} on a server page"
+        );
+    }
+    b.screenshot("server").await;
+
+    // Logging out lands on /login.
+    b.find("button#logout").await.click().await;
+    wait_path(&b, "/login").await;
+    fleet.finish(b).await;
+}
+
+/// The check every test ends with must see what it claims to: a console.error, an uncaught
+/// exception, a request that fails with 404 on purpose, and a request to another host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clean_check_sees_console_errors_exceptions_failed_and_outside_requests() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    let origin = format!("http://{}", app.addr);
+    let b = Browser::start("clean-check").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    assert_eq!(
+        b.problems(&origin).await,
+        Vec::<String>::new(),
+        "the login page alone"
+    );
+    b.execute(
+        "console.error('planted console error');
+         setTimeout(() => { throw new Error('planted uncaught'); }, 0);
+         fetch('/api/no-such-thing').catch(() => {});
+         const img = new Image(); img.src = 'http://example.com/planted.png';",
+        json!([]),
+    )
+    .await;
+    let wanted = [
+        "planted console error",
+        "planted uncaught",
+        "/api/no-such-thing",
+        "request outside",
+    ];
+    let found = b
+        .eventually("the clean check to see every planted problem", || async {
+            let found = b.problems(&origin).await;
+            let missing: Vec<&str> = wanted
+                .into_iter()
+                .filter(|w| !found.iter().any(|f| f.contains(w)))
+                .collect();
+            if missing.is_empty() {
+                Ok(found)
+            } else {
+                Err(format!(
+                    "the clean check missed {missing:?}; it found {found:#?}"
+                ))
+            }
+        })
+        .await;
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("http://example.com/planted.png")),
+        "{found:#?}"
+    );
+    drop(b);
+    app.stop().await;
+}
+
+/// The server page's actions on a fourth server with an sshd of its own (so rotating its host
+/// key leaves the fleet alone): a container chart's CSV, the edit form (a bad host first), trusting
+/// the host key it presents after a "reinstall", and removing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_edits_trusts_the_new_host_key_of_and_removes_a_server() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    let mut own_sshd = Sshd::start(common::shim());
+    let mut new = common::registration("epsilon-key", &own_sshd);
+    new.tags = vec!["key".into()];
+    let server = common::add(&fleet.app.store, new).await;
+    let path = format!("/api/servers/{}", server.id);
+    let first_key = own_sshd.host_key_fingerprint();
+    fleet
+        .wait_server(&path, "epsilon-key online with its host key pinned", |s| {
+            s["status"] == "online" && s["host_key_fingerprint"] == first_key.as_str()
+        })
+        .await;
+
+    let b = Browser::start("server-actions").await;
+    log_in(&b, &fleet, "olga").await;
+    b.goto(&fleet.app.url(&format!("/servers/{}", server.id)))
+        .await;
+    wait_ready(&b).await;
+    assert_eq!(text_of(&b, "h1 #server-name").await, "epsilon-key");
+
+    // A container chart's CSV: the header names its two series, one row per drawn point.
+    let (_, containers) = fleet.app.get(&format!("{path}/containers")).await;
+    let container = containers["items"][0]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the shim gave no containers: {containers}"))
+        .to_string();
+    let chart = container_chart(&container);
+    // Container history is drawn in buckets of about 12 s in the 1 h view.
+    reload_until_points(&b, &chart, 2).await;
+    b.screenshot("container-chart").await;
+    let file = format!("fleetpoll-epsilon-key-container-{container}.csv");
+    for (_, values) in export_csv(&b, &chart, &file, "time,cpu_percent,mem_used_bytes").await {
+        for v in &values {
+            assert!(
+                v.is_empty() || v.parse::<f64>().is_ok_and(|n| n >= 0.0),
+                "CSV value {v:?} in {values:?} is not a number"
+            );
+        }
+    }
+
+    // Edit: the form opens filled in with the server as the API has it.
+    open_server_form(&b, "button#edit-server").await;
+    let values = b
+        .execute(
+            "const f = document.querySelector('form#server-form');
+             return Object.fromEntries(['name', 'host', 'port', 'user', 'key_path', 'tags', 'key']
+               .map(n => [n, f.elements.namedItem(n).value]));",
+            json!([]),
+        )
+        .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(
+        values,
+        json!({
+            "name": "epsilon-key", "host": "127.0.0.1", "port": own_sshd.port.to_string(),
+            "user": api["user"], "key_path": api["key_path"], "tags": "key", "key": "",
+        }),
+        "the edit form's values; the API has {api}"
+    );
+    b.screenshot("edit-form").await;
+
+    // A bad host: the API's own message, the field marked, nothing saved.
+    retype(&b, "host", "bad host!").await;
+    let shown_error = submit_refused(&b, "host").await;
+    let api_error = fleet
+        .refusal(
+            &format!("{path}/validate"),
+            json!({"host": "bad host!"}),
+            "host",
+        )
+        .await;
+    assert!(api_error.starts_with("host: "), "{api_error:?}");
+    assert_eq!(
+        shown_error.trim(),
+        api_error,
+        "#server-form-error vs the API's message"
+    );
+    b.screenshot("edit-bad-host").await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(
+        api["host"], "127.0.0.1",
+        "saved despite the bad host: {api}"
+    );
+    let updates = format!("type=server_updated&server_id={}", server.id);
+    let updated = fleet.activity(&updates).await;
+    assert_eq!(updated["total"], 0, "an edit was logged: {updated}");
+
+    // Host back, new tags: saved, shown, and logged once with the tags as the only change.
+    retype(&b, "host", "127.0.0.1").await;
+    retype(&b, "tags", "key, rotated, eu-west").await;
+    submit_saved(&b).await;
+    b.wait_js(
+        "the tags fact to show the new tags",
+        "(document.querySelector('dl#server-facts dd[data-fact=tags]') || {}).textContent \
+           === 'key, rotated, eu-west'",
+        WAIT,
+    )
+    .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_eq!(api["tags"], json!(["key", "rotated", "eu-west"]), "{api}");
+    assert_eq!(api["host"], "127.0.0.1", "{api}");
+    let updated = fleet.activity(&updates).await;
+    assert_eq!(updated["total"], 1, "{updated}");
+    let entry = &updated["items"][0];
+    assert_eq!(entry["actor"], "user:olga", "{entry}");
+    let changed: Vec<&String> = entry["details"]["changes"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(changed, ["tags"], "{entry}");
+    b.screenshot("edited").await;
+
+    // The host is reinstalled: a new host key. fleetpoll keeps its SSH session between polls,
+    // and `rotate_host_key` keeps open sessions up, so stop sshd (and its sessions) first; the
+    // next poll has to connect afresh and meets the new key.
+    own_sshd.stop();
+    own_sshd.rotate_host_key();
+    let second_key = own_sshd.host_key_fingerprint();
+    assert_ne!(first_key, second_key);
+    fleet
+        .wait_server(&path, "epsilon-key to be host_key_changed", |s| {
+            s["status"] == "host_key_changed"
+                && s["pending_host_key_fingerprint"] == second_key.as_str()
+        })
+        .await;
+    // Auto-refresh would show it within 15 s; a reload is quicker.
+    b.refresh().await;
+    wait_ready(&b).await;
+    b.wait_for("button#trust-key", WAIT).await;
+    let host_key = text_of(&b, "dl#server-facts dd[data-fact=host_key]").await;
+    assert!(
+        host_key.contains(&first_key) && host_key.contains(&second_key),
+        "the host key fact names neither or one key: {host_key:?}"
+    );
+    b.screenshot("host-key-changed").await;
+    b.find("button#trust-key").await.click().await;
+    b.wait_js(
+        "#trust-key to go once the key is trusted",
+        "!document.querySelector('button#trust-key')",
+        WAIT,
+    )
+    .await;
+    let (_, api) = fleet.app.get(&path).await;
+    assert_ne!(api["status"], "host_key_changed", "{api}");
+    assert_eq!(api["pending_host_key_fingerprint"], Value::Null, "{api}");
+    assert_eq!(api["host_key_fingerprint"], second_key.as_str(), "{api}");
+    let trusted = fleet
+        .activity(&format!("type=host_key_trusted&server_id={}", server.id))
+        .await;
+    assert_eq!(trusted["total"], 1, "{trusted}");
+    assert_eq!(trusted["items"][0]["actor"], "user:olga", "{trusted}");
+    assert_eq!(
+        trusted["items"][0]["details"]["trusted"],
+        second_key.as_str(),
+        "{trusted}"
+    );
+    // And the next poll gets through with the trusted key.
+    fleet
+        .wait_server(&path, "epsilon-key online again", |s| {
+            s["status"] == "online"
+        })
+        .await;
+    b.screenshot("host-key-trusted").await;
+
+    // Remove: asked in the page, then back to the overview without the server.
+    b.find("button#remove-server").await.click().await;
+    wait_shown(&b, "button#confirm-remove").await;
+    b.screenshot("confirm-remove").await;
+    follow(&b, "button#confirm-remove", "/").await;
+    wait_rows(&b, "the fleet without epsilon-key", &FLEET).await;
+    let (status, gone) = fleet.app.get(&path).await;
+    assert_eq!(status, 404, "GET {path} after removing: {gone}");
+    let removed = fleet.activity("type=server_removed").await;
+    let removed: Vec<&Value> = removed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["server_name"] == "epsilon-key")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["actor"], "user:olga", "{removed:?}");
+    b.screenshot("removed").await;
+
+    fleet.finish(b).await;
+    drop(own_sshd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pages_the_activity_log_and_filters_it_by_server_actor_and_time() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    // Sixty entries by `token:test-admin`: thirty tokens created and revoked through the API.
+    for i in 0..30 {
+        let (status, token) = fleet
+            .app
+            .send(
+                reqwest::Method::POST,
+                "/api/tokens",
+                Some(&json!({"name": format!("paging-{i:02}"), "role": "viewer"}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "POST /api/tokens: {token}");
+        let id = token["id"].as_str().expect("token id");
+        let (status, body) = fleet
+            .app
+            .send(reqwest::Method::DELETE, &format!("/api/tokens/{id}"), None)
+            .await;
+        assert_eq!(status, 204, "DELETE /api/tokens/{id}: {body}");
+    }
+    let b = Browser::start("activity-paging").await;
+    // A zone that is neither UTC nor a whole hour away from it, so a page that mixed up local
+    // time and UTC would filter the wrong half-hours.
+    const ZONE: &str = "Asia/Kolkata";
+    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("+05:30");
+    b.set_timezone(ZONE).await;
+    log_in(&b, &fleet, "olga").await;
+    // (ICU may report the zone by its old name, Asia/Calcutta: check the offset instead.)
+    let offset = b
+        .execute("return new Date().getTimezoneOffset();", json!([]))
+        .await;
+    assert_eq!(
+        offset,
+        json!(-330),
+        "the {ZONE} override did not hold after navigating"
+    );
+    follow(&b, "a#nav-activity", "/activity").await;
+
+    // Paging the whole log: 50 a page, newest first.
+    let page1 = wait_page(&b, &fleet, "", 0).await;
+    assert_eq!(page1.len(), 50, "page 1 has {} rows", page1.len());
+    b.screenshot("page-1").await;
+    let page2 = turn_page(&b, &fleet, "next", "", 50).await;
+    assert!(!page2.is_empty(), "page 2 is empty");
+    // Older than page 1 (an entry logged meanwhile shifts by one, so `<=`).
+    let (oldest1, newest2) = (
+        page1.iter().min().copied().unwrap_or(0),
+        page2.iter().max().copied().unwrap_or(0),
+    );
+    assert!(
+        newest2 <= oldest1 && page2 != page1,
+        "page 2 {page2:?} is not older than page 1 {page1:?}"
+    );
+    b.screenshot("page-2").await;
+    // A reload stays on the page.
+    b.refresh().await;
+    wait_ready(&b).await;
+    assert_eq!(query_param(&b, "offset").await.as_deref(), Some("50"));
+    wait_page(&b, &fleet, "", 50).await;
+    // On to the last page, where #page-next is disabled (`wait_page` checks both buttons).
+    let mut offset = 50;
+    while !b
+        .find("button#page-next")
+        .await
+        .prop("disabled")
+        .await
+        .as_bool()
+        .unwrap_or(true)
+    {
+        assert!(offset < 1000, "no last page after {offset} rows");
+        offset += 50;
+        turn_page(&b, &fleet, "next", "", offset).await;
+    }
+    turn_page(&b, &fleet, "prev", "", offset - 50).await;
+
+    // Actor, exact: the sixty token entries, on two pages; applying a filter starts at page 1.
+    let actor = b.find("input#f-actor").await;
+    actor.send_keys("token:test-admin").await;
+    apply_filters(&b, &[("actor", "token:test-admin"), ("offset", "")]).await;
+    wait_page(&b, &fleet, "actor=token:test-admin", 0).await;
+    assert_eq!(text_of(&b, "#page-info").await, "1–50 of 60");
+    let actors = activity_cells(&b, "actor").await;
+    assert!(
+        actors.iter().all(|a| a.starts_with("token:test-admin")),
+        "actor cells {actors:?}"
+    );
+    b.screenshot("actor-token").await;
+    turn_page(&b, &fleet, "next", "actor=token:test-admin", 50).await;
+    assert_eq!(text_of(&b, "#page-info").await, "51–60 of 60");
+    // A user's actor name, and that the match is exact (no `olga` without `user:`).
+    actor.clear().await;
+    actor.send_keys("user:olga").await;
+    apply_filters(&b, &[("actor", "user:olga")]).await;
+    wait_page(&b, &fleet, "actor=user:olga", 0).await;
+    let actors = activity_cells(&b, "actor").await;
+    assert!(
+        !actors.is_empty() && actors.iter().all(|a| a.starts_with("user:olga")),
+        "actor cells {actors:?} (olga logged in, so at least her login)"
+    );
+    actor.clear().await;
+    actor.send_keys("olga").await;
+    apply_filters(&b, &[("actor", "olga")]).await;
+    wait_page(&b, &fleet, "actor=olga", 0).await;
+    assert_eq!(text_of(&b, "#page-info").await, "0–0 of 0");
+
+    // Reset clears every filter and the URL.
+    reset_filters(&b).await;
+    assert_eq!(b.find("input#f-actor").await.prop("value").await, "");
+    wait_page(&b, &fleet, "", 0).await;
+
+    // Server.
+    let alpha = &fleet.online[0];
+    let alpha_id = alpha.id.to_string();
+    choose(&b, "f-server", &alpha_id).await;
+    apply_filters(&b, &[("server_id", &alpha_id)]).await;
+    wait_page(&b, &fleet, &format!("server_id={alpha_id}"), 0).await;
+    let servers = activity_cells(&b, "server").await;
+    assert!(
+        !servers.is_empty() && servers.iter().all(|s| s == "alpha-web"),
+        "server cells {servers:?}"
+    );
+    b.screenshot("server-alpha").await;
+    reset_filters(&b).await;
+
+    // Time, in the viewer's zone: a range long before anything happened shows nothing...
+    set_datetime_local(&b, "f-since", "2000-01-01T00:00").await;
+    set_datetime_local(&b, "f-until", "2000-01-02T00:00").await;
+    submit_filters(&b).await;
+    // Midnight in Kolkata is 18:30 UTC the day before.
+    let (since, until) = url_range(&b).await;
+    assert_eq!(since.to_rfc3339(), "1999-12-31T18:30:00+00:00");
+    // "To 00:00" includes that whole minute.
+    assert_eq!(until.to_rfc3339(), "2000-01-01T18:30:59.999+00:00");
+    let range = |s: DateTime<Utc>, u: DateTime<Utc>| {
+        format!(
+            "since={}&until={}",
+            s.format("%Y-%m-%dT%H:%M:%SZ"),
+            u.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    };
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+    assert_eq!(text_of(&b, "#page-info").await, "0–0 of 0");
+    assert!(activity_cells(&b, "type").await.is_empty());
+    b.screenshot("range-empty").await;
+    // ...and survives a reload, shown again in local time.
+    b.refresh().await;
+    wait_ready(&b).await;
+    let shown = b
+        .execute(
+            "return [document.getElementById('f-since').value, document.getElementById('f-until').value];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!(["2000-01-01T00:00", "2000-01-02T00:00"]));
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+
+    // The last half hour up to the next (local time, to the minute) holds everything logged.
+    let now = Utc::now();
+    let local = |t: DateTime<Utc>| t.with_timezone(&ist).format("%Y-%m-%dT%H:%M").to_string();
+    set_datetime_local(&b, "f-since", &local(now - chrono::Duration::minutes(30))).await;
+    set_datetime_local(&b, "f-until", &local(now + chrono::Duration::minutes(30))).await;
+    submit_filters(&b).await;
+    b.wait_js(
+        "the new since in the URL",
+        "!new URLSearchParams(location.search).get('since').startsWith('1999')",
+        WAIT,
+    )
+    .await;
+    let (since, until) = url_range(&b).await;
+    let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M").to_string();
+    assert_eq!(
+        (minute(since), minute(until)),
+        (
+            minute(now - chrono::Duration::minutes(30)),
+            minute(now + chrono::Duration::minutes(30))
+        ),
+        "the local range as UTC in the URL"
+    );
+    wait_page(&b, &fleet, &range(since, until), 0).await;
+    let all = fleet.activity("limit=1").await;
+    let ranged = fleet
+        .activity(&format!("limit=1&{}", range(since, until)))
+        .await;
+    assert_eq!(
+        ranged["total"], all["total"],
+        "the last half hour should hold every entry of this fresh app"
+    );
+    b.screenshot("range-now").await;
+
+    reset_filters(&b).await;
+    let inputs = b
+        .execute(
+            "return ['f-type', 'f-server', 'f-actor', 'f-severity', 'f-since', 'f-until']
+               .map(id => document.getElementById(id).value);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        inputs,
+        json!(["", "", "", "", "", ""]),
+        "the filters after #f-reset"
+    );
+    wait_page(&b, &fleet, "", 0).await;
+
+    fleet.finish(b).await;
+}
 
 /// The fleet every test drives.
 struct Fleet {
@@ -80,8 +941,7 @@ impl Fleet {
     }
 
     async fn wait_polled(&self, samples: i64) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
+        let polled = poll_until(POLL_WAIT, || async {
             let mut least = i64::MAX;
             for s in &self.online {
                 let n = common::count(
@@ -98,33 +958,96 @@ impl Fleet {
             let (_, summary) = self.app.get("/api/dashboard/summary").await;
             if least >= samples && summary["online_servers"] == 2 && summary["offline_servers"] == 1
             {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "{least} samples on the least polled server; summary {summary}"
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the fleet was not polled in 90 s: {least} samples on the least polled server; \
-                 summary {summary}\nsshd log:\n{}",
+        })
+        .await;
+        if let Err(last) = polled {
+            panic!(
+                "the fleet was not polled in 90 s: {last}\nsshd log:\n{}",
                 self.sshd.log_text()
             );
-            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+
+    /// Polls `GET {path}` (one server) for up to 90 s until `ready` holds for the answer;
+    /// panics with `what`, the last answer and the fleet's sshd log.
+    async fn wait_server(&self, path: &str, what: &str, ready: impl Fn(&Value) -> bool) {
+        let waited = poll_until(POLL_WAIT, || async {
+            let (_, s) = self.app.get(path).await;
+            if ready(&s) {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        })
+        .await;
+        if let Err(last) = waited {
+            panic!(
+                "waited 90 s for {what}; last: {last}\nsshd log (fleet):\n{}",
+                self.sshd.log_text()
+            );
+        }
+    }
+
+    /// `GET /api/activity?{query}`'s answer.
+    async fn activity(&self, query: &str) -> Value {
+        self.app.get(&format!("/api/activity?{query}")).await.1
+    }
+
+    /// How many activity entries match `query`, by the API.
+    async fn activity_total(&self, query: &str) -> u64 {
+        let a = self.activity(query).await;
+        a["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no total in GET /api/activity?{query}: {a}"))
+    }
+
+    /// Asks the API to check a server form's input (`POST {path}` with `body`, a `validate`
+    /// endpoint), which it should refuse because of `field`; returns its message.
+    async fn refusal(&self, path: &str, body: Value, field: &str) -> String {
+        let (status, check) = self
+            .app
+            .send(reqwest::Method::POST, path, Some(&body.to_string()))
+            .await;
+        assert_eq!(status, 200, "POST {path}: {check}");
+        assert_eq!(
+            (&check["valid"], &check["field"]),
+            (&json!(false), &json!(field)),
+            "{check}"
+        );
+        check["error"].as_str().expect("error text").to_string()
+    }
+
+    /// How every test with a fleet ends: the page stayed clean throughout, then the browser
+    /// closes and the app stops.
+    async fn finish(self, b: Browser) {
+        b.assert_clean(&self.origin()).await;
+        drop(b);
+        self.app.stop().await;
+    }
 }
+
+// ---- Any page ----
 
 /// Logs in through the form at `/login` and waits for the overview to finish its first render.
 async fn log_in(b: &Browser, fleet: &Fleet, user: &str) {
     b.goto(&fleet.app.url("/login")).await;
     b.wait_for("form#login", WAIT).await;
+    submit_login(b, user).await;
+    wait_path(b, "/").await;
+    wait_ready(b).await;
+}
+
+/// Types `user` and the password into the login form shown and submits it.
+async fn submit_login(b: &Browser, user: &str) {
     b.find("input#username").await.send_keys(user).await;
     b.find("input#password").await.send_keys(PASSWORD).await;
     b.find("form#login button[type=submit]").await.click().await;
-    b.wait_js(
-        "landing on / after logging in",
-        "location.pathname === '/'",
-        WAIT,
-    )
-    .await;
-    wait_ready(b).await;
 }
 
 /// Waits for `body[data-ready="1"]` (the page's first data render is done), then checks the
@@ -161,39 +1084,26 @@ async fn wait_ready(b: &Browser) {
     );
 }
 
-/// The names of the server rows shown, in order.
-async fn shown_rows(b: &Browser) -> Vec<String> {
-    let v = b
-        .execute(
-            "return [...document.querySelectorAll('table#servers tbody tr.server-row')]
-                .filter(r => r.offsetParent !== null).map(r => r.dataset.name);",
-            json!([]),
-        )
-        .await;
-    serde_json::from_value(v).expect("row names")
+/// Waits until the browser is at `path` (`location.pathname`).
+async fn wait_path(b: &Browser, path: &str) {
+    b.wait_js(
+        &format!("the page at {path}"),
+        &format!("location.pathname === {}", json!(path)),
+        WAIT,
+    )
+    .await;
 }
 
-/// Waits until the shown rows are exactly `want` (in order when `ordered`).
-async fn wait_rows(b: &Browser, what: &str, want: &[&str], ordered: bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = shown_rows(b).await;
-        let ok = if ordered {
-            got == want
-        } else {
-            got.iter().map(String::as_str).collect::<BTreeSet<_>>()
-                == want.iter().copied().collect::<BTreeSet<_>>()
-                && got.len() == want.len()
-        };
-        if ok {
-            return;
-        }
-        if Instant::now() >= deadline {
-            b.screenshot("rows-timeout").await;
-            panic!("{what}: rows shown are {got:?}, want {want:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+/// Clicks `link` (a link or button that navigates) and waits for the page at `path` to be ready.
+async fn follow(b: &Browser, link: &str, path: &str) {
+    b.wait_for(link, WAIT).await.click().await;
+    wait_path(b, path).await;
+    wait_ready(b).await;
+}
+
+/// The trimmed text of the first element matching `css`.
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.find(css).await.text().await.trim().to_string()
 }
 
 /// Chooses `value` in `select#id` by clicking its option, as a user would.
@@ -208,6 +1118,19 @@ async fn choose(b: &Browser, select_id: &str, value: &str) {
     .await;
 }
 
+/// Waits until an element matches `css` and is shown (not `hidden`, and laid out).
+async fn wait_shown(b: &Browser, css: &str) {
+    b.wait_js(
+        &format!("{css} to show"),
+        &format!(
+            "(e => !!e && !e.hidden && e.offsetParent !== null)(document.querySelector({}))",
+            json!(css)
+        ),
+        WAIT,
+    )
+    .await;
+}
+
 /// `URLSearchParams(location.search).get(key)`.
 async fn query_param(b: &Browser, key: &str) -> Option<String> {
     b.execute(
@@ -217,6 +1140,43 @@ async fn query_param(b: &Browser, key: &str) -> Option<String> {
     .await
     .as_str()
     .map(str::to_string)
+}
+
+/// Waits until the URL's query has every `(key, value)` of `params`; an empty value means the
+/// key is absent.
+async fn wait_params(b: &Browser, params: &[(&str, &str)]) {
+    let what: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    b.wait_js(
+        &format!("{} in the URL", what.join("&")),
+        &format!(
+            "(() => {{ const p = new URLSearchParams(location.search); \
+               return {}.every(([k, v]) => (p.get(k) || '') === v); }})()",
+            json!(params)
+        ),
+        WAIT,
+    )
+    .await;
+}
+
+/// The range in the URL (a chart's zoom, the activity log's time filter) once it has both
+/// `since` and `until`, each as UTC.
+async fn url_range(b: &Browser) -> (DateTime<Utc>, DateTime<Utc>) {
+    b.wait_js(
+        "since and until in the URL",
+        "(() => { const p = new URLSearchParams(location.search); return p.get('since') && p.get('until'); })()",
+        WAIT,
+    )
+    .await;
+    let mut ends = Vec::new();
+    for key in ["since", "until"] {
+        let end: DateTime<Utc> = query_param(b, key)
+            .await
+            .expect(key)
+            .parse()
+            .unwrap_or_else(|e| panic!("{key} is not RFC 3339: {e}"));
+        ends.push(end);
+    }
+    (ends[0], ends[1])
 }
 
 /// At phone width, then back at desktop width: the page does not scroll sideways. Screenshots
@@ -250,6 +1210,8 @@ async fn fits_phone_and_desktop(b: &Browser, page: &str) {
     }
 }
 
+// ---- The overview ----
+
 /// The summary counts as the cards show them, and as the API has them.
 const COUNT_CARDS: [&str; 8] = [
     "total_servers",
@@ -264,277 +1226,132 @@ const COUNT_CARDS: [&str; 8] = [
 const PERCENT_CARDS: [&str; 3] = ["avg_cpu_percent", "avg_memory_percent", "avg_disk_percent"];
 
 async fn card(b: &Browser, key: &str) -> String {
-    b.find(&format!("#cards .card[data-key={key}] .value"))
-        .await
-        .text()
-        .await
-        .trim()
-        .to_string()
+    text_of(b, &format!("#cards .card[data-key={key}] .value")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_sees_the_polled_fleet_filters_it_and_adds_a_server_with_the_form() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let fleet = Fleet::start(2).await;
-    let b = Browser::start("fleet").await;
-    log_in(&b, &fleet, "olga").await;
-    b.screenshot("logged-in").await;
-    assert_eq!(
-        b.find("span#whoami").await.text().await.trim(),
-        "olga (operator)"
-    );
-
-    // The cards against the API at the same moment. Counts are stable once the fleet is
-    // polled; retry anyway in case a refresh and a poll cross.
-    let deadline = Instant::now() + WAIT;
-    loop {
+/// Waits until every count card shows what the API's summary, fetched at the same moment, has;
+/// returns that summary. Counts are stable once the fleet is polled; this retries anyway in case
+/// a refresh and a poll cross.
+async fn wait_cards_match_api(b: &Browser, fleet: &Fleet) -> Value {
+    b.eventually("the cards to show the API's counts", || async {
         let (_, summary) = fleet.app.get("/api/dashboard/summary").await;
         let mut diffs = Vec::new();
         for key in COUNT_CARDS {
-            let (shown, api) = (card(&b, key).await, summary[key].to_string());
+            let (shown, api) = (card(b, key).await, summary[key].to_string());
             if shown != api {
                 diffs.push(format!("{key}: card {shown:?}, API {api}"));
             }
         }
         if diffs.is_empty() {
-            assert_eq!(summary["online_servers"], 2);
-            assert_eq!(summary["offline_servers"], 1);
-            assert!(
-                summary["total_containers"].as_u64().unwrap_or(0) > 0,
-                "{summary}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cards differ from the API: {diffs:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    for key in PERCENT_CARDS {
-        let shown = card(&b, key).await;
-        let ok = shown == "–"
-            || shown
-                .strip_suffix('%')
-                .and_then(|n| n.parse::<f64>().ok())
-                .is_some_and(|n| (0.0..=100.0).contains(&n));
-        assert!(ok, "card {key} shows {shown:?}: want like 12.3% or –");
-    }
-
-    // Rows: one per server, with status and health from the API, a sparkline for the polled ones
-    // and the reason on the offline one.
-    wait_rows(
-        &b,
-        "all servers",
-        &["alpha-web", "beta-db", "gamma-down"],
-        false,
-    )
-    .await;
-    let (_, summary) = fleet.app.get("/api/dashboard/summary").await;
-    for s in summary["servers"].as_array().expect("servers") {
-        let row = b
-            .find(&format!(
-                "tr.server-row[data-id=\"{}\"]",
-                s["id"].as_str().expect("id")
-            ))
-            .await;
-        assert_eq!(
-            row.attr("data-status").await.as_deref(),
-            s["status"].as_str()
-        );
-        // Health follows this machine's CPU from poll to poll, so only its vocabulary is stable.
-        let health = row.attr("data-health").await.unwrap_or_default();
-        if s["status"] == "online" {
-            assert!(
-                ["healthy", "warning", "critical"].contains(&health.as_str()),
-                "an online server's health is {health:?}"
-            );
+            Ok(summary)
         } else {
-            assert_eq!(health, "offline", "{s}");
+            Err(format!("cards differ from the API: {diffs:#?}"))
         }
-        assert_eq!(
-            row.find("a.server-link").await.text().await,
-            s["name"].as_str().unwrap_or("")
-        );
-        if s["status"] == "online" {
-            let points: u64 = row
-                .find("td.spark svg.sparkline")
-                .await
-                .attr("data-points")
-                .await
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            assert!(points >= 1, "no sparkline points for {}", s["name"]);
-        }
-    }
-    let reason = b
-        .find(&format!(
-            "tr.server-row[data-id=\"{}\"] td.reason",
-            fleet.offline.id
-        ))
-        .await
-        .text()
+    })
+    .await
+}
+
+/// The names of the server rows shown, in order.
+async fn shown_rows(b: &Browser) -> Vec<String> {
+    let v = b
+        .execute(
+            "return [...document.querySelectorAll('table#servers tbody tr.server-row')]
+                .filter(r => r.offsetParent !== null).map(r => r.dataset.name);",
+            json!([]),
+        )
         .await;
-    assert!(
-        !reason.trim().is_empty(),
-        "the offline server shows no reason"
-    );
+    serde_json::from_value(v).expect("row names")
+}
 
-    // Filters: text, status, tag; each kept in the URL and counted in #shown-count.
-    let text = b.find("input#filter-text").await;
-    text.send_keys("beta").await;
-    wait_rows(&b, "text filter 'beta'", &["beta-db"], false).await;
-    assert_eq!(
-        b.find("#shown-count").await.text().await.trim(),
-        "1 of 3 servers"
-    );
-    assert_eq!(query_param(&b, "q").await.as_deref(), Some("beta"));
+/// Waits until the shown rows are exactly `want`, in any order.
+async fn wait_rows(b: &Browser, what: &str, want: &[&str]) {
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    b.eventually(what, || async {
+        let mut got = shown_rows(b).await;
+        got.sort_unstable();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "rows shown are {got:?}, want {want:?} in any order"
+            ))
+        }
+    })
+    .await;
+}
+
+/// Waits until the shown rows are exactly `want`, in that order.
+async fn wait_rows_in_order(b: &Browser, what: &str, want: &[&str]) {
+    b.eventually(what, || async {
+        let got = shown_rows(b).await;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("rows shown are {got:?}, want {want:?}"))
+        }
+    })
+    .await;
+}
+
+/// Empties the overview's text filter. `clear` fires no input event in every Chromium; typing
+/// and deleting does.
+async fn clear_filter_text(text: &Element<'_>) {
     text.clear().await;
-    // `clear` fires no input event in every Chromium; typing and deleting does.
     text.send_keys("x\u{E003}").await;
-    wait_rows(
-        &b,
-        "text filter cleared",
-        &["alpha-web", "beta-db", "gamma-down"],
-        false,
-    )
-    .await;
-    text.send_keys("prod").await;
-    wait_rows(&b, "text filter on a tag", &["alpha-web"], false).await;
-    text.clear().await;
-    text.send_keys("x\u{E003}").await;
+}
 
-    choose(&b, "filter-status", "offline").await;
-    wait_rows(&b, "status offline", &["gamma-down"], false).await;
-    assert_eq!(query_param(&b, "status").await.as_deref(), Some("offline"));
-    b.screenshot("filtered-offline").await;
-    choose(&b, "filter-status", "online").await;
-    wait_rows(&b, "status online", &["alpha-web", "beta-db"], false).await;
-    choose(&b, "filter-status", "").await;
-    choose(&b, "filter-tag", "db").await;
-    wait_rows(&b, "tag db", &["beta-db"], false).await;
-    choose(&b, "filter-tag", "").await;
-    choose(&b, "filter-health", "offline").await;
-    wait_rows(&b, "health offline", &["gamma-down"], false).await;
-    choose(&b, "filter-health", "").await;
-    wait_rows(
-        &b,
-        "no filter",
-        &["alpha-web", "beta-db", "gamma-down"],
-        false,
-    )
-    .await;
+/// The add/edit server form's input `name`.
+async fn server_field<'a>(b: &'a Browser, name: &str) -> Element<'a> {
+    b.find(&format!("form#server-form [name={name}]")).await
+}
 
-    // A reload keeps the filter (it lives in the URL).
-    choose(&b, "filter-status", "online").await;
-    b.refresh().await;
-    wait_ready(&b).await;
-    wait_rows(
-        &b,
-        "status online after a reload",
-        &["alpha-web", "beta-db"],
-        false,
-    )
-    .await;
-    choose(&b, "filter-status", "").await;
-
-    // Sorting by name: one click sorts, the next reverses.
-    b.find("th[data-sort=name]").await.click().await;
-    let first = shown_rows(&b).await;
-    let mut asc = vec!["alpha-web", "beta-db", "gamma-down"];
-    let want_first: Vec<&str> = if first.first().map(String::as_str) == Some("alpha-web") {
-        asc.clone()
-    } else {
-        asc.reverse();
-        asc.clone()
-    };
-    wait_rows(&b, "sorted by name", &want_first, true).await;
-    assert_eq!(query_param(&b, "sort").await.as_deref(), Some("name"));
-    b.find("th[data-sort=name]").await.click().await;
-    let reversed: Vec<&str> = want_first.iter().rev().copied().collect();
-    wait_rows(&b, "sorted by name, reversed", &reversed, true).await;
-
-    fits_phone_and_desktop(&b, "overview").await;
-
-    // Adding a server: a bad port shows the API's own message and adds nothing.
-    let (_, before) = fleet.app.get("/api/servers").await;
-    let total_before = before["total"].as_u64().expect("total");
-    b.find("button#add-server").await.click().await;
+/// Opens the server form with `button` (add or edit) and checks it shows.
+async fn open_server_form(b: &Browser, button: &str) {
+    b.find(button).await.click().await;
     let form = b.wait_for("form#server-form", WAIT).await;
     assert!(form.displayed().await, "form#server-form is not shown");
-    let key_path = fleet.sshd.client_key.to_string_lossy().into_owned();
-    let field = |name: &'static str| {
-        let b = &b;
-        async move { b.find(&format!("form#server-form [name={name}]")).await }
-    };
-    field("name").await.send_keys("delta-new").await;
-    field("host").await.send_keys("127.0.0.1").await;
-    field("port").await.clear().await;
-    field("port").await.send_keys("70000").await;
-    field("user").await.clear().await;
-    field("user").await.send_keys(&fleet.sshd.user).await;
-    field("key_path").await.send_keys(&key_path).await;
-    field("tags").await.send_keys("new, test").await;
+}
+
+/// Replaces what the server form's input `name` holds by typing `text`.
+async fn retype(b: &Browser, name: &str, text: &str) {
+    server_field(b, name).await.clear().await;
+    server_field(b, name).await.send_keys(text).await;
+}
+
+async fn submit_server_form(b: &Browser) {
     b.find("form#server-form button[type=submit]")
         .await
         .click()
         .await;
+}
+
+/// Submits the server form, which should refuse it: waits for `#server-form-error`, checks that
+/// `field` is marked `invalid`, and returns the message shown.
+async fn submit_refused(b: &Browser, field: &str) -> String {
+    submit_server_form(b).await;
     b.wait_js(
         "#server-form-error to show a message",
         "(document.querySelector('#server-form-error') || {}).textContent",
         WAIT,
     )
     .await;
-    let shown_error = b.find("#server-form-error").await.text().await;
-    let (status, check) = fleet
-        .app
-        .send(
-            reqwest::Method::POST,
-            "/api/servers/validate",
-            Some(
-                &json!({"name": "delta-new", "host": "127.0.0.1", "port": 70000,
-                        "user": fleet.sshd.user, "key_path": key_path, "tags": ["new", "test"]})
-                .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(status, 200, "POST /api/servers/validate: {check}");
-    assert_eq!(check["valid"], false, "{check}");
-    assert_eq!(check["field"], "port", "{check}");
-    let api_error = check["error"].as_str().expect("error text");
-    assert!(
-        shown_error.contains("port") && shown_error.contains(api_error),
-        "#server-form-error shows {shown_error:?}; want the API's {api_error:?} naming the port"
-    );
-    let port_class = field("port").await.attr("class").await.unwrap_or_default();
-    assert!(
-        port_class.split_whitespace().any(|c| c == "invalid"),
-        "the port field's class is {port_class:?}, want `invalid`"
-    );
-    b.screenshot("add-server-bad-port").await;
-    let (_, after) = fleet.app.get("/api/servers").await;
-    assert_eq!(
-        after["total"].as_u64(),
-        Some(total_before),
-        "a server was added despite the bad port"
-    );
-    assert!(b
-        .try_find("tr.server-row[data-name=delta-new]")
+    let shown = b.find("#server-form-error").await.text().await;
+    let class = server_field(b, field)
         .await
-        .is_none());
+        .attr("class")
+        .await
+        .unwrap_or_default();
+    assert!(
+        class.split_whitespace().any(|c| c == "invalid"),
+        "the {field} field's class is {class:?}, want `invalid`"
+    );
+    shown
+}
 
-    // Fixed: the form closes and the row appears.
-    field("port").await.clear().await;
-    field("port")
-        .await
-        .send_keys(&fleet.sshd.port.to_string())
-        .await;
-    field("key_path").await.clear().await;
-    field("key_path").await.send_keys(&key_path).await;
-    b.find("form#server-form button[type=submit]")
-        .await
-        .click()
-        .await;
+/// Submits the server form and waits for it to close, as it does once saved.
+async fn submit_saved(b: &Browser) {
+    submit_server_form(b).await;
     b.wait_js(
         "form#server-form to close",
         "(() => { const f = document.querySelector('form#server-form'); \
@@ -542,902 +1359,187 @@ async fn an_operator_sees_the_polled_fleet_filters_it_and_adds_a_server_with_the
         WAIT,
     )
     .await;
-    b.wait_for("tr.server-row[data-name=delta-new]", WAIT).await;
-    let (_, after) = fleet.app.get("/api/servers").await;
-    let added: Vec<&Value> = after["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|s| s["name"] == "delta-new")
-        .collect();
-    assert_eq!(added.len(), 1, "the API lists {after}");
-    assert_eq!(added[0]["port"], fleet.sshd.port);
-    assert_eq!(added[0]["tags"], json!(["new", "test"]));
-    b.screenshot("added").await;
-
-    b.assert_clean(&fleet.origin()).await;
-    drop(b);
-    fleet.app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_zooms_a_chart_exports_its_csv_and_filters_the_activity_log() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    // The 1 h view puts samples in 7.2 s buckets: enough samples for a few chart points.
-    let fleet = Fleet::start(6).await;
-    let b = Browser::start("charts").await;
-    log_in(&b, &fleet, "olga").await;
-    let server = &fleet.online[0];
-    b.wait_for(
+// ---- A server's page ----
+
+/// Opens `server`'s page from its row on the overview.
+async fn open_server(b: &Browser, server: &Server) {
+    follow(
+        b,
         &format!("tr.server-row[data-id=\"{}\"] a.server-link", server.id),
-        WAIT,
-    )
-    .await
-    .click()
-    .await;
-    b.wait_js(
-        "the server page",
-        &format!("location.pathname === '/servers/{}'", server.id),
-        WAIT,
+        &format!("/servers/{}", server.id),
     )
     .await;
-    wait_ready(&b).await;
-    assert_eq!(b.find("h1 #server-name").await.text().await, server.name);
-    let host = b
-        .find("dl#server-facts dd[data-fact=host]")
-        .await
-        .text()
-        .await;
-    assert!(host.contains("127.0.0.1"), "host fact is {host:?}");
-
-    let cpu = "div.chart[data-chart=cpu]";
-    let points_of = |chart: &'static str| {
-        let b = &b;
-        async move {
-            b.execute(
-                "const c = document.querySelector(arguments[0]); \
-                 return c ? Number(c.dataset.points) : -1;",
-                json!([chart]),
-            )
-            .await
-            .as_i64()
-            .unwrap_or(-1)
-        }
-    };
-    // Auto-refresh every 15 s brings new buckets; reload meanwhile to be quicker about it.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while points_of(cpu).await < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the CPU chart has {} points after 90 s",
-            points_of(cpu).await
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        b.refresh().await;
-        wait_ready(&b).await;
-    }
-    for chart in ["memory", "swap", "load", "disk"] {
-        let sel = format!("div.chart[data-chart={chart}]");
-        b.wait_for(&sel, WAIT).await;
-        let n = b
-            .find(&sel)
-            .await
-            .attr("data-points")
-            .await
-            .and_then(|p| p.parse::<u64>().ok())
-            .unwrap_or(0);
-        assert!(n >= 1, "chart {chart} has {n} points");
-    }
-    // The shim's containers, in the table and each with a chart.
-    let (_, containers) = fleet
-        .app
-        .get(&format!("/api/servers/{}/containers", server.id))
-        .await;
-    let names: Vec<&str> = containers["items"]
-        .as_array()
-        .expect("containers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert!(
-        !names.is_empty(),
-        "the shim gave no containers: {containers}"
-    );
-    for name in &names {
-        b.wait_for(
-            &format!(
-                "table#containers tr.container-row[data-name={}]",
-                json!(name)
-            ),
-            WAIT,
-        )
-        .await;
-        b.wait_for(
-            &format!(
-                "div.chart[data-chart={}]",
-                json!(format!("container:{name}"))
-            ),
-            WAIT,
-        )
-        .await;
-    }
-    b.screenshot("charts").await;
-
-    // Hover shows the tooltip.
-    let plot = b.find(&format!("{cpu} svg .plot")).await;
-    let width = plot.rect().await.2;
-    b.hover(&plot, (width / 2.0 - 3.0) as i64, 0).await;
-    b.wait_js(
-        "the CPU chart's tooltip",
-        &format!(
-            "(() => {{ const t = document.querySelector('{cpu} div.tooltip'); \
-               return t && !t.hidden && t.offsetParent !== null && t.textContent.includes('%'); }})()"
-        ),
-        WAIT,
-    )
-    .await;
-    b.screenshot("tooltip").await;
-
-    // Drag across most of the plot: the URL gets the range, #reset-zoom shows, charts keep points.
-    // The plot spans the whole hour while the samples are all in its last minute or so, at the
-    // right edge: release past that edge (the page clamps the pointer to the plot), so the range
-    // ends where the plot does and keeps every sample.
-    let plot = b.find(&format!("{cpu} svg .plot")).await;
-    let half = (width / 2.0) as i64;
-    b.drag(&plot, -half * 8 / 10, half + 20, 0).await;
-    b.wait_js(
-        "since and until in the URL after the drag",
-        "(() => { const p = new URLSearchParams(location.search); return p.get('since') && p.get('until'); })()",
-        WAIT,
-    )
-    .await;
-    let since: DateTime<Utc> = query_param(&b, "since")
-        .await
-        .expect("since")
-        .parse()
-        .expect("since is RFC 3339");
-    let until: DateTime<Utc> = query_param(&b, "until")
-        .await
-        .expect("until")
-        .parse()
-        .expect("until is RFC 3339");
-    assert!(since < until, "zoomed to {since}..{until}");
-    b.wait_js(
-        "#reset-zoom to show",
-        "(() => { const r = document.querySelector('#reset-zoom'); return r && !r.hidden && r.offsetParent !== null; })()",
-        WAIT,
-    )
-    .await;
-    // The zoomed render replaces the charts; wait for it to settle on the new range.
-    b.wait_js(
-        "the zoomed CPU chart to have points",
-        &format!(
-            "Number((document.querySelector('{cpu}') || {{dataset: {{}}}}).dataset.points) >= 1"
-        ),
-        WAIT,
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let zoomed_points = points_of(cpu).await;
-    assert!(
-        zoomed_points >= 2,
-        "the zoomed CPU chart has {zoomed_points} points"
-    );
-    b.screenshot("zoomed").await;
-    println!("zoomed to {since}..{until}: the CPU chart has {zoomed_points} points");
-
-    // CSV of the zoomed CPU chart: one row per drawn point, within the range.
-    b.find(&format!("{cpu} button.export-csv"))
-        .await
-        .click()
-        .await;
-    let file = b
-        .wait_download(&format!("fleetpoll-{}-cpu.csv", server.name), WAIT)
-        .await;
-    let csv = std::fs::read_to_string(&file).expect("read the CSV");
-    let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("time,cpu_percent"), "CSV:\n{csv}");
-    let rows: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
-    assert_eq!(
-        rows.len() as i64,
-        points_of(cpu).await,
-        "CSV rows vs the chart's data-points; CSV:\n{csv}"
-    );
-    for row in &rows {
-        let (t, v) = row
-            .split_once(',')
-            .unwrap_or_else(|| panic!("CSV row {row:?}"));
-        let t: DateTime<Utc> = t
-            .parse()
-            .unwrap_or_else(|e| panic!("CSV time {t:?} is not RFC 3339: {e}"));
-        assert!(
-            since <= t && t <= until,
-            "CSV time {t} outside the zoom {since}..{until}"
-        );
-        let v: f64 = v
-            .parse()
-            .unwrap_or_else(|e| panic!("CSV value {v:?} is not a number: {e}"));
-        assert!((0.0..=100.0).contains(&v), "CPU {v} outside 0..=100");
-    }
-
-    println!("{}: {} rows", file.display(), rows.len());
-
-    // Reset zoom; periods.
-    b.find("button#reset-zoom").await.click().await;
-    b.wait_js(
-        "the zoom to be gone from the URL",
-        "!new URLSearchParams(location.search).get('since')",
-        WAIT,
-    )
-    .await;
-    b.wait_js(
-        "#reset-zoom to hide",
-        "document.querySelector('#reset-zoom').hidden",
-        WAIT,
-    )
-    .await;
-    b.find("#period button[data-period=\"24h\"]")
-        .await
-        .click()
-        .await;
-    b.wait_js(
-        "the 24h period to be active",
-        "document.querySelector('#period button[data-period=\"24h\"]').classList.contains('active')",
-        WAIT,
-    )
-    .await;
-    assert_eq!(query_param(&b, "period").await.as_deref(), Some("24h"));
-    fits_phone_and_desktop(&b, "server").await;
-
-    // Activity: filter by type, then by severity; totals match the API; the CSV link follows.
-    b.find("a#nav-activity").await.click().await;
-    b.wait_js(
-        "the activity page",
-        "location.pathname === '/activity'",
-        WAIT,
-    )
-    .await;
-    wait_ready(&b).await;
-    b.screenshot("activity").await;
-    choose(&b, "f-type", "server_added").await;
-    b.find("form#activity-filters button[type=submit]")
-        .await
-        .click()
-        .await;
-    b.wait_js(
-        "type=server_added in the URL",
-        "new URLSearchParams(location.search).get('type') === 'server_added'",
-        WAIT,
-    )
-    .await;
-    let (_, api) = fleet.app.get("/api/activity?type=server_added").await;
-    let total = api["total"].as_u64().expect("total");
-    assert!(total >= 3, "{api}");
-    wait_activity(&b, "type", "server_added", total).await;
-    let href = b
-        .find("a#activity-csv")
-        .await
-        .attr("href")
-        .await
-        .unwrap_or_default();
-    assert!(
-        href.contains("format=csv") && href.contains("type=server_added"),
-        "a#activity-csv href is {href:?}"
-    );
-
-    b.find("button#f-reset").await.click().await;
-    b.wait_js(
-        "the filter reset",
-        "!new URLSearchParams(location.search).get('type')",
-        WAIT,
-    )
-    .await;
-    // The severity with most events (the offline server made at least one warning or worse).
-    let mut best = ("info", 0);
-    for sev in ["info", "warning", "critical"] {
-        let (_, a) = fleet
-            .app
-            .get(&format!("/api/activity?severity={sev}"))
-            .await;
-        let n = a["total"].as_u64().unwrap_or(0);
-        if sev != "info" && n > 0 {
-            best = (sev, n);
-            break;
-        }
-        if sev == "info" {
-            best = (sev, n);
-        }
-    }
-    println!("severity filter: {} ({} events)", best.0, best.1);
-    choose(&b, "f-severity", best.0).await;
-    b.find("form#activity-filters button[type=submit]")
-        .await
-        .click()
-        .await;
-    // The fleet keeps polling; a severity's total may grow, so compare with a fresh answer.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, a) = fleet
-            .app
-            .get(&format!("/api/activity?severity={}", best.0))
-            .await;
-        let n = a["total"].as_u64().unwrap_or(0);
-        match try_activity(&b, "severity", best.0, n).await {
-            Ok(()) => break,
-            Err(why) if Instant::now() >= deadline => panic!("severity filter {}: {why}", best.0),
-            Err(_) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let href = b
-        .find("a#activity-csv")
-        .await
-        .attr("href")
-        .await
-        .unwrap_or_default();
-    assert!(
-        href.contains(&format!("severity={}", best.0)),
-        "a#activity-csv href is {href:?}"
-    );
-    b.screenshot("activity-filtered").await;
-    fits_phone_and_desktop(&b, "activity").await;
-
-    b.assert_clean(&fleet.origin()).await;
-    drop(b);
-    fleet.app.stop().await;
 }
 
-/// `Ok` when every activity row shown has `data-<attr>` = `value` and `#page-info` ends in
-/// `of <total>`.
-async fn try_activity(b: &Browser, attr: &str, value: &str, total: u64) -> Result<(), String> {
-    let v = b
-        .execute(
-            "return [[...document.querySelectorAll('table#activity tbody tr.activity-row')]
-                        .map(r => r.dataset[arguments[0]]),
-                     (document.querySelector('#page-info') || {}).textContent || ''];",
-            json!([attr]),
-        )
-        .await;
-    let values: Vec<String> = serde_json::from_value(v[0].clone()).unwrap_or_default();
-    let info = v[1].as_str().unwrap_or("").trim().to_string();
-    let want_rows = total.min(50) as usize;
-    if values.len() != want_rows || values.iter().any(|x| x != value) {
-        return Err(format!(
-            "rows' data-{attr}: {values:?}; want {want_rows} × {value:?}"
-        ));
-    }
-    let shown_total = info.rsplit_once(" of ").map(|(_, t)| t.trim().to_string());
-    if shown_total.as_deref() != Some(&total.to_string()) {
-        return Err(format!("#page-info is {info:?}; want `A–B of {total}`"));
-    }
-    Ok(())
-}
-
-async fn wait_activity(b: &Browser, attr: &str, value: &str, total: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match try_activity(b, attr, value, total).await {
-            Ok(()) => return,
-            Err(why) if Instant::now() >= deadline => {
-                b.screenshot("activity-timeout").await;
-                panic!("activity filter {attr}={value}: {why}");
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_sees_the_dashboard_without_admin_actions() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let fleet = Fleet::start(1).await;
-    let b = Browser::start("viewer").await;
-    // Without a session a page sends the browser to /login (a 303, so no failed request), and
-    // logging in returns to the page with its query.
-    b.goto(&fleet.app.url("/activity?type=server_added")).await;
-    b.wait_js(
-        "the redirect to /login?next=",
-        "location.pathname === '/login' && \
-         new URLSearchParams(location.search).get('next') === '/activity?type=server_added'",
-        WAIT,
-    )
-    .await;
-    b.find("input#username").await.send_keys("vera").await;
-    b.find("input#password").await.send_keys(PASSWORD).await;
-    b.find("form#login button[type=submit]").await.click().await;
-    b.wait_js(
-        "landing back on /activity?type=server_added",
-        "location.pathname === '/activity' && \
-         new URLSearchParams(location.search).get('type') === 'server_added'",
-        WAIT,
-    )
-    .await;
-    wait_ready(&b).await;
-    let (_, api) = fleet.app.get("/api/activity?type=server_added").await;
-    wait_activity(
-        &b,
-        "type",
-        "server_added",
-        api["total"].as_u64().expect("total"),
-    )
-    .await;
-    assert_eq!(
-        b.find("span#whoami").await.text().await.trim(),
-        "vera (viewer)"
-    );
-    b.find("a#nav-overview").await.click().await;
-    b.wait_js("the overview", "location.pathname === '/'", WAIT)
-        .await;
-    wait_ready(&b).await;
-    wait_rows(
-        &b,
-        "all servers",
-        &["alpha-web", "beta-db", "gamma-down"],
-        false,
-    )
-    .await;
-    assert!(
-        b.try_find("#add-server").await.is_none(),
-        "a viewer sees #add-server"
-    );
-    b.screenshot("overview").await;
-    b.find(&format!(
-        "tr.server-row[data-id=\"{}\"] a.server-link",
-        fleet.online[1].id
-    ))
-    .await
-    .click()
-    .await;
-    b.wait_js(
-        "the server page",
-        &format!("location.pathname === '/servers/{}'", fleet.online[1].id),
-        WAIT,
-    )
-    .await;
-    wait_ready(&b).await;
-    b.wait_for("div.chart[data-chart=cpu]", WAIT).await;
-    for admin in [
-        "#edit-server",
-        "#remove-server",
-        "#confirm-remove",
-        "#trust-key",
-    ] {
-        assert!(
-            b.try_find(admin).await.is_none(),
-            "a viewer sees {admin} on a server page"
-        );
-    }
-    b.screenshot("server").await;
-
-    // Logging out lands on /login.
-    b.find("button#logout").await.click().await;
-    b.wait_js(
-        "the login page after logout",
-        "location.pathname === '/login'",
-        WAIT,
-    )
-    .await;
-    b.assert_clean(&fleet.origin()).await;
-    drop(b);
-    fleet.app.stop().await;
-}
-
-/// The check every test ends with must see what it claims to: a console.error, an uncaught
-/// exception, a request that fails with 404 on purpose, and a request to another host.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_clean_check_sees_console_errors_exceptions_failed_and_outside_requests() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::start().await;
-    let origin = format!("http://{}", app.addr);
-    let b = Browser::start("clean-check").await;
-    b.goto(&app.url("/login")).await;
-    b.wait_for("form#login", WAIT).await;
-    assert_eq!(
-        b.problems(&origin).await,
-        Vec::<String>::new(),
-        "the login page alone"
-    );
-    b.execute(
-        "console.error('planted console error');
-         setTimeout(() => { throw new Error('planted uncaught'); }, 0);
-         fetch('/api/no-such-thing').catch(() => {});
-         const img = new Image(); img.src = 'http://example.com/planted.png';",
-        json!([]),
-    )
-    .await;
-    let wanted = [
-        "planted console error",
-        "planted uncaught",
-        "/api/no-such-thing",
-        "request outside",
-    ];
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let found = b.problems(&origin).await;
-        let missing: Vec<_> = wanted
-            .iter()
-            .filter(|w| !found.iter().any(|f| f.contains(*w)))
-            .collect();
-        if missing.is_empty() {
-            assert!(
-                found
-                    .iter()
-                    .any(|f| f.contains("http://example.com/planted.png")),
-                "{found:#?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the clean check missed {missing:?}; it found {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    drop(b);
-    app.stop().await;
-}
-
-/// The server page's actions on a fourth server with an sshd of its own (so rotating its host
-/// key leaves the fleet alone): a container chart's CSV, the edit form (a bad host first), trusting
-/// the host key it presents after a "reinstall", and removing it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_edits_trusts_the_new_host_key_of_and_removes_a_server() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let fleet = Fleet::start(1).await;
-    let mut own_sshd = Sshd::start(common::shim());
-    let mut new = common::registration("epsilon-key", &own_sshd);
-    new.tags = vec!["key".into()];
-    let server = common::add(&fleet.app.store, new).await;
-    let path = format!("/api/servers/{}", server.id);
-    let first_key = own_sshd.host_key_fingerprint();
-    wait_api(
-        &fleet,
-        "epsilon-key online with its host key pinned",
-        || async {
-            let (_, s) = fleet.app.get(&path).await;
-            (s["status"] == "online" && s["host_key_fingerprint"] == first_key.as_str())
-                .then_some(())
-                .ok_or(s)
-        },
-    )
-    .await;
-
-    let b = Browser::start("server-actions").await;
-    log_in(&b, &fleet, "olga").await;
-    b.goto(&fleet.app.url(&format!("/servers/{}", server.id)))
-        .await;
-    wait_ready(&b).await;
-    assert_eq!(b.find("h1 #server-name").await.text().await, "epsilon-key");
-
-    // A container chart's CSV: the header names its two series, one row per drawn point.
-    let (_, containers) = fleet.app.get(&format!("{path}/containers")).await;
-    let container = containers["items"][0]["name"]
-        .as_str()
-        .unwrap_or_else(|| panic!("the shim gave no containers: {containers}"))
-        .to_string();
-    let chart = format!(
+/// The chart of the container `name`.
+fn container_chart(name: &str) -> String {
+    format!(
         "div.chart[data-chart={}]",
-        json!(format!("container:{container}"))
-    );
-    let points_of = |sel: String| {
-        let b = &b;
-        async move {
-            b.execute(
-                "const c = document.querySelector(arguments[0]); \
-                 return c ? Number(c.dataset.points) : -1;",
-                json!([sel]),
-            )
-            .await
-            .as_i64()
-            .unwrap_or(-1)
+        json!(format!("container:{name}"))
+    )
+}
+
+/// `data-points` of the first element matching `css` (a chart or a sparkline), or -1 if there
+/// is none.
+async fn points(b: &Browser, css: &str) -> i64 {
+    b.execute(
+        "const c = document.querySelector(arguments[0]); \
+         return c ? Number(c.dataset.points) : -1;",
+        json!([css]),
+    )
+    .await
+    .as_i64()
+    .unwrap_or(-1)
+}
+
+/// Waits up to 90 s until the chart `css` draws at least `min` points, reloading every 3 s: new
+/// buckets fill as the fleet polls, and auto-refresh (every 15 s) would be slower.
+async fn reload_until_points(b: &Browser, css: &str, min: i64) {
+    let drawn = poll_until(POLL_WAIT, || async {
+        let n = points(b, css).await;
+        if n >= min {
+            return Ok(());
         }
-    };
-    // Container history is drawn in buckets of about 12 s in the 1 h view; reload until there
-    // are two.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while points_of(chart.clone()).await < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "{chart} has {} points after 90 s",
-            points_of(chart.clone()).await
-        );
         tokio::time::sleep(Duration::from_secs(3)).await;
         b.refresh().await;
-        wait_ready(&b).await;
+        wait_ready(b).await;
+        Err(n)
+    })
+    .await;
+    if let Err(n) = drawn {
+        panic!("{css} has {n} points after 90 s");
     }
-    b.screenshot("container-chart").await;
-    // Auto-refresh redraws the chart (maybe with one more point): take the count next to the
-    // click, and click again if a redraw came between.
+}
+
+/// Exports the chart `css` with its CSV button and returns the rows of the download `file`,
+/// after checking them: the first line is `header`, then one row per point the chart draws,
+/// each with a cell per column and an RFC 3339 time first. Returns each row's time and the rest
+/// of its cells.
+///
+/// Auto-refresh may redraw the chart (maybe with one more point): the count is taken on both
+/// sides of the click, and the export repeated if a redraw came between.
+async fn export_csv(
+    b: &Browser,
+    css: &str,
+    file: &str,
+    header: &str,
+) -> Vec<(DateTime<Utc>, Vec<String>)> {
     let (csv, points) = loop {
-        let before = points_of(chart.clone()).await;
-        let name = format!("fleetpoll-epsilon-key-container-{container}.csv");
-        let old = b.downloads.path().join(&name);
-        let _ = std::fs::remove_file(&old);
-        b.find(&format!("{chart} button.export-csv"))
+        let before = points(b, css).await;
+        let _ = std::fs::remove_file(b.downloads.path().join(file));
+        b.find(&format!("{css} button.export-csv"))
             .await
             .click()
             .await;
-        let file = b.wait_download(&name, WAIT).await;
-        let after = points_of(chart.clone()).await;
+        let path = b.wait_download(file, WAIT).await;
+        let after = points(b, css).await;
         if before == after {
-            break (std::fs::read_to_string(&file).expect("read the CSV"), after);
+            break (std::fs::read_to_string(&path).expect("read the CSV"), after);
         }
     };
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next(),
-        Some("time,cpu_percent,mem_used_bytes"),
-        "container CSV:\n{csv}"
-    );
+    assert_eq!(lines.next(), Some(header), "{file}:\n{csv}");
     let rows: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
     assert_eq!(
         rows.len() as i64,
         points,
-        "container CSV rows vs {chart}'s data-points; CSV:\n{csv}"
+        "{file}'s rows vs {css}'s data-points; CSV:\n{csv}"
     );
-    for row in &rows {
-        let cells: Vec<&str> = row.split(',').collect();
-        assert_eq!(cells.len(), 3, "CSV row {row:?}");
-        cells[0]
-            .parse::<DateTime<Utc>>()
-            .unwrap_or_else(|e| panic!("CSV time {:?} is not RFC 3339: {e}", cells[0]));
-        for v in &cells[1..] {
-            assert!(
-                v.is_empty() || v.parse::<f64>().is_ok_and(|n| n >= 0.0),
-                "CSV value {v:?} in {row:?} is not a number"
-            );
-        }
-    }
-
-    // Edit: the form opens filled in with the server as the API has it.
-    b.find("button#edit-server").await.click().await;
-    let form = b.wait_for("form#server-form", WAIT).await;
-    assert!(form.displayed().await, "form#server-form is not shown");
-    let values = b
-        .execute(
-            "const f = document.querySelector('form#server-form');
-             return Object.fromEntries(['name', 'host', 'port', 'user', 'key_path', 'tags', 'key']
-               .map(n => [n, f.elements.namedItem(n).value]));",
-            json!([]),
-        )
-        .await;
-    let (_, api) = fleet.app.get(&path).await;
-    assert_eq!(
-        values,
-        json!({
-            "name": "epsilon-key", "host": "127.0.0.1", "port": own_sshd.port.to_string(),
-            "user": api["user"], "key_path": api["key_path"], "tags": "key", "key": "",
-        }),
-        "the edit form's values; the API has {api}"
-    );
-    b.screenshot("edit-form").await;
-    let field = |name: &'static str| {
-        let b = &b;
-        async move { b.find(&format!("form#server-form [name={name}]")).await }
-    };
-
-    // A bad host: the API's own message, the field marked, nothing saved.
-    field("host").await.clear().await;
-    field("host").await.send_keys("bad host!").await;
-    b.find("form#server-form button[type=submit]")
-        .await
-        .click()
-        .await;
-    b.wait_js(
-        "#server-form-error to show a message",
-        "(document.querySelector('#server-form-error') || {}).textContent",
-        WAIT,
-    )
-    .await;
-    let shown_error = b.find("#server-form-error").await.text().await;
-    let (status, check) = fleet
-        .app
-        .send(
-            reqwest::Method::POST,
-            &format!("{path}/validate"),
-            Some(&json!({"host": "bad host!"}).to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "POST {path}/validate: {check}");
-    assert_eq!(
-        (&check["valid"], &check["field"]),
-        (&json!(false), &json!("host")),
-        "{check}"
-    );
-    let api_error = check["error"].as_str().expect("error text");
-    assert!(api_error.starts_with("host: "), "{check}");
-    assert_eq!(
-        shown_error.trim(),
-        api_error,
-        "#server-form-error vs the API's message"
-    );
-    let host_class = field("host").await.attr("class").await.unwrap_or_default();
-    assert!(
-        host_class.split_whitespace().any(|c| c == "invalid"),
-        "the host field's class is {host_class:?}, want `invalid`"
-    );
-    b.screenshot("edit-bad-host").await;
-    let (_, api) = fleet.app.get(&path).await;
-    assert_eq!(
-        api["host"], "127.0.0.1",
-        "saved despite the bad host: {api}"
-    );
-    let (_, updated) = fleet
-        .app
-        .get(&format!(
-            "/api/activity?type=server_updated&server_id={}",
-            server.id
-        ))
-        .await;
-    assert_eq!(updated["total"], 0, "an edit was logged: {updated}");
-
-    // Host back, new tags: saved, shown, and logged once with the tags as the only change.
-    field("host").await.clear().await;
-    field("host").await.send_keys("127.0.0.1").await;
-    field("tags").await.clear().await;
-    field("tags").await.send_keys("key, rotated, eu-west").await;
-    b.find("form#server-form button[type=submit]")
-        .await
-        .click()
-        .await;
-    b.wait_js(
-        "form#server-form to close",
-        "(() => { const f = document.querySelector('form#server-form'); \
-           return !f || f.hidden || f.offsetParent === null; })()",
-        WAIT,
-    )
-    .await;
-    b.wait_js(
-        "the tags fact to show the new tags",
-        "(document.querySelector('dl#server-facts dd[data-fact=tags]') || {}).textContent \
-           === 'key, rotated, eu-west'",
-        WAIT,
-    )
-    .await;
-    let (_, api) = fleet.app.get(&path).await;
-    assert_eq!(api["tags"], json!(["key", "rotated", "eu-west"]), "{api}");
-    assert_eq!(api["host"], "127.0.0.1", "{api}");
-    let (_, updated) = fleet
-        .app
-        .get(&format!(
-            "/api/activity?type=server_updated&server_id={}",
-            server.id
-        ))
-        .await;
-    assert_eq!(updated["total"], 1, "{updated}");
-    let entry = &updated["items"][0];
-    assert_eq!(entry["actor"], "user:olga", "{entry}");
-    let changed: Vec<&String> = entry["details"]["changes"]
-        .as_object()
-        .map(|m| m.keys().collect())
-        .unwrap_or_default();
-    assert_eq!(changed, ["tags"], "{entry}");
-    b.screenshot("edited").await;
-
-    // The host is reinstalled: a new host key. fleetpoll keeps its SSH session between polls,
-    // and `rotate_host_key` keeps open sessions up, so stop sshd (and its sessions) first; the
-    // next poll has to connect afresh and meets the new key.
-    own_sshd.stop();
-    own_sshd.rotate_host_key();
-    let second_key = own_sshd.host_key_fingerprint();
-    assert_ne!(first_key, second_key);
-    wait_api(&fleet, "epsilon-key to be host_key_changed", || async {
-        let (_, s) = fleet.app.get(&path).await;
-        (s["status"] == "host_key_changed"
-            && s["pending_host_key_fingerprint"] == second_key.as_str())
-        .then_some(())
-        .ok_or(s)
-    })
-    .await;
-    // Auto-refresh would show it within 15 s; a reload is quicker.
-    b.refresh().await;
-    wait_ready(&b).await;
-    b.wait_for("button#trust-key", WAIT).await;
-    let host_key = b
-        .find("dl#server-facts dd[data-fact=host_key]")
-        .await
-        .text()
-        .await;
-    assert!(
-        host_key.contains(&first_key) && host_key.contains(&second_key),
-        "the host key fact names neither or one key: {host_key:?}"
-    );
-    b.screenshot("host-key-changed").await;
-    b.find("button#trust-key").await.click().await;
-    b.wait_js(
-        "#trust-key to go once the key is trusted",
-        "!document.querySelector('button#trust-key')",
-        WAIT,
-    )
-    .await;
-    let (_, api) = fleet.app.get(&path).await;
-    assert_ne!(api["status"], "host_key_changed", "{api}");
-    assert_eq!(api["pending_host_key_fingerprint"], Value::Null, "{api}");
-    assert_eq!(api["host_key_fingerprint"], second_key.as_str(), "{api}");
-    let (_, trusted) = fleet
-        .app
-        .get(&format!(
-            "/api/activity?type=host_key_trusted&server_id={}",
-            server.id
-        ))
-        .await;
-    assert_eq!(trusted["total"], 1, "{trusted}");
-    assert_eq!(trusted["items"][0]["actor"], "user:olga", "{trusted}");
-    assert_eq!(
-        trusted["items"][0]["details"]["trusted"],
-        second_key.as_str(),
-        "{trusted}"
-    );
-    // And the next poll gets through with the trusted key.
-    wait_api(&fleet, "epsilon-key online again", || async {
-        let (_, s) = fleet.app.get(&path).await;
-        (s["status"] == "online").then_some(()).ok_or(s)
-    })
-    .await;
-    b.screenshot("host-key-trusted").await;
-
-    // Remove: asked in the page, then back to the overview without the server.
-    b.find("button#remove-server").await.click().await;
-    b.wait_js(
-        "#confirm-remove to show",
-        "(() => { const c = document.querySelector('button#confirm-remove'); \
-           return c && c.offsetParent !== null; })()",
-        WAIT,
-    )
-    .await;
-    b.screenshot("confirm-remove").await;
-    b.find("button#confirm-remove").await.click().await;
-    b.wait_js(
-        "landing on / after removing",
-        "location.pathname === '/'",
-        WAIT,
-    )
-    .await;
-    wait_ready(&b).await;
-    wait_rows(
-        &b,
-        "the fleet without epsilon-key",
-        &["alpha-web", "beta-db", "gamma-down"],
-        false,
-    )
-    .await;
-    let (status, gone) = fleet.app.get(&path).await;
-    assert_eq!(status, 404, "GET {path} after removing: {gone}");
-    let (_, removed) = fleet.app.get("/api/activity?type=server_removed").await;
-    let removed: Vec<&Value> = removed["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|a| a["server_name"] == "epsilon-key")
-        .collect();
-    assert_eq!(removed.len(), 1, "{removed:?}");
-    assert_eq!(removed[0]["actor"], "user:olga", "{removed:?}");
-    b.screenshot("removed").await;
-
-    b.assert_clean(&fleet.origin()).await;
-    drop(b);
-    fleet.app.stop().await;
-    drop(own_sshd);
+    println!("{file}: {} rows", rows.len());
+    let columns = header.split(',').count();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.split(',').map(String::from).collect();
+            assert_eq!(cells.len(), columns, "CSV row {row:?}");
+            let t = cells[0]
+                .parse()
+                .unwrap_or_else(|e| panic!("CSV time {:?} is not RFC 3339: {e}", cells[0]));
+            (t, cells[1..].to_vec())
+        })
+        .collect()
 }
 
-/// Polls `check` every 300 ms for up to 90 s (the fleet polls every 2 s); panics with `what`
-/// and the last value it returned.
-async fn wait_api<F, Fut>(fleet: &Fleet, what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), Value>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(last) if Instant::now() >= deadline => panic!(
-                "waited 90 s for {what}; last: {last}\nsshd log (fleet):\n{}",
-                fleet.sshd.log_text()
-            ),
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+// ---- The activity log ----
+
+/// Submits the activity filters form.
+async fn submit_filters(b: &Browser) {
+    b.find("form#activity-filters button[type=submit]")
+        .await
+        .click()
+        .await;
+}
+
+/// Submits the activity filters and waits for the URL to carry `params` (see [`wait_params`]).
+async fn apply_filters(b: &Browser, params: &[(&str, &str)]) {
+    submit_filters(b).await;
+    wait_params(b, params).await;
+}
+
+/// Clicks `#f-reset` and waits for the URL to lose its whole query.
+async fn reset_filters(b: &Browser) {
+    b.find("button#f-reset").await.click().await;
+    b.wait_js(
+        "an empty query after #f-reset",
+        "location.search === ''",
+        WAIT,
+    )
+    .await;
+}
+
+/// Sets a `datetime-local` input the way the brief allows: its value in the input's own
+/// `YYYY-MM-DDTHH:MM` form (typing depends on the locale's format), then an input event.
+async fn set_datetime_local(b: &Browser, id: &str, value: &str) {
+    b.execute(
+        "const i = document.getElementById(arguments[0]);
+         i.value = arguments[1];
+         i.dispatchEvent(new Event('input', {bubbles: true}));
+         i.dispatchEvent(new Event('change', {bubbles: true}));
+         return i.value;",
+        json!([id, value]),
+    )
+    .await;
+}
+
+/// Waits until the activity page shows the API's answer for the filter `attr=value`: every row
+/// with `data-<attr>` = `value`, a page's worth of them, and `#page-info` ending in `of <total>`.
+/// The API is asked afresh each try, since the fleet keeps polling and may log more.
+async fn wait_activity(b: &Browser, fleet: &Fleet, attr: &str, value: &str) {
+    b.eventually(&format!("activity filter {attr}={value}"), || async {
+        let total = fleet.activity_total(&format!("{attr}={value}")).await;
+        let v = b
+            .execute(
+                "return [[...document.querySelectorAll('table#activity tbody tr.activity-row')]
+                            .map(r => r.dataset[arguments[0]]),
+                         (document.querySelector('#page-info') || {}).textContent || ''];",
+                json!([attr]),
+            )
+            .await;
+        let values: Vec<String> = serde_json::from_value(v[0].clone()).unwrap_or_default();
+        let info = v[1].as_str().unwrap_or("").trim().to_string();
+        let want_rows = total.min(50) as usize;
+        if values.len() != want_rows || values.iter().any(|x| x != value) {
+            return Err(format!(
+                "rows' data-{attr}: {values:?}; want {want_rows} × {value:?}"
+            ));
         }
-    }
+        let shown_total = info.rsplit_once(" of ").map(|(_, t)| t.trim().to_string());
+        if shown_total.as_deref() != Some(&total.to_string()) {
+            return Err(format!("#page-info is {info:?}; want `A–B of {total}`"));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// `a#activity-csv`'s link.
+async fn activity_csv_href(b: &Browser) -> String {
+    b.find("a#activity-csv")
+        .await
+        .attr("href")
+        .await
+        .unwrap_or_default()
 }
 
 /// What the activity page should show for `query` (the API's filter parameters, `&`-joined)
@@ -1445,8 +1547,8 @@ where
 /// buttons disabled at the ends. Retries until the page and a fresh API answer agree, since the
 /// fleet keeps polling and may log more. Returns the row ids shown.
 async fn wait_page(b: &Browser, fleet: &Fleet, query: &str, offset: u64) -> Vec<i64> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let what = format!("the activity page for {query:?} at offset {offset}");
+    b.eventually(&what, || async {
         let sep = if query.is_empty() { "" } else { "&" };
         let (status, api) = fleet
             .app
@@ -1483,16 +1585,35 @@ async fn wait_page(b: &Browser, fleet: &Fleet, query: &str, offset: u64) -> Vec<
             )
             .await;
         if shown == want {
-            return want_ids;
+            Ok(want_ids)
+        } else {
+            Err(format!("\n  shown {shown}\n  want  {want}"))
         }
-        if Instant::now() >= deadline {
-            b.screenshot("page-timeout").await;
-            panic!(
-                "activity page for {query:?} at offset {offset}:\n  shown {shown}\n  want  {want}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await
+}
+
+/// Clicks `button#page-{direction}` ("next" or "prev"), waits for the URL's `offset` to follow,
+/// then for the page at `offset` (see [`wait_page`]); returns its row ids.
+async fn turn_page(
+    b: &Browser,
+    fleet: &Fleet,
+    direction: &str,
+    query: &str,
+    offset: u64,
+) -> Vec<i64> {
+    b.find(&format!("button#page-{direction}"))
+        .await
+        .click()
+        .await;
+    // The page leaves a zero offset out of the URL.
+    let in_url = if offset == 0 {
+        String::new()
+    } else {
+        offset.to_string()
+    };
+    wait_params(b, &[("offset", &in_url)]).await;
+    wait_page(b, fleet, query, offset).await
 }
 
 /// The text of one cell class in every activity row shown.
@@ -1505,328 +1626,4 @@ async fn activity_cells(b: &Browser, class: &str) -> Vec<String> {
         )
         .await;
     serde_json::from_value(v).expect("cell texts")
-}
-
-/// Applies the activity filters (the form's submit button) and waits for the URL to say so.
-async fn apply_filters(b: &Browser, what: &str, url_check: &str) {
-    b.find("form#activity-filters button[type=submit]")
-        .await
-        .click()
-        .await;
-    b.wait_js(what, url_check, WAIT).await;
-}
-
-/// Sets a `datetime-local` input the way the brief allows: its value in the input's own
-/// `YYYY-MM-DDTHH:MM` form (typing depends on the locale's format), then an input event.
-async fn set_datetime_local(b: &Browser, id: &str, value: &str) {
-    b.execute(
-        "const i = document.getElementById(arguments[0]);
-         i.value = arguments[1];
-         i.dispatchEvent(new Event('input', {bubbles: true}));
-         i.dispatchEvent(new Event('change', {bubbles: true}));
-         return i.value;",
-        json!([id, value]),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_pages_the_activity_log_and_filters_it_by_server_actor_and_time() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let fleet = Fleet::start(1).await;
-    // Sixty entries by `token:test-admin`: thirty tokens created and revoked through the API.
-    for i in 0..30 {
-        let (status, token) = fleet
-            .app
-            .send(
-                reqwest::Method::POST,
-                "/api/tokens",
-                Some(&json!({"name": format!("paging-{i:02}"), "role": "viewer"}).to_string()),
-            )
-            .await;
-        assert_eq!(status, 201, "POST /api/tokens: {token}");
-        let id = token["id"].as_str().expect("token id");
-        let (status, body) = fleet
-            .app
-            .send(reqwest::Method::DELETE, &format!("/api/tokens/{id}"), None)
-            .await;
-        assert_eq!(status, 204, "DELETE /api/tokens/{id}: {body}");
-    }
-    let b = Browser::start("activity-paging").await;
-    // A zone that is neither UTC nor a whole hour away from it, so a page that mixed up local
-    // time and UTC would filter the wrong half-hours.
-    const ZONE: &str = "Asia/Kolkata";
-    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("+05:30");
-    b.set_timezone(ZONE).await;
-    log_in(&b, &fleet, "olga").await;
-    // (ICU may report the zone by its old name, Asia/Calcutta: check the offset instead.)
-    let offset = b
-        .execute("return new Date().getTimezoneOffset();", json!([]))
-        .await;
-    assert_eq!(
-        offset,
-        json!(-330),
-        "the {ZONE} override did not hold after navigating"
-    );
-    b.find("a#nav-activity").await.click().await;
-    b.wait_js(
-        "the activity page",
-        "location.pathname === '/activity'",
-        WAIT,
-    )
-    .await;
-    wait_ready(&b).await;
-
-    // Paging the whole log: 50 a page, newest first.
-    let page1 = wait_page(&b, &fleet, "", 0).await;
-    assert_eq!(page1.len(), 50, "page 1 has {} rows", page1.len());
-    b.screenshot("page-1").await;
-    b.find("button#page-next").await.click().await;
-    b.wait_js(
-        "offset=50 in the URL",
-        "new URLSearchParams(location.search).get('offset') === '50'",
-        WAIT,
-    )
-    .await;
-    let page2 = wait_page(&b, &fleet, "", 50).await;
-    assert!(!page2.is_empty(), "page 2 is empty");
-    // Older than page 1 (an entry logged meanwhile shifts by one, so `<=`).
-    let (oldest1, newest2) = (
-        page1.iter().min().copied().unwrap_or(0),
-        page2.iter().max().copied().unwrap_or(0),
-    );
-    assert!(
-        newest2 <= oldest1 && page2 != page1,
-        "page 2 {page2:?} is not older than page 1 {page1:?}"
-    );
-    b.screenshot("page-2").await;
-    // A reload stays on the page.
-    b.refresh().await;
-    wait_ready(&b).await;
-    assert_eq!(query_param(&b, "offset").await.as_deref(), Some("50"));
-    wait_page(&b, &fleet, "", 50).await;
-    // On to the last page, where #page-next is disabled (`wait_page` checks both buttons).
-    let mut offset = 50;
-    while !b
-        .find("button#page-next")
-        .await
-        .prop("disabled")
-        .await
-        .as_bool()
-        .unwrap_or(true)
-    {
-        assert!(offset < 1000, "no last page after {offset} rows");
-        b.find("button#page-next").await.click().await;
-        offset += 50;
-        b.wait_js(
-            &format!("offset={offset} in the URL"),
-            &format!("new URLSearchParams(location.search).get('offset') === '{offset}'"),
-            WAIT,
-        )
-        .await;
-        wait_page(&b, &fleet, "", offset).await;
-    }
-    b.find("button#page-prev").await.click().await;
-    wait_page(&b, &fleet, "", offset - 50).await;
-
-    // Actor, exact: the sixty token entries, on two pages; applying a filter starts at page 1.
-    let actor = b.find("input#f-actor").await;
-    actor.send_keys("token:test-admin").await;
-    apply_filters(
-        &b,
-        "actor=token:test-admin in the URL, no offset",
-        "(() => { const p = new URLSearchParams(location.search); \
-           return p.get('actor') === 'token:test-admin' && !p.get('offset'); })()",
-    )
-    .await;
-    wait_page(&b, &fleet, "actor=token:test-admin", 0).await;
-    assert_eq!(b.find("#page-info").await.text().await.trim(), "1–50 of 60");
-    let actors = activity_cells(&b, "actor").await;
-    assert!(
-        actors.iter().all(|a| a.starts_with("token:test-admin")),
-        "actor cells {actors:?}"
-    );
-    b.screenshot("actor-token").await;
-    b.find("button#page-next").await.click().await;
-    wait_page(&b, &fleet, "actor=token:test-admin", 50).await;
-    assert_eq!(
-        b.find("#page-info").await.text().await.trim(),
-        "51–60 of 60"
-    );
-    // A user's actor name, and that the match is exact (no `olga` without `user:`).
-    actor.clear().await;
-    actor.send_keys("user:olga").await;
-    apply_filters(
-        &b,
-        "actor=user:olga in the URL",
-        "new URLSearchParams(location.search).get('actor') === 'user:olga'",
-    )
-    .await;
-    wait_page(&b, &fleet, "actor=user:olga", 0).await;
-    let actors = activity_cells(&b, "actor").await;
-    assert!(
-        !actors.is_empty() && actors.iter().all(|a| a.starts_with("user:olga")),
-        "actor cells {actors:?} (olga logged in, so at least her login)"
-    );
-    actor.clear().await;
-    actor.send_keys("olga").await;
-    apply_filters(
-        &b,
-        "actor=olga in the URL",
-        "new URLSearchParams(location.search).get('actor') === 'olga'",
-    )
-    .await;
-    wait_page(&b, &fleet, "actor=olga", 0).await;
-    assert_eq!(b.find("#page-info").await.text().await.trim(), "0–0 of 0");
-
-    // Reset clears every filter and the URL.
-    b.find("button#f-reset").await.click().await;
-    b.wait_js(
-        "an empty query after #f-reset",
-        "location.search === ''",
-        WAIT,
-    )
-    .await;
-    assert_eq!(b.find("input#f-actor").await.prop("value").await, "");
-    wait_page(&b, &fleet, "", 0).await;
-
-    // Server.
-    let alpha = &fleet.online[0];
-    choose(&b, "f-server", &alpha.id.to_string()).await;
-    apply_filters(
-        &b,
-        "server_id in the URL",
-        &format!(
-            "new URLSearchParams(location.search).get('server_id') === '{}'",
-            alpha.id
-        ),
-    )
-    .await;
-    wait_page(&b, &fleet, &format!("server_id={}", alpha.id), 0).await;
-    let servers = activity_cells(&b, "server").await;
-    assert!(
-        !servers.is_empty() && servers.iter().all(|s| s == "alpha-web"),
-        "server cells {servers:?}"
-    );
-    b.screenshot("server-alpha").await;
-    b.find("button#f-reset").await.click().await;
-    b.wait_js(
-        "an empty query after #f-reset",
-        "location.search === ''",
-        WAIT,
-    )
-    .await;
-
-    // Time, in the viewer's zone: a range long before anything happened shows nothing...
-    set_datetime_local(&b, "f-since", "2000-01-01T00:00").await;
-    set_datetime_local(&b, "f-until", "2000-01-02T00:00").await;
-    apply_filters(
-        &b,
-        "since and until in the URL",
-        "(() => { const p = new URLSearchParams(location.search); return p.get('since') && p.get('until'); })()",
-    )
-    .await;
-    // Midnight in Kolkata is 18:30 UTC the day before.
-    let since: DateTime<Utc> = query_param(&b, "since")
-        .await
-        .expect("since")
-        .parse()
-        .expect("since is RFC 3339");
-    let until: DateTime<Utc> = query_param(&b, "until")
-        .await
-        .expect("until")
-        .parse()
-        .expect("until is RFC 3339");
-    assert_eq!(since.to_rfc3339(), "1999-12-31T18:30:00+00:00");
-    // "To 00:00" includes that whole minute.
-    assert_eq!(until.to_rfc3339(), "2000-01-01T18:30:59.999+00:00");
-    let range = |s: DateTime<Utc>, u: DateTime<Utc>| {
-        format!(
-            "since={}&until={}",
-            s.format("%Y-%m-%dT%H:%M:%SZ"),
-            u.format("%Y-%m-%dT%H:%M:%SZ")
-        )
-    };
-    wait_page(&b, &fleet, &range(since, until), 0).await;
-    assert_eq!(b.find("#page-info").await.text().await.trim(), "0–0 of 0");
-    assert!(activity_cells(&b, "type").await.is_empty());
-    b.screenshot("range-empty").await;
-    // ...and survives a reload, shown again in local time.
-    b.refresh().await;
-    wait_ready(&b).await;
-    let shown = b
-        .execute(
-            "return [document.getElementById('f-since').value, document.getElementById('f-until').value];",
-            json!([]),
-        )
-        .await;
-    assert_eq!(shown, json!(["2000-01-01T00:00", "2000-01-02T00:00"]));
-    wait_page(&b, &fleet, &range(since, until), 0).await;
-
-    // The last half hour up to the next (local time, to the minute) holds everything logged.
-    let now = Utc::now();
-    let local = |t: DateTime<Utc>| t.with_timezone(&ist).format("%Y-%m-%dT%H:%M").to_string();
-    set_datetime_local(&b, "f-since", &local(now - chrono::Duration::minutes(30))).await;
-    set_datetime_local(&b, "f-until", &local(now + chrono::Duration::minutes(30))).await;
-    apply_filters(
-        &b,
-        "the new since in the URL",
-        "!new URLSearchParams(location.search).get('since').startsWith('1999')",
-    )
-    .await;
-    let since: DateTime<Utc> = query_param(&b, "since")
-        .await
-        .expect("since")
-        .parse()
-        .expect("since is RFC 3339");
-    let until: DateTime<Utc> = query_param(&b, "until")
-        .await
-        .expect("until")
-        .parse()
-        .expect("until is RFC 3339");
-    let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M").to_string();
-    assert_eq!(
-        (minute(since), minute(until)),
-        (
-            minute(now - chrono::Duration::minutes(30)),
-            minute(now + chrono::Duration::minutes(30))
-        ),
-        "the local range as UTC in the URL"
-    );
-    wait_page(&b, &fleet, &range(since, until), 0).await;
-    let (_, all) = fleet.app.get("/api/activity?limit=1").await;
-    let (_, ranged) = fleet
-        .app
-        .get(&format!("/api/activity?limit=1&{}", range(since, until)))
-        .await;
-    assert_eq!(
-        ranged["total"], all["total"],
-        "the last half hour should hold every entry of this fresh app"
-    );
-    b.screenshot("range-now").await;
-
-    b.find("button#f-reset").await.click().await;
-    b.wait_js(
-        "an empty query after #f-reset",
-        "location.search === ''",
-        WAIT,
-    )
-    .await;
-    let inputs = b
-        .execute(
-            "return ['f-type', 'f-server', 'f-actor', 'f-severity', 'f-since', 'f-until']
-               .map(id => document.getElementById(id).value);",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        inputs,
-        json!(["", "", "", "", "", ""]),
-        "the filters after #f-reset"
-    );
-    wait_page(&b, &fleet, "", 0).await;
-
-    b.assert_clean(&fleet.origin()).await;
-    drop(b);
-    fleet.app.stop().await;
 }

@@ -514,12 +514,15 @@ async function overviewPage() {
   for (const [e, k] of [[status, "status"], [health, "health"], [tag, "tag"]]) e.addEventListener("change", () => { state[k] = e.value; save(); draw(); });
   for (const th of $$("th[data-sort]", thead)) {
     if (!th.dataset.sort) { th.removeAttribute("data-sort"); continue; }
+    th.tabIndex = 0;
+    th.setAttribute("role", "button");
     th.addEventListener("click", () => {
       state.dir = state.sort === th.dataset.sort && state.dir === "asc" ? "desc" : "asc";
       state.sort = th.dataset.sort;
       save();
       draw();
     });
+    th.addEventListener("keydown", ev => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); th.click(); } });
   }
 
   const sortKey = {
@@ -770,6 +773,13 @@ const fromLocalInput = v => (v ? new Date(v).toISOString() : "");
 /// "To 14:05" means up to the end of that minute.
 const untilLocalInput = v => (v ? new Date(new Date(v).getTime() + 59999).toISOString() : "");
 
+/// The entry's details (what changed, from where) for an auditor, folded away; none when empty.
+function detailsOf(a) {
+  const d = a.details;
+  if (!d || typeof d !== "object" || !Object.keys(d).length) return null;
+  return el("details", { class: "details" }, el("summary", { text: "details" }), el("pre", { text: JSON.stringify(d, null, 2) }));
+}
+
 async function activityPage() {
   const keys = ["type", "server_id", "actor", "severity", "since", "until"];
   const q = params();
@@ -849,7 +859,7 @@ async function activityPage() {
       el("td", { class: "type", text: a.type }),
       el("td", { class: "actor", text: a.actor + (a.details && a.details.source ? ` (${a.details.source})` : "") }),
       el("td", { class: "server" }, a.server_id && a.server_name ? el("a", { href: `/servers/${a.server_id}`, text: a.server_name }) : (a.server_name || "")),
-      el("td", { class: "message", text: a.message }))));
+      el("td", { class: "message" }, a.message, detailsOf(a)))));
     if (!d.items.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No activity matches the filter." })));
     const from = d.total ? d.offset + 1 : 0;
     info.textContent = `${from}–${d.offset + d.items.length} of ${d.total}`;

@@ -13,6 +13,7 @@
 //! so a page that tries to reach the internet fails loudly here instead of depending on the network.
 //! Screenshots go to `target/browser-artifacts/`.
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -76,6 +77,27 @@ pub struct Element<'a> {
     pub id: String,
     /// How it was found, for error messages.
     pub selector: String,
+}
+
+/// How long [`poll_until`] sleeps between tries.
+const POLL_PAUSE: Duration = Duration::from_millis(200);
+
+/// Calls `check` until it returns `Ok`, for at most `timeout`, and returns that value; on
+/// timeout, the last `Err`. Every wait in the browser tests is this loop: the deadline only
+/// bounds a wait, nothing is asserted about how long it took.
+pub async fn poll_until<T, E, F, Fut>(timeout: Duration, check: F) -> Result<T, E>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(POLL_PAUSE).await,
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -375,28 +397,19 @@ impl Browser {
 
     /// Waits (polling) until an element matches `css`.
     pub async fn wait_for(&self, css: &str, timeout: Duration) -> Element<'_> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.try_find(css).await {
-                return e;
+        match poll_until(timeout, || async { self.try_find(css).await.ok_or(()) }).await {
+            Ok(e) => e,
+            Err(()) => {
+                let what = format!("an element to match {css:?}");
+                panic!("{}", self.timed_out(&what, timeout, "none did").await)
             }
-            if Instant::now() >= deadline {
-                let url = self.current_url().await;
-                self.screenshot("timeout").await;
-                panic!(
-                    "no element matched {css:?} within {timeout:?} on {url}\nconsole: {:#?}",
-                    self.console_snapshot().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
 
     /// Waits until the JavaScript expression `expr` is truthy; `what` names the condition in the
     /// panic message, which also shows the expression's last value.
     pub async fn wait_js(&self, what: &str, expr: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let waited = poll_until(timeout, || async {
             let v = self.execute(&format!("return ({expr});"), json!([])).await;
             let truthy = match &v {
                 Value::Bool(b) => *b,
@@ -406,19 +419,40 @@ impl Browser {
                 _ => true,
             };
             if truthy {
-                return;
+                Ok(())
+            } else {
+                Err(v)
             }
-            if Instant::now() >= deadline {
-                let url = self.current_url().await;
-                self.screenshot("timeout").await;
-                panic!(
-                    "timed out after {timeout:?} waiting for {what} on {url}\n  \
-                     expression: {expr}\n  last value: {v}\n  console: {:#?}",
-                    self.console_snapshot().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
+        })
+        .await;
+        if let Err(v) = waited {
+            let last = format!("expression: {expr}\n  last value: {v}");
+            panic!("{}", self.timed_out(what, timeout, &last).await);
         }
+    }
+
+    /// Calls `check` until it returns `Ok`, for up to [`WAIT`], and returns that value; on
+    /// timeout panics with `what` and the last `Err` (see [`Browser::timed_out`]).
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        match poll_until(WAIT, check).await {
+            Ok(v) => v,
+            Err(last) => panic!("{}", self.timed_out(what, WAIT, &last).await),
+        }
+    }
+
+    /// Saves a `timeout` screenshot and returns the message for a wait that ran out: what it
+    /// waited for, on which URL, the last thing it saw, and the console so far.
+    async fn timed_out(&self, what: &str, timeout: Duration, last: &str) -> String {
+        let url = self.current_url().await;
+        self.screenshot("timeout").await;
+        format!(
+            "timed out after {timeout:?} waiting for {what} on {url}\n  {last}\n  console: {:#?}",
+            self.console_snapshot().await
+        )
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its result.
@@ -606,26 +640,27 @@ impl Browser {
     /// Waits until a file whose name ends with `suffix` is complete in the download directory
     /// and returns its path.
     pub async fn wait_download(&self, suffix: &str, timeout: Duration) -> PathBuf {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let found = poll_until(timeout, || async {
             let names: Vec<PathBuf> = std::fs::read_dir(self.downloads.path())
                 .expect("read download dir")
                 .flatten()
                 .map(|e| e.path())
                 .collect();
-            if let Some(p) = names.iter().find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
-            }) {
-                return p.clone();
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "no download ending in {suffix:?} within {timeout:?}; download dir has {names:?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
+            names
+                .iter()
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+                })
+                .cloned()
+                .ok_or(names)
+        })
+        .await;
+        found.unwrap_or_else(|names| {
+            panic!(
+                "no download ending in {suffix:?} within {timeout:?}; download dir has {names:?}"
+            )
+        })
     }
 
     /// chromedriver's log, last lines (for failure messages).
