@@ -120,6 +120,8 @@ function autoRefresh(load) {
   async function tick() {
     clearTimeout(timer);
     if (running) return;
+    // Redrawing would drop a zoom the user is dragging out: wait until it is done.
+    if ($(".chart.dragging")) { timer = setTimeout(tick, 1000); return; }
     running = true;
     try {
       await load();
@@ -311,6 +313,7 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
   plot.addEventListener("pointerdown", ev => {
     if (ev.button !== 0 || rows.length < 2) return;
     dragFrom = localX(ev);
+    box.classList.add("dragging");
     plot.setPointerCapture(ev.pointerId);
   });
   const endDrag = ev => {
@@ -318,6 +321,7 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
     const px = localX(ev);
     const from = dragFrom;
     dragFrom = null;
+    box.classList.remove("dragging");
     sel.setAttribute("visibility", "hidden");
     // A click (or a tiny wobble) is not a zoom.
     if (Math.abs(px - from) < 10 || !onZoom) return;
@@ -325,7 +329,7 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
     onZoom(Math.floor(a), Math.ceil(b));
   };
   plot.addEventListener("pointerup", endDrag);
-  plot.addEventListener("pointercancel", () => { dragFrom = null; sel.setAttribute("visibility", "hidden"); });
+  plot.addEventListener("pointercancel", () => { dragFrom = null; box.classList.remove("dragging"); sel.setAttribute("visibility", "hidden"); });
 }
 
 function csvCell(v) {
