@@ -20,7 +20,7 @@ pub use auth::{TokenRow, UserRow};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };
-pub use servers::{ServerUpdate, StoredKey, StoredRawOutput};
+pub use servers::{InventoryVersion, ServerUpdate, StoredKey, StoredRawOutput};
 
 /// A database failure, or a client mistake the database detected.
 #[derive(Debug, thiserror::Error)]
