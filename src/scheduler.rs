@@ -39,8 +39,9 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 /// Poll results written per transaction at most.
 const BATCH: usize = 1024;
-/// How long the writer waits for more results before writing a batch: samples reach the
-/// database at most this late, which is nothing next to a poll interval.
+/// How long the writer waits for more results before writing a batch, at most: samples reach
+/// the database this much later. Also at most 1/60 of the interval (1 s at the default 60 s),
+/// so that a short interval, as in tests, still sees each poll written well before the next.
 const WRITE_LINGER: Duration = Duration::from_secs(1);
 
 /// A finished poll on its way to the writer.
@@ -218,12 +219,13 @@ impl Scheduler {
     }
 
     /// Writes finished polls in batches: after the first result, whatever arrives within
-    /// [`WRITE_LINGER`] (up to [`BATCH`]) goes into the same transaction. The cost of a write
+    /// the linger (see [`WRITE_LINGER`]; up to [`BATCH`]) goes into the same transaction. The cost of a write
     /// is mostly per statement, not per row, so a batch of a second's polls costs about what
     /// one poll did; polls finish spread over the interval, so without the wait most batches
     /// held a single poll. A second poll of a server already in the batch starts the next
     /// batch (each server's update is computed from its row as stored).
     async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<Done>) {
+        let linger = WRITE_LINGER.min(self.settings.poll_interval() / 60);
         let mut next: Option<Done> = None;
         loop {
             let first = match next.take() {
@@ -233,7 +235,7 @@ impl Scheduler {
                     None => break,
                 },
             };
-            let deadline = Instant::now() + WRITE_LINGER;
+            let deadline = Instant::now() + linger;
             let mut ids = HashSet::from([first.polled.id]);
             let mut batch = vec![first];
             while batch.len() < BATCH {
