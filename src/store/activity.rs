@@ -85,7 +85,7 @@ pub(super) async fn insert_many(
                 .push_bind(a.message.as_str())
                 .push_bind(a.details.to_string());
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

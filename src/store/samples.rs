@@ -224,7 +224,7 @@ async fn write_batch(
                 .push_bind(u64_to_i64(m.swap_total_bytes))
                 .push_bind(u64_to_i64(m.swap_used_bytes));
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     let disks: Vec<(&str, i64, &DiskSample)> = samples
         .iter()
@@ -244,7 +244,7 @@ async fn write_batch(
                 .push_bind(u64_to_i64(d.available_bytes))
                 .push_bind(d.use_percent);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     let containers: Vec<(&str, i64, &ContainerSample)> = samples
         .iter()
@@ -277,7 +277,7 @@ async fn write_batch(
                 .push_bind(u64_to_i64(c.block_write_bytes))
                 .push_bind(u64_to_i64(c.pids));
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     let updates: Vec<(Uuid, &ServerUpdate)> =
         batch.iter().map(|w| (w.server_id, w.update)).collect();

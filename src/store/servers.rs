@@ -143,7 +143,7 @@ impl Store {
                 list.push_bind(id.to_string());
             }
             q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
+            for row in q.build().persistent(false).fetch_all(&self.pool).await? {
                 out.push(read(&row)?);
             }
         }
@@ -318,6 +318,11 @@ pub struct ServerUpdate {
 
 /// Rows per statement when writing a batch: far below SQLite's limit on bound variables
 /// (32,766 since 3.32) at the widest row we write.
+///
+/// Statements with a row count that varies from batch to batch are run with
+/// `persistent(false)`: sqlx would otherwise keep each distinct text prepared in its
+/// per-connection cache (100 statements, each a compiled program of tens of KiB for a
+/// many-row insert), memory that grew with the batch sizes seen and was never used again.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 /// Applies a batch's server updates in one statement per chunk: sqlx runs each statement as a
@@ -367,7 +372,7 @@ pub(super) async fn apply_updates(
              platform = coalesce(v.platform, servers.platform) \
              from v where servers.id = v.id",
         );
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     let raws: Vec<(Uuid, &ServerUpdate, &crate::poll::RawOutput)> = updates
         .iter()
@@ -389,7 +394,7 @@ pub(super) async fn apply_updates(
             " on conflict (server_id) do update set ts = excluded.ts, problems = excluded.problems, \
              exit_status = excluded.exit_status, stdout = excluded.stdout, stderr = excluded.stderr",
         );
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     Ok(())
 }
