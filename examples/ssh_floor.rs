@@ -141,11 +141,8 @@ fn read_hosts(path: &Path) -> anyhow::Result<Vec<Host>> {
 }
 
 async fn connect(h: &Host, limit: Duration) -> anyhow::Result<client::Handle<Accept>> {
-    let config = Arc::new(client::Config {
-        keepalive_interval: Some(Duration::from_secs(30)),
-        keepalive_max: 3,
-        ..Default::default()
-    });
+    // fleetpoll's own settings: the floor measures the same sessions.
+    let config = Arc::new(fleetpoll::ssh::client_config());
     let run = async {
         let stream = tokio::net::TcpStream::connect((h.host.as_str(), h.port)).await?;
         let _ = stream.set_nodelay(true);

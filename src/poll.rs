@@ -582,8 +582,8 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
     let mut server = ServerSample::default();
     let mut got_any = false;
 
-    let section = |name: &str, problems: &mut Vec<SectionProblem>| -> Option<Section> {
-        let s = sections.get(name).cloned();
+    let section = |name: &str, problems: &mut Vec<SectionProblem>| -> Option<&Section> {
+        let s = sections.get(name);
         if s.is_none() {
             problems.push(SectionProblem {
                 section: name.into(),
@@ -618,7 +618,7 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
                 server.swap_total_bytes = t.swap_total_bytes;
                 server.swap_used_bytes = t.swap_used_bytes;
             }
-            Err(e) => problems.push(problem("top", &s, &e.to_string())),
+            Err(e) => problems.push(problem("top", s, &e.to_string())),
         }
     }
     if let Some(s) = section("free", &mut problems) {
@@ -638,7 +638,7 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
                 server.swap_total_bytes = f.swap_total_bytes.or(server.swap_total_bytes);
                 server.swap_used_bytes = f.swap_used_bytes.or(server.swap_used_bytes);
             }
-            Err(e) => problems.push(problem("free", &s, &e.to_string())),
+            Err(e) => problems.push(problem("free", s, &e.to_string())),
         }
     }
     let mut disks = Vec::new();
@@ -663,7 +663,7 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
                     }
                 }
             }
-            Err(e) => problems.push(problem("df", &s, &e.to_string())),
+            Err(e) => problems.push(problem("df", s, &e.to_string())),
         }
     }
 

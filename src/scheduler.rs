@@ -24,17 +24,25 @@ use crate::inventory::{Server, ServerStatus};
 use crate::observe::Metrics;
 use crate::poll::{HandshakeLimits, PollError, PollResult, PollTimeouts, Poller};
 use crate::ssh::{HostKeyCheck, SshError};
-use crate::store::{NewActivity, PollWrite, ServerUpdate, Store, StoreError};
+use crate::store::{InventoryVersion, NewActivity, PollWrite, ServerUpdate, Store, StoreError};
 
 /// How long in-flight polls may finish after shutdown is asked, before they are dropped
 /// (unwritten: a poll's rows are written in one transaction or not at all).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
 /// How often the loop looks for due servers: the resolution of the schedule.
 const RESOLUTION: Duration = Duration::from_millis(100);
-/// How often the inventory is re-read, so CLI and API changes reach the loop.
+/// How often the loop checks whether the inventory changed, so CLI and API changes reach
+/// it; it re-reads the servers only when they did.
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// The inventory is re-read at least this often even when its version says nothing
+/// changed: a safety net that costs about one server row per poll at a 60 s interval.
+const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 /// Poll results written per transaction at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+/// How long the writer waits for more results before writing a batch, at most: samples reach
+/// the database this much later. Also at most 1/60 of the interval (1 s at the default 60 s),
+/// so that a short interval, as in tests, still sees each poll written well before the next.
+const WRITE_LINGER: Duration = Duration::from_secs(1);
 
 /// A finished poll on its way to the writer.
 struct Done {
@@ -101,6 +109,8 @@ impl Scheduler {
         let mut servers: HashMap<Uuid, Server> = HashMap::new();
         let mut due: HashMap<Uuid, Instant> = HashMap::new();
         let mut next_reload = start;
+        let mut next_full_reload = start;
+        let mut loaded: Option<InventoryVersion> = None;
         let mut next_retention = start;
         let mut tick = tokio::time::interval(RESOLUTION);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -118,24 +128,38 @@ impl Scheduler {
             }
             if now >= next_reload {
                 next_reload = now + RELOAD_EVERY.min(interval);
-                match self.store.servers().await {
-                    Ok(list) => {
-                        servers = list
-                            .into_iter()
-                            .filter(|s| s.enabled)
-                            .map(|s| (s.id, s))
-                            .collect();
-                        due.retain(|id, _| servers.contains_key(id));
-                        for id in servers.keys() {
-                            due.entry(*id).or_insert_with(|| {
-                                next_slot(start, offset(*id, interval), interval, now)
-                            });
-                        }
-                        let keep: HashSet<Uuid> = servers.keys().copied().collect();
-                        self.poller.retain(&keep).await;
-                    }
+                let version = match self.store.inventory_version().await {
+                    Ok(v) => Some(v),
                     Err(e) => {
-                        tracing::error!(error = %e, "Cannot read the inventory; keeping the last one")
+                        tracing::error!(error = %e, "Cannot read the inventory version");
+                        None
+                    }
+                };
+                let unchanged = version.is_some() && version == loaded && now < next_full_reload;
+                if !unchanged {
+                    match self.store.servers().await {
+                        Ok(list) => {
+                            servers = list
+                                .into_iter()
+                                .filter(|s| s.enabled)
+                                .map(|s| (s.id, s))
+                                .collect();
+                            due.retain(|id, _| servers.contains_key(id));
+                            for id in servers.keys() {
+                                due.entry(*id).or_insert_with(|| {
+                                    next_slot(start, offset(*id, interval), interval, now)
+                                });
+                            }
+                            let keep: HashSet<Uuid> = servers.keys().copied().collect();
+                            self.poller.retain(&keep).await;
+                            // The version was read before the servers: a change in between
+                            // costs one more read, never a missed one.
+                            loaded = version;
+                            next_full_reload = now + FULL_RELOAD_EVERY;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "Cannot read the inventory; keeping the last one")
+                        }
                     }
                 }
             }
@@ -194,15 +218,36 @@ impl Scheduler {
         self.poller.close_all().await;
     }
 
-    /// Writes finished polls, batching whatever has arrived into one transaction.
+    /// Writes finished polls in batches: after the first result, whatever arrives within
+    /// the linger (see [`WRITE_LINGER`]; up to [`BATCH`]) goes into the same transaction. The cost of a write
+    /// is mostly per statement, not per row, so a batch of a second's polls costs about what
+    /// one poll did; polls finish spread over the interval, so without the wait most batches
+    /// held a single poll. A second poll of a server already in the batch starts the next
+    /// batch (each server's update is computed from its row as stored).
     async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<Done>) {
-        while let Some(first) = rx.recv().await {
+        let linger = WRITE_LINGER.min(self.settings.poll_interval() / 60);
+        let mut next: Option<Done> = None;
+        loop {
+            let first = match next.take() {
+                Some(d) => d,
+                None => match rx.recv().await {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            let deadline = Instant::now() + linger;
+            let mut ids = HashSet::from([first.polled.id]);
             let mut batch = vec![first];
             while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
+                // A closed channel (shutdown) ends the wait at once.
+                let Ok(Some(d)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+                    break;
+                };
+                if !ids.insert(d.polled.id) {
+                    next = Some(d);
+                    break;
                 }
+                batch.push(d);
             }
             if let Err(e) = self.write(&batch).await {
                 tracing::error!(error = %e, polls = batch.len(), "Cannot store poll results");

@@ -61,15 +61,12 @@ pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
             continue;
         }
         let bad = |what: String| ParseError::at(COMMAND, line_no, line, what);
-        let value: Value = serde_json::from_str(line).map_err(|e| {
+        let obj = super::JsonStrings::from_json(line).map_err(|e| {
             bad(format!(
                 "a JSON object from --format '{{{{json .}}}}' ({e})"
             ))
         })?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("a JSON object".to_string()))?;
-        let get = |key: &str| obj.get(key).and_then(Value::as_str);
+        let get = |key: &str| obj.get(key);
         let id = get("ID").ok_or_else(|| bad("an \"ID\" string".to_string()))?;
         let names = get("Names").unwrap_or_default();
         containers

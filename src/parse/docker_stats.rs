@@ -214,10 +214,12 @@ pub(crate) fn go_duration_seconds(s: &str) -> Option<f64> {
 
 /// Reads both Docker's (`CPUPerc`) and podman's (`cpu_percent`) key spellings.
 fn raw_from_object(obj: &Map<String, Value>) -> Raw<'_> {
-    let get = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| obj.get(*k).and_then(Value::as_str))
-    };
+    raw_from(|k| obj.get(k).and_then(Value::as_str))
+}
+
+/// [`Raw`] from a lookup of an object's string members by key.
+fn raw_from<'a>(member: impl Fn(&str) -> Option<&'a str>) -> Raw<'a> {
+    let get = |keys: &[&str]| keys.iter().find_map(|k| member(k));
     Raw {
         id: get(&["ID", "Container", "id"]),
         name: get(&["Name", "name"]),
@@ -239,15 +241,12 @@ fn parse_json_lines(out: &str) -> Result<DockerStatsReport, ParseError> {
             continue;
         }
         let bad = |what: String| ParseError::at(COMMAND, line_no, line, what);
-        let value: Value = serde_json::from_str(line).map_err(|e| {
+        let obj = super::JsonStrings::from_json(line).map_err(|e| {
             bad(format!(
                 "a JSON object from --format '{{{{json .}}}}' ({e})"
             ))
         })?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("a JSON object".to_string()))?;
-        containers.push(convert(&raw_from_object(obj)).map_err(bad)?);
+        containers.push(convert(&raw_from(|k| obj.get(k))).map_err(bad)?);
     }
     Ok(DockerStatsReport { containers })
 }

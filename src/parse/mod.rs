@@ -19,6 +19,8 @@ pub mod docker_stats;
 pub mod free;
 pub mod top;
 
+use std::borrow::Cow;
+
 use nom::branch::alt;
 use nom::bytes::complete::tag;
 use nom::character::complete::{char, digit1, one_of, space0};
@@ -254,6 +256,117 @@ pub(crate) fn split_wide_columns(line: &str) -> Vec<&str> {
         }
     }
     cells
+}
+
+/// The string members of one JSON object, borrowed from the text unless an escape had to be
+/// decoded; members of any other type are skipped unread (`None`). Docker's `{{json .}}` lines
+/// are flat objects of strings, and building a `serde_json::Value` for each (an ordered map,
+/// every key and string copied) was most of the cost of parsing a poll.
+#[derive(Debug, Default)]
+pub(crate) struct JsonStrings<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
+
+impl<'a> JsonStrings<'a> {
+    /// Reads one JSON object; anything else is an error saying a JSON object was expected.
+    pub(crate) fn from_json(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The member's value when it is a string. A key given twice means its last value, as in
+    /// `serde_json::Value`.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonStrings<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = JsonStrings<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    let MaybeText(value) = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(JsonStrings(members))
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// A JSON string, borrowed when it holds no escape.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+            .map(|t| Text(t.unwrap_or_default()))
+    }
+}
+
+/// Any JSON value: `Some` text for a string, `None` (skipped unread) for the rest.
+struct MaybeText<'a>(Option<Cow<'a, str>>);
+
+impl<'de> serde::Deserialize<'de> for MaybeText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor).map(MaybeText)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -565,5 +678,26 @@ mod tests {
             let _ = parse_size(&s);
             let _ = parse_percent(&s);
         }
+    }
+
+    #[test]
+    fn json_strings_keep_string_members_and_skip_the_rest() {
+        let line = r#"{"ID":"abc","Command":"\"sh -c 'exit 3'\"","Labels":{"a":"b"},"Ports":[1,2],"Size":3,"ID2":null,"Name":"x","Name":"y"}"#;
+        let o = JsonStrings::from_json(line).unwrap();
+        assert_eq!(o.get("ID"), Some("abc"));
+        assert_eq!(o.get("Command"), Some("\"sh -c 'exit 3'\""));
+        assert_eq!(o.get("Labels"), None);
+        assert_eq!(o.get("Ports"), None);
+        assert_eq!(o.get("Size"), None);
+        assert_eq!(o.get("ID2"), None);
+        assert_eq!(o.get("Name"), Some("y"));
+        assert_eq!(o.get("missing"), None);
+        for not_an_object in ["[1]", "\"s\"", "5", "null", "{", "{\"a\":}"] {
+            assert!(
+                JsonStrings::from_json(not_an_object).is_err(),
+                "{not_an_object}"
+            );
+        }
+        assert!(JsonStrings::from_json("{} trailing").is_err());
     }
 }

@@ -70,6 +70,17 @@ pub struct CommandOutput {
     pub truncated: bool,
 }
 
+/// The russh settings of every session (the floor benchmark, `examples/ssh_floor.rs`, uses
+/// them too, so that it measures the same sessions).
+pub fn client_config() -> client::Config {
+    client::Config {
+        // Keepalives detect a dead peer between polls; the next poll reconnects.
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        ..Default::default()
+    }
+}
+
 struct Client {
     pinned: Option<String>,
     seen: Arc<Mutex<Option<String>>>,
@@ -116,12 +127,7 @@ impl Session {
                 message: e.to_string(),
             })?;
         let _ = stream.set_nodelay(true);
-        let config = Arc::new(client::Config {
-            // Keepalives detect a dead peer between polls; the next poll reconnects.
-            keepalive_interval: Some(Duration::from_secs(30)),
-            keepalive_max: 3,
-            ..Default::default()
-        });
+        let config = Arc::new(client_config());
         let seen = Arc::new(Mutex::new(None));
         let handler = Client {
             pinned: p.pinned.clone(),

@@ -65,24 +65,28 @@ fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
     })
 }
 
-pub(super) async fn insert(
+/// Appends entries, one statement per chunk of rows (a statement is a round trip to sqlx's
+/// SQLite thread; see `servers::apply_updates`).
+pub(super) async fn insert_many(
     conn: &mut sqlx::SqliteConnection,
-    a: &NewActivity,
+    entries: &[NewActivity],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "insert into activity (ts, type, severity, actor, server_id, server_name, message, details) \
-         values (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(to_ms(a.ts))
-    .bind(&a.kind)
-    .bind(a.severity)
-    .bind(&a.actor)
-    .bind(a.server_id.map(|i| i.to_string()))
-    .bind(&a.server_name)
-    .bind(&a.message)
-    .bind(a.details.to_string())
-    .execute(&mut *conn)
-    .await?;
+    for chunk in entries.chunks(super::servers::ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "insert into activity (ts, type, severity, actor, server_id, server_name, message, details) ",
+        );
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(to_ms(a.ts))
+                .push_bind(a.kind.as_str())
+                .push_bind(a.severity)
+                .push_bind(a.actor.as_str())
+                .push_bind(a.server_id.map(|i| i.to_string()))
+                .push_bind(a.server_name.as_deref())
+                .push_bind(a.message.as_str())
+                .push_bind(a.details.to_string());
+        });
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -115,9 +119,7 @@ impl Store {
     /// Database failure; nothing is written then.
     pub async fn append_activity(&self, entries: &[NewActivity]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for e in entries {
-            insert(&mut tx, e).await?;
-        }
+        insert_many(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -22,7 +22,7 @@ pub use charts::{DiskPoint, DiskSeries, Sparkline};
 pub use samples::{
     ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
 };
-pub use servers::{ServerUpdate, StoredKey, StoredRawOutput};
+pub use servers::{InventoryVersion, ServerUpdate, StoredKey, StoredRawOutput};
 
 /// A database failure, or a client mistake the database detected.
 #[derive(Debug, thiserror::Error)]

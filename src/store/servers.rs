@@ -143,11 +143,31 @@ impl Store {
                 list.push_bind(id.to_string());
             }
             q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
+            for row in q.build().persistent(false).fetch_all(&self.pool).await? {
                 out.push(read(&row)?);
             }
         }
         Ok(out)
+    }
+
+    /// A cheap summary that changes whenever the inventory as the scheduler sees it does:
+    /// a server added or removed (count), edited or trusted (`updated_at`, set by every edit),
+    /// or pinned by its first poll (count of pins; a pin is the only registration field a
+    /// poll writes, and it never bumps `updated_at`). Reading every row, with its platform
+    /// JSON, each few seconds was most of the scheduler's own cost on a large fleet.
+    pub async fn inventory_version(&self) -> Result<InventoryVersion, StoreError> {
+        let row = sqlx::query(
+            "select count(*) as n, total(updated_at) as edits, max(updated_at) as latest, \
+             count(host_key_fingerprint) as pins from servers",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(InventoryVersion {
+            servers: row.try_get("n")?,
+            edits: row.try_get("edits")?,
+            latest: row.try_get("latest")?,
+            pins: row.try_get("pins")?,
+        })
     }
 
     /// Every server, by name.
@@ -258,6 +278,15 @@ impl Store {
     }
 }
 
+/// See [`Store::inventory_version`]; compare two for equality.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InventoryVersion {
+    servers: i64,
+    edits: f64,
+    latest: Option<i64>,
+    pins: i64,
+}
+
 /// What to do with a server's stored key on insert or update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredKey {
@@ -287,61 +316,85 @@ pub struct ServerUpdate {
     pub raw: Option<crate::poll::RawOutput>,
 }
 
-pub(super) async fn apply_update(
+/// Rows per statement when writing a batch: far below SQLite's limit on bound variables
+/// (32,766 since 3.32) at the widest row we write.
+///
+/// Statements with a row count that varies from batch to batch are run with
+/// `persistent(false)`: sqlx would otherwise keep each distinct text prepared in its
+/// per-connection cache (100 statements, each a compiled program of tens of KiB for a
+/// many-row insert), memory that grew with the batch sizes seen and was never used again.
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
+
+/// Applies a batch's server updates in one statement per chunk: sqlx runs each statement as a
+/// round trip to its SQLite thread, and one per polled server was most of a poll's CPU. Each
+/// update names the fields it changes; the others keep their stored value (a flag column says
+/// whether an `Option<Option<_>>` field is set, since null is a value there). Ids must be
+/// distinct: with two rows for one server, SQLite applies either.
+pub(super) async fn apply_updates(
     tx: &mut sqlx::SqliteConnection,
-    id: Uuid,
-    u: &ServerUpdate,
+    updates: &[(Uuid, &ServerUpdate)],
 ) -> Result<(), StoreError> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Sqlite>::new("update servers set updated_at = updated_at");
-    if let Some(s) = u.status {
-        q.push(", status = ").push_bind(s.as_str());
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "with v(id, status, set_reason, reason, set_docker_note, docker_note, last_sample_at, last_poll_at, \
+             pin, pending, consecutive_failures, platform) as (",
+        );
+        q.push_values(chunk, |mut b, (id, u)| {
+            b.push_bind(id.to_string())
+                .push_bind(u.status.map(|s| s.as_str()))
+                .push_bind(u.reason.is_some())
+                .push_bind(u.reason.clone().flatten())
+                .push_bind(u.docker_note.is_some())
+                .push_bind(u.docker_note.clone().flatten())
+                .push_bind(u.last_sample_at.map(to_ms))
+                .push_bind(u.last_poll_at.map(to_ms))
+                .push_bind(u.pin.clone())
+                .push_bind(u.pending.clone())
+                .push_bind(u.consecutive_failures.map(i64::from))
+                .push_bind(
+                    u.platform
+                        .as_ref()
+                        .map(|p| serde_json::to_string(p).unwrap_or_default()),
+                );
+        });
+        // `values` would name the columns column1..; the CTE names them. A pin is only
+        // written when nothing is pinned yet: a concurrent `trust` must win.
+        q.push(
+            ") update servers set \
+             status = coalesce(v.status, servers.status), \
+             reason = case when v.set_reason then v.reason else servers.reason end, \
+             docker_note = case when v.set_docker_note then v.docker_note else servers.docker_note end, \
+             last_sample_at = coalesce(v.last_sample_at, servers.last_sample_at), \
+             last_poll_at = coalesce(v.last_poll_at, servers.last_poll_at), \
+             host_key_fingerprint = coalesce(servers.host_key_fingerprint, v.pin), \
+             pending_host_key_fingerprint = coalesce(v.pending, servers.pending_host_key_fingerprint), \
+             consecutive_failures = coalesce(v.consecutive_failures, servers.consecutive_failures), \
+             platform = coalesce(v.platform, servers.platform) \
+             from v where servers.id = v.id",
+        );
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
-    if let Some(r) = &u.reason {
-        q.push(", reason = ").push_bind(r.clone());
-    }
-    if let Some(r) = &u.docker_note {
-        q.push(", docker_note = ").push_bind(r.clone());
-    }
-    if let Some(t) = u.last_sample_at {
-        q.push(", last_sample_at = ").push_bind(to_ms(t));
-    }
-    if let Some(t) = u.last_poll_at {
-        q.push(", last_poll_at = ").push_bind(to_ms(t));
-    }
-    if let Some(fp) = &u.pin {
-        // Only pin when nothing is pinned yet: a concurrent `trust` must win.
-        q.push(", host_key_fingerprint = coalesce(host_key_fingerprint, ")
-            .push_bind(fp.clone())
-            .push(")");
-    }
-    if let Some(fp) = &u.pending {
-        q.push(", pending_host_key_fingerprint = ")
-            .push_bind(fp.clone());
-    }
-    if let Some(n) = u.consecutive_failures {
-        q.push(", consecutive_failures = ").push_bind(i64::from(n));
-    }
-    if let Some(p) = &u.platform {
-        q.push(", platform = ")
-            .push_bind(serde_json::to_string(p).unwrap_or_default());
-    }
-    q.push(" where id = ").push_bind(id.to_string());
-    q.build().execute(&mut *tx).await?;
-    if let Some(raw) = &u.raw {
-        sqlx::query(
-            "insert into last_failed_output (server_id, ts, problems, exit_status, stdout, stderr) values (?, ?, ?, ?, ?, ?) \
-             on conflict (server_id) do update set ts = excluded.ts, problems = excluded.problems, \
+    let raws: Vec<(Uuid, &ServerUpdate, &crate::poll::RawOutput)> = updates
+        .iter()
+        .filter_map(|(id, u)| u.raw.as_ref().map(|r| (*id, *u, r)))
+        .collect();
+    for chunk in raws.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "insert into last_failed_output (server_id, ts, problems, exit_status, stdout, stderr) ",
+        );
+        q.push_values(chunk, |mut b, (id, u, raw)| {
+            b.push_bind(id.to_string())
+                .push_bind(to_ms(u.last_poll_at.unwrap_or_else(Utc::now)))
+                .push_bind(raw.problems.as_str())
+                .push_bind(raw.exit_status.map(i64::from))
+                .push_bind(raw.stdout.as_str())
+                .push_bind(raw.stderr.as_str());
+        });
+        q.push(
+            " on conflict (server_id) do update set ts = excluded.ts, problems = excluded.problems, \
              exit_status = excluded.exit_status, stdout = excluded.stdout, stderr = excluded.stderr",
-        )
-        .bind(id.to_string())
-        .bind(to_ms(u.last_poll_at.unwrap_or_else(Utc::now)))
-        .bind(&raw.problems)
-        .bind(raw.exit_status.map(i64::from))
-        .bind(&raw.stdout)
-        .bind(&raw.stderr)
-        .execute(&mut *tx)
-        .await?;
+        );
+        q.build().persistent(false).execute(&mut *tx).await?;
     }
     Ok(())
 }

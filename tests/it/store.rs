@@ -1,13 +1,18 @@
 use chrono::{Duration, Utc};
+use fleetpoll::inventory::ServerStatus;
 use fleetpoll::model::{DiskSample, DockerState, ServerSample, Snapshot};
-use fleetpoll::store::{ServerUpdate, Store};
+use fleetpoll::store::{PollWrite, ServerUpdate, Store};
 use uuid::Uuid;
 
 use crate::common;
 
 async fn server(store: &Store, dir: &std::path::Path) -> Uuid {
+    named_server(store, dir, "s1").await
+}
+
+async fn named_server(store: &Store, dir: &std::path::Path, name: &str) -> Uuid {
     // A registration needs a loadable key; make one with ssh-keygen.
-    let key = dir.join("id");
+    let key = dir.join(format!("id-{name}"));
     let ok = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&key)
@@ -15,7 +20,7 @@ async fn server(store: &Store, dir: &std::path::Path) -> Uuid {
         .expect("ssh-keygen");
     assert!(ok.success());
     let new = fleetpoll::inventory::NewServer {
-        name: "s1".into(),
+        name: name.into(),
         host: "127.0.0.1".into(),
         port: 22,
         user: "monitor".into(),
@@ -146,4 +151,132 @@ async fn history_is_downsampled_to_the_requested_number_of_points() {
         "{mid:?}"
     );
     assert!(points.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+}
+
+#[tokio::test]
+async fn a_batch_of_polls_updates_each_server_with_only_its_own_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let a = named_server(&store, dir.path(), "a").await;
+    let b = named_server(&store, dir.path(), "b").await;
+    let c = named_server(&store, dir.path(), "c").await;
+    store
+        .trust_host_key(c, Some("SHA256:pinned-by-trust"), Utc::now())
+        .await
+        .expect("trust");
+    let first = [
+        (a, "SHA256:a", Some("slow disk")),
+        (b, "SHA256:b", Some("no docker")),
+    ];
+    let updates: Vec<ServerUpdate> = first
+        .iter()
+        .map(|(_, pin, note)| ServerUpdate {
+            status: Some(ServerStatus::Online),
+            reason: Some(Some("degraded".into())),
+            docker_note: Some(note.map(str::to_string)),
+            pin: Some((*pin).into()),
+            consecutive_failures: Some(0),
+            ..Default::default()
+        })
+        .collect();
+    let snap = snapshot(Duration::zero(), 5.0);
+    let writes: Vec<PollWrite<'_>> = first
+        .iter()
+        .zip(&updates)
+        .map(|((id, _, _), update)| PollWrite {
+            server_id: *id,
+            snapshot: Some(&snap),
+            update,
+            events: &[],
+        })
+        .collect();
+    store.record_polls(&writes).await.expect("first batch");
+    let before = store.inventory_version().await.expect("version");
+
+    // Second batch: a clears its reason and fails once; b sets only its poll time; c's
+    // pin from `trust` must survive a poll that saw another key first.
+    let now = Utc::now();
+    let clear = ServerUpdate {
+        reason: Some(None),
+        consecutive_failures: Some(1),
+        ..Default::default()
+    };
+    let touch = ServerUpdate {
+        last_poll_at: Some(now),
+        ..Default::default()
+    };
+    let late_pin = ServerUpdate {
+        pin: Some("SHA256:seen-by-poll".into()),
+        ..Default::default()
+    };
+    let writes = [
+        PollWrite {
+            server_id: a,
+            snapshot: None,
+            update: &clear,
+            events: &[],
+        },
+        PollWrite {
+            server_id: b,
+            snapshot: None,
+            update: &touch,
+            events: &[],
+        },
+        PollWrite {
+            server_id: c,
+            snapshot: None,
+            update: &late_pin,
+            events: &[],
+        },
+    ];
+    store.record_polls(&writes).await.expect("second batch");
+
+    let a = store.server(a).await.expect("a");
+    assert_eq!(a.reason, None);
+    assert_eq!(a.consecutive_failures, 1);
+    assert_eq!(a.status, ServerStatus::Online);
+    assert_eq!(a.docker_note.as_deref(), Some("slow disk"));
+    assert_eq!(a.host_key_fingerprint.as_deref(), Some("SHA256:a"));
+    let b = store.server(b).await.expect("b");
+    assert_eq!(b.reason.as_deref(), Some("degraded"));
+    assert_eq!(b.docker_note.as_deref(), Some("no docker"));
+    assert_eq!(
+        b.last_poll_at.map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    assert_eq!(
+        store
+            .server(c)
+            .await
+            .expect("c")
+            .host_key_fingerprint
+            .as_deref(),
+        Some("SHA256:pinned-by-trust")
+    );
+    assert_eq!(
+        common::count(&store, "select count(*) from server_metrics").await,
+        2
+    );
+    assert_eq!(
+        common::count(&store, "select count(*) from disk_usage").await,
+        2
+    );
+    // Status and sample writes are not inventory changes; a pin or an edit is.
+    assert_eq!(store.inventory_version().await.expect("version"), before);
+    named_server(&store, dir.path(), "d").await;
+    assert_ne!(store.inventory_version().await.expect("version"), before);
+}
+
+#[tokio::test]
+async fn a_first_pin_changes_the_inventory_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let id = server(&store, dir.path()).await;
+    let before = store.inventory_version().await.expect("version");
+    let pin = ServerUpdate {
+        pin: Some("SHA256:first".into()),
+        ..Default::default()
+    };
+    store.record_poll(id, None, &pin, &[]).await.expect("write");
+    assert_ne!(store.inventory_version().await.expect("version"), before);
 }
