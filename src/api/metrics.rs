@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::auth::Viewer;
 use super::error::ApiError;
@@ -66,19 +67,28 @@ fn window(p: &Params) -> Result<Window, ApiError> {
     })
 }
 
+/// The server named in the path (404 when unknown) and the window asked for.
+async fn server_window(st: &AppState, id: &str, p: &Params) -> Result<(Uuid, Window), ApiError> {
+    let id = parse_id("id", id)?;
+    let w = window(p)?;
+    st.store.server(id).await?;
+    Ok((id, w))
+}
+
 pub async fn history(
     State(st): State<AppState>,
     _: Viewer,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id("id", &id)?;
-    let Window {
-        since,
-        until,
-        points,
-    } = window(&p)?;
-    st.store.server(id).await?;
+    let (
+        id,
+        Window {
+            since,
+            until,
+            points,
+        },
+    ) = server_window(&st, &id, &p).await?;
     let items = st.store.metric_history(id, since, until, points).await?;
     Ok(Json(
         json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items }),
@@ -103,13 +113,14 @@ pub async fn disk_history(
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id("id", &id)?;
-    let Window {
-        since,
-        until,
-        points,
-    } = window(&p)?;
-    st.store.server(id).await?;
+    let (
+        id,
+        Window {
+            since,
+            until,
+            points,
+        },
+    ) = server_window(&st, &id, &p).await?;
     let mounts = st.store.disk_history(id, since, until, points).await?;
     Ok(Json(
         json!({ "server_id": id, "since": since, "until": until, "mounts": mounts }),
@@ -139,13 +150,14 @@ pub async fn container_history(
     Path((id, container)): Path<(String, String)>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id("id", &id)?;
-    let Window {
-        since,
-        until,
-        points,
-    } = window(&p)?;
-    st.store.server(id).await?;
+    let (
+        id,
+        Window {
+            since,
+            until,
+            points,
+        },
+    ) = server_window(&st, &id, &p).await?;
     if !st.store.container_known(id, &container).await? {
         return Err(ApiError::not_found(
             "container",
