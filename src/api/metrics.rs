@@ -81,17 +81,13 @@ pub async fn history(
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let (
-        id,
-        Window {
-            since,
-            until,
-            points,
-        },
-    ) = server_window(&st, &id, &p).await?;
-    let items = st.store.metric_history(id, since, until, points).await?;
+    let (id, w) = server_window(&st, &id, &p).await?;
+    let items = st
+        .store
+        .metric_history(id, w.since, w.until, w.points)
+        .await?;
     Ok(Json(
-        json!({ "server_id": id, "since": since, "until": until, "points": items.len(), "items": items }),
+        json!({ "server_id": id, "since": w.since, "until": w.until, "points": items.len(), "items": items }),
     ))
 }
 
@@ -113,17 +109,13 @@ pub async fn disk_history(
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let (
-        id,
-        Window {
-            since,
-            until,
-            points,
-        },
-    ) = server_window(&st, &id, &p).await?;
-    let mounts = st.store.disk_history(id, since, until, points).await?;
+    let (id, w) = server_window(&st, &id, &p).await?;
+    let mounts = st
+        .store
+        .disk_history(id, w.since, w.until, w.points)
+        .await?;
     Ok(Json(
-        json!({ "server_id": id, "since": since, "until": until, "mounts": mounts }),
+        json!({ "server_id": id, "since": w.since, "until": w.until, "mounts": mounts }),
     ))
 }
 
@@ -150,14 +142,7 @@ pub async fn container_history(
     Path((id, container)): Path<(String, String)>,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let (
-        id,
-        Window {
-            since,
-            until,
-            points,
-        },
-    ) = server_window(&st, &id, &p).await?;
+    let (id, w) = server_window(&st, &id, &p).await?;
     if !st.store.container_known(id, &container).await? {
         return Err(ApiError::not_found(
             "container",
@@ -166,9 +151,9 @@ pub async fn container_history(
     }
     let items = st
         .store
-        .container_history(id, &container, since, until, points)
+        .container_history(id, &container, w.since, w.until, w.points)
         .await?;
     Ok(Json(
-        json!({ "server_id": id, "container": container, "since": since, "until": until, "points": items.len(), "items": items }),
+        json!({ "server_id": id, "container": container, "since": w.since, "until": w.until, "points": items.len(), "items": items }),
     ))
 }

@@ -94,6 +94,37 @@ pub(super) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Accepts until `cancel`, handing each connection to `handle` as a tracked task. An accept
+/// error (out of file descriptors, most likely) is waited out instead of spun on.
+async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    mut handle: F,
+) where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tracker.spawn(handle(stream));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Simulated host cannot accept");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+}
+
 /// A live or slow host: every connection gets an SSH session until `cancel`.
 pub(super) async fn accept_ssh(
     host: Arc<Host>,
@@ -103,31 +134,11 @@ pub(super) async fn accept_ssh(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match stream {
-            Ok((stream, _)) => {
-                tracker.spawn(serve(
-                    stream,
-                    host.clone(),
-                    shared.clone(),
-                    slow,
-                    cancel.clone(),
-                ));
-            }
-            // Out of file descriptors, most likely: wait instead of spinning.
-            Err(e) => {
-                tracing::debug!(addr = %host.addr, error = %e, "Simulated host cannot accept");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-        }
-    }
+    let each = cancel.clone();
+    accept_each(listener, cancel, tracker, move |stream| {
+        serve(stream, host.clone(), shared.clone(), slow, each.clone())
+    })
+    .await;
 }
 
 async fn serve(
@@ -172,35 +183,23 @@ pub(super) async fn accept_silent(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match stream {
-            Ok((mut stream, _)) => {
-                let cancel = cancel.clone();
-                tracker.spawn(async move {
-                    let mut buf = [0u8; 256];
-                    loop {
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            r = stream.read(&mut buf) => match r {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) => {}
-                            },
-                        }
-                    }
-                });
-            }
-            Err(_) => {
+    let each = cancel.clone();
+    accept_each(listener, cancel, tracker, move |mut stream| {
+        let cancel = each.clone();
+        async move {
+            let mut buf = [0u8; 256];
+            loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    r = stream.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    },
                 }
             }
         }
-    }
+    })
+    .await;
 }
 
 /// A flapping host: up for `period` (listening, answering), then down for `period`

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{from_ms, to_ms, Store, StoreError};
+use super::{from_ms, one_row, to_ms, Store, StoreError};
 use crate::auth::Role;
 
 /// A user as stored, without the password hash.
@@ -172,9 +172,7 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        one_row(&done)?;
         if password_hash.is_some() || role.is_some() {
             // New credentials or powers start with a fresh login.
             sqlx::query("delete from sessions where user_id = ?")
@@ -195,10 +193,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        one_row(&done)
     }
 
     pub async fn insert_session(

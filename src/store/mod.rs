@@ -50,6 +50,14 @@ pub enum StoreError {
     },
 }
 
+/// `NotFound` when a statement that targets one row by id touched none.
+fn one_row(done: &sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{from_ms, to_ms, Store, StoreError};
+use super::{from_ms, one_row, to_ms, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
@@ -229,9 +229,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(|e| conflict(e, &s.name))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        one_row(&done)?;
         self.server(id).await
     }
 
@@ -244,10 +242,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        one_row(&done)
     }
 
     /// Pins `fingerprint` as the server's host key and clears any pending one; the server
@@ -271,9 +266,7 @@ impl Store {
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        one_row(&done)?;
         self.server(id).await
     }
 }

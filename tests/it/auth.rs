@@ -228,44 +228,20 @@ async fn login_sets_a_strict_cookie_logout_ends_it_and_failures_are_limited() {
     assert_eq!(v["user"]["role"], "operator");
     let session = cookie.split(';').next().expect("pair").to_string();
     let with_cookie = |method: Method, path: &str| {
-        app.anon
+        let req = app
+            .anon
             .request(method, app.url(path))
-            .header("cookie", session.clone())
+            .header("cookie", session.clone());
+        async move { req.send().await.expect("request").status().as_u16() }
     };
     assert_eq!(
-        with_cookie(Method::GET, "/api/dashboard/summary")
-            .send()
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
+        with_cookie(Method::GET, "/api/dashboard/summary").await,
         200
     );
+    assert_eq!(with_cookie(Method::GET, "/api/users").await, 403);
+    assert_eq!(with_cookie(Method::POST, "/api/auth/logout").await, 200);
     assert_eq!(
-        with_cookie(Method::GET, "/api/users")
-            .send()
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
-        403
-    );
-    assert_eq!(
-        with_cookie(Method::POST, "/api/auth/logout")
-            .send()
-            .await
-            .expect("logout")
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        with_cookie(Method::GET, "/api/dashboard/summary")
-            .send()
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
+        with_cookie(Method::GET, "/api/dashboard/summary").await,
         401
     );
 
@@ -409,10 +385,10 @@ async fn accounts_over_the_api_are_audited_and_no_secret_is_stored_or_returned()
 #[test]
 fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    let mut child = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args([
@@ -435,12 +411,8 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
         .write_all(b"a long password\n")
         .expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    crate::common::assert_ok(&out);
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args([
@@ -460,7 +432,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
     assert_eq!(stdout.lines().count(), 1);
     let secret = stdout.trim();
     assert!(secret.starts_with("fpt_") && secret.len() == 68, "{stdout}");
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args(["token", "list"])
@@ -471,7 +443,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
         listed.contains("ci") && !listed.contains(secret),
         "{listed}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args(["activity", "--json", "--type", "user_created"])

@@ -1,20 +1,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::fixture;
+use crate::common::{fixture, fleetpoll};
 use crate::harness::{DockerMode, Sshd};
-
-fn fleetpoll() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetpoll"));
-    // Keep the developer's own FLEETPOLL_* settings out of the tests.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FLEETPOLL_") {
-            c.env_remove(k);
-        }
-    }
-    c.stdin(Stdio::null());
-    c
-}
 
 #[test]
 fn parse_prints_json_and_bad_input_exits_1_naming_the_line() {
@@ -23,11 +11,7 @@ fn parse_prints_json_and_bad_input_exits_1_naming_the_line() {
         .arg(fixture("free/procps-ng-4.0.2-b.txt"))
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert!(v["mem_total_bytes"].as_u64().is_some_and(|t| t > 0), "{v}");
 
@@ -74,11 +58,7 @@ fn server_commands_with_json_print_only_json_and_remove_needs_confirmation() {
         .args(["--tag", "prod", "--json"])
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
     assert_eq!(v["name"], "cli-1");
     let key_text = std::fs::read_to_string(&sshd.client_key).expect("key");
@@ -113,11 +93,7 @@ fn server_commands_with_json_print_only_json_and_remove_needs_confirmation() {
         .args(["poll", "--once", "--json"])
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("poll JSON");
     assert_eq!(v[0]["ok"], true, "{v}");
 
@@ -177,17 +153,7 @@ fn serve_stops_cleanly_on_sigterm_within_ten_seconds() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = crate::common::stderr_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let line = rx

@@ -11,6 +11,43 @@ use tokio::sync::oneshot;
 
 use crate::harness::{DockerMode, Sshd};
 
+/// The `fleetpoll` binary, without the developer's own `FLEETPOLL_*` settings, stdin closed.
+pub fn fleetpoll() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpoll"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FLEETPOLL_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+/// Fails the test with the command's stderr unless it exited 0.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child's stderr, line by line, read on a thread so a test can wait with a deadline.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 pub fn fixture(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

@@ -4,7 +4,6 @@
 //! on the short list of captures kept to test a refusal (exit 1, an error naming the line).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -140,7 +139,7 @@ fn parse_reads_every_fixture_or_refuses_it_naming_a_line() {
         }
         let (dir, file) = rel.split_once('/').expect("dir/file");
         let kind = kind_of(dir);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpoll"));
+        let mut cmd = crate::common::fleetpoll();
         cmd.arg("parse").arg(kind).arg(path);
         if kind == "free" {
             cmd.arg("--unit").arg(free_unit(file));
@@ -188,16 +187,12 @@ fn free_units_from_file_names() {
 #[test]
 fn free_si_read_in_kilobytes_agrees_with_free_b() {
     let total = |file: &str, unit: &str| -> u64 {
-        let out = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+        let out = crate::common::fleetpoll()
             .args(["parse", "free", "--unit", unit])
             .arg(fixtures_root().join("free").join(file))
             .output()
             .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::assert_ok(&out);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v["mem_total_bytes"].as_u64().expect("total")
     };
@@ -213,7 +208,7 @@ fn free_si_read_in_kilobytes_agrees_with_free_b() {
 #[test]
 fn parse_reads_stdin_and_refuses_garbage_naming_the_line() {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    let mut child = crate::common::fleetpoll()
         .args(["parse", "free", "--unit", "bytes"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -595,7 +595,7 @@ async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored()
         1
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpoll"))
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(dir.path().join("fleetpoll.db"))
         .args(["server", "last-output", "odd"])
@@ -758,32 +758,23 @@ async fn a_restricted_key_polls_and_can_run_nothing_else() {
     let sshd = Sshd::start(DockerMode::Missing);
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("fleet_key");
-    let bin = env!("CARGO_BIN_EXE_fleetpoll");
     let db = dir.path().join("fleetpoll.db");
-    let out = std::process::Command::new(bin)
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args(["key", "generate", "--out"])
         .arg(&key)
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new(bin)
+    crate::common::assert_ok(&out);
+    let out = crate::common::fleetpoll()
         .arg("--db")
         .arg(&db)
         .args(["key", "authorized-line", "--key"])
         .arg(&key)
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_ok(&out);
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(line.starts_with("restrict,command=\""), "{line}");
     let mut keys = std::fs::OpenOptions::new()

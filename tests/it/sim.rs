@@ -11,19 +11,7 @@ use std::time::{Duration, Instant};
 use fleetpoll::scheduler::Scheduler;
 use fleetpoll::sim::{self, HostKind, SimFleet, SimOptions};
 
-use crate::common::{self, fixture};
-
-fn fleetpoll() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fleetpoll"));
-    // Keep the developer's own FLEETPOLL_* settings out of the tests.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FLEETPOLL_") {
-            c.env_remove(k);
-        }
-    }
-    c.stdin(Stdio::null());
-    c
-}
+use crate::common::{self, fixture, fleetpoll};
 
 /// A client key made by OpenSSH's own tool, as an operator would.
 fn client_key(dir: &Path) -> PathBuf {
@@ -367,17 +355,7 @@ impl Demo {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn demo");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = crate::common::stderr_lines(&mut child);
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut password = None;
         let addr = loop {
