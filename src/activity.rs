@@ -7,28 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::outcome::Severity;
 use crate::store::{NewActivity, RetentionCounts, Store, StoreError};
-
-/// How much an entry matters to the person reading the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-/// Accepted values for the `severity` filter.
-pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
 /// Every kind of entry the log can hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,7 +316,7 @@ pub fn entry(
     NewActivity {
         ts,
         kind: event.kind().to_string(),
-        severity: event.severity().as_str(),
+        severity: event.severity(),
         actor: actor.name.clone(),
         server_id: server.map(|(id, _)| id),
         server_name: server.map(|(_, n)| n.to_string()),
@@ -356,11 +336,15 @@ pub fn emit(entries: &[NewActivity]) {
     for e in entries {
         let server = e.server_name.as_deref().unwrap_or("-");
         match e.severity {
-            "critical" => {
+            Severity::Critical => {
                 tracing::error!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
             }
-            "warning" => tracing::warn!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
-            _ => tracing::info!(kind = %e.kind, actor = %e.actor, server, "{}", e.message),
+            Severity::Warning => {
+                tracing::warn!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
+            }
+            Severity::Info => {
+                tracing::info!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
+            }
         }
     }
 }
@@ -420,7 +404,7 @@ pub fn export(rows: &[crate::store::ActivityRow], format: ExportFormat) -> Strin
                     r.id.to_string(),
                     r.timestamp.to_rfc3339(),
                     r.kind.clone(),
-                    r.severity.clone(),
+                    r.severity.to_string(),
                     r.actor.clone(),
                     r.server_id.clone().unwrap_or_default(),
                     r.server_name.clone().unwrap_or_default(),
@@ -476,7 +460,7 @@ mod tests {
             Utc::now(),
         );
         assert_eq!(e.kind, "host_key_changed");
-        assert_eq!(e.severity, "critical");
+        assert_eq!(e.severity, Severity::Critical);
         assert!(
             e.message.contains("SHA256:old")
                 && e.message.contains("SHA256:new")

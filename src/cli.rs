@@ -525,7 +525,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
 async fn find(store: &Store, name: &str) -> anyhow::Result<Server> {
     match store.server_by_name(name).await {
         Ok(s) => Ok(s),
-        Err(StoreError::NotFound) => {
+        Err(StoreError::NotFound(_)) => {
             bail!("no server named '{name}' (see `fleetpoll server list`)")
         }
         Err(e) => Err(e.into()),
@@ -702,7 +702,7 @@ async fn server_cmd(
                     println!("# --- stderr ---");
                     print!("{}", raw.stderr);
                 }
-                Err(StoreError::NotFound) => {
+                Err(StoreError::NotFound(_)) => {
                     eprintln!(
                         "Every poll of {} so far could be read; nothing stored.",
                         s.name
@@ -836,11 +836,14 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
                 })
                 .transpose()
         };
-    if let Some(s) = &a.severity {
-        if !crate::activity::SEVERITIES.contains(&s.as_str()) {
-            bail!("--severity '{s}' is not one of info, warning, critical");
-        }
-    }
+    let severity = a
+        .severity
+        .as_deref()
+        .map(|s| {
+            s.parse::<crate::outcome::Severity>()
+                .map_err(|m| anyhow::anyhow!("--severity {m}"))
+        })
+        .transpose()?;
     let format = a
         .format
         .as_deref()
@@ -857,7 +860,7 @@ async fn activity_cmd(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Res
         kind: a.kind.clone(),
         server_id,
         actor: a.actor.clone(),
-        severity: a.severity.clone(),
+        severity,
         since: time(&a.since, "since")?,
         until: time(&a.until, "until")?,
         limit: a
@@ -1061,7 +1064,7 @@ fn parse_role(s: &str) -> anyhow::Result<crate::auth::Role> {
 async fn find_user(store: &Store, name: &str) -> anyhow::Result<crate::store::UserRow> {
     match store.user_by_name(name).await {
         Ok(u) => Ok(u),
-        Err(StoreError::NotFound) => bail!("no user named '{name}' (see `fleetpoll user list`)"),
+        Err(StoreError::NotFound(_)) => bail!("no user named '{name}' (see `fleetpoll user list`)"),
         Err(e) => Err(e.into()),
     }
 }
@@ -1207,7 +1210,7 @@ async fn token_cmd(store: &Store, cmd: TokenCommand, json: bool) -> anyhow::Resu
         TokenCommand::Revoke { name } => {
             let t = match store.token_by_name(&name).await {
                 Ok(t) => t,
-                Err(StoreError::NotFound) => {
+                Err(StoreError::NotFound(_)) => {
                     bail!("no token named '{name}' (see `fleetpoll token list`)")
                 }
                 Err(e) => return Err(e.into()),

@@ -24,6 +24,20 @@ use crate::inventory::NewServer;
 use crate::ops::{self, OpsError};
 use crate::store::{Store, StoreError};
 
+/// The header of an inventory with the six required columns, as `sim-fleet` writes it.
+pub const CSV_HEADER: &str = "name,host,port,user,key_path,tags";
+/// The separator between tags inside the `tags` cell (tags themselves cannot contain it).
+pub const TAG_SEPARATOR: char = ';';
+
+/// Quotes a field for writing when it holds a comma, quote or line break (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// The columns every inventory has.
 pub const REQUIRED_COLUMNS: &[&str] = &["name", "host", "port", "user", "key_path", "tags"];
 /// Columns an inventory may add.
@@ -279,7 +293,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Vec<Result<Row, RowError>>, 
                     key_stored: false,
                     key_passphrase_env: passphrase.map(get).filter(|v| !v.is_empty()),
                     tags: get(tags)
-                        .split(crate::sim::TAG_SEPARATOR)
+                        .split(TAG_SEPARATOR)
                         .map(str::trim)
                         .filter(|t| !t.is_empty())
                         .map(String::from)
@@ -384,6 +398,13 @@ fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, ImportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
 
     const HEADER: &str = "name,host,port,user,key_path,tags\n";
 

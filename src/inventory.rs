@@ -1,6 +1,7 @@
-//! What to poll: a server registration (host, port, user, a reference to a private key) and
-//! its validation. The key itself is never stored, only its path; checking that the path
-//! holds a usable key is delegated to `ssh::keys`, the one module that reads keys.
+//! What to poll: a server registration (host, port, user, and its private key: a path on the
+//! poller, or the key itself, stored sealed under the master key) and its validation.
+//! Checking that the key is usable is delegated to `ssh::keys::resolve`, the one place that
+//! reads keys; this module never holds key material beyond the operator's input.
 
 use std::fmt;
 use std::path::Path;
@@ -24,6 +25,16 @@ impl ValidationError {
             field,
             message: message.into(),
         }
+    }
+
+    /// A key that cannot be used, blamed on `field` (`key_path` or `key`), or on
+    /// `key_passphrase_env` when the variable it names is not set.
+    pub fn key(field: &'static str, e: &crate::ssh::keys::KeyError) -> Self {
+        let field = match e {
+            crate::ssh::keys::KeyError::PassphraseUnset(_) => "key_passphrase_env",
+            _ => field,
+        };
+        Self::new(field, e.to_string())
     }
 }
 
@@ -305,31 +316,16 @@ impl NewServer {
     /// The first bad field.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.validate_syntax()?;
-        let passphrase = match &self.key_passphrase_env {
-            Some(var) => Some(
-                std::env::var(var)
-                    .map(crate::ssh::keys::Passphrase::new)
-                    .map_err(|_| {
-                        ValidationError::new(
-                            "key_passphrase_env",
-                            format!("environment variable '{var}' is not set"),
-                        )
-                    })?,
-            ),
-            None => None,
-        };
-        if let Some(material) = &self.key_material {
-            return crate::ssh::keys::decode_private_key(material.expose(), passphrase.as_ref())
-                .map(|_| ())
-                .map_err(|e| ValidationError::new("key", e.to_string()));
-        }
-        if self.key_stored && self.key_path.is_empty() {
+        use crate::ssh::keys::{resolve, KeySource};
+        let (source, field) = match &self.key_material {
+            Some(material) => (KeySource::Text(material.expose()), "key"),
             // Kept as stored; the master key opens it at the next poll.
-            return Ok(());
-        }
-        crate::ssh::keys::load_private_key(Path::new(&self.key_path), passphrase.as_ref())
+            None if self.key_stored && self.key_path.is_empty() => return Ok(()),
+            None => (KeySource::File(Path::new(&self.key_path)), "key_path"),
+        };
+        resolve(source, self.key_passphrase_env.as_deref())
             .map(|_| ())
-            .map_err(|e| ValidationError::new("key_path", e.to_string()))
+            .map_err(|e| ValidationError::key(field, &e))
     }
 
     /// Every check that needs no file system.
@@ -531,6 +527,21 @@ mod tests {
         assert_eq!(e.field, "key_path");
         assert!(
             e.message.contains("/nonexistent/id_ed25519"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_unset_passphrase_variable_is_blamed_on_that_field() {
+        let mut s = sample();
+        s.key_path = "/nonexistent/id_ed25519".into();
+        s.key_passphrase_env = Some("FLEETPOLL_TEST_PASSPHRASE_NEVER_SET_9C1E".into());
+        let e = s.validate().expect_err("unset variable");
+        assert_eq!(e.field, "key_passphrase_env");
+        assert!(
+            e.message
+                .contains("FLEETPOLL_TEST_PASSPHRASE_NEVER_SET_9C1E"),
             "{}",
             e.message
         );

@@ -29,6 +29,8 @@ pub mod model;
 pub mod observe;
 /// Operator actions (add, edit, remove, trust) shared by the CLI and the API.
 pub mod ops;
+/// The words for what happened (poll outcomes, section problems, severities): one enum each.
+pub mod outcome;
 /// Pure parsers for top, free, df, docker stats and docker ps output.
 pub mod parse;
 /// One host's poll: one SSH exec, split into sections, parsed into a snapshot.

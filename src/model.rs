@@ -4,6 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::outcome::ProblemKind;
+use crate::parse::ParseError;
+
 /// Host-wide figures from top and free.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServerSample {
@@ -58,6 +61,29 @@ pub enum ContainerHealth {
     Stopped,
     /// Exited non-zero, restarting, dead or unhealthy.
     Error,
+}
+
+impl ContainerHealth {
+    pub const ALL: [ContainerHealth; 3] = [Self::Running, Self::Stopped, Self::Error];
+
+    /// The stored and served word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::str::FromStr for ContainerHealth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a container category"))
+    }
 }
 
 /// One container: state from `docker ps`, usage from `docker stats`.
@@ -131,12 +157,94 @@ impl DockerState {
 }
 
 /// A section that ran but could not be used; the rest of the poll is still stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SectionProblem {
+    /// The section's name in the poll script: `top`, `free`, `df`, `docker_ps`, ...
     pub section: String,
-    /// `command_failed` or `parse_failed`.
-    pub kind: &'static str,
-    pub message: String,
+    pub cause: ProblemCause,
+}
+
+/// What went wrong with one section.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProblemCause {
+    /// The section never appeared: the script stopped before it (with this exit status).
+    Missing { script_exit_status: Option<u32> },
+    /// The command failed; its error text is the reason.
+    Exited {
+        status: Option<i32>,
+        /// The first line of its error output, or `no error output`.
+        error_line: String,
+    },
+    /// The command succeeded and printed what its parser could not read.
+    Unreadable(ParseError),
+}
+
+impl SectionProblem {
+    pub fn kind(&self) -> ProblemKind {
+        match self.cause {
+            ProblemCause::Missing { .. } | ProblemCause::Exited { .. } => {
+                ProblemKind::CommandFailed
+            }
+            ProblemCause::Unreadable(_) => ProblemKind::ParseFailed,
+        }
+    }
+
+    /// One line for people: the server's reason, the activity log, `poll --once`.
+    pub fn message(&self) -> String {
+        let name = &self.section;
+        match &self.cause {
+            ProblemCause::Missing { script_exit_status } => format!(
+                "{name}: no output (the script stopped early, exit status {script_exit_status:?})"
+            ),
+            ProblemCause::Exited { status, error_line } => format!(
+                "{name} exited with status {}: {error_line}",
+                status.map_or("?".into(), |c| c.to_string())
+            ),
+            ProblemCause::Unreadable(e) => e.to_string(),
+        }
+    }
+}
+
+/// Serialized as `{section, kind, message}`: the shape `poll --once --json` prints.
+impl Serialize for SectionProblem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SectionProblem", 3)?;
+        st.serialize_field("section", &self.section)?;
+        st.serialize_field("kind", &self.kind())?;
+        st.serialize_field("message", &self.message())?;
+        st.end()
+    }
+}
+
+/// The raw text of a poll whose output could not all be read, kept for an admin to inspect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawOutput {
+    pub problems: String,
+    pub exit_status: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RawOutput {
+    /// Kept raw output is capped: enough to see what went wrong, never a disk hog.
+    pub const CAP_BYTES: usize = 256 * 1024;
+
+    pub fn capped(
+        stdout: &[u8],
+        stderr: &[u8],
+        exit_status: Option<u32>,
+        problems: String,
+    ) -> Self {
+        let cap =
+            |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(Self::CAP_BYTES)]).into_owned();
+        Self {
+            problems,
+            exit_status,
+            stdout: cap(stdout),
+            stderr: cap(stderr),
+        }
+    }
 }
 
 /// Everything one successful poll produced.

@@ -6,17 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Poll outcomes, as the `outcome` label of `fleetpoll_polls_total`.
-pub const OUTCOMES: &[&str] = &[
-    "ok",
-    "partial",
-    "unreachable",
-    "auth_failed",
-    "host_key_changed",
-    "timeout",
-    "command_failed",
-    "parse_failed",
-];
+use crate::outcome::Outcome;
 
 /// A histogram with fixed upper bounds in seconds.
 #[derive(Debug)]
@@ -100,7 +90,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            polls: OUTCOMES.iter().map(|_| AtomicU64::new(0)).collect(),
+            polls: Outcome::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             poll_duration: Histogram::new(POLL_BOUNDS),
             cycle_lag: Histogram::new(LAG_BOUNDS),
             skipped: AtomicU64::new(0),
@@ -113,21 +103,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one poll; unknown outcomes are counted as `command_failed`.
-    pub fn poll_done(&self, outcome: &str, took: Duration) {
-        let i = OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(OUTCOMES.len() - 2);
-        self.polls[i].fetch_add(1, Ordering::Relaxed);
+    /// Counts one poll.
+    pub fn poll_done(&self, outcome: Outcome, took: Duration) {
+        self.polls[outcome.index()].fetch_add(1, Ordering::Relaxed);
         self.poll_duration.observe(took);
     }
 
-    pub fn polls(&self, outcome: &str) -> u64 {
-        OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .map_or(0, |i| self.polls[i].load(Ordering::Relaxed))
+    pub fn polls(&self, outcome: Outcome) -> u64 {
+        self.polls[outcome.index()].load(Ordering::Relaxed)
     }
 
     /// The poller's own series, followed by the process's.
@@ -136,7 +119,7 @@ impl Metrics {
             out,
             "# HELP fleetpoll_polls_total Polls finished, by outcome.\n# TYPE fleetpoll_polls_total counter"
         );
-        for (o, c) in OUTCOMES.iter().zip(&self.polls) {
+        for (o, c) in Outcome::ALL.iter().zip(&self.polls) {
             let _ = writeln!(
                 out,
                 "fleetpoll_polls_total{{outcome=\"{o}\"}} {}",
@@ -286,12 +269,14 @@ mod tests {
     #[test]
     fn render_has_polls_by_outcome_and_process_series() {
         let m = Metrics::default();
-        m.poll_done("ok", Duration::from_secs(1));
-        m.poll_done("timeout", Duration::from_secs(30));
+        m.poll_done(Outcome::Ok, Duration::from_secs(1));
+        m.poll_done(Outcome::Timeout, Duration::from_secs(30));
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("fleetpoll_polls_total{outcome=\"ok\"} 1\n"));
         assert!(out.contains("fleetpoll_polls_total{outcome=\"timeout\"} 1\n"));
+        assert!(out.contains("fleetpoll_polls_total{outcome=\"parse_failed\"} 0\n"));
+        assert_eq!(m.polls(Outcome::Timeout), 1);
         assert!(out.contains("process_resident_memory_bytes "));
         assert!(out.contains("process_open_fds "));
         assert!(out.contains("process_cpu_seconds_total "));

@@ -100,7 +100,7 @@ async fn name_free(store: &Store, name: &str, except: Option<Uuid>) -> Result<()
             value: name.to_string(),
         }
         .into()),
-        Ok(_) | Err(StoreError::NotFound) => Ok(()),
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -115,13 +115,11 @@ fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
             StoredKey::Clear
         });
     };
-    let passphrase = new
-        .key_passphrase_env
-        .as_ref()
-        .and_then(|v| std::env::var(v).ok())
-        .map(crate::ssh::keys::Passphrase::new);
-    let key = crate::ssh::keys::decode_private_key(material.expose(), passphrase.as_ref())
-        .map_err(|e| ValidationError::new("key", e.to_string()))?;
+    let key = crate::ssh::keys::resolve(
+        crate::ssh::keys::KeySource::Text(material.expose()),
+        new.key_passphrase_env.as_deref(),
+    )
+    .map_err(|e| ValidationError::key("key", &e))?;
     let fingerprint = key
         .public_key()
         .fingerprint(russh::keys::HashAlg::Sha256)

@@ -12,20 +12,7 @@ use super::error::ApiError;
 use super::json::{parse_id, JsonObject};
 use super::AppState;
 use crate::auth::{parse_duration, Role};
-use crate::ops::{self, AccountError};
-use crate::store::StoreError;
-
-impl From<AccountError> for ApiError {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Invalid { field, message } => ApiError::bad(field, message),
-            AccountError::Store(StoreError::NotFound) => {
-                ApiError::not_found("id", "no such user or token")
-            }
-            AccountError::Store(s) => s.into(),
-        }
-    }
-}
+use crate::ops;
 
 fn role(body: &JsonObject, required: bool) -> Result<Option<Role>, ApiError> {
     match body.string("role")? {

@@ -10,7 +10,8 @@ use super::auth::Viewer;
 use super::error::ApiError;
 use super::json::Params;
 use super::AppState;
-use crate::activity::{export, ExportFormat, SEVERITIES};
+use crate::activity::{export, ExportFormat};
+use crate::outcome::Severity;
 use crate::store::ActivityFilter;
 
 pub const MAX_LIMIT: u32 = 1000;
@@ -36,15 +37,13 @@ pub async fn list(State(st): State<AppState>, _: Viewer, p: Params) -> Result<Re
                 .map_err(|m| ApiError::bad("format", m))
         })
         .transpose()?;
-    let severity = p.get("severity").map(str::to_string);
-    if let Some(s) = &severity {
-        if !SEVERITIES.contains(&s.as_str()) {
-            return Err(ApiError::bad(
-                "severity",
-                format!("'{s}' is not one of {}", SEVERITIES.join(", ")),
-            ));
-        }
-    }
+    let severity = p
+        .get("severity")
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|m| ApiError::bad("severity", m))
+        })
+        .transpose()?;
     let filter = ActivityFilter {
         kind: p.get("type").map(str::to_string),
         server_id: p.uuid("server_id")?,

@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::inventory::ValidationError;
+use crate::ops::{AccountError, OpsError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +61,34 @@ impl From<ValidationError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => Self::not_found("id", "no such server"),
+            StoreError::NotFound(what) => Self::not_found("id", format!("no such {what}")),
             StoreError::Conflict { field, value } => Self::Conflict {
                 field: field.to_string(),
                 message: format!("'{value}' is already taken"),
             },
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::Invalid(v) => v.into(),
+            OpsError::Store(s) => s.into(),
+            OpsError::Vault(v) => ApiError::Internal(v.to_string()),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid { field, message } => ApiError::bad(field, message),
+            AccountError::Store(StoreError::NotFound(_)) => {
+                ApiError::not_found("id", "no such user or token")
+            }
+            AccountError::Store(s) => s.into(),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::json::{parse_id, JsonObject};
 use super::AppState;
 use crate::inventory::{NewServer, Server, ServerPatch};
-use crate::ops::{self, OpsError};
+use crate::ops;
 
 const FIELDS: &[&str] = &[
     "name",
@@ -25,16 +25,6 @@ const FIELDS: &[&str] = &[
     "tags",
     "enabled",
 ];
-
-impl From<OpsError> for ApiError {
-    fn from(e: OpsError) -> Self {
-        match e {
-            OpsError::Invalid(v) => v.into(),
-            OpsError::Store(s) => s.into(),
-            OpsError::Vault(v) => ApiError::Internal(v.to_string()),
-        }
-    }
-}
 
 pub(super) fn dto(s: &Server, interval_secs: u64) -> Value {
     json!(s.view(Utc::now(), interval_secs))
@@ -208,7 +198,7 @@ pub async fn last_output(
     st.store.server(id).await?;
     match st.store.last_failed_output(id).await {
         Ok(raw) => Ok(Json(json!(raw))),
-        Err(crate::store::StoreError::NotFound) => Err(ApiError::not_found(
+        Err(crate::store::StoreError::NotFound(_)) => Err(ApiError::not_found(
             "last_output",
             "every poll of this server so far could be read",
         )),

@@ -158,7 +158,7 @@ async fn demo_login(store: &Store) -> anyhow::Result<crate::auth::Secret> {
                 .await
                 .context("resetting the demo user's password")?;
         }
-        Err(crate::store::StoreError::NotFound) => {
+        Err(crate::store::StoreError::NotFound(_)) => {
             crate::ops::create_user(
                 store,
                 "demo",

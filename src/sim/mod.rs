@@ -31,6 +31,8 @@ use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::import::{csv_field, CSV_HEADER, TAG_SEPARATOR};
+
 /// What a simulated host does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKind {
@@ -366,13 +368,8 @@ pub fn percent_of(hosts: usize, pct: f64) -> usize {
     ((hosts as f64) * pct / 100.0).round() as usize
 }
 
-/// The separator between tags inside the CSV `tags` cell (tags themselves cannot contain it).
-pub const TAG_SEPARATOR: char = ';';
-
-/// The CSV header `fleetpoll server import` reads.
-pub const CSV_HEADER: &str = "name,host,port,user,key_path,tags";
-
-/// Writes the hosts file: one row per host, tags `<tags>;<kind>` (plus `rekey`).
+/// Writes the hosts file in `server import`'s format: one row per host, tags `<tags>;<kind>`
+/// (plus `rekey`).
 ///
 /// # Errors
 /// The file cannot be written.
@@ -407,15 +404,6 @@ pub fn write_hosts_csv(
     let mut f = std::fs::File::create(path)?;
     f.write_all(out.as_bytes())?;
     f.sync_all()
-}
-
-/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// Writes a new ed25519 key pair in OpenSSH format: the private key at `path` (mode 0600)
@@ -495,13 +483,6 @@ mod tests {
         };
         assert_eq!(fp(3), fp(3));
         assert_ne!(fp(3), fp(4));
-    }
-
-    #[test]
-    fn csv_fields_with_commas_are_quoted() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Reading private keys. The key material stays in memory inside russh's `PrivateKey`;
-//! errors name the file and what is wrong with it, never its contents.
+//! Reading private keys, and the one place a server's key is resolved: from a file on the
+//! poller, from key text an operator gives, or from its sealed copy in the database, with the
+//! passphrase from the environment variable the server names. The key material stays in
+//! memory inside russh's `PrivateKey`; errors name the file and what is wrong with it, never
+//! its contents.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,6 +49,66 @@ pub enum KeyError {
         "key file '{path}' is not a private key russh can load (ed25519, ECDSA, RSA): {reason}"
     )]
     Invalid { path: PathBuf, reason: String },
+    /// The server names a passphrase variable that is not set in the poller's environment.
+    #[error("environment variable '{0}' holding the key passphrase is not set")]
+    PassphraseUnset(String),
+    /// The stored key could not be opened (master key missing, wrong or altered).
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+}
+
+/// Where a server's private key is.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySource<'a> {
+    /// A file on the poller (`key_path`).
+    File(&'a Path),
+    /// Key text given by an operator, about to be stored.
+    Text(&'a str),
+    /// The stored copy, sealed under the master key kept in `key_dir` (beside the database).
+    Sealed { sealed: &'a [u8], key_dir: &'a Path },
+}
+
+/// The passphrase a server's key needs: none when no variable is named, and an error when
+/// one is named but not set, so a forgotten variable says so instead of surfacing later as
+/// "the key is encrypted".
+///
+/// # Errors
+/// [`KeyError::PassphraseUnset`].
+pub fn passphrase_from_env(var: Option<&str>) -> Result<Option<Passphrase>, KeyError> {
+    var.map(|v| {
+        std::env::var(v)
+            .map(Passphrase::new)
+            .map_err(|_| KeyError::PassphraseUnset(v.to_string()))
+    })
+    .transpose()
+}
+
+/// Resolves a server's private key from wherever it is, decrypted with the passphrase from
+/// `passphrase_env` when one is named. The one resolver used for validation, storage and
+/// polling, so that all three accept and refuse the same keys.
+///
+/// # Errors
+/// [`KeyError`] naming the file (or "the key given") and what is wrong with it.
+pub fn resolve(
+    source: KeySource<'_>,
+    passphrase_env: Option<&str>,
+) -> Result<PrivateKey, KeyError> {
+    let passphrase = passphrase_from_env(passphrase_env)?;
+    match source {
+        KeySource::File(path) => load_private_key(path, passphrase.as_ref()),
+        KeySource::Text(text) => decode_private_key(text, passphrase.as_ref()),
+        KeySource::Sealed { sealed, key_dir } => {
+            let master = crate::vault::MasterKey::load_or_create(key_dir)?;
+            let text = crate::auth::Secret::new(
+                String::from_utf8_lossy(&master.open(sealed)?).into_owned(),
+            );
+            decode_at(
+                text.expose(),
+                passphrase.as_ref(),
+                Path::new("(the stored key)"),
+            )
+        }
+    }
 }
 
 /// Loads a private key, decrypting it with `passphrase` when given.
@@ -178,6 +241,63 @@ mod tests {
             generate(&p, "again").is_err(),
             "an existing key is never overwritten"
         );
+    }
+
+    #[test]
+    fn one_resolver_reads_files_text_and_sealed_keys_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("id");
+        let key = generate(&p, "fleetpoll").expect("generate");
+        let text = std::fs::read_to_string(&p).expect("read");
+        let want = public_line(&key).ok();
+        let from_file = resolve(KeySource::File(&p), None).expect("file");
+        let from_text = resolve(KeySource::Text(&text), None).expect("text");
+        let master = crate::vault::MasterKey::load_or_create(dir.path()).expect("master key");
+        let sealed = master.seal(text.as_bytes());
+        let from_sealed = resolve(
+            KeySource::Sealed {
+                sealed: &sealed,
+                key_dir: dir.path(),
+            },
+            None,
+        )
+        .expect("sealed");
+        assert_eq!(public_line(&from_file).ok(), want);
+        assert_eq!(public_line(&from_text).ok(), want);
+        assert_eq!(public_line(&from_sealed).ok(), want);
+    }
+
+    #[test]
+    fn a_named_but_unset_passphrase_variable_is_an_error_everywhere() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("id");
+        generate(&p, "fleetpoll").expect("generate");
+        let var = "FLEETPOLL_TEST_PASSPHRASE_NEVER_SET_7F3A";
+        for source in [KeySource::File(&p), KeySource::Text("not even a key")] {
+            match resolve(source, Some(var)) {
+                Err(KeyError::PassphraseUnset(v)) => assert_eq!(v, var),
+                other => panic!("{source:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(passphrase_from_env(None), Ok(None)));
+    }
+
+    #[test]
+    fn a_sealed_key_under_another_master_key_is_refused() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let sealed = crate::vault::MasterKey::load_or_create(a.path())
+            .expect("master key")
+            .seal(b"-----BEGIN OPENSSH PRIVATE KEY-----");
+        let e = resolve(
+            KeySource::Sealed {
+                sealed: &sealed,
+                key_dir: b.path(),
+            },
+            None,
+        )
+        .expect_err("other master key");
+        assert!(matches!(e, KeyError::Vault(_)), "{e}");
     }
 
     #[test]

@@ -8,13 +8,14 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{from_ms, to_ms, Store, StoreError};
+use crate::outcome::Severity;
 
 /// An entry to append. Built by `crate::activity`, which owns the vocabulary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewActivity {
     pub ts: DateTime<Utc>,
     pub kind: String,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub actor: String,
     pub server_id: Option<Uuid>,
     pub server_name: Option<String>,
@@ -29,7 +30,7 @@ pub struct ActivityRow {
     pub timestamp: DateTime<Utc>,
     #[serde(rename = "type")]
     pub kind: String,
-    pub severity: String,
+    pub severity: Severity,
     pub actor: String,
     pub server_id: Option<String>,
     pub server_name: Option<String>,
@@ -43,7 +44,7 @@ pub struct ActivityFilter {
     pub kind: Option<String>,
     pub server_id: Option<Uuid>,
     pub actor: Option<String>,
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: u32,
@@ -56,7 +57,13 @@ fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
         id: row.try_get("id")?,
         timestamp: from_ms(row.try_get("ts")?),
         kind: row.try_get("type")?,
-        severity: row.try_get("severity")?,
+        severity: row
+            .try_get::<String, _>("severity")?
+            .parse()
+            .map_err(|message| StoreError::Corrupt {
+                table: "activity",
+                message,
+            })?,
         actor: row.try_get("actor")?,
         server_id: row.try_get("server_id")?,
         server_name: row.try_get("server_name")?,
@@ -78,7 +85,7 @@ pub(super) async fn insert_many(
         q.push_values(chunk, |mut b, a| {
             b.push_bind(to_ms(a.ts))
                 .push_bind(a.kind.as_str())
-                .push_bind(a.severity)
+                .push_bind(a.severity.as_str())
                 .push_bind(a.actor.as_str())
                 .push_bind(a.server_id.map(|i| i.to_string()))
                 .push_bind(a.server_name.as_deref())
@@ -101,8 +108,8 @@ fn push_filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a ActivityFilter) {
     if let Some(a) = &f.actor {
         q.push(" and actor = ").push_bind(a);
     }
-    if let Some(s) = &f.severity {
-        q.push(" and severity = ").push_bind(s);
+    if let Some(s) = f.severity {
+        q.push(" and severity = ").push_bind(s.as_str());
     }
     if let Some(t) = f.since {
         q.push(" and ts >= ").push_bind(to_ms(t));

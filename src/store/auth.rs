@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{from_ms, one_row, to_ms, Store, StoreError};
+use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::auth::Role;
 
 /// A user as stored, without the password hash.
@@ -108,7 +108,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound(Missing::User))?;
         read_user(&r)
     }
 
@@ -135,7 +135,7 @@ impl Store {
         Ok(self
             .user_for_login(name)
             .await?
-            .ok_or(StoreError::NotFound)?
+            .ok_or(StoreError::NotFound(Missing::User))?
             .0)
     }
 
@@ -172,7 +172,7 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        one_row(&done)?;
+        one_row(&done, Missing::User)?;
         if password_hash.is_some() || role.is_some() {
             // New credentials or powers start with a fresh login.
             sqlx::query("delete from sessions where user_id = ?")
@@ -193,7 +193,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
-        one_row(&done)
+        one_row(&done, Missing::User)
     }
 
     pub async fn insert_session(
@@ -285,7 +285,7 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Missing::Token))?;
         read_token(&r)
     }
 
@@ -298,7 +298,7 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Missing::Token))?;
         read_token(&r)
     }
 

@@ -27,8 +27,9 @@ pub use servers::{InventoryVersion, ServerUpdate, StoredKey, StoredRawOutput};
 /// A database failure, or a client mistake the database detected.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("not found")]
-    NotFound,
+    /// A lookup or change by id or name found no such row.
+    #[error("no such {0}")]
+    NotFound(Missing),
     /// A UNIQUE constraint: names the field that must be unique.
     #[error("{field} '{value}' is already taken")]
     Conflict { field: &'static str, value: String },
@@ -50,10 +51,31 @@ pub enum StoreError {
     },
 }
 
+/// What a one-row lookup or change did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Server,
+    User,
+    Token,
+    /// A server's kept raw output: none of its polls failed to be read so far.
+    FailedOutput,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Server => "server",
+            Self::User => "user",
+            Self::Token => "token",
+            Self::FailedOutput => "failed output",
+        })
+    }
+}
+
 /// `NotFound` when a statement that targets one row by id touched none.
-fn one_row(done: &sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
+fn one_row(done: &sqlx::sqlite::SqliteQueryResult, what: Missing) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(what));
     }
     Ok(())
 }

@@ -67,7 +67,7 @@ pub struct ContainerRow {
     pub status_text: String,
     pub exit_code: Option<i32>,
     pub health: Option<String>,
-    pub category: String,
+    pub category: ContainerHealth,
     pub cpu_percent: Option<f64>,
     pub mem_used_bytes: Option<u64>,
     pub mem_limit_bytes: Option<u64>,
@@ -100,14 +100,6 @@ pub struct RetentionCounts {
     pub server_metrics: u64,
     pub disk_usage: u64,
     pub container_metrics: u64,
-}
-
-fn category_str(c: ContainerHealth) -> &'static str {
-    match c {
-        ContainerHealth::Running => "running",
-        ContainerHealth::Stopped => "stopped",
-        ContainerHealth::Error => "error",
-    }
 }
 
 /// The `server_id` column as a UUID; a value that is not one means a hand-edited database.
@@ -266,7 +258,7 @@ async fn write_batch(
                 .push_bind(c.status_text.as_str())
                 .push_bind(c.exit_code)
                 .push_bind(c.health.as_deref())
-                .push_bind(category_str(c.category()))
+                .push_bind(c.category().as_str())
                 .push_bind(c.cpu_percent)
                 .push_bind(u64_to_i64(c.mem_used_bytes))
                 .push_bind(u64_to_i64(c.mem_limit_bytes))
@@ -447,7 +439,12 @@ impl Store {
                         status_text: r.try_get("status_text")?,
                         exit_code: r.try_get("exit_code")?,
                         health: r.try_get("health")?,
-                        category: r.try_get("category")?,
+                        category: r.try_get::<String, _>("category")?.parse().map_err(
+                            |message| StoreError::Corrupt {
+                                table: "container_metrics",
+                                message,
+                            },
+                        )?,
                         cpu_percent: opt_f(r, "cpu_percent")?,
                         mem_used_bytes: i64_to_u64(r.try_get("mem_used_bytes")?),
                         mem_limit_bytes: i64_to_u64(r.try_get("mem_limit_bytes")?),

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{from_ms, one_row, to_ms, Store, StoreError};
+use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
@@ -115,7 +115,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound(Missing::Server))?;
         read(&row)
     }
 
@@ -126,7 +126,7 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound(Missing::Server))?;
         read(&row)
     }
 
@@ -229,7 +229,7 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(|e| conflict(e, &s.name))?;
-        one_row(&done)?;
+        one_row(&done, Missing::Server)?;
         self.server(id).await
     }
 
@@ -242,7 +242,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
-        one_row(&done)
+        one_row(&done, Missing::Server)
     }
 
     /// Pins `fingerprint` as the server's host key and clears any pending one; the server
@@ -266,7 +266,7 @@ impl Store {
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        one_row(&done)?;
+        one_row(&done, Missing::Server)?;
         self.server(id).await
     }
 }
@@ -306,7 +306,7 @@ pub struct ServerUpdate {
     pub platform: Option<crate::probe::Platform>,
     pub consecutive_failures: Option<u32>,
     /// Raw output of a poll that could not all be read; replaces the stored one.
-    pub raw: Option<crate::poll::RawOutput>,
+    pub raw: Option<crate::model::RawOutput>,
 }
 
 /// Rows per statement when writing a batch: far below SQLite's limit on bound variables
@@ -367,7 +367,7 @@ pub(super) async fn apply_updates(
         );
         q.build().persistent(false).execute(&mut *tx).await?;
     }
-    let raws: Vec<(Uuid, &ServerUpdate, &crate::poll::RawOutput)> = updates
+    let raws: Vec<(Uuid, &ServerUpdate, &crate::model::RawOutput)> = updates
         .iter()
         .filter_map(|(id, u)| u.raw.as_ref().map(|r| (*id, *u, r)))
         .collect();
@@ -410,7 +410,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound(Missing::FailedOutput))?;
         Ok(StoredRawOutput {
             timestamp: from_ms(row.try_get("ts")?),
             problems: row.try_get("problems")?,

@@ -557,9 +557,9 @@ async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored()
     assert!(snap.server.mem_total_bytes.is_some(), "top/free still read");
     assert!(!snap.disks.is_empty(), "df still read");
     assert_eq!(snap.problems.len(), 1, "{:?}", snap.problems);
-    assert_eq!(snap.problems[0].kind, "parse_failed");
+    assert_eq!(snap.problems[0].kind(), "parse_failed");
     assert!(
-        snap.problems[0].message.contains("line 1"),
+        snap.problems[0].message().contains("line 1"),
         "{:?}",
         snap.problems
     );
@@ -740,7 +740,7 @@ async fn a_slow_host_times_out_alone_while_others_finish() {
             .outcome
             .as_ref()
             .err()
-            .map(|e| e.reason())
+            .map(|e| e.reason().as_str())
     };
     assert_eq!(reason("live"), None);
     assert_eq!(reason("slow"), Some("timeout"));

@@ -1,0 +1,443 @@
+//! When and how many: each enabled server is polled once per interval at a stable offset
+//! (so a large fleet is spread evenly, not polled in bursts), under a bound on polls in
+//! flight and a deadline per poll; failing servers back off exponentially with jitter. Each
+//! outcome becomes stored samples and a status through one writer that batches
+//! transactions, and an activity entry when (and only when) a status changes. Nothing leaves
+//! a poll with `?`: one broken host never stops the others. Also runs retention.
+
+mod timing;
+mod transition;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+pub use transition::transition;
+
+use crate::activity::{self, ActivityEvent, Actor};
+use crate::config::Settings;
+use crate::inventory::Server;
+use crate::observe::Metrics;
+use crate::outcome::Outcome;
+use crate::poll::{HandshakeLimits, PollError, PollResult, PollTimeouts, Poller};
+use crate::store::{InventoryVersion, Store, StoreError};
+use timing::{backoff_delay, next_slot, offset, pseudo_random};
+use writer::Done;
+
+/// How long in-flight polls may finish after shutdown is asked, before they are dropped
+/// (unwritten: a poll's rows are written in one transaction or not at all).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
+/// How often the loop looks for due servers: the resolution of the schedule.
+const RESOLUTION: Duration = Duration::from_millis(100);
+/// How often the loop checks whether the inventory changed, so CLI and API changes reach
+/// it; it re-reads the servers only when they did.
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// The inventory is re-read at least this often even when its version says nothing
+/// changed: a safety net that costs about one server row per poll at a 60 s interval.
+const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
+/// Poll results written per transaction at most.
+const BATCH: usize = 1024;
+/// How long the writer waits for more results before writing a batch, at most: samples reach
+/// the database this much later. Also at most 1/60 of the interval (1 s at the default 60 s),
+/// so that a short interval, as in tests, still sees each poll written well before the next.
+const WRITE_LINGER: Duration = Duration::from_secs(1);
+
+/// Polls the fleet. Shared by `serve` (the loop) and `poll --once`.
+pub struct Scheduler {
+    store: Store,
+    poller: Poller,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    /// Servers with a poll running; a server is never polled twice at once.
+    in_flight: Mutex<HashSet<Uuid>>,
+    /// Failed polls in a row per server, for the backoff (the stored count drives status).
+    failures: Mutex<HashMap<Uuid, u32>>,
+    semaphore: Semaphore,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, settings: Settings) -> Arc<Self> {
+        Self::with_metrics(store, settings, Arc::new(Metrics::default()))
+    }
+
+    pub fn with_metrics(store: Store, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        let poller = Poller::new(
+            PollTimeouts {
+                connect: Duration::from_secs(settings.connect_timeout_secs),
+                auth: Duration::from_secs(settings.auth_timeout_secs),
+                command: Duration::from_secs(settings.command_timeout_secs),
+            },
+            HandshakeLimits {
+                per_second: settings.handshakes_per_second,
+                per_target: settings.handshakes_per_target,
+            },
+            metrics.clone(),
+            store.dir().to_path_buf(),
+        );
+        Arc::new(Self {
+            store,
+            poller,
+            semaphore: Semaphore::new(settings.concurrency),
+            settings,
+            metrics,
+            in_flight: Mutex::new(HashSet::new()),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The poll loop, until `cancel` fires: every tick, run retention and re-read the
+    /// inventory when they are due, push back servers that failed, and start the polls whose
+    /// slot has come. Then let in-flight polls finish (for a grace period) and the writer
+    /// drain.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let polls = Polls {
+            tracker: TaskTracker::new(),
+            hard_stop: CancellationToken::new(),
+        };
+        let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
+        let (backoff_tx, mut backoff_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
+        let writer = tokio::spawn(self.clone().writer(done_rx));
+        let mut plan = Plan::new(Instant::now(), self.settings.poll_interval());
+        let mut tick = tokio::time::interval(RESOLUTION);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            self.retention_if_due(&mut plan, now).await;
+            self.reload_if_due(&mut plan, now).await;
+            plan.push_back(&mut backoff_rx);
+            for (server, slot) in plan.take_due(now) {
+                self.dispatch(server, slot, &polls, &done_tx, &backoff_tx);
+            }
+        }
+        polls.finish().await;
+        drop(done_tx);
+        let _ = writer.await;
+        self.poller.close_all().await;
+    }
+
+    async fn retention_if_due(&self, plan: &mut Plan, now: Instant) {
+        if now < plan.next_retention {
+            return;
+        }
+        plan.next_retention = now + Duration::from_secs(self.settings.retention_check_secs);
+        if let Err(e) = self.retention().await {
+            tracing::error!(error = %e, "Retention run failed");
+        }
+    }
+
+    /// Re-reads the servers when the inventory's version changed (CLI and API edits reach
+    /// the loop this way), and at least every [`FULL_RELOAD_EVERY`]; closes the sessions of
+    /// servers no longer polled.
+    async fn reload_if_due(&self, plan: &mut Plan, now: Instant) {
+        if now < plan.next_reload {
+            return;
+        }
+        plan.next_reload = now + RELOAD_EVERY.min(plan.interval);
+        let version = match self.store.inventory_version().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read the inventory version");
+                None
+            }
+        };
+        let unchanged = version.is_some() && version == plan.loaded && now < plan.next_full_reload;
+        if unchanged {
+            return;
+        }
+        match self.store.servers().await {
+            Ok(list) => {
+                plan.replace_servers(list, now);
+                let keep: HashSet<Uuid> = plan.servers.keys().copied().collect();
+                self.poller.retain(&keep).await;
+                // The version was read before the servers: a change in between costs one
+                // more read, never a missed one.
+                plan.loaded = version;
+                plan.next_full_reload = now + FULL_RELOAD_EVERY;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read the inventory; keeping the last one")
+            }
+        }
+    }
+
+    /// Starts one server's poll as a task, unless its previous poll is still running. The
+    /// result goes to the writer; a failure also reports when the server is next due.
+    fn dispatch(
+        self: &Arc<Self>,
+        server: Server,
+        slot: Instant,
+        polls: &Polls,
+        done_tx: &mpsc::Sender<Done>,
+        backoff_tx: &mpsc::UnboundedSender<(Uuid, Instant)>,
+    ) {
+        if !self.claim(server.id) {
+            self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = %server.name, "Previous poll still running; skipping this one");
+            return;
+        }
+        let this = self.clone();
+        let hard_stop = polls.hard_stop.clone();
+        let done_tx = done_tx.clone();
+        let backoff_tx = backoff_tx.clone();
+        polls.tracker.spawn(async move {
+            let id = server.id;
+            tokio::select! {
+                result = this.poll_scheduled(&server, slot) => {
+                    if let Some(until) = this.backoff_after(id, &result) {
+                        let _ = backoff_tx.send((id, until));
+                    }
+                    let _ = done_tx.send(Done { polled: server, result }).await;
+                }
+                _ = hard_stop.cancelled() => {}
+            }
+            this.release(id);
+        });
+    }
+
+    fn claim(&self, id: Uuid) -> bool {
+        self.in_flight
+            .lock()
+            .map(|mut s| s.insert(id))
+            .unwrap_or(false)
+    }
+
+    fn release(&self, id: Uuid) {
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(&id);
+        }
+    }
+
+    /// When a failing server is next due: interval x 2^(failures-1) with +-20% jitter,
+    /// capped; None after a success (the regular slot applies).
+    fn backoff_after(&self, id: Uuid, result: &PollResult) -> Option<Instant> {
+        let mut failures = self.failures.lock().ok()?;
+        if result.outcome.is_ok() {
+            failures.remove(&id);
+            return None;
+        }
+        let n = failures.entry(id).or_insert(0);
+        *n = n.saturating_add(1);
+        let delay = backoff_delay(
+            self.settings.poll_interval(),
+            *n,
+            Duration::from_secs(self.settings.backoff_max_secs),
+            pseudo_random(id, *n),
+        );
+        Some(Instant::now() + delay)
+    }
+
+    /// Polls the given servers now, all at once under the concurrency bound, and records
+    /// each result. Returns the results in the order given.
+    pub async fn poll_now(self: &Arc<Self>, servers: Vec<Server>) -> Vec<(Server, PollResult)> {
+        let tasks: Vec<_> = servers
+            .into_iter()
+            .map(|s| {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let r = this.poll_and_record(s.clone()).await;
+                    (s, r)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        self.poller.close_all().await;
+        out
+    }
+
+    /// One server now: poll it and store the outcome. Returns what was stored.
+    pub async fn poll_and_record(&self, server: Server) -> PollResult {
+        let result = self.poll_scheduled(&server, Instant::now()).await;
+        let batch = [Done {
+            polled: server,
+            result,
+        }];
+        if let Err(e) = self.write(&batch).await {
+            tracing::error!(server = %batch[0].polled.name, error = %e, "Cannot store poll result");
+        }
+        let [done] = batch;
+        done.result
+    }
+
+    /// Waits for a slot, polls under the overall deadline, counts the outcome.
+    async fn poll_scheduled(&self, server: &Server, scheduled: Instant) -> PollResult {
+        let Ok(_permit) = self.semaphore.acquire().await else {
+            return failed(server, PollError::ShuttingDown);
+        };
+        self.metrics
+            .cycle_lag
+            .observe(Instant::now().saturating_duration_since(scheduled));
+        // No deadline around the whole poll: every step that waits on the host (connect and
+        // handshake, authentication, probe, script) has its own inside the poller, and
+        // waiting for a handshake slot is our pacing, which must not fail a host.
+        let result = self.poller.poll(server).await;
+        let outcome = match &result.outcome {
+            Ok(s) if s.problems.is_empty() => Outcome::Ok,
+            Ok(_) => Outcome::Partial,
+            Err(e) => e.reason(),
+        };
+        self.metrics.poll_done(outcome, result.duration);
+        result
+    }
+
+    /// Deletes samples older than the retention and logs the counts.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn retention(&self) -> Result<(), StoreError> {
+        let days = self.settings.retention_days;
+        let cutoff = Utc::now()
+            - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
+        let now = Utc::now();
+        let mut logged = Vec::new();
+        self.store
+            .apply_retention(cutoff, |counts| {
+                let total = counts.server_metrics + counts.disk_usage + counts.container_metrics;
+                (total > 0).then(|| {
+                    let e = activity::entry(
+                        &ActivityEvent::RetentionCleanup {
+                            counts,
+                            retention_days: days,
+                        },
+                        &Actor::system(),
+                        None,
+                        now,
+                    );
+                    logged.push(e.clone());
+                    e
+                })
+            })
+            .await?;
+        activity::emit(&logged);
+        // Expired login sessions hold nothing but a hash; drop them with the samples.
+        self.store.delete_expired_sessions(now).await?;
+        Ok(())
+    }
+}
+
+fn failed(server: &Server, e: PollError) -> PollResult {
+    PollResult {
+        server_id: server.id,
+        outcome: Err(e),
+        host_key: None,
+        platform: None,
+        raw: None,
+        duration: Duration::ZERO,
+    }
+}
+
+/// The polls in flight: tracked so shutdown can wait for them, with a hard stop for those
+/// still waiting on their hosts after the grace period.
+struct Polls {
+    tracker: TaskTracker,
+    hard_stop: CancellationToken,
+}
+
+impl Polls {
+    /// Waits up to [`SHUTDOWN_GRACE`] for in-flight polls, then drops the rest unwritten.
+    async fn finish(self) {
+        self.tracker.close();
+        if timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
+            // Usually silent hosts still inside their connect deadline: nothing of theirs was
+            // written, and the next start polls them again.
+            tracing::info!(
+                "Polls still waiting on their hosts at shutdown; dropping them unwritten"
+            );
+            self.hard_stop.cancel();
+            self.tracker.wait().await;
+        }
+    }
+}
+
+/// The loop's state: which servers are polled, when each is next due, and when retention
+/// and the inventory are next looked at.
+struct Plan {
+    start: Instant,
+    interval: Duration,
+    servers: HashMap<Uuid, Server>,
+    due: HashMap<Uuid, Instant>,
+    loaded: Option<InventoryVersion>,
+    next_reload: Instant,
+    next_full_reload: Instant,
+    next_retention: Instant,
+}
+
+impl Plan {
+    fn new(start: Instant, interval: Duration) -> Self {
+        Self {
+            start,
+            interval,
+            servers: HashMap::new(),
+            due: HashMap::new(),
+            loaded: None,
+            next_reload: start,
+            next_full_reload: start,
+            next_retention: start,
+        }
+    }
+
+    /// Takes the enabled servers of a fresh inventory read; a server new to the plan gets
+    /// its stable slot, a known one keeps its due time (and any backoff).
+    fn replace_servers(&mut self, list: Vec<Server>, now: Instant) {
+        self.servers = list
+            .into_iter()
+            .filter(|s| s.enabled)
+            .map(|s| (s.id, s))
+            .collect();
+        self.due.retain(|id, _| self.servers.contains_key(id));
+        for id in self.servers.keys() {
+            self.due.entry(*id).or_insert_with(|| {
+                next_slot(self.start, offset(*id, self.interval), self.interval, now)
+            });
+        }
+    }
+
+    /// Moves failing servers' next slots back to the end of their backoff.
+    fn push_back(&mut self, backoff_rx: &mut mpsc::UnboundedReceiver<(Uuid, Instant)>) {
+        while let Ok((id, until)) = backoff_rx.try_recv() {
+            if let Some(t) = self.due.get_mut(&id) {
+                *t = (*t).max(until);
+            }
+        }
+    }
+
+    /// The servers whose slot has come, each with the slot it was due at; their next slot
+    /// moves on by whole intervals.
+    fn take_due(&mut self, now: Instant) -> Vec<(Server, Instant)> {
+        let mut out = Vec::new();
+        for (id, slot) in self.due.iter_mut() {
+            if *slot > now {
+                continue;
+            }
+            let scheduled = *slot;
+            while *slot <= now {
+                *slot += self.interval;
+            }
+            if let Some(server) = self.servers.get(id) {
+                out.push((server.clone(), scheduled));
+            }
+        }
+        out
+    }
+}
