@@ -7,6 +7,9 @@ mod harness;
 /// Shared setup: settings, stores, servers, a running app.
 mod common;
 
+/// The source's layering: each module uses only modules below it in the pipeline.
+mod layout;
+
 /// Polling a real sshd: values against the truth, failures, host keys, CPU load.
 mod poll;
 
