@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::outcome::Severity;
 use crate::store::{NewActivity, RetentionCounts, Store, StoreError};
+use crate::text;
 
 /// Every kind of entry the log can hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +96,14 @@ pub enum ActivityEvent {
         counts: RetentionCounts,
         retention_days: u64,
     },
+    /// Entries of a condition that recurred at every poll, counted instead of written (see
+    /// [`Folding`]).
+    EntriesFolded {
+        kind: &'static str,
+        count: u64,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
 }
 
 impl ActivityEvent {
@@ -125,7 +134,24 @@ impl ActivityEvent {
             Self::TokenCreated { .. } => "token_created",
             Self::TokenRevoked { .. } => "token_revoked",
             Self::RetentionCleanup { .. } => "retention_cleanup",
+            Self::EntriesFolded { .. } => "entries_folded",
         }
+    }
+
+    /// Kinds a host can bring back at every poll with new text (a new docker error, a new OS
+    /// string from a host that drops each session, an unreadable line that comes and goes, a
+    /// new host key): one entry each per server and [`Folding`] window, the rest counted.
+    /// Status changes (online, offline) are never folded: each is an event an auditor needs.
+    pub fn may_recur_per_poll(&self) -> bool {
+        matches!(
+            self,
+            Self::DockerUnavailable { .. }
+                | Self::DockerAvailable
+                | Self::PlatformDetected { .. }
+                | Self::ServerDegraded { .. }
+                | Self::ServerRecovered
+                | Self::HostKeyChanged { .. }
+        )
     }
 
     pub fn severity(&self) -> Severity {
@@ -177,6 +203,11 @@ impl ActivityEvent {
             Self::RetentionCleanup { counts, retention_days } => format!(
                 "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
                 counts.server_metrics, counts.disk_usage, counts.container_metrics
+            ),
+            Self::EntriesFolded { kind, count, since, until } => format!(
+                "{count} more {kind} entries of {s} from {} to {} UTC were not written one by one: the condition recurred at every poll",
+                since.format("%Y-%m-%d %H:%M"),
+                until.format("%H:%M")
             ),
         }
     }
@@ -233,6 +264,12 @@ impl ActivityEvent {
                 "disk_usage": counts.disk_usage,
                 "container_metrics": counts.container_metrics,
             }),
+            Self::EntriesFolded {
+                kind,
+                count,
+                since,
+                until,
+            } => json!({ "type": kind, "count": count, "since": since, "until": until }),
             _ => json!({}),
         }
     }
@@ -320,13 +357,19 @@ pub fn entry(
         actor: actor.name.clone(),
         server_id: server.map(|(id, _)| id),
         server_name: server.map(|(_, n)| n.to_string()),
-        message: event.message(server.map(|(_, n)| n)),
-        details: match (event.details(), &actor.source) {
-            (serde_json::Value::Object(mut m), Some(src)) => {
-                m.insert("source".into(), json!(src));
-                serde_json::Value::Object(m)
-            }
-            (d, _) => d,
+        // Hosts choose much of what goes into an entry (a docker error, an OS name, an
+        // unreadable line): every string is bounded, whatever its source.
+        message: text::clip_owned(event.message(server.map(|(_, n)| n)), text::MAX_ENTRY_TEXT),
+        details: {
+            let mut d = match (event.details(), &actor.source) {
+                (serde_json::Value::Object(mut m), Some(src)) => {
+                    m.insert("source".into(), json!(src));
+                    serde_json::Value::Object(m)
+                }
+                (d, _) => d,
+            };
+            text::clip_json(&mut d, text::MAX_ENTRY_TEXT);
+            d
         },
     }
 }
@@ -435,6 +478,103 @@ fn csv_cell(v: &str) -> String {
     }
 }
 
+/// Folds a condition that recurs at every poll into one entry per server, kind and window:
+/// the first entry of a window is written, the rest of the window only counted, and when the
+/// window closes the count is written as one [`ActivityEvent::EntriesFolded`]. A host printing
+/// a new docker error at every poll so costs two entries an hour, not one per poll.
+pub struct Folding {
+    window: chrono::Duration,
+    state: std::sync::Mutex<FoldState>,
+}
+
+#[derive(Default)]
+struct FoldState {
+    open: std::collections::HashMap<(Uuid, &'static str), Fold>,
+    /// Counts of windows closed by `admit`, waiting for `closed` to hand them out.
+    closed: Vec<(Uuid, String, ActivityEvent)>,
+}
+
+struct Fold {
+    server_name: String,
+    since: DateTime<Utc>,
+    last: DateTime<Utc>,
+    count: u64,
+}
+
+impl Fold {
+    fn report(&self, server: Uuid, kind: &'static str) -> Option<(Uuid, String, ActivityEvent)> {
+        (self.count > 0).then(|| {
+            (
+                server,
+                self.server_name.clone(),
+                ActivityEvent::EntriesFolded {
+                    kind,
+                    count: self.count,
+                    since: self.since,
+                    until: self.last,
+                },
+            )
+        })
+    }
+}
+
+impl Folding {
+    pub fn new(window: std::time::Duration) -> Self {
+        Self {
+            window: chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1)),
+            state: std::sync::Mutex::new(FoldState::default()),
+        }
+    }
+
+    /// Whether this server's event is to be written now (true), or counted into its window.
+    pub fn admit(&self, server: (Uuid, &str), event: &ActivityEvent, now: DateTime<Utc>) -> bool {
+        if !event.may_recur_per_poll() {
+            return true;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return true;
+        };
+        let kind = event.kind();
+        if let Some(f) = state.open.get_mut(&(server.0, kind)) {
+            if now - f.since < self.window {
+                f.count += 1;
+                f.last = now;
+                return false;
+            }
+        }
+        let fresh = Fold {
+            server_name: server.1.to_string(),
+            since: now,
+            last: now,
+            count: 0,
+        };
+        if let Some(old) = state.open.insert((server.0, kind), fresh) {
+            if let Some(r) = old.report(server.0, kind) {
+                state.closed.push(r);
+            }
+        }
+        true
+    }
+
+    /// The counts of windows that have closed by `now`, as entries to write; their windows
+    /// are forgotten.
+    pub fn closed(&self, now: DateTime<Utc>) -> Vec<(Uuid, String, ActivityEvent)> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        let mut out = std::mem::take(&mut state.closed);
+        let window = self.window;
+        state.open.retain(|(server, kind), f| {
+            if now - f.since < window {
+                return true;
+            }
+            out.extend(f.report(*server, kind));
+            false
+        });
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,5 +606,88 @@ mod tests {
                 && e.message.contains("SHA256:new")
                 && e.message.contains("web-1")
         );
+    }
+
+    #[test]
+    fn a_condition_recurring_at_every_poll_is_one_entry_and_a_count_per_window() {
+        let f = Folding::new(std::time::Duration::from_secs(3600));
+        let server = (Uuid::new_v4(), "web-1");
+        let t0 = Utc::now();
+        let docker = |m: &str| ActivityEvent::DockerUnavailable { message: m.into() };
+        assert!(f.admit(server, &docker("a"), t0));
+        for i in 1..=59 {
+            let at = t0 + chrono::Duration::minutes(i);
+            assert!(!f.admit(server, &docker(&format!("new text {i}")), at));
+        }
+        // Status changes and other servers are never folded.
+        assert!(f.admit(
+            server,
+            &ActivityEvent::ServerOffline {
+                reason: "x".into(),
+                message: "y".into()
+            },
+            t0
+        ));
+        assert!(f.admit((Uuid::new_v4(), "web-2"), &docker("a"), t0));
+        assert!(
+            f.closed(t0 + chrono::Duration::minutes(59)).is_empty(),
+            "window still open"
+        );
+
+        let later = t0 + chrono::Duration::minutes(61);
+        let closed = f.closed(later);
+        assert_eq!(closed.len(), 1, "web-2 folded nothing");
+        let (id, name, event) = &closed[0];
+        assert_eq!((*id, name.as_str()), (server.0, "web-1"));
+        assert!(
+            matches!(
+                event,
+                ActivityEvent::EntriesFolded {
+                    kind: "docker_unavailable",
+                    count: 59,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        // After the window, the condition is written again.
+        assert!(f.admit(server, &docker("b"), later));
+    }
+
+    #[test]
+    fn a_window_reopened_by_a_new_entry_still_reports_its_count() {
+        let f = Folding::new(std::time::Duration::from_secs(60));
+        let server = (Uuid::new_v4(), "web-1");
+        let t0 = Utc::now();
+        let e = ActivityEvent::DockerAvailable;
+        assert!(f.admit(server, &e, t0));
+        assert!(!f.admit(server, &e, t0 + chrono::Duration::seconds(30)));
+        assert!(f.admit(server, &e, t0 + chrono::Duration::seconds(90)));
+        let closed = f.closed(t0 + chrono::Duration::seconds(91));
+        assert_eq!(closed.len(), 1);
+        assert!(matches!(
+            closed[0].2,
+            ActivityEvent::EntriesFolded { count: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn every_string_of_an_entry_is_bounded() {
+        let huge = "x".repeat(2_000_000);
+        let e = entry(
+            &ActivityEvent::DockerUnavailable {
+                message: huge.clone(),
+            },
+            &Actor::system(),
+            Some((Uuid::new_v4(), "web-1")),
+            Utc::now(),
+        );
+        assert!(
+            e.message.len() < crate::text::MAX_ENTRY_TEXT + 64,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with("more bytes]"));
+        assert!(e.details.to_string().len() < crate::text::MAX_ENTRY_TEXT + 128);
     }
 }

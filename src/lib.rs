@@ -49,6 +49,8 @@ pub mod observe;
 pub mod ops;
 /// The words for what happened (poll outcomes, section problems, severities): one enum each.
 pub mod outcome;
+/// Host text made safe to keep and show: clipped with the cut said, terminal escapes shown.
+pub mod text;
 /// Private keys at rest, sealed under a master key kept outside the database.
 pub mod vault;
 

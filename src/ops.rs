@@ -28,7 +28,7 @@ pub enum OpsError {
 /// # Errors
 /// Invalid field, taken name, database failure.
 pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<Server, OpsError> {
-    new.validate()?;
+    validated(&new).await?;
     let key = seal_key(store, &new)?;
     let server = store.insert_server(&new, &key, Utc::now()).await?;
     activity::record(
@@ -59,7 +59,7 @@ pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<
 /// # Errors
 /// The first invalid field, or the name being taken; a database failure.
 pub async fn check_new_server(store: &Store, new: &NewServer) -> Result<(), OpsError> {
-    new.validate()?;
+    validated(new).await?;
     name_free(store, &new.name, None).await
 }
 
@@ -86,11 +86,31 @@ async fn patched(
     let before = store.server(id).await?;
     let after = patch.apply(&before.registration());
     if patch.touches_connection() || after.key_path != before.key_path {
-        after.validate()?;
+        validated(&after).await?;
     } else {
         after.validate_syntax()?;
     }
     Ok((before, after))
+}
+
+/// Full validation, run off the async workers with a deadline: it reads the key file an
+/// operator named, which may be anything (a FIFO, a device, a file on a hung mount).
+async fn validated(new: &NewServer) -> Result<(), OpsError> {
+    let field = if new.key_material.is_some() {
+        "key"
+    } else {
+        "key_path"
+    };
+    let owned = new.clone();
+    crate::ssh::keys::off_async(move || owned.validate())
+        .await
+        .unwrap_or_else(|| {
+            Err(ValidationError::key(
+                field,
+                &crate::ssh::keys::KeyError::TimedOut,
+            ))
+        })?;
+    Ok(())
 }
 
 async fn name_free(store: &Store, name: &str, except: Option<Uuid>) -> Result<(), OpsError> {

@@ -109,7 +109,7 @@ impl Platform {
         let get = |key: &str| -> Option<String> {
             out.lines()
                 .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-                .map(|v| v.trim().to_string())
+                .map(|v| crate::text::clip(v.trim(), crate::text::MAX_FIELD_TEXT).into_owned())
                 .filter(|v| !v.is_empty())
         };
         let engine = |kind: &str| -> Option<Engine> {

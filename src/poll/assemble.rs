@@ -13,6 +13,7 @@ use crate::model::{
 };
 use crate::parse::{self, ParseError};
 use crate::ssh::CommandOutput;
+use crate::text;
 
 /// One section of the script's output.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -165,8 +166,8 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
                         && seen.insert(r.mount.clone())
                     {
                         disks.push(DiskSample {
-                            filesystem: r.filesystem,
-                            mount: r.mount,
+                            filesystem: host_text(&r.filesystem),
+                            mount: host_text(&r.mount),
                             total_bytes: r.total_bytes,
                             used_bytes: r.used_bytes,
                             available_bytes: r.available_bytes,
@@ -219,9 +220,12 @@ pub fn is_storage(filesystem: &str, mount: &str, total_bytes: Option<u64>) -> bo
 
 /// A section that did not parse: the command's own failure when it exited non-zero (its
 /// error text is the reason), our reading when it succeeded.
-fn problem(name: &str, s: &Section, parse_error: ParseError) -> SectionProblem {
+fn problem(name: &str, s: &Section, mut parse_error: ParseError) -> SectionProblem {
     let cause = match s.exit_status {
-        Some(0) => ProblemCause::Unreadable(parse_error),
+        Some(0) => {
+            parse_error.line = host_text(&parse_error.line);
+            ProblemCause::Unreadable(parse_error)
+        }
         status => {
             let err = first_line(s.stderr.trim());
             ProblemCause::Exited {
@@ -229,7 +233,7 @@ fn problem(name: &str, s: &Section, parse_error: ParseError) -> SectionProblem {
                 error_line: if err.is_empty() {
                     "no error output".into()
                 } else {
-                    err.to_string()
+                    host_text(err)
                 },
             }
         }
@@ -238,6 +242,11 @@ fn problem(name: &str, s: &Section, parse_error: ParseError) -> SectionProblem {
         section: name.into(),
         cause,
     }
+}
+
+/// A string the host printed, bounded before it becomes part of a row or an entry.
+fn host_text(s: &str) -> String {
+    text::clip(s, text::MAX_FIELD_TEXT).into_owned()
 }
 
 fn first_line(s: &str) -> &str {
@@ -255,7 +264,7 @@ fn containers(
         Some(0) => {}
         Some(127) => return (Vec::new(), DockerState::Missing),
         _ => {
-            let err = first_line(ps.stderr.trim()).to_string();
+            let err = host_text(first_line(ps.stderr.trim()));
             let lower = err.to_ascii_lowercase();
             return (
                 Vec::new(),
@@ -294,13 +303,13 @@ fn containers(
         .map(|st| {
             let usage = stats.remove(short_id(&st.id));
             ContainerSample {
-                container_id: short_id(&st.id).to_string(),
-                name: st.name,
-                image: st.image,
-                state: st.state,
-                status_text: st.status,
+                container_id: host_text(short_id(&st.id)),
+                name: host_text(&st.name),
+                image: st.image.as_deref().map(host_text),
+                state: host_text(&st.state),
+                status_text: host_text(&st.status),
                 exit_code: st.exit_code,
-                health: st.health,
+                health: st.health.as_deref().map(host_text),
                 cpu_percent: usage.as_ref().and_then(|u| u.cpu_percent),
                 cpu_time_seconds: usage.as_ref().and_then(|u| u.cpu_time_seconds),
                 mem_used_bytes: usage.as_ref().and_then(|u| u.mem_used_bytes),

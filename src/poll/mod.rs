@@ -23,7 +23,7 @@ use crate::model::{RawOutput, SectionProblem, Snapshot};
 use crate::observe::Metrics;
 use crate::outcome::{Outcome, ProblemKind};
 use crate::probe::{poll_script, Platform, PROBE_SCRIPT};
-use crate::ssh::keys::{resolve, KeyError, KeySource};
+use crate::ssh::keys::{off_async, resolve, KeyError, KeySource};
 use crate::ssh::{ConnectParams, HostKeyCheck, Session, SshError};
 use cpu_rates::CpuRates;
 use handshakes::Handshakes;
@@ -242,14 +242,24 @@ impl Poller {
         server: &Server,
         learnt: &mut Learnt,
     ) -> Result<Arc<Session>, PollError> {
-        let source = match &server.key_sealed {
-            Some(sealed) => KeySource::Sealed {
-                sealed: &sealed.0,
-                key_dir: &self.key_dir,
-            },
-            None => KeySource::File(std::path::Path::new(&server.key_path)),
+        let key = {
+            let sealed = server.key_sealed.clone();
+            let path = PathBuf::from(&server.key_path);
+            let passphrase_env = server.key_passphrase_env.clone();
+            let key_dir = self.key_dir.clone();
+            off_async(move || {
+                let source = match &sealed {
+                    Some(sealed) => KeySource::Sealed {
+                        sealed: &sealed.0,
+                        key_dir: &key_dir,
+                    },
+                    None => KeySource::File(&path),
+                };
+                resolve(source, passphrase_env.as_deref())
+            })
+            .await
+            .unwrap_or(Err(KeyError::TimedOut))?
         };
-        let key = resolve(source, server.key_passphrase_env.as_deref())?;
         let params = ConnectParams {
             host: server.host.clone(),
             port: server.port,

@@ -44,6 +44,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 /// The inventory is re-read at least this often even when its version says nothing
 /// changed: a safety net that costs about one server row per poll at a 60 s interval.
 const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
+/// A condition a host repeats at every poll is written once per this window, then counted.
+const FOLD_WINDOW: Duration = Duration::from_secs(3600);
 /// Poll results written per transaction at most.
 const BATCH: usize = 1024;
 /// How long the writer waits for more results before writing a batch, at most: samples reach
@@ -62,6 +64,8 @@ pub struct Scheduler {
     /// Failed polls in a row per server, for the backoff (the stored count drives status).
     failures: Mutex<HashMap<Uuid, u32>>,
     semaphore: Semaphore,
+    /// Activity entries a host can bring back at every poll, folded per window.
+    folding: activity::Folding,
 }
 
 impl Scheduler {
@@ -91,6 +95,7 @@ impl Scheduler {
             metrics,
             in_flight: Mutex::new(HashSet::new()),
             failures: Mutex::new(HashMap::new()),
+            folding: activity::Folding::new(FOLD_WINDOW),
         })
     }
 

@@ -9,6 +9,7 @@ use crate::inventory::{Server, ServerStatus};
 use crate::poll::{PollError, PollResult};
 use crate::ssh::{HostKeyCheck, SshError};
 use crate::store::ServerUpdate;
+use crate::text;
 
 /// The pure part of recording: from the server as stored and a poll result, the row update
 /// and the activity events. Events fire on transitions only.
@@ -53,12 +54,13 @@ pub fn transition(
             update.consecutive_failures = Some(0);
             update.last_sample_at = Some(snapshot.taken_at);
             let problems = (!snapshot.problems.is_empty()).then(|| {
-                snapshot
+                let all = snapshot
                     .problems
                     .iter()
                     .map(|p| format!("{}: {}", p.kind(), p.message()))
                     .collect::<Vec<_>>()
-                    .join("; ")
+                    .join("; ");
+                text::clip_owned(all, text::MAX_ENTRY_TEXT)
             });
             let had_problems = current.status == ServerStatus::Online && current.reason.is_some();
             match (&problems, had_problems) {
@@ -69,7 +71,10 @@ pub fn transition(
                 _ => {}
             }
             update.reason = Some(problems);
-            let note = snapshot.docker.describe();
+            let note = snapshot
+                .docker
+                .describe()
+                .map(|n| text::clip_owned(n, text::MAX_ENTRY_TEXT));
             if note.as_deref() != docker_note_before {
                 match &note {
                     Some(m) => events.push(ActivityEvent::DockerUnavailable { message: m.clone() }),
@@ -79,7 +84,7 @@ pub fn transition(
             }
         }
         Err(e) => {
-            let reason = format!("{}: {}", e.reason(), e);
+            let reason = text::clip_owned(format!("{}: {}", e.reason(), e), text::MAX_ENTRY_TEXT);
             if let PollError::Ssh(SshError::HostKeyChanged { pinned, presented }) = e {
                 let already = current.status == ServerStatus::HostKeyChanged
                     && current.pending_host_key_fingerprint.as_deref() == Some(presented.as_str());

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::transition::transition;
 use super::{Scheduler, BATCH, WRITE_LINGER};
-use crate::activity::{self, Actor};
-use crate::inventory::Server;
+use crate::activity::{self, ActivityEvent, Actor};
+use crate::inventory::{Server, ServerStatus};
 use crate::poll::PollResult;
 use crate::store::{NewActivity, PollWrite, StoreError};
 
@@ -95,6 +95,13 @@ impl Scheduler {
             let who = Some((current.id, current.name.as_str()));
             let entries: Vec<NewActivity> = events
                 .iter()
+                .filter(|e| {
+                    // A key change from a trusted key is always written at once; only a host
+                    // that keeps presenting new keys while already flagged is folded.
+                    let first_change = matches!(e, ActivityEvent::HostKeyChanged { .. })
+                        && current.status != ServerStatus::HostKeyChanged;
+                    first_change || self.folding.admit((current.id, &current.name), e, now)
+                })
                 .map(|e| activity::entry(e, &system, who, now))
                 .collect();
             prepared.push((current.id, d.result.outcome.as_ref().ok(), update, entries));
@@ -113,6 +120,16 @@ impl Scheduler {
         self.metrics.db_write.observe(started.elapsed());
         for (_, _, _, entries) in &prepared {
             activity::emit(entries);
+        }
+        let folded: Vec<NewActivity> = self
+            .folding
+            .closed(now)
+            .iter()
+            .map(|(id, name, e)| activity::entry(e, &system, Some((*id, name)), now))
+            .collect();
+        if !folded.is_empty() {
+            self.store.append_activity(&folded).await?;
+            activity::emit(&folded);
         }
         Ok(())
     }

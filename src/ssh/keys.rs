@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use russh::keys::PrivateKey;
 
@@ -49,6 +50,13 @@ pub enum KeyError {
         "key file '{path}' is not a private key russh can load (ed25519, ECDSA, RSA): {reason}"
     )]
     Invalid { path: PathBuf, reason: String },
+    #[error("key file '{0}' is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("key file '{0}' is larger than 64 KiB: not a private key")]
+    TooLarge(PathBuf),
+    /// Reading or decrypting the key did not finish within [`KEY_DEADLINE`].
+    #[error("reading the key took longer than {}s", KEY_DEADLINE.as_secs())]
+    TimedOut,
     /// The server names a passphrase variable that is not set in the poller's environment.
     #[error("environment variable '{0}' holding the key passphrase is not set")]
     PassphraseUnset(String),
@@ -119,19 +127,69 @@ pub fn load_private_key(
     path: &Path,
     passphrase: Option<&Passphrase>,
 ) -> Result<PrivateKey, KeyError> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(KeyError::NotFound(path.to_path_buf()))
-        }
-        Err(source) => {
-            return Err(KeyError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
+    let text = read_key_file(path)?;
     decode_at(&String::from_utf8_lossy(&text), passphrase, path)
+}
+
+/// A private key file is a few KiB (an RSA 4096 key in OpenSSH format about 3.4 KiB);
+/// anything larger is not one, and is not read.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// How long resolving a key may take off the async workers before the caller gives up.
+pub const KEY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Reads a key file an operator named, refusing what could hold the thread or fill memory:
+/// anything but a regular file (a FIFO, `/dev/zero`, a directory), and anything over
+/// [`MAX_KEY_FILE_BYTES`]. The file is opened non-blocking, so neither opening a FIFO nor
+/// reading a file that waits for data (`/proc/kmsg`, which stat calls regular) can block.
+fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |source: std::io::Error| KeyError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => KeyError::NotFound(path.to_path_buf()),
+            _ => unreadable(e),
+        })?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(KeyError::NotAFile(path.to_path_buf()));
+    }
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(KeyError::TooLarge(path.to_path_buf()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // The size stat gives can be wrong (procfs says 0): the cap holds whatever is read.
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(KeyError::TooLarge(path.to_path_buf()));
+    }
+    Ok(bytes)
+}
+
+/// Runs key work (reading a file, decrypting) on the blocking pool with [`KEY_DEADLINE`], so
+/// that a slow or hostile file never holds an async worker; `None` when the deadline passed
+/// (the thread is left to finish on its own) or the work panicked.
+pub async fn off_async<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    off_async_within(KEY_DEADLINE, work).await
+}
+
+async fn off_async_within<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    tokio::time::timeout(deadline, tokio::task::spawn_blocking(work))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Decodes key text given directly (a key to be stored); errors name it "the key".
@@ -298,6 +356,47 @@ mod tests {
         )
         .expect_err("other master key");
         assert!(matches!(e, KeyError::Vault(_)), "{e}");
+    }
+
+    #[test]
+    fn fifos_devices_directories_and_huge_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            // Opening a FIFO for reading would wait for a writer forever.
+            assert!(matches!(
+                load_private_key(&fifo, None),
+                Err(KeyError::NotAFile(_))
+            ));
+        }
+        let zero = Path::new("/dev/zero");
+        assert!(matches!(
+            load_private_key(zero, None),
+            Err(KeyError::NotAFile(_))
+        ));
+        assert!(matches!(
+            load_private_key(dir.path(), None),
+            Err(KeyError::NotAFile(_))
+        ));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'A'; 70 * 1024]).expect("write");
+        assert!(matches!(
+            load_private_key(&big, None),
+            Err(KeyError::TooLarge(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn off_async_gives_up_at_the_deadline() {
+        let slow = off_async_within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_millis(1000))
+        });
+        assert!(slow.await.is_none());
+        assert_eq!(
+            off_async_within(Duration::from_secs(5), || 7).await,
+            Some(7)
+        );
     }
 
     #[test]

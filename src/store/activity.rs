@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{from_ms, to_ms, Store, StoreError};
 use crate::outcome::Severity;
+use crate::text;
 
 /// An entry to append. Built by `crate::activity`, which owns the vocabulary.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +68,14 @@ fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
         actor: row.try_get("actor")?,
         server_id: row.try_get("server_id")?,
         server_name: row.try_get("server_name")?,
-        message: row.try_get("message")?,
-        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+        // Clipped again on the way out, so entries stored before the cap existed cannot
+        // make a response unbounded.
+        message: text::clip_owned(row.try_get("message")?, text::MAX_ENTRY_TEXT),
+        details: {
+            let mut d = serde_json::from_str(&details).unwrap_or(serde_json::Value::Null);
+            text::clip_json(&mut d, text::MAX_ENTRY_TEXT);
+            d
+        },
     })
 }
 

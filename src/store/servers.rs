@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
+use crate::text;
 
 const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
      last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures, key_sealed, key_fingerprint, docker_note";
@@ -32,7 +33,9 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
         tags: serde_json::from_str(&tags).map_err(|e| corrupt(format!("tags: {e}")))?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         status: status.parse().map_err(corrupt)?,
-        reason: row.try_get("reason")?,
+        reason: row
+            .try_get::<Option<String>, _>("reason")?
+            .map(|r| text::clip_owned(r, text::MAX_ENTRY_TEXT)),
         last_sample_at: row
             .try_get::<Option<i64>, _>("last_sample_at")?
             .map(from_ms),
@@ -48,7 +51,9 @@ fn read(row: &SqliteRow) -> Result<Server, StoreError> {
             .try_get::<Option<Vec<u8>>, _>("key_sealed")?
             .map(crate::inventory::Sealed),
         key_fingerprint: row.try_get("key_fingerprint")?,
-        docker_note: row.try_get("docker_note")?,
+        docker_note: row
+            .try_get::<Option<String>, _>("docker_note")?
+            .map(|r| text::clip_owned(r, text::MAX_ENTRY_TEXT)),
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })

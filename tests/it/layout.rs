@@ -14,6 +14,7 @@ const RANKS: &[(&str, u8)] = &[
     ("auth", 0),
     ("vault", 0),
     ("telemetry", 0),
+    ("text", 0),
     // Typed data and the transport.
     ("model", 1),
     ("probe", 1),

@@ -7,6 +7,9 @@ mod harness;
 /// Shared setup: settings, stores, servers, a running app.
 mod common;
 
+/// Issue #17: hostile hosts and careless operators against the real server.
+mod hostile;
+
 /// The source's layering: each module uses only modules below it in the pipeline.
 mod layout;
 

@@ -168,6 +168,13 @@ impl Sshd {
         panic!("sshd: no free port after 20 tries\n{}", sshd.log_text());
     }
 
+    /// Puts an executable script named `name` first on the session's `PATH` (the shim
+    /// directory, in the `Shim` and `Denied` modes), replacing any there: a host whose
+    /// command prints whatever a test needs.
+    pub fn put_tool(&self, name: &str, script: &str) {
+        write_script(&self.shim_dir.join(name), script);
+    }
+
     /// Replaces the host key with a fresh ed25519 key and restarts sshd on the same port, waiting
     /// until it is ready. Sessions already open stay up (like `systemctl restart ssh`).
     pub fn rotate_host_key(&mut self) {

@@ -1,0 +1,94 @@
+//! Text that came from a host, made safe to keep and to show: clipped to a size with the cut
+//! said, and with control characters escaped before it reaches a terminal. A monitored host
+//! chooses what its commands print; nothing it prints may grow a record, a log line or a
+//! response without bound, or drive the operator's terminal. A leaf: imports nothing.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// The most one string of an activity entry, a stored reason or a log line may hold.
+pub const MAX_ENTRY_TEXT: usize = 4096;
+/// The most one short field from a host (a container name, a mount, an OS name) may hold.
+pub const MAX_FIELD_TEXT: usize = 1024;
+
+/// `s` cut to at most `max` bytes (at a character boundary), followed by a note of how much
+/// was cut; `s` itself when it fits.
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{} [cut: {} more bytes]", &s[..end], s.len() - end))
+}
+
+/// [`clip`] for an owned string, without a copy when it fits.
+pub fn clip_owned(s: String, max: usize) -> String {
+    match clip(&s, max) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(c) => c,
+    }
+}
+
+/// Every string inside a JSON value clipped to `max` bytes.
+pub fn clip_json(v: &mut serde_json::Value, max: usize) {
+    match v {
+        serde_json::Value::String(s) if s.len() > max => *s = clip(s, max).into_owned(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| clip_json(i, max)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|i| clip_json(i, max)),
+        _ => {}
+    }
+}
+
+/// `s` with control characters (C0 but tab, DEL, C1) shown as `\x1b`-style escapes, so that
+/// a host's `\e]0;...`, `\e[2J` or `\e]52;...` (clipboard) prints as text instead of acting
+/// on the terminal.
+pub fn for_terminal(s: &str) -> Cow<'_, str> {
+    let is_control = |c: char| (c.is_control() && c != '\t') || c == '\u{7f}';
+    if !s.chars().any(is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_control(c) {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_says_how_much_it_cut() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghij", 4), "abcd [cut: 6 more bytes]");
+        // Never inside a character: 'é' is two bytes.
+        assert_eq!(clip("ééé", 3), "é [cut: 4 more bytes]");
+    }
+
+    #[test]
+    fn clip_json_reaches_nested_strings() {
+        let mut v = serde_json::json!({"a": "x".repeat(50), "b": [{"c": "y".repeat(50)}], "n": 5});
+        clip_json(&mut v, 10);
+        assert_eq!(v["a"], "xxxxxxxxxx [cut: 40 more bytes]");
+        assert_eq!(v["b"][0]["c"], "yyyyyyyyyy [cut: 40 more bytes]");
+        assert_eq!(v["n"], 5);
+    }
+
+    #[test]
+    fn terminal_escapes_are_shown_not_sent() {
+        assert_eq!(for_terminal("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            for_terminal("a\u{1b}]0;owned\u{7}b\u{1b}[2J\u{9b}c"),
+            "a\\x1b]0;owned\\x07b\\x1b[2J\\x9bc"
+        );
+        assert_eq!(for_terminal("line\nbreak"), "line\\x0abreak");
+    }
+}

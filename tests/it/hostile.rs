@@ -1,0 +1,138 @@
+//! Issue #17: what a hostile host or a careless operator could do to the poller, each tried
+//! against the real server and shown to fail safely.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::{self, TestApp};
+use crate::harness::{DockerMode, Sshd};
+
+/// A validation that must come back, refused, well before anything could hang.
+async fn validate_key_path(app: &TestApp, key_path: &str) -> Value {
+    let body = json!({
+        "name": "careless", "host": "127.0.0.1", "port": 22, "user": "ops", "key_path": key_path,
+    })
+    .to_string();
+    let (status, v) = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.send(Method::POST, "/api/servers/validate", Some(&body)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("validating key_path {key_path} hung"));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_a_device_as_key_path_is_refused_without_holding_the_server() {
+    let app = TestApp::start().await;
+    let fifo = app.dir.path().join("not-a-key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    // Twice each: two blocked reads used to take both async workers.
+    for path in [fifo.as_str(), fifo.as_str(), "/dev/zero", "/dev/zero"] {
+        let v = validate_key_path(&app, path).await;
+        assert_eq!(v["valid"], false, "{v}");
+        assert_eq!(v["field"], "key_path", "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a regular file")),
+            "{v}"
+        );
+    }
+    let big = app.dir.path().join("big");
+    std::fs::write(&big, vec![b'A'; 1 << 20]).expect("write");
+    let v = validate_key_path(&app, &big.display().to_string()).await;
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("larger than 64 KiB")),
+        "{v}"
+    );
+
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), app.get("/api/servers"))
+        .await
+        .expect("the API still answers");
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_printing_a_huge_new_docker_error_at_every_poll_cannot_grow_the_log() {
+    let sshd = Sshd::start(DockerMode::Shim {
+        stats: common::fixture("docker_stats/docker-28.2-json-all.txt"),
+        ps: common::fixture("docker_ps/docker-28.2-json-all.txt"),
+    });
+    // A docker that looks usable to the probe, then fails every `ps` with 2 MB of new text.
+    sshd.put_tool(
+        "docker",
+        "#!/bin/sh\ncase \"$1\" in\n  version|info) echo 28.2.2 ;;\n  \
+         *) printf 'Error: ' >&2; head -c 1500000 /dev/urandom | base64 -w0 >&2; echo >&2; exit 1 ;;\nesac\n",
+    );
+    let app = TestApp::start().await;
+    let server = common::add(&app.store, common::registration("hostile", &sshd)).await;
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
+    for _ in 0..4 {
+        let r = scheduler.poll_and_record(server.clone()).await;
+        assert!(
+            r.outcome.is_ok(),
+            "top, free and df still read: {:?}",
+            r.outcome.err()
+        );
+    }
+
+    let entries = common::count(
+        &app.store,
+        "select count(*) from activity where type = 'docker_unavailable'",
+    )
+    .await;
+    assert_eq!(
+        entries, 1,
+        "one entry for the condition, the repeats counted"
+    );
+    let bytes = common::count(
+        &app.store,
+        "select coalesce(sum(length(message) + length(details)), 0) from activity",
+    )
+    .await;
+    assert!(bytes < 64 * 1024, "the whole log holds {bytes} bytes");
+    let stored = app.store.server(server.id).await.expect("server");
+    let reason_len = stored.docker_note.as_deref().map_or(0, str::len);
+    assert!(reason_len <= 4096 + 64, "docker note of {reason_len} bytes");
+
+    let r = app
+        .http
+        .get(app.url("/api/activity?limit=50"))
+        .send()
+        .await
+        .expect("activity");
+    let body = r.bytes().await.expect("body");
+    assert!(
+        body.len() < 64 * 1024,
+        "/api/activity answered {} bytes",
+        body.len()
+    );
+    let summary = app
+        .http
+        .get(app.url("/api/dashboard/summary"))
+        .send()
+        .await
+        .expect("summary")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(
+        summary.len() < 64 * 1024,
+        "summary answered {} bytes",
+        summary.len()
+    );
+    app.stop().await;
+}
