@@ -1,0 +1,237 @@
+//! The command line. One subcommand per operator task; each calls the same functions the API
+//! calls (`ops`, `store`, `scheduler`). With `--json`, stdout carries only JSON; logs always
+//! go to stderr.
+//!
+//! This file owns the global flags, the `Command` enum and `run`, whose one `match` decides
+//! what each command needs (settings, a runtime, the database) and hands it to its family's
+//! file: `server`, `accounts` (users and tokens), `key`, `poll`, `activity`, `parse`, `sim`.
+//! Those files print; they never load settings or open the database themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::inventory::Server;
+use crate::store::{Store, StoreError};
+
+mod accounts;
+mod activity;
+mod key;
+mod parse;
+mod poll;
+mod server;
+mod sim;
+
+pub use accounts::{TokenCommand, UserCommand};
+pub use activity::ActivityArgs;
+pub use key::KeyCommand;
+pub use parse::{FreeUnit, ParseArgs, ParseKind};
+pub use poll::{PollArgs, RemoteScriptArgs};
+pub use server::{AddArgs, EditArgs, ServerCommand};
+pub use sim::{DemoArgs, SimFleetArgs, DEMO_DATABASE};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetpoll",
+    version,
+    about = "Agentless fleet monitor: polls servers over SSH, stores metrics in SQLite, serves an API and dashboard"
+)]
+pub struct Cli {
+    /// Config file (default: config/fleetpoll.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database path (overrides database_path).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log detail on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler and the HTTP API/dashboard until SIGINT or SIGTERM.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Seconds between polls.
+        #[arg(long, value_name = "SECONDS")]
+        interval: Option<u64>,
+    },
+    /// Register, list, show, edit, remove servers; trust a changed host key.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Make the fleet's SSH key, and the restricted line for monitored hosts.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage user accounts (admin, operator, viewer).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage long-lived API tokens for automation.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Poll now and print the results.
+    Poll(PollArgs),
+    /// Parse captured command output (stdin or FILE) and print the parsed JSON.
+    Parse(ParseArgs),
+    /// Show the activity log, newest first.
+    Activity(ActivityArgs),
+    /// Print the script a poll runs on a host (the default one, or the one for a probed server).
+    RemoteScript(RemoteScriptArgs),
+    /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
+    ///
+    /// Host i listens on BASE+i (every address of 127.0.0.0/8 reaches `lo` on Linux), has
+    /// its own ed25519 host key, accepts only the --client-key (any user name) and answers
+    /// fleetpoll's probe and poll scripts with real captured outputs. Percentages are of
+    /// --hosts; special hosts take the end of the range. Writes --hosts-file for `fleetpoll
+    /// server import`.
+    ///
+    /// Each listening host costs one file descriptor, and so does each open SSH session:
+    /// 10,000 hosts polled over persistent sessions need about 20,000 (`ulimit -n`).
+    SimFleet(SimFleetArgs),
+    /// Start a simulated fleet (50 hosts: 3 dead, 2 silent, 2 flapping), register it
+    /// (tag `demo`) and serve the API and dashboard exactly like `serve`.
+    ///
+    /// Without --db (and without database_path in the config) the demo keeps its own
+    /// database, data/demo/fleetpoll.db, so its hosts never mix with a real inventory. Its
+    /// client key and host-key seed are created once next to the database; re-running it
+    /// reuses them, and registers nothing twice.
+    Demo(DemoArgs),
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Anything that stops the command; `main` prints it and exits 2.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli {
+        config,
+        db,
+        json,
+        verbose: _,
+        command,
+    } = cli;
+    // Loaded per arm, not up front: commands that need no settings must keep working on a
+    // broken config.
+    let settings = || load_settings(config.as_deref(), db.as_deref());
+    match command {
+        // Parsing needs neither settings nor a runtime.
+        Command::Parse(args) => parse::run(&args),
+        Command::RemoteScript(args) => match args.server {
+            None => Ok(poll::print_default_script(args.probe)),
+            Some(name) => with_store(settings()?, async |store, _| {
+                poll::print_server_script(store, &name).await
+            }),
+        },
+        // The simulated fleet needs neither settings nor a database.
+        Command::SimFleet(args) => sim::fleet(&args),
+        Command::Serve { listen, interval } => {
+            let mut settings = settings()?;
+            if let Some(l) = listen {
+                settings.listen = l;
+            }
+            if let Some(i) = interval {
+                settings.poll_interval_secs = i;
+            }
+            settings.validate()?;
+            block_on(async {
+                crate::app::serve(settings).await?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Demo(args) => sim::demo(settings()?, db.is_some(), &args),
+        Command::Server(cmd) => with_store(settings()?, async |store, settings| {
+            server::run(store, &settings, cmd, json).await
+        }),
+        Command::Key(cmd) => with_store(settings()?, async |store, settings| {
+            key::run(store, &settings, cmd).await
+        }),
+        Command::User(cmd) => with_store(settings()?, async |store, _| {
+            accounts::user(store, cmd, json).await
+        }),
+        Command::Token(cmd) => with_store(settings()?, async |store, _| {
+            accounts::token(store, cmd, json).await
+        }),
+        Command::Poll(args) => with_store(settings()?, async |store, settings| {
+            poll::once(store, settings, args, json).await
+        }),
+        Command::Activity(args) => with_store(settings()?, async |store, _| {
+            activity::run(store, args, json).await
+        }),
+    }
+}
+
+/// The config file, then the environment, then `--db` on top.
+fn load_settings(config: Option<&Path>, db: Option<&Path>) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(config, std::env::vars())?;
+    if let Some(db) = db {
+        settings.database_path = db.to_path_buf();
+    }
+    Ok(settings)
+}
+
+/// Runs `work` on a multi-threaded runtime, built here rather than in `main` because `parse`,
+/// `remote-script` without a server, and a command that fails on its settings need none.
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(work)
+}
+
+/// Opens the database, runs `command` against it and closes it. On an error the store is
+/// dropped unclosed, as the process is about to exit anyway.
+fn with_store(
+    settings: Settings,
+    command: impl AsyncFnOnce(&Store, Settings) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let store = Store::open(&settings.database_path)
+            .await
+            .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+        let code = command(&store, settings).await?;
+        store.close().await;
+        Ok(code)
+    })
+}
+
+/// The registered server called `name`, or an error that says how to list them.
+async fn find(store: &Store, name: &str) -> anyhow::Result<Server> {
+    match store.server_by_name(name).await {
+        Ok(s) => Ok(s),
+        Err(StoreError::NotFound(_)) => {
+            bail!("no server named '{name}' (see `fleetpoll server list`)")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn key_string(p: &Path) -> anyhow::Result<String> {
+    // Store an absolute path: `serve` may run from another directory.
+    let abs = std::fs::canonicalize(p).or_else(|_| std::path::absolute(p))?;
+    Ok(abs.to_string_lossy().into_owned())
+}
+
+/// Asks `prompt` on stderr and reads the answer from stdin; only y, Y or yes agree.
+fn confirmed(prompt: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
