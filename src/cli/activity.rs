@@ -12,6 +12,7 @@ use super::{find, print_json};
 use crate::activity::ExportFormat;
 use crate::outcome::Severity;
 use crate::store::{ActivityFilter, Store};
+use crate::text::for_terminal;
 
 #[derive(Debug, Args)]
 pub struct ActivityArgs {
@@ -106,8 +107,8 @@ pub(super) async fn run(store: &Store, a: ActivityArgs, json: bool) -> anyhow::R
                 e.severity,
                 e.kind,
                 e.actor,
-                e.server_name.as_deref().unwrap_or("-"),
-                e.message
+                for_terminal(e.server_name.as_deref().unwrap_or("-")),
+                for_terminal(&e.message)
             );
         }
         eprintln!("{} of {} entries", items.len(), total);

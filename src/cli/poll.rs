@@ -15,6 +15,7 @@ use crate::model::Snapshot;
 use crate::poll::PollResult;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
+use crate::text::for_terminal;
 
 #[derive(Debug, Args)]
 pub struct PollArgs {
@@ -126,7 +127,7 @@ fn print_table(results: &[(Server, PollResult)]) {
                 "-",
                 "-",
                 secs,
-                e
+                for_terminal(&e.to_string())
             ),
         }
     }

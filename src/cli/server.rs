@@ -2,6 +2,7 @@
 //! output of a failed poll, and import a CSV inventory. The changes go through `ops` and
 //! `import`, as the API's do, so both write the same activity entries.
 
+use crate::text::for_terminal;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -175,7 +176,7 @@ pub(super) async fn run(
                         s.last_sample_at
                             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                             .unwrap_or_else(|| "-".into()),
-                        s.reason.as_deref().unwrap_or("")
+                        for_terminal(s.reason.as_deref().unwrap_or(""))
                     );
                 }
             }
@@ -239,11 +240,16 @@ pub(super) async fn run(
                         raw.timestamp.to_rfc3339(),
                         raw.exit_status
                     );
-                    println!("# problems: {}", raw.problems);
+                    println!("# problems: {}", for_terminal(&raw.problems));
+                    // Line by line: the host's own line breaks stay, its escapes are shown.
                     println!("# --- stdout ---");
-                    print!("{}", raw.stdout);
+                    raw.stdout
+                        .lines()
+                        .for_each(|l| println!("{}", for_terminal(l)));
                     println!("# --- stderr ---");
-                    print!("{}", raw.stderr);
+                    raw.stderr
+                        .lines()
+                        .for_each(|l| println!("{}", for_terminal(l)));
                 }
                 Err(StoreError::NotFound(_)) => {
                     eprintln!(
@@ -292,7 +298,7 @@ fn show_server(s: &Server, settings: &Settings, json: bool) {
                 serde_json::Value::Null => "-".into(),
                 other => other.to_string(),
             };
-            println!("{k:<30} {text}");
+            println!("{k:<30} {}", for_terminal(&text));
         }
     }
 }

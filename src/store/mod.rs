@@ -33,7 +33,8 @@ pub enum StoreError {
     /// A UNIQUE constraint: names the field that must be unique.
     #[error("{field} '{value}' is already taken")]
     Conflict { field: &'static str, value: String },
-    #[error("cannot create database directory '{path}': {source}")]
+    /// The database's directory or file could not be created or made private.
+    #[error("cannot create database directory or file '{path}': {source}")]
     CreateDir {
         path: String,
         #[source]
@@ -49,6 +50,33 @@ pub enum StoreError {
         table: &'static str,
         message: String,
     },
+}
+
+/// Creates `path` with mode 0600 when it does not exist, and narrows an existing file to 0600
+/// (databases created before this rule were 0644 under the usual umask).
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |source: std::io::Error| StoreError::CreateDir {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path).map_err(err)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(err)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// What a one-row lookup or change did not find.
@@ -100,6 +128,9 @@ impl Store {
                 source,
             })?;
         }
+        // The file holds password hashes and sealed keys: only its owner reads it. SQLite
+        // gives the -wal and -shm files the database file's mode.
+        private_file(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -114,6 +145,14 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = std::path::PathBuf::from(side);
+            if side.exists() {
+                private_file(&side)?;
+            }
+        }
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

@@ -136,3 +136,61 @@ async fn a_host_printing_a_huge_new_docker_error_at_every_poll_cannot_grow_the_l
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_database_and_its_wal_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fleetpoll.db");
+    // An existing database from before the rule is narrowed too.
+    std::fs::write(&db, b"").expect("create");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = common::store(dir.path()).await;
+    common::count(&store, "select count(*) from servers").await;
+    for name in ["fleetpoll.db", "fleetpoll.db-wal", "fleetpoll.db-shm"] {
+        let path = dir.path().join(name);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is {:o}", mode & 0o777);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_a_host_reach_the_terminal_as_text() {
+    let sshd = Sshd::start(DockerMode::Shim {
+        stats: common::fixture("docker_stats/docker-28.2-json-all.txt"),
+        ps: common::fixture("docker_ps/docker-28.2-json-all.txt"),
+    });
+    // Retitles the terminal, clears it and writes the clipboard (OSC 52), if printed raw.
+    sshd.put_tool(
+        "docker",
+        "#!/bin/sh\ncase \"$1\" in\n  version|info) echo 28.2.2 ;;\n  \
+         *) printf 'boom \\033]0;owned\\007\\033[2J\\033]52;c;cm0gLXJmIH4=\\007\\n' >&2; exit 1 ;;\nesac\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let server = common::add(&store, common::registration("hostile", &sshd)).await;
+    let r = common::poll_one(&store, dir.path(), &server).await;
+    assert!(r.outcome.is_ok(), "{:?}", r.outcome.err());
+    let db = dir.path().join("fleetpoll.db");
+    for args in [
+        vec!["server", "list"],
+        vec!["server", "show", "hostile"],
+        vec!["activity"],
+    ] {
+        let out = common::fleetpoll()
+            .args(&args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .expect("run fleetpoll");
+        common::assert_ok(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains('\u{1b}') && !stdout.contains('\u{7}'), "{args:?} printed raw escapes: {stdout:?}");
+        if args[0] == "activity" {
+            assert!(stdout.contains("\\x1b]0;owned"), "{args:?}: the text is still shown: {stdout}");
+        }
+    }
+}
