@@ -15,6 +15,8 @@
 
 // The pipeline.
 
+/// Alert rules, their alerts, and the pure evaluation of a poll against them.
+pub mod alerts;
 /// axum router, handlers and the HTTP error mapping.
 pub mod api;
 /// Validated server registrations: host, port, user, key reference.

@@ -188,9 +188,15 @@ async fn escape_sequences_from_a_host_reach_the_terminal_as_text() {
             .expect("run fleetpoll");
         common::assert_ok(&out);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(!stdout.contains('\u{1b}') && !stdout.contains('\u{7}'), "{args:?} printed raw escapes: {stdout:?}");
+        assert!(
+            !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+            "{args:?} printed raw escapes: {stdout:?}"
+        );
         if args[0] == "activity" {
-            assert!(stdout.contains("\\x1b]0;owned"), "{args:?}: the text is still shown: {stdout}");
+            assert!(
+                stdout.contains("\\x1b]0;owned"),
+                "{args:?}: the text is still shown: {stdout}"
+            );
         }
     }
 }

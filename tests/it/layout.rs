@@ -20,19 +20,22 @@ const RANKS: &[(&str, u8)] = &[
     ("probe", 1),
     ("ssh", 1),
     ("inventory", 2),
-    ("store", 3),
-    ("activity", 4),
-    ("observe", 4),
-    ("config", 4),
-    // One host's poll; operator actions.
-    ("poll", 5),
-    ("ops", 5),
-    ("scheduler", 6),
-    ("import", 6),
-    ("api", 7),
-    ("app", 8),
-    ("sim", 9),
-    ("cli", 10),
+    // Rules and their pure evaluation, over inventory and model types.
+    ("alerts", 3),
+    ("store", 4),
+    ("activity", 5),
+    ("observe", 5),
+    ("config", 5),
+    // One host's poll; operator actions; delivery of notifications.
+    ("poll", 6),
+    ("ops", 6),
+    ("notify", 6),
+    ("scheduler", 7),
+    ("import", 7),
+    ("api", 8),
+    ("app", 9),
+    ("sim", 10),
+    ("cli", 11),
 ];
 
 /// Pairs that the ranks would allow but the design does not: HTTP handlers read the store
