@@ -96,6 +96,39 @@ pub enum ActivityEvent {
         counts: RetentionCounts,
         retention_days: u64,
     },
+    /// An alert rule's condition held (for its time): the alert fires.
+    AlertFiring {
+        alert_id: Uuid,
+        rule: String,
+        severity: crate::alerts::AlertSeverity,
+        metric: String,
+        subject: String,
+        value: String,
+        threshold: String,
+    },
+    AlertResolved {
+        alert_id: Uuid,
+        rule: String,
+        subject: String,
+        value: String,
+    },
+    AlertAcknowledged {
+        alert_id: Uuid,
+        rule: String,
+        subject: String,
+        comment: Option<String>,
+    },
+    AlertRuleCreated {
+        name: String,
+        rule: serde_json::Value,
+    },
+    AlertRuleUpdated {
+        name: String,
+        changes: serde_json::Value,
+    },
+    AlertRuleDeleted {
+        name: String,
+    },
     /// Entries of a condition that recurred at every poll, counted instead of written (see
     /// [`Folding`]).
     EntriesFolded {
@@ -135,6 +168,12 @@ impl ActivityEvent {
             Self::TokenRevoked { .. } => "token_revoked",
             Self::RetentionCleanup { .. } => "retention_cleanup",
             Self::EntriesFolded { .. } => "entries_folded",
+            Self::AlertFiring { .. } => "alert_firing",
+            Self::AlertResolved { .. } => "alert_resolved",
+            Self::AlertAcknowledged { .. } => "alert_acknowledged",
+            Self::AlertRuleCreated { .. } => "alert_rule_created",
+            Self::AlertRuleUpdated { .. } => "alert_rule_updated",
+            Self::AlertRuleDeleted { .. } => "alert_rule_deleted",
         }
     }
 
@@ -157,6 +196,10 @@ impl ActivityEvent {
     pub fn severity(&self) -> Severity {
         match self {
             Self::HostKeyChanged { .. } => Severity::Critical,
+            Self::AlertFiring { severity, .. } => match severity {
+                crate::alerts::AlertSeverity::Critical => Severity::Critical,
+                crate::alerts::AlertSeverity::Warning => Severity::Warning,
+            },
             Self::ServerOffline { .. }
             | Self::ServerDegraded { .. }
             | Self::HostKeyTrusted { .. } => Severity::Warning,
@@ -204,6 +247,21 @@ impl ActivityEvent {
                 "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
                 counts.server_metrics, counts.disk_usage, counts.container_metrics
             ),
+            Self::AlertFiring { rule, subject, value, threshold, .. } => format!(
+                "Alert '{rule}' firing on {s}{}: {value} (threshold {threshold})",
+                on(subject)
+            ),
+            Self::AlertResolved { rule, subject, value, .. } => {
+                format!("Alert '{rule}' resolved on {s}{}: {value}", on(subject))
+            }
+            Self::AlertAcknowledged { rule, subject, comment, .. } => format!(
+                "Alert '{rule}' on {s}{} acknowledged{}",
+                on(subject),
+                comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+            ),
+            Self::AlertRuleCreated { name, .. } => format!("Alert rule '{name}' created"),
+            Self::AlertRuleUpdated { name, .. } => format!("Alert rule '{name}' updated"),
+            Self::AlertRuleDeleted { name } => format!("Alert rule '{name}' deleted"),
             Self::EntriesFolded { kind, count, since, until } => format!(
                 "{count} more {kind} entries of {s} from {} to {} UTC were not written one by one: the condition recurred at every poll",
                 since.format("%Y-%m-%d %H:%M"),
@@ -270,6 +328,35 @@ impl ActivityEvent {
                 since,
                 until,
             } => json!({ "type": kind, "count": count, "since": since, "until": until }),
+            Self::AlertFiring {
+                alert_id,
+                rule,
+                severity,
+                metric,
+                subject,
+                value,
+                threshold,
+            } => json!({
+                "alert_id": alert_id, "rule": rule, "severity": severity, "metric": metric,
+                "subject": subject, "value": value, "threshold": threshold,
+            }),
+            Self::AlertResolved {
+                alert_id,
+                rule,
+                subject,
+                value,
+            } => json!({ "alert_id": alert_id, "rule": rule, "subject": subject, "value": value }),
+            Self::AlertAcknowledged {
+                alert_id,
+                rule,
+                subject,
+                comment,
+            } => {
+                json!({ "alert_id": alert_id, "rule": rule, "subject": subject, "comment": comment })
+            }
+            Self::AlertRuleCreated { name, rule } => json!({ "rule": name, "definition": rule }),
+            Self::AlertRuleUpdated { name, changes } => json!({ "rule": name, "changes": changes }),
+            Self::AlertRuleDeleted { name } => json!({ "rule": name }),
             _ => json!({}),
         }
     }
@@ -475,6 +562,15 @@ fn csv_cell(v: &str) -> String {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
         v
+    }
+}
+
+/// " (mount /srv)"-style suffix naming an alert's mount or container, if any.
+fn on(subject: &str) -> String {
+    if subject.is_empty() {
+        String::new()
+    } else {
+        format!(" ({subject})")
     }
 }
 

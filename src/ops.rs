@@ -7,10 +7,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::activity::{self, ActivityEvent, Actor};
+use crate::alerts::{AlertRule, RuleInput, RulePatch};
 use crate::auth::{self, Role, Secret};
 use crate::inventory::{NewServer, Server, ServerPatch, ValidationError};
+use crate::store::{AlertRow, TokenRow, UserRow};
 use crate::store::{Store, StoreError, StoredKey};
-use crate::store::{TokenRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -412,4 +413,135 @@ pub async fn revoke_token(
     )
     .await?;
     Ok(token)
+}
+
+// Alert rules and alerts.
+
+/// Checks that every channel a rule names exists.
+async fn channels_exist(store: &Store, names: &[String]) -> Result<(), OpsError> {
+    let known = store.known_channels(names).await?;
+    match names.iter().find(|n| !known.contains(n)) {
+        Some(n) => Err(ValidationError::new(
+            "channels",
+            format!("no notification channel named '{n}' (see /api/notification-channels)"),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// Validates and stores a new rule.
+///
+/// # Errors
+/// Invalid field, unknown channel, taken name, database failure.
+pub async fn create_alert_rule(
+    store: &Store,
+    input: &RuleInput,
+    actor: &Actor,
+) -> Result<AlertRule, OpsError> {
+    let rule = input.create(Uuid::new_v4(), Utc::now())?;
+    channels_exist(store, &rule.channels).await?;
+    store.save_alert_rule(&rule).await?;
+    activity::record(
+        store,
+        ActivityEvent::AlertRuleCreated {
+            name: rule.name.clone(),
+            rule: json!(rule),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(rule)
+}
+
+/// Applies a partial edit to a rule; its open alerts are judged by the new rule at their
+/// servers' next polls.
+///
+/// # Errors
+/// Unknown rule, invalid field, unknown channel, taken name, database failure.
+pub async fn update_alert_rule(
+    store: &Store,
+    id: Uuid,
+    patch: &RulePatch,
+    actor: &Actor,
+) -> Result<AlertRule, OpsError> {
+    let before = store.alert_rule(id).await?;
+    let after = patch.apply(&before, Utc::now())?;
+    channels_exist(store, &after.channels).await?;
+    store.save_alert_rule(&after).await?;
+    let (old, new) = (json!(before), json!(after));
+    let changes: serde_json::Map<String, serde_json::Value> = new
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| k.as_str() != "updated_at" && old.get(k.as_str()) != Some(*v))
+        .map(|(k, v)| (k.clone(), json!({ "from": old.get(k.as_str()), "to": v })))
+        .collect();
+    activity::record(
+        store,
+        ActivityEvent::AlertRuleUpdated {
+            name: after.name.clone(),
+            changes: serde_json::Value::Object(changes),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Deletes a rule with its alerts.
+///
+/// # Errors
+/// Unknown rule, database failure.
+pub async fn delete_alert_rule(
+    store: &Store,
+    id: Uuid,
+    actor: &Actor,
+) -> Result<AlertRule, OpsError> {
+    let rule = store.alert_rule(id).await?;
+    store.delete_alert_rule(id).await?;
+    activity::record(
+        store,
+        ActivityEvent::AlertRuleDeleted {
+            name: rule.name.clone(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(rule)
+}
+
+/// Acknowledges an open alert, with an optional comment: no repeats until it resolves.
+///
+/// # Errors
+/// No such open alert, a comment over 1,000 characters, database failure.
+pub async fn ack_alert(
+    store: &Store,
+    id: Uuid,
+    comment: Option<&str>,
+    actor: &Actor,
+) -> Result<AlertRow, OpsError> {
+    if comment.is_some_and(|c| c.chars().count() > 1000 || c.chars().any(char::is_control)) {
+        return Err(ValidationError::new("comment", "at most 1,000 printable characters").into());
+    }
+    store
+        .ack_alert(id, &actor.name, comment, Utc::now())
+        .await?;
+    let row = store.alert(id).await?;
+    activity::record(
+        store,
+        ActivityEvent::AlertAcknowledged {
+            alert_id: id,
+            rule: row.rule.clone(),
+            subject: row.alert.subject.clone(),
+            comment: comment.map(str::to_string),
+        },
+        actor,
+        Some((row.alert.server_id, &row.server_name)),
+    )
+    .await?;
+    Ok(row)
 }

@@ -65,6 +65,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         .iter()
         .map(|s| (s, s.effective_status(now, interval)))
         .collect();
+    let (firing, firing_by_server) = st.store.firing_counts().await?;
     let online: Vec<_> = statuses
         .iter()
         .filter(|(_, st)| *st == ServerStatus::Online)
@@ -96,6 +97,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
                 "memory_percent": l.and_then(|l| l.memory_percent).map(round1),
                 "disk_percent": l.and_then(|l| l.disk_percent).map(round1),
                 "load1": l.and_then(|l| l.load1),
+                "alerts_firing": firing_by_server.get(&s.id).copied().unwrap_or(0),
             })
         })
         .collect();
@@ -125,6 +127,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         "avg_cpu_percent": avg(online_latest.iter().map(|l| l.cpu_busy_percent)),
         "avg_memory_percent": avg(online_latest.iter().map(|l| l.memory_percent)),
         "avg_disk_percent": avg(online_latest.iter().map(|l| l.disk_percent)),
+        "firing_alerts": firing,
         "servers": rows,
         "recent_activities": recent,
     })))

@@ -22,16 +22,21 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::bad("body", e.body_text()))?;
-        let value: Value = serde_json::from_slice(&bytes)
+        Self::parse(&bytes)
+    }
+}
+
+impl JsonObject {
+    /// A body already read, for routes where the body is optional.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
         match value {
             Value::Object(map) => Ok(Self(map)),
             _ => Err(ApiError::bad("body", "expected a JSON object")),
         }
     }
-}
 
-impl JsonObject {
     /// Fails on any key not in `allowed`, so typos are not silently ignored.
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod activity;
+mod alerts;
 pub mod auth;
 mod dashboard;
 pub mod error;
@@ -106,6 +107,18 @@ pub fn router(state: AppState) -> Router {
             get(metrics::disk_history),
         )
         .route("/api/activity/types", get(activity::types))
+        .route(
+            "/api/alert-rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/api/alert-rules/{id}",
+            get(alerts::get_rule)
+                .patch(alerts::update_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{id}/ack", post(alerts::ack))
         .route("/login", get(dashboard::login))
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))

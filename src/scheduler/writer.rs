@@ -12,9 +12,12 @@ use uuid::Uuid;
 use super::transition::transition;
 use super::{Scheduler, BATCH, WRITE_LINGER};
 use crate::activity::{self, ActivityEvent, Actor};
+use crate::alerts::eval::{evaluate, Change, Notice, PollFacts};
+use crate::alerts::{Alert, AlertRule, Observed, Threshold};
 use crate::inventory::{Server, ServerStatus};
+use crate::model::Snapshot;
 use crate::poll::PollResult;
-use crate::store::{NewActivity, PollWrite, StoreError};
+use crate::store::{AlertWrite, NewActivity, PollWrite, ServerUpdate, StoreError};
 
 /// A finished poll on its way to the writer.
 pub(super) struct Done {
@@ -75,6 +78,13 @@ impl Scheduler {
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
+        // Rules are few and change rarely; reading them with each batch keeps every edit
+        // effective at the next write without a cache to invalidate.
+        let rules = self.store.alert_rules().await?;
+        let mut open: HashMap<Uuid, Vec<Alert>> = HashMap::new();
+        for a in self.store.open_alerts(&ids).await? {
+            open.entry(a.server_id).or_default().push(a);
+        }
         for d in batch {
             let Some(current) = rows.remove(&d.polled.id) else {
                 continue;
@@ -92,6 +102,15 @@ impl Scheduler {
                 current.docker_note.as_deref(),
                 self.settings.offline_after_failures,
             );
+            let (alert_writes, alert_events) = judge(
+                &rules,
+                &current,
+                &update,
+                d.result.outcome.as_ref().ok(),
+                open.get(&current.id).map_or(&[][..], Vec::as_slice),
+                now,
+            );
+            let events: Vec<ActivityEvent> = events.into_iter().chain(alert_events).collect();
             let who = Some((current.id, current.name.as_str()));
             let entries: Vec<NewActivity> = events
                 .iter()
@@ -104,21 +123,28 @@ impl Scheduler {
                 })
                 .map(|e| activity::entry(e, &system, who, now))
                 .collect();
-            prepared.push((current.id, d.result.outcome.as_ref().ok(), update, entries));
+            prepared.push((
+                current.id,
+                d.result.outcome.as_ref().ok(),
+                update,
+                entries,
+                alert_writes,
+            ));
         }
         let writes: Vec<PollWrite<'_>> = prepared
             .iter()
-            .map(|(id, snapshot, update, events)| PollWrite {
+            .map(|(id, snapshot, update, events, alerts)| PollWrite {
                 server_id: *id,
                 snapshot: *snapshot,
                 update,
                 events,
+                alerts,
             })
             .collect();
         let started = std::time::Instant::now();
         self.store.record_polls(&writes).await?;
         self.metrics.db_write.observe(started.elapsed());
-        for (_, _, _, entries) in &prepared {
+        for (_, _, _, entries, _) in &prepared {
             activity::emit(entries);
         }
         let folded: Vec<NewActivity> = self
@@ -132,5 +158,76 @@ impl Scheduler {
             activity::emit(&folded);
         }
         Ok(())
+    }
+}
+
+/// Evaluates the alert rules against one stored poll: the decisions to write (with the
+/// channels to tell) and the activity entries of alerts that fired or resolved.
+fn judge(
+    rules: &[AlertRule],
+    current: &Server,
+    update: &ServerUpdate,
+    snapshot: Option<&Snapshot>,
+    open: &[Alert],
+    now: chrono::DateTime<Utc>,
+) -> (Vec<AlertWrite>, Vec<ActivityEvent>) {
+    let facts = PollFacts {
+        server_id: current.id,
+        server_name: &current.name,
+        tags: &current.tags,
+        status: update.status.unwrap_or(current.status),
+        snapshot,
+        cpus: update
+            .platform
+            .as_ref()
+            .or(current.platform.as_ref())
+            .and_then(|p| p.cpus),
+    };
+    let mut writes = Vec::new();
+    let mut events = Vec::new();
+    for decision in evaluate(rules, &facts, open, now) {
+        let alert = match &decision.change {
+            Change::Open(a) | Change::Update(a) => Some(a),
+            Change::Drop(_) => None,
+        };
+        let rule = alert.and_then(|a| rules.iter().find(|r| r.id == a.rule_id));
+        if let (Some(a), Some(r), Some(notice)) = (alert, rule, decision.notice) {
+            let value = a.value.as_ref().map_or_else(|| "-".to_string(), shown);
+            match notice {
+                Notice::Fired => events.push(ActivityEvent::AlertFiring {
+                    alert_id: a.id,
+                    rule: r.name.clone(),
+                    severity: r.severity,
+                    metric: r.metric.as_str().to_string(),
+                    subject: a.subject.clone(),
+                    value,
+                    threshold: match &r.threshold {
+                        Threshold::Number(n) => format!("{} {n}", r.op.as_str()),
+                        Threshold::Word(w) => format!("{} {w}", r.op.as_str()),
+                    },
+                }),
+                Notice::Resolved => events.push(ActivityEvent::AlertResolved {
+                    alert_id: a.id,
+                    rule: r.name.clone(),
+                    subject: a.subject.clone(),
+                    value,
+                }),
+                Notice::Repeat => {}
+            }
+        }
+        writes.push(AlertWrite {
+            channels: rule.map(|r| r.channels.clone()).unwrap_or_default(),
+            change: decision.change,
+            notice: decision.notice,
+        });
+    }
+    (writes, events)
+}
+
+/// A value as people read it: numbers to one decimal.
+fn shown(v: &Observed) -> String {
+    match v {
+        Observed::Number(n) => format!("{:.1}", (n * 10.0).round() / 10.0),
+        Observed::Word(w) => w.clone(),
     }
 }

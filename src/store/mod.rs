@@ -3,6 +3,7 @@
 //! exposes one method per question the rest of the program asks. No axum or russh types.
 
 mod activity;
+mod alerts;
 mod auth;
 mod charts;
 mod samples;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
+pub use alerts::{AlertFilter, AlertRow, AlertWrite, FiringCounts};
 pub use auth::{TokenRow, UserRow};
 pub use charts::{DiskPoint, DiskSeries, Sparkline};
 pub use samples::{
@@ -85,6 +87,9 @@ pub enum Missing {
     Server,
     User,
     Token,
+    AlertRule,
+    /// An open (pending or firing) alert.
+    Alert,
     /// A server's kept raw output: none of its polls failed to be read so far.
     FailedOutput,
 }
@@ -95,6 +100,8 @@ impl std::fmt::Display for Missing {
             Self::Server => "server",
             Self::User => "user",
             Self::Token => "token",
+            Self::AlertRule => "alert rule",
+            Self::Alert => "open alert",
             Self::FailedOutput => "failed output",
         })
     }

@@ -8,6 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::activity::{insert_many as insert_activity, NewActivity};
+use super::alerts::{write_alerts, AlertWrite};
 use super::servers::{apply_updates, ServerUpdate, ROWS_PER_STATEMENT};
 use super::{from_ms, i64_to_u64, to_ms, u64_to_i64, Store, StoreError};
 use crate::model::{ContainerHealth, ContainerSample, DiskSample, Snapshot};
@@ -148,6 +149,7 @@ impl Store {
             snapshot,
             update,
             events,
+            alerts: &[],
         }])
         .await
     }
@@ -175,6 +177,8 @@ pub struct PollWrite<'a> {
     pub snapshot: Option<&'a Snapshot>,
     pub update: &'a ServerUpdate,
     pub events: &'a [NewActivity],
+    /// What the alert rules decided about this poll, with the intents to notify.
+    pub alerts: &'a [AlertWrite],
 }
 
 async fn write_batch(
@@ -279,6 +283,10 @@ async fn write_batch(
         .flat_map(|w| w.events.iter().cloned())
         .collect();
     insert_activity(&mut *tx, &events).await?;
+    let alerts: Vec<&AlertWrite> = batch.iter().flat_map(|w| w.alerts.iter()).collect();
+    if !alerts.is_empty() {
+        write_alerts(&mut *tx, &alerts, chrono::Utc::now()).await?;
+    }
     Ok(())
 }
 

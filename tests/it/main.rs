@@ -7,6 +7,9 @@ mod harness;
 /// Shared setup: settings, stores, servers, a running app.
 mod common;
 
+/// Alert rules and the alerts real polls raise.
+mod alerts;
+
 /// Issue #17: hostile hosts and careless operators against the real server.
 mod hostile;
 

@@ -188,6 +188,7 @@ async fn a_batch_of_polls_updates_each_server_with_only_its_own_fields() {
             snapshot: Some(&snap),
             update,
             events: &[],
+            alerts: &[],
         })
         .collect();
     store.record_polls(&writes).await.expect("first batch");
@@ -215,18 +216,21 @@ async fn a_batch_of_polls_updates_each_server_with_only_its_own_fields() {
             snapshot: None,
             update: &clear,
             events: &[],
+            alerts: &[],
         },
         PollWrite {
             server_id: b,
             snapshot: None,
             update: &touch,
             events: &[],
+            alerts: &[],
         },
         PollWrite {
             server_id: c,
             snapshot: None,
             update: &late_pin,
             events: &[],
+            alerts: &[],
         },
     ];
     store.record_polls(&writes).await.expect("second batch");

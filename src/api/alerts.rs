@@ -1,0 +1,176 @@
+//! `/api/alert-rules` (viewers read, operators write) and `/api/alerts` (list, acknowledge).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::{Operator, Viewer};
+use super::error::ApiError;
+use super::json::{parse_id, JsonObject, Params};
+use super::AppState;
+use crate::alerts::{AlertState, RuleInput, Scope};
+use crate::ops;
+use crate::store::AlertFilter;
+
+const RULE_FIELDS: &[&str] = &[
+    "name",
+    "metric",
+    "op",
+    "threshold",
+    "clear_threshold",
+    "for_secs",
+    "severity",
+    "scope",
+    "mount",
+    "container",
+    "channels",
+    "repeat_secs",
+    "notify_resolved",
+    "enabled",
+];
+
+pub const MAX_LIMIT: u32 = 1000;
+
+fn secs(body: &JsonObject, key: &str) -> Result<Option<u64>, ApiError> {
+    match body.0.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(key, "expected a whole number of seconds")),
+    }
+}
+
+/// A rule's fields from a request body; absent fields are `None`.
+fn rule_input(body: &JsonObject) -> Result<RuleInput, ApiError> {
+    body.only(RULE_FIELDS)?;
+    let threshold = match body.0.get("threshold") {
+        None => None,
+        Some(v @ (Value::Number(_) | Value::String(_))) => Some(v.clone()),
+        Some(_) => return Err(ApiError::bad("threshold", "expected a number or a word")),
+    };
+    let clear_threshold = match body.0.get("clear_threshold") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(v.as_f64().ok_or_else(|| {
+            ApiError::bad("clear_threshold", "expected a number or null")
+        })?)),
+    };
+    let scope = match body.0.get("scope") {
+        None => None,
+        Some(v) => Some(serde_json::from_value::<Scope>(v.clone()).map_err(|e| {
+            ApiError::bad(
+                "scope",
+                format!("expected {{\"tags\": [...], \"servers\": [...]}}: {e}"),
+            )
+        })?),
+    };
+    Ok(RuleInput {
+        name: body.string("name")?,
+        metric: body.string("metric")?,
+        op: body.string("op")?,
+        threshold,
+        clear_threshold,
+        for_secs: secs(body, "for_secs")?,
+        severity: body.string("severity")?,
+        scope,
+        mount: body.string("mount")?,
+        container: body.string("container")?,
+        channels: body.strings("channels")?,
+        repeat_secs: secs(body, "repeat_secs")?,
+        notify_resolved: body.bool("notify_resolved")?,
+        enabled: body.bool("enabled")?,
+    })
+}
+
+pub async fn list_rules(State(st): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
+    let rules = st.store.alert_rules().await?;
+    Ok(Json(json!({ "total": rules.len(), "items": rules })))
+}
+
+pub async fn get_rule(
+    State(st): State<AppState>,
+    _: Viewer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    Ok(Json(json!(st.store.alert_rule(id).await?)))
+}
+
+pub async fn create_rule(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let input = rule_input(&body)?;
+    let rule = ops::create_alert_rule(&st.store, &input, &c.actor).await?;
+    Ok((StatusCode::CREATED, Json(json!(rule))))
+}
+
+pub async fn update_rule(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    let patch = rule_input(&body)?;
+    let rule = ops::update_alert_rule(&st.store, id, &patch, &c.actor).await?;
+    Ok(Json(json!(rule)))
+}
+
+pub async fn delete_rule(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id("id", &id)?;
+    ops::delete_alert_rule(&st.store, id, &c.actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/alerts?state=&server_id=&rule=&since=&limit=&offset=`, newest first.
+pub async fn list(
+    State(st): State<AppState>,
+    _: Viewer,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    p.only(&["state", "server_id", "rule", "since", "limit", "offset"])?;
+    let filter = AlertFilter {
+        state: p
+            .get("state")
+            .map(|s| {
+                s.parse::<AlertState>()
+                    .map_err(|m| ApiError::bad("state", m))
+            })
+            .transpose()?,
+        server_id: p.uuid("server_id")?,
+        rule_id: p.uuid("rule")?,
+        since: p.time("since")?,
+        limit: p.uint("limit", 1, MAX_LIMIT)?.unwrap_or(50),
+        offset: p.uint("offset", 0, u32::MAX)?.unwrap_or(0),
+    };
+    let (total, items) = st.store.alerts(&filter).await?;
+    Ok(Json(json!({ "total": total, "items": items })))
+}
+
+/// `POST /api/alerts/{id}/ack`, with `{"comment": "..."}` or no body.
+pub async fn ack(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    let comment = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let b = JsonObject::parse(&body)?;
+        b.only(&["comment"])?;
+        b.string("comment")?
+    };
+    let row = ops::ack_alert(&st.store, id, comment.as_deref(), &c.actor).await?;
+    Ok(Json(json!(row)))
+}

@@ -1,0 +1,452 @@
+//! Alert rules and alert episodes: CRUD for rules, the open alerts of a batch's servers, the
+//! decisions of an evaluation written inside the poll's own transaction (with the
+//! notification intents they cause), listing and acknowledgement.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
+use crate::alerts::eval::{Change, Notice};
+use crate::alerts::{Alert, AlertRule, AlertState, Observed, Scope, Threshold};
+
+/// One decision of an evaluation, with the channels to tell (empty: tell no one).
+#[derive(Debug, Clone)]
+pub struct AlertWrite {
+    pub change: Change,
+    pub notice: Option<Notice>,
+    pub channels: Vec<String>,
+}
+
+/// An alert as listed: the episode with its rule's and server's names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub rule: String,
+    pub severity: String,
+    pub metric: String,
+    pub server_name: String,
+}
+
+/// Filters for listing alerts.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub state: Option<AlertState>,
+    pub server_id: Option<Uuid>,
+    pub rule_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Firing alerts by severity, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FiringCounts {
+    pub warning: u64,
+    pub critical: u64,
+}
+
+fn corrupt(message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table: "alert_rules",
+        message: message.into(),
+    }
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| corrupt(format!("{col} '{s}': {e}")))
+}
+
+fn read_rule(row: &SqliteRow) -> Result<AlertRule, StoreError> {
+    let threshold = match (
+        row.try_get::<Option<f64>, _>("threshold")?,
+        row.try_get::<Option<String>, _>("threshold_text")?,
+    ) {
+        (_, Some(w)) => Threshold::Word(w),
+        (Some(n), None) => Threshold::Number(n),
+        (None, None) => return Err(corrupt("a rule without a threshold")),
+    };
+    let json = |col: &str| -> Result<String, StoreError> { Ok(row.try_get(col)?) };
+    Ok(AlertRule {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        metric: row
+            .try_get::<String, _>("metric")?
+            .parse()
+            .map_err(corrupt)?,
+        op: row.try_get::<String, _>("op")?.parse().map_err(corrupt)?,
+        threshold,
+        clear_threshold: row.try_get("clear_threshold")?,
+        for_secs: u64::try_from(row.try_get::<i64, _>("for_secs")?).unwrap_or(0),
+        severity: row
+            .try_get::<String, _>("severity")?
+            .parse()
+            .map_err(corrupt)?,
+        scope: serde_json::from_str::<Scope>(&json("scope")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        mount: row.try_get("mount_glob")?,
+        container: row.try_get("container_glob")?,
+        channels: serde_json::from_str(&json("channels")?).map_err(|e| corrupt(e.to_string()))?,
+        repeat_secs: u64::try_from(row.try_get::<i64, _>("repeat_secs")?).unwrap_or(0),
+        notify_resolved: row.try_get("notify_resolved")?,
+        enabled: row.try_get("enabled")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+fn read_alert(row: &SqliteRow) -> Result<Alert, StoreError> {
+    let opt_ms = |col: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(col)?.map(from_ms))
+    };
+    let value = match (
+        row.try_get::<Option<f64>, _>("value")?,
+        row.try_get::<Option<String>, _>("value_text")?,
+    ) {
+        (_, Some(w)) => Some(Observed::Word(w)),
+        (Some(n), None) => Some(Observed::Number(n)),
+        (None, None) => None,
+    };
+    Ok(Alert {
+        id: uuid(row, "id")?,
+        rule_id: uuid(row, "rule_id")?,
+        server_id: uuid(row, "server_id")?,
+        subject: row.try_get("subject")?,
+        state: row
+            .try_get::<String, _>("state")?
+            .parse()
+            .map_err(corrupt)?,
+        value,
+        started_at: from_ms(row.try_get("started_at")?),
+        fired_at: opt_ms("fired_at")?,
+        resolved_at: opt_ms("resolved_at")?,
+        last_notified_at: opt_ms("last_notified_at")?,
+        acked_at: opt_ms("acked_at")?,
+        acked_by: row.try_get("acked_by")?,
+        ack_comment: row.try_get("ack_comment")?,
+    })
+}
+
+const RULE_COLUMNS: &str = "id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, severity, \
+     scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at";
+const ALERT_COLUMNS: &str =
+    "a.id, a.rule_id, a.server_id, a.subject, a.state, a.value, a.value_text, a.started_at, \
+     a.fired_at, a.resolved_at, a.last_notified_at, a.acked_at, a.acked_by, a.ack_comment";
+
+fn numbers(t: &Threshold) -> (Option<f64>, Option<&str>) {
+    match t {
+        Threshold::Number(n) => (Some(*n), None),
+        Threshold::Word(w) => (None, Some(w.as_str())),
+    }
+}
+
+fn observed(v: &Option<Observed>) -> (Option<f64>, Option<&str>) {
+    match v {
+        Some(Observed::Number(n)) => (Some(*n), None),
+        Some(Observed::Word(w)) => (None, Some(w.as_str())),
+        None => (None, None),
+    }
+}
+
+fn unique_name(e: sqlx::Error, name: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.message().contains("UNIQUE") => StoreError::Conflict {
+            field: "name",
+            value: name.to_string(),
+        },
+        _ => e.into(),
+    }
+}
+
+impl Store {
+    /// Every rule, by name.
+    pub async fn alert_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "select {RULE_COLUMNS} from alert_rules order by name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_rule).collect()
+    }
+
+    /// # Errors
+    /// `NotFound` when no rule has this id.
+    pub async fn alert_rule(&self, id: Uuid) -> Result<AlertRule, StoreError> {
+        let row = sqlx::query(&format!(
+            "select {RULE_COLUMNS} from alert_rules where id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound(Missing::AlertRule))?;
+        read_rule(&row)
+    }
+
+    /// Inserts or replaces a rule (by id).
+    ///
+    /// # Errors
+    /// `Conflict` on a taken name.
+    pub async fn save_alert_rule(&self, r: &AlertRule) -> Result<(), StoreError> {
+        let (threshold, threshold_text) = numbers(&r.threshold);
+        sqlx::query(
+            "insert into alert_rules (id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, \
+             severity, scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             on conflict (id) do update set name = excluded.name, metric = excluded.metric, op = excluded.op, \
+             threshold = excluded.threshold, threshold_text = excluded.threshold_text, \
+             clear_threshold = excluded.clear_threshold, for_secs = excluded.for_secs, severity = excluded.severity, \
+             scope = excluded.scope, mount_glob = excluded.mount_glob, container_glob = excluded.container_glob, \
+             channels = excluded.channels, repeat_secs = excluded.repeat_secs, \
+             notify_resolved = excluded.notify_resolved, enabled = excluded.enabled, updated_at = excluded.updated_at",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.name)
+        .bind(r.metric.as_str())
+        .bind(r.op.as_str())
+        .bind(threshold)
+        .bind(threshold_text)
+        .bind(r.clear_threshold)
+        .bind(i64::try_from(r.for_secs).unwrap_or(i64::MAX))
+        .bind(r.severity.as_str())
+        .bind(serde_json::to_string(&r.scope).unwrap_or_else(|_| "{}".into()))
+        .bind(&r.mount)
+        .bind(&r.container)
+        .bind(serde_json::to_string(&r.channels).unwrap_or_else(|_| "[]".into()))
+        .bind(i64::try_from(r.repeat_secs).unwrap_or(i64::MAX))
+        .bind(r.notify_resolved)
+        .bind(r.enabled)
+        .bind(to_ms(r.created_at))
+        .bind(to_ms(r.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_name(e, &r.name))?;
+        Ok(())
+    }
+
+    /// Deletes a rule and, by cascade, its alerts.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn delete_alert_rule(&self, id: Uuid) -> Result<(), StoreError> {
+        let done = sqlx::query("delete from alert_rules where id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        one_row(&done, Missing::AlertRule)
+    }
+
+    /// The pending and firing alerts of these servers.
+    pub async fn open_alerts(&self, servers: &[Uuid]) -> Result<Vec<Alert>, StoreError> {
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&servers.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(&format!(
+            "select {ALERT_COLUMNS} from alerts a where a.state != 'resolved' \
+             and a.server_id in (select value from json_each(?))"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_alert).collect()
+    }
+
+    /// Alerts newest first, with their total.
+    pub async fn alerts(&self, f: &AlertFilter) -> Result<(u64, Vec<AlertRow>), StoreError> {
+        let filter = |q: &mut QueryBuilder<'_, Sqlite>| {
+            q.push(" where 1 = 1");
+            if let Some(s) = f.state {
+                q.push(" and a.state = ").push_bind(s.as_str());
+            }
+            if let Some(id) = f.server_id {
+                q.push(" and a.server_id = ").push_bind(id.to_string());
+            }
+            if let Some(id) = f.rule_id {
+                q.push(" and a.rule_id = ").push_bind(id.to_string());
+            }
+            if let Some(t) = f.since {
+                q.push(" and a.started_at >= ").push_bind(to_ms(t));
+            }
+        };
+        let mut count = QueryBuilder::<Sqlite>::new("select count(*) from alerts a");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "select {ALERT_COLUMNS}, r.name as rule_name, r.severity, r.metric, s.name as server_name \
+             from alerts a join alert_rules r on r.id = a.rule_id join servers s on s.id = a.server_id"
+        ));
+        filter(&mut q);
+        q.push(" order by a.started_at desc, a.id limit ")
+            .push_bind(i64::from(f.limit))
+            .push(" offset ")
+            .push_bind(i64::from(f.offset));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    alert: read_alert(r)?,
+                    rule: r.try_get("rule_name")?,
+                    severity: r.try_get("severity")?,
+                    metric: r.try_get("metric")?,
+                    server_name: r.try_get("server_name")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), items))
+    }
+
+    /// One alert with its rule's and server's names.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn alert(&self, id: Uuid) -> Result<AlertRow, StoreError> {
+        let row = sqlx::query(&format!(
+            "select {ALERT_COLUMNS}, r.name as rule_name, r.severity, r.metric, s.name as server_name \
+             from alerts a join alert_rules r on r.id = a.rule_id join servers s on s.id = a.server_id \
+             where a.id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound(Missing::Alert))?;
+        Ok(AlertRow {
+            alert: read_alert(&row)?,
+            rule: row.try_get("rule_name")?,
+            severity: row.try_get("severity")?,
+            metric: row.try_get("metric")?,
+            server_name: row.try_get("server_name")?,
+        })
+    }
+
+    /// Those of `names` that are notification channels.
+    pub async fn known_channels(&self, names: &[String]) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "select name from notification_channels where name in (select value from json_each(?))",
+        )
+        .bind(serde_json::to_string(names).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Acknowledges an open alert: no more repeats until it resolves.
+    ///
+    /// # Errors
+    /// `NotFound` when no open alert has this id.
+    pub async fn ack_alert(
+        &self,
+        id: Uuid,
+        by: &str,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "update alerts set acked_at = ?, acked_by = ?, ack_comment = ?, updated_at = ? \
+             where id = ? and state != 'resolved'",
+        )
+        .bind(to_ms(now))
+        .bind(by)
+        .bind(comment)
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        one_row(&done, Missing::Alert)
+    }
+
+    /// Firing alerts by severity, and per server.
+    pub async fn firing_counts(
+        &self,
+    ) -> Result<(FiringCounts, std::collections::HashMap<Uuid, u64>), StoreError> {
+        let rows = sqlx::query(
+            "select a.server_id, r.severity, count(*) as n from alerts a join alert_rules r on r.id = a.rule_id \
+             where a.state = 'firing' group by a.server_id, r.severity",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = FiringCounts::default();
+        let mut per_server = std::collections::HashMap::new();
+        for r in &rows {
+            let n = u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+            match r.try_get::<String, _>("severity")?.as_str() {
+                "critical" => counts.critical += n,
+                _ => counts.warning += n,
+            }
+            *per_server.entry(uuid(r, "server_id")?).or_insert(0) += n;
+        }
+        Ok((counts, per_server))
+    }
+}
+
+/// Writes a batch's alert decisions and their notification intents, inside its transaction.
+pub(super) async fn write_alerts(
+    tx: &mut sqlx::SqliteConnection,
+    writes: &[&AlertWrite],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for w in writes {
+        let alert = match &w.change {
+            Change::Drop(id) => {
+                sqlx::query("delete from alerts where id = ?")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            Change::Open(a) | Change::Update(a) => a,
+        };
+        let (value, value_text) = observed(&alert.value);
+        let opt = |t: Option<DateTime<Utc>>| t.map(to_ms);
+        sqlx::query(
+            "insert into alerts (id, rule_id, server_id, subject, state, value, value_text, started_at, fired_at, \
+             resolved_at, last_notified_at, acked_at, acked_by, ack_comment, updated_at) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             on conflict (id) do update set state = excluded.state, value = excluded.value, \
+             value_text = excluded.value_text, fired_at = excluded.fired_at, resolved_at = excluded.resolved_at, \
+             last_notified_at = excluded.last_notified_at, updated_at = excluded.updated_at",
+        )
+        .bind(alert.id.to_string())
+        .bind(alert.rule_id.to_string())
+        .bind(alert.server_id.to_string())
+        .bind(&alert.subject)
+        .bind(alert.state.as_str())
+        .bind(value)
+        .bind(value_text)
+        .bind(to_ms(alert.started_at))
+        .bind(opt(alert.fired_at))
+        .bind(opt(alert.resolved_at))
+        .bind(opt(alert.last_notified_at))
+        .bind(opt(alert.acked_at))
+        .bind(&alert.acked_by)
+        .bind(&alert.ack_comment)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let Some(notice) = w.notice else { continue };
+        if w.channels.is_empty() {
+            continue;
+        }
+        let status = match notice {
+            Notice::Fired | Notice::Repeat => "firing",
+            Notice::Resolved => "resolved",
+        };
+        sqlx::query(
+            "insert into notification_intents (alert_id, channel_id, status, created_at) \
+             select ?, c.id, ?, ? from notification_channels c \
+             where c.enabled = 1 and c.name in (select value from json_each(?))",
+        )
+        .bind(alert.id.to_string())
+        .bind(status)
+        .bind(to_ms(now))
+        .bind(serde_json::to_string(&w.channels).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
