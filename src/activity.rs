@@ -129,6 +129,14 @@ pub enum ActivityEvent {
     AlertRuleDeleted {
         name: String,
     },
+    SilenceCreated {
+        silence: crate::alerts::Silence,
+    },
+    /// A silence ended: at its end time, or early by an operator.
+    SilenceExpired {
+        silence: crate::alerts::Silence,
+        early: bool,
+    },
     /// Entries of a condition that recurred at every poll, counted instead of written (see
     /// [`Folding`]).
     EntriesFolded {
@@ -174,6 +182,8 @@ impl ActivityEvent {
             Self::AlertRuleCreated { .. } => "alert_rule_created",
             Self::AlertRuleUpdated { .. } => "alert_rule_updated",
             Self::AlertRuleDeleted { .. } => "alert_rule_deleted",
+            Self::SilenceCreated { .. } => "silence_created",
+            Self::SilenceExpired { .. } => "silence_expired",
         }
     }
 
@@ -262,6 +272,18 @@ impl ActivityEvent {
             Self::AlertRuleCreated { name, .. } => format!("Alert rule '{name}' created"),
             Self::AlertRuleUpdated { name, .. } => format!("Alert rule '{name}' updated"),
             Self::AlertRuleDeleted { name } => format!("Alert rule '{name}' deleted"),
+            Self::SilenceCreated { silence: x } => format!(
+                "Silence for {} from {} to {} UTC: {}",
+                matchers(x),
+                x.starts_at.format("%Y-%m-%d %H:%M"),
+                x.ends_at.format("%Y-%m-%d %H:%M"),
+                x.comment
+            ),
+            Self::SilenceExpired { silence: x, early } => format!(
+                "Silence for {} {}",
+                matchers(x),
+                if *early { "ended early" } else { "is over" }
+            ),
             Self::EntriesFolded { kind, count, since, until } => format!(
                 "{count} more {kind} entries of {s} from {} to {} UTC were not written one by one: the condition recurred at every poll",
                 since.format("%Y-%m-%d %H:%M"),
@@ -357,6 +379,10 @@ impl ActivityEvent {
             Self::AlertRuleCreated { name, rule } => json!({ "rule": name, "definition": rule }),
             Self::AlertRuleUpdated { name, changes } => json!({ "rule": name, "changes": changes }),
             Self::AlertRuleDeleted { name } => json!({ "rule": name }),
+            Self::SilenceCreated { silence } => json!({ "silence": silence }),
+            Self::SilenceExpired { silence, early } => {
+                json!({ "silence": silence, "early": early })
+            }
             _ => json!({}),
         }
     }
@@ -563,6 +589,21 @@ fn csv_cell(v: &str) -> String {
     } else {
         v
     }
+}
+
+/// A silence's matchers in words: "rule 'cpu warning', server web-1".
+fn matchers(s: &crate::alerts::Silence) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = &s.rule {
+        parts.push(format!("rule '{r}'"));
+    }
+    if let Some(v) = &s.server {
+        parts.push(format!("server {v}"));
+    }
+    if let Some(t) = &s.tag {
+        parts.push(format!("tag {t}"));
+    }
+    parts.join(", ")
 }
 
 /// " (mount /srv)"-style suffix naming an alert's mount or container, if any.

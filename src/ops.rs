@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::activity::{self, ActivityEvent, Actor};
-use crate::alerts::{AlertRule, RuleInput, RulePatch};
+use crate::alerts::{AlertRule, RuleInput, RulePatch, Silence, SilenceInput};
 use crate::auth::{self, Role, Secret};
 use crate::inventory::{NewServer, Server, ServerPatch, ValidationError};
 use crate::store::{AlertRow, TokenRow, UserRow};
@@ -544,4 +544,46 @@ pub async fn ack_alert(
     )
     .await?;
     Ok(row)
+}
+
+/// Validates and stores a silence.
+///
+/// # Errors
+/// Invalid field, database failure.
+pub async fn create_silence(
+    store: &Store,
+    input: &SilenceInput,
+    actor: &Actor,
+) -> Result<Silence, OpsError> {
+    let silence = input.create(&actor.name, Utc::now())?;
+    store.insert_silence(&silence).await?;
+    activity::record(
+        store,
+        ActivityEvent::SilenceCreated {
+            silence: silence.clone(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(silence)
+}
+
+/// Ends a silence now.
+///
+/// # Errors
+/// No such silence still running or ahead, database failure.
+pub async fn expire_silence(store: &Store, id: Uuid, actor: &Actor) -> Result<Silence, OpsError> {
+    let silence = store.expire_silence(id, Utc::now()).await?;
+    activity::record(
+        store,
+        ActivityEvent::SilenceExpired {
+            silence: silence.clone(),
+            early: true,
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(silence)
 }

@@ -5,6 +5,7 @@
 
 pub mod eval;
 mod rule;
+mod silence;
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use rule::{RuleInput, RulePatch};
+pub use silence::{Silence, SilenceInput};
 
 /// What a rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -1,4 +1,5 @@
-//! `/api/alert-rules` (viewers read, operators write) and `/api/alerts` (list, acknowledge).
+//! `/api/alert-rules` (viewers read, operators write), `/api/alerts` (list, acknowledge) and
+//! `/api/silences`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use super::auth::{Operator, Viewer};
 use super::error::ApiError;
 use super::json::{parse_id, JsonObject, Params};
 use super::AppState;
-use crate::alerts::{AlertState, RuleInput, Scope};
+use crate::alerts::{AlertState, RuleInput, Scope, SilenceInput};
 use crate::ops;
 use crate::store::AlertFilter;
 
@@ -173,4 +174,61 @@ pub async fn ack(
     };
     let row = ops::ack_alert(&st.store, id, comment.as_deref(), &c.actor).await?;
     Ok(Json(json!(row)))
+}
+
+fn time(body: &JsonObject, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    body.string(key)?
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| ApiError::bad(key, format!("'{t}' is not an RFC 3339 time: {e}")))
+        })
+        .transpose()
+}
+
+/// `GET /api/silences[?all=true]`: those running or ahead, or every one.
+pub async fn list_silences(
+    State(st): State<AppState>,
+    _: Viewer,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    p.only(&["all"])?;
+    let all = match p.get("all") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ApiError::bad("all", format!("'{v}' is not true or false"))),
+    };
+    let items = st.store.silences(all).await?;
+    Ok(Json(json!({ "total": items.len(), "items": items })))
+}
+
+/// `POST /api/silences` with `{rule?, server?, tag?, starts_at?, ends_at, comment}`.
+pub async fn create_silence(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    body.only(&["rule", "server", "tag", "starts_at", "ends_at", "comment"])?;
+    let input = SilenceInput {
+        rule: body.string("rule")?,
+        server: body.string("server")?,
+        tag: body.string("tag")?,
+        starts_at: time(&body, "starts_at")?,
+        ends_at: time(&body, "ends_at")?,
+        comment: body.string("comment")?,
+    };
+    let silence = ops::create_silence(&st.store, &input, &c.actor).await?;
+    Ok((StatusCode::CREATED, Json(json!(silence))))
+}
+
+/// `DELETE /api/silences/{id}`: ends it now (it stays listed with `?all=true`).
+pub async fn expire_silence(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id("id", &id)?;
+    Ok(Json(json!(
+        ops::expire_silence(&st.store, id, &c.actor).await?
+    )))
 }

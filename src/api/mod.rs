@@ -119,6 +119,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/ack", post(alerts::ack))
+        .route(
+            "/api/silences",
+            get(alerts::list_silences).post(alerts::create_silence),
+        )
+        .route(
+            "/api/silences/{id}",
+            axum::routing::delete(alerts::expire_silence),
+        )
         .route("/login", get(dashboard::login))
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))

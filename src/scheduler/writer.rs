@@ -13,7 +13,7 @@ use super::transition::transition;
 use super::{Scheduler, BATCH, WRITE_LINGER};
 use crate::activity::{self, ActivityEvent, Actor};
 use crate::alerts::eval::{evaluate, Change, Notice, PollFacts};
-use crate::alerts::{Alert, AlertRule, Observed, Threshold};
+use crate::alerts::{Alert, AlertRule, Observed, Silence, Threshold};
 use crate::inventory::{Server, ServerStatus};
 use crate::model::Snapshot;
 use crate::poll::PollResult;
@@ -81,6 +81,13 @@ impl Scheduler {
         // Rules are few and change rarely; reading them with each batch keeps every edit
         // effective at the next write without a cache to invalidate.
         let rules = self.store.alert_rules().await?;
+        let silences: Vec<Silence> = self
+            .store
+            .silences(false)
+            .await?
+            .into_iter()
+            .filter(|s| s.in_force(now))
+            .collect();
         let mut open: HashMap<Uuid, Vec<Alert>> = HashMap::new();
         for a in self.store.open_alerts(&ids).await? {
             open.entry(a.server_id).or_default().push(a);
@@ -104,6 +111,7 @@ impl Scheduler {
             );
             let (alert_writes, alert_events) = judge(
                 &rules,
+                &silences,
                 &current,
                 &update,
                 d.result.outcome.as_ref().ok(),
@@ -147,12 +155,25 @@ impl Scheduler {
         for (_, _, _, entries, _) in &prepared {
             activity::emit(entries);
         }
-        let folded: Vec<NewActivity> = self
+        let mut folded: Vec<NewActivity> = self
             .folding
             .closed(now)
             .iter()
             .map(|(id, name, e)| activity::entry(e, &system, Some((*id, name)), now))
             .collect();
+        folded.extend(
+            self.store
+                .expire_finished_silences(now)
+                .await?
+                .into_iter()
+                .map(|silence| {
+                    let e = ActivityEvent::SilenceExpired {
+                        silence,
+                        early: false,
+                    };
+                    activity::entry(&e, &system, None, now)
+                }),
+        );
         if !folded.is_empty() {
             self.store.append_activity(&folded).await?;
             activity::emit(&folded);
@@ -165,6 +186,7 @@ impl Scheduler {
 /// channels to tell) and the activity entries of alerts that fired or resolved.
 fn judge(
     rules: &[AlertRule],
+    silences: &[Silence],
     current: &Server,
     update: &ServerUpdate,
     snapshot: Option<&Snapshot>,
@@ -215,8 +237,17 @@ fn judge(
                 Notice::Repeat => {}
             }
         }
+        // A silenced alert still changes state and shows; it tells no one.
+        let silenced = rule.is_some_and(|r| {
+            silences
+                .iter()
+                .any(|s| s.matches(&r.name, &current.name, &current.tags))
+        });
         writes.push(AlertWrite {
-            channels: rule.map(|r| r.channels.clone()).unwrap_or_default(),
+            channels: match rule {
+                Some(r) if !silenced => r.channels.clone(),
+                _ => Vec::new(),
+            },
             change: decision.change,
             notice: decision.notice,
         });

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::alerts::eval::{Change, Notice};
-use crate::alerts::{Alert, AlertRule, AlertState, Observed, Scope, Threshold};
+use crate::alerts::{Alert, AlertRule, AlertState, Observed, Scope, Silence, Threshold};
 
 /// One decision of an evaluation, with the channels to tell (empty: tell no one).
 #[derive(Debug, Clone)]
@@ -381,6 +381,93 @@ impl Store {
             *per_server.entry(uuid(r, "server_id")?).or_insert(0) += n;
         }
         Ok((counts, per_server))
+    }
+}
+
+fn read_silence(row: &SqliteRow) -> Result<Silence, StoreError> {
+    Ok(Silence {
+        id: uuid(row, "id")?,
+        rule: row.try_get("rule")?,
+        server: row.try_get("server")?,
+        tag: row.try_get("tag")?,
+        starts_at: from_ms(row.try_get("starts_at")?),
+        ends_at: from_ms(row.try_get("ends_at")?),
+        comment: row.try_get("comment")?,
+        created_by: row.try_get("created_by")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        expired_at: row.try_get::<Option<i64>, _>("expired_at")?.map(from_ms),
+    })
+}
+
+const SILENCE_COLUMNS: &str =
+    "id, rule, server, tag, starts_at, ends_at, comment, created_by, created_at, expired_at";
+
+impl Store {
+    pub async fn insert_silence(&self, s: &Silence) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "insert into silences ({SILENCE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(s.id.to_string())
+        .bind(&s.rule)
+        .bind(&s.server)
+        .bind(&s.tag)
+        .bind(to_ms(s.starts_at))
+        .bind(to_ms(s.ends_at))
+        .bind(&s.comment)
+        .bind(&s.created_by)
+        .bind(to_ms(s.created_at))
+        .bind(s.expired_at.map(to_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Silences not yet over (in force or ahead), or all of them, newest first.
+    pub async fn silences(&self, include_over: bool) -> Result<Vec<Silence>, StoreError> {
+        let sql = if include_over {
+            format!("select {SILENCE_COLUMNS} from silences order by created_at desc limit 1000")
+        } else {
+            format!(
+                "select {SILENCE_COLUMNS} from silences where expired_at is null order by starts_at"
+            )
+        };
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(read_silence).collect()
+    }
+
+    /// Ends a silence now.
+    ///
+    /// # Errors
+    /// `NotFound` when no silence with this id is still running or ahead.
+    pub async fn expire_silence(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Silence, StoreError> {
+        let row = sqlx::query(&format!(
+            "update silences set expired_at = ? where id = ? and expired_at is null returning {SILENCE_COLUMNS}"
+        ))
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound(Missing::Silence))?;
+        read_silence(&row)
+    }
+
+    /// Marks the silences whose end has passed, and returns them (once each).
+    pub async fn expire_finished_silences(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "update silences set expired_at = ends_at where expired_at is null and ends_at <= ? \
+             returning {SILENCE_COLUMNS}"
+        ))
+        .bind(to_ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_silence).collect()
     }
 }
 

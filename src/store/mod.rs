@@ -90,6 +90,8 @@ pub enum Missing {
     AlertRule,
     /// An open (pending or firing) alert.
     Alert,
+    /// A silence still running or ahead.
+    Silence,
     /// A server's kept raw output: none of its polls failed to be read so far.
     FailedOutput,
 }
@@ -102,6 +104,7 @@ impl std::fmt::Display for Missing {
             Self::Token => "token",
             Self::AlertRule => "alert rule",
             Self::Alert => "open alert",
+            Self::Silence => "silence in force or ahead",
             Self::FailedOutput => "failed output",
         })
     }

@@ -155,3 +155,79 @@ async fn polls_fire_acknowledge_and_resolve_alerts_and_an_unreachable_host_keeps
     assert_eq!(entries, 4, "two fired, one acknowledged, one resolved");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_alert_fires_and_shows_but_tells_no_one() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start().await;
+    // A channel row as the channels API stores it; only its name matters here.
+    sqlx::query(
+        "insert into notification_channels (id, name, kind, config, enabled, created_at, updated_at) \
+         values ('00000000-0000-4000-8000-0000000000c1', 'pager', 'webhook', '{}', 1, 0, 0)",
+    )
+    .execute(app.store.pool())
+    .await
+    .expect("channel");
+    let (status, rule) = post(
+        &app,
+        "/api/alert-rules",
+        json!({ "name": "root used", "metric": "disk_percent", "op": ">", "threshold": 0,
+                "mount": "/", "channels": ["pager"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    let (status, v) = post(
+        &app,
+        "/api/silences",
+        json!({ "server": "web-1", "ends_at": "2999-01-01T00:00:00Z", "comment": "too long" }),
+    )
+    .await;
+    assert_eq!((status, v["field"].as_str()), (400, Some("ends_at")), "{v}");
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let (status, silence) = post(
+        &app,
+        "/api/silences",
+        json!({ "server": "web-1", "ends_at": ends, "comment": "kernel upgrade" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{silence}");
+
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
+    let quiet = common::add(&app.store, common::registration("web-1", &sshd)).await;
+    let loud = common::add(&app.store, common::registration("web-2", &sshd)).await;
+    assert!(scheduler.poll_and_record(quiet).await.outcome.is_ok());
+    let (_, firing) = app.get("/api/alerts?state=firing").await;
+    assert_eq!(
+        firing["total"], 1,
+        "the silenced alert still fires: {firing}"
+    );
+    let intents = "select count(*) from notification_intents";
+    assert_eq!(
+        common::count(&app.store, intents).await,
+        0,
+        "and tells no one"
+    );
+
+    assert!(scheduler.poll_and_record(loud).await.outcome.is_ok());
+    assert_eq!(
+        common::count(&app.store, intents).await,
+        1,
+        "web-2 is not silenced"
+    );
+
+    let id = silence["id"].as_str().expect("id");
+    let (status, ended) = app
+        .send(Method::DELETE, &format!("/api/silences/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    let (_, listed) = app.get("/api/silences").await;
+    assert_eq!(listed["total"], 0, "{listed}");
+    let audited = common::count(
+        &app.store,
+        "select count(*) from activity where type in ('silence_created', 'silence_expired')",
+    )
+    .await;
+    assert_eq!(audited, 2);
+    app.stop().await;
+}

@@ -84,6 +84,13 @@ const ROUTES: &[(&str, &str, Role)] = &[
         Role::Viewer,
     ),
     ("GET", "/api/alerts", Role::Viewer),
+    ("GET", "/api/silences", Role::Viewer),
+    ("POST", "/api/silences", Role::Operator),
+    (
+        "DELETE",
+        "/api/silences/00000000-0000-4000-8000-000000000000",
+        Role::Operator,
+    ),
     ("POST", "/api/alert-rules", Role::Operator),
     (
         "PATCH",
