@@ -44,6 +44,25 @@ pub async fn metrics(State(st): State<AppState>, _: Viewer) -> Result<impl IntoR
         let _ = writeln!(out, "fleetpoll_hosts{{status=\"{status}\"}} {n}");
     }
 
+    let _ = writeln!(
+        out,
+        "# HELP fleetpoll_alerts Open alerts by state and severity.\n# TYPE fleetpoll_alerts gauge"
+    );
+    let open = st.store.open_alert_counts().await?;
+    for state in ["pending", "firing"] {
+        for severity in ["warning", "critical"] {
+            let n: u64 = open
+                .iter()
+                .filter(|(s, v, _)| s == state && v == severity)
+                .map(|(_, _, n)| n)
+                .sum();
+            let _ = writeln!(
+                out,
+                "fleetpoll_alerts{{state=\"{state}\",severity=\"{severity}\"}} {n}"
+            );
+        }
+    }
+
     let latest = st.store.latest_samples(None).await?;
     let series = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -360,6 +360,25 @@ impl Store {
         one_row(&done, Missing::Alert)
     }
 
+    /// Open alerts counted by state and severity, for `/metrics`.
+    pub async fn open_alert_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "select a.state, r.severity, count(*) as n from alerts a join alert_rules r on r.id = a.rule_id \
+             where a.state != 'resolved' group by a.state, r.severity",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("state")?,
+                    r.try_get("severity")?,
+                    u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
     /// Firing alerts by severity, and per server.
     pub async fn firing_counts(
         &self,

@@ -109,6 +109,19 @@ async fn polls_fire_acknowledge_and_resolve_alerts_and_an_unreachable_host_keeps
         summary["firing_alerts"]
     );
     assert_eq!(summary["servers"][0]["alerts_firing"], 1);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("fleetpoll_alerts{state=\"firing\",severity=\"critical\"} 1\n"),
+        "{metrics}"
+    );
 
     let (status, acked) = post(
         &app,
