@@ -4,7 +4,8 @@
 //!
 //! This file owns the global flags, the `Command` enum and `run`, whose one `match` decides
 //! what each command needs (settings, a runtime, the database) and hands it to its family's
-//! file: `server`, `accounts` (users and tokens), `key`, `poll`, `activity`, `parse`, `sim`.
+//! file: `server`, `accounts` (users and tokens), `key`, `poll`, `activity`, `alert` (rules,
+//! alerts, silences), `parse`, `sim`.
 //! Those files print; they never load settings or open the database themselves.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::store::{Store, StoreError};
 
 mod accounts;
 mod activity;
+mod alert;
 mod key;
 mod parse;
 mod poll;
@@ -27,6 +29,7 @@ mod sim;
 
 pub use accounts::{TokenCommand, UserCommand};
 pub use activity::ActivityArgs;
+pub use alert::{AlertCommand, RuleArgs, RuleCommand, SilenceCommand};
 pub use key::KeyCommand;
 pub use parse::{FreeUnit, ParseArgs, ParseKind};
 pub use poll::{PollArgs, RemoteScriptArgs};
@@ -85,6 +88,12 @@ pub enum Command {
     Parse(ParseArgs),
     /// Show the activity log, newest first.
     Activity(ActivityArgs),
+    /// Alert rules, and the alerts they raise.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// Silence alerts for a while, or plan a maintenance window.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// Print the script a poll runs on a host (the default one, or the one for a probed server).
     RemoteScript(RemoteScriptArgs),
     /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
@@ -166,6 +175,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Activity(args) => with_store(settings()?, async |store, _| {
             activity::run(store, args, json).await
+        }),
+        Command::Alert(cmd) => with_store(settings()?, async |store, _| {
+            alert::alert(store, cmd, json).await
+        }),
+        Command::Silence(cmd) => with_store(settings()?, async |store, _| {
+            alert::silence(store, cmd, json).await
         }),
     }
 }

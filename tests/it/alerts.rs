@@ -244,3 +244,109 @@ async fn a_silenced_alert_fires_and_shows_but_tells_no_one() {
     assert_eq!(audited, 2);
     app.stop().await;
 }
+
+#[test]
+fn the_cli_adds_edits_lists_and_removes_rules_and_silences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cli.db");
+    let run = |args: &[&str]| {
+        let out = common::fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run fleetpoll");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&[
+        "alert",
+        "rule",
+        "add",
+        "--name",
+        "load",
+        "--metric",
+        "load1_per_core",
+        "--op",
+        ">",
+        "--threshold",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&[
+        "alert",
+        "rule",
+        "edit",
+        "load",
+        "--threshold",
+        "3",
+        "--tag",
+        "prod",
+        "--for-secs",
+        "120",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&[
+        "alert",
+        "rule",
+        "add",
+        "--name",
+        "bad",
+        "--metric",
+        "cpu_percent",
+        "--op",
+        ">",
+        "--threshold",
+        "1",
+        "--mount",
+        "/",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("mount:"), "{err}");
+    let (_, out, _) = run(&["--json", "alert", "rule", "list"]);
+    let rules: Value = serde_json::from_str(&out).expect("json");
+    let load = rules
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["name"] == "load")
+        .expect("the new rule");
+    assert_eq!(
+        (load["threshold"].as_f64(), load["for_secs"].as_u64()),
+        (Some(3.0), Some(120))
+    );
+    assert_eq!(load["scope"]["tags"], json!(["prod"]));
+
+    let (code, out, err) = run(&[
+        "--json",
+        "silence",
+        "add",
+        "--tag",
+        "prod",
+        "--for",
+        "2h",
+        "--comment",
+        "patching",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = serde_json::from_str::<Value>(&out).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, out, _) = run(&["silence", "list"]);
+    assert!(out.contains(&id) && out.contains("patching"), "{out}");
+    let (code, _, err) = run(&["silence", "expire", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["--json", "silence", "list"]);
+    assert_eq!(out.trim(), "[]");
+    let (code, _, err) = run(&["alert", "rule", "remove", "load"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["--json", "alert", "list"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["total"],
+        0
+    );
+}
