@@ -44,14 +44,14 @@ pub enum AlertCommand {
 #[derive(Debug, Subcommand)]
 pub enum RuleCommand {
     /// Add a rule, e.g. `--name "disk full" --metric disk_percent --op '>=' --threshold 90`.
-    Add(RuleArgs),
+    Add(Box<RuleArgs>),
     List,
     /// Change the named rule: only the options given change (--name renames it).
     Edit {
         #[arg(value_name = "NAME")]
         target: String,
         #[command(flatten)]
-        rule: RuleArgs,
+        rule: Box<RuleArgs>,
     },
     Remove {
         name: String,
