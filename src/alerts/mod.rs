@@ -4,6 +4,7 @@
 //! decides in the poll's own transaction, and `notify` tells people.
 
 pub mod eval;
+pub mod outage;
 mod rule;
 mod silence;
 
