@@ -9,6 +9,7 @@ pub mod error;
 mod fleet;
 mod json;
 mod metrics;
+mod notify;
 mod prometheus;
 mod servers;
 
@@ -106,6 +107,17 @@ pub fn router(state: AppState) -> Router {
             get(metrics::disk_history),
         )
         .route("/api/activity/types", get(activity::types))
+        // Notification channels and the outbox (issue #13), admins only.
+        .route(
+            "/api/notification-channels",
+            get(notify::list).post(notify::create),
+        )
+        .route(
+            "/api/notification-channels/{id}",
+            axum::routing::patch(notify::update).delete(notify::remove),
+        )
+        .route("/api/notification-channels/{id}/test", post(notify::test))
+        .route("/api/notifications", get(notify::notifications))
         .route("/login", get(dashboard::login))
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))
