@@ -14,8 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # sshd for the SSH tests; ssh-keygen/ssh-keyscan/ssh; a static busybox for the busybox:local image;
 # the Docker engine and CLI; top/free (df is coreutils, always there); rootful podman for the
 # podman test, with runc named so that apt does not pick crun (which refuses hybrid cgroups);
-# headless Chromium and its chromedriver for the dashboard's browser tests.
-PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver)
+# headless Chromium and its chromedriver for the dashboard's browser tests; aiosmtpd as the real
+# SMTP server of the email-channel tests (run with Debian's /usr/bin/python3).
+PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver python3-aiosmtpd)
 APT_LOG=${TMPDIR:-/tmp}/fleetpoll-apt.log
 
 say() { echo "test.sh: $*" >&2; }
@@ -36,6 +37,7 @@ missing_packages() {
         { command -v top && command -v free; } >/dev/null || echo procps
         [[ -x /usr/bin/chromium ]] || echo chromium
         [[ -x /usr/bin/chromedriver ]] || echo chromium-driver
+        /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || echo python3-aiosmtpd
     fi
 }
 

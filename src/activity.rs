@@ -145,6 +145,39 @@ pub enum ActivityEvent {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     },
+    // Notification channels and deliveries (issue #13, `notify`). Channels are named by name
+    // and kind; their secrets never reach an entry.
+    ChannelCreated {
+        name: String,
+        kind: String,
+    },
+    /// `changes` names the fields that changed; secret fields only as "changed".
+    ChannelUpdated {
+        name: String,
+        changes: serde_json::Value,
+    },
+    ChannelDeleted {
+        name: String,
+        kind: String,
+    },
+    /// A receiver acknowledged a notification (a 2xx, or the SMTP server accepted it).
+    NotificationSent {
+        channel: String,
+        kind: String,
+        notification_id: String,
+        group_key: String,
+        attempts: i64,
+        http_status: Option<i64>,
+    },
+    /// Given up: no attempt succeeded within the delivery window.
+    NotificationFailed {
+        channel: String,
+        kind: String,
+        notification_id: String,
+        group_key: String,
+        attempts: i64,
+        last_error: String,
+    },
 }
 
 impl ActivityEvent {
@@ -184,6 +217,11 @@ impl ActivityEvent {
             Self::AlertRuleDeleted { .. } => "alert_rule_deleted",
             Self::SilenceCreated { .. } => "silence_created",
             Self::SilenceExpired { .. } => "silence_expired",
+            Self::ChannelCreated { .. } => "channel_created",
+            Self::ChannelUpdated { .. } => "channel_updated",
+            Self::ChannelDeleted { .. } => "channel_deleted",
+            Self::NotificationSent { .. } => "notification_sent",
+            Self::NotificationFailed { .. } => "notification_failed",
         }
     }
 
@@ -214,6 +252,7 @@ impl ActivityEvent {
             | Self::ServerDegraded { .. }
             | Self::HostKeyTrusted { .. } => Severity::Warning,
             Self::DockerUnavailable { .. } | Self::UserLoginFailed { .. } => Severity::Warning,
+            Self::NotificationFailed { .. } => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -288,6 +327,15 @@ impl ActivityEvent {
                 "{count} more {kind} entries of {s} from {} to {} UTC were not written one by one: the condition recurred at every poll",
                 since.format("%Y-%m-%d %H:%M"),
                 until.format("%H:%M")
+            ),
+            Self::ChannelCreated { name, kind } => format!("Notification channel {name} ({kind}) created"),
+            Self::ChannelUpdated { name, .. } => format!("Notification channel {name} updated"),
+            Self::ChannelDeleted { name, kind } => format!("Notification channel {name} ({kind}) deleted"),
+            Self::NotificationSent { channel, group_key, attempts, .. } => format!(
+                "Notification {group_key} delivered to {channel} (attempt {attempts})"
+            ),
+            Self::NotificationFailed { channel, group_key, attempts, last_error, .. } => format!(
+                "Notification {group_key} to {channel} given up after {attempts} attempts: {last_error}"
             ),
         }
     }
@@ -383,6 +431,34 @@ impl ActivityEvent {
             Self::SilenceExpired { silence, early } => {
                 json!({ "silence": silence, "early": early })
             }
+            Self::ChannelCreated { name, kind } | Self::ChannelDeleted { name, kind } => {
+                json!({ "channel": name, "kind": kind })
+            }
+            Self::ChannelUpdated { name, changes } => {
+                json!({ "channel": name, "changes": changes })
+            }
+            Self::NotificationSent {
+                channel,
+                kind,
+                notification_id,
+                group_key,
+                attempts,
+                http_status,
+            } => json!({
+                "channel": channel, "kind": kind, "notification_id": notification_id,
+                "group_key": group_key, "attempts": attempts, "http_status": http_status,
+            }),
+            Self::NotificationFailed {
+                channel,
+                kind,
+                notification_id,
+                group_key,
+                attempts,
+                last_error,
+            } => json!({
+                "channel": channel, "kind": kind, "notification_id": notification_id,
+                "group_key": group_key, "attempts": attempts, "last_error": last_error,
+            }),
             _ => json!({}),
         }
     }

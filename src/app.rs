@@ -61,6 +61,14 @@ pub async fn run(
     let metrics = Arc::new(crate::observe::Metrics::default());
     let scheduler = Scheduler::with_metrics(store.clone(), (*settings).clone(), metrics.clone());
     let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
+    // Notifications (issue #13): groups alert intents and delivers them, beside the scheduler.
+    let notifier = crate::notify::Dispatcher::new(
+        store.clone(),
+        crate::notify::Policy::from_settings(&settings),
+        metrics.clone(),
+    )
+    .context("starting the notification dispatcher")?;
+    let notify_task = tokio::spawn(notifier.run(cancel.clone()));
     let state = AppState::new(store.clone(), settings.clone(), metrics);
     if store.count_users().await? == 0 {
         tracing::warn!(
@@ -89,6 +97,9 @@ pub async fn run(
     let stopping = async {
         if let Err(e) = sched_task.await {
             tracing::error!(error = %e, "Scheduler task ended abnormally");
+        }
+        if let Err(e) = notify_task.await {
+            tracing::error!(error = %e, "Notification dispatcher ended abnormally");
         }
         match api_task.await {
             Ok(Err(e)) => tracing::error!(error = %e, "API server ended with an error"),

@@ -102,6 +102,9 @@ pub struct Settings {
     pub retention_days: u64,
     /// Seconds between two retention runs.
     pub retention_check_secs: u64,
+    /// Alerts of one rule that change state within this many seconds go out as one
+    /// notification per channel (issue #13); 0 sends each at the next dispatcher tick.
+    pub group_wait_secs: u64,
     pub thresholds: Thresholds,
 }
 
@@ -125,6 +128,7 @@ impl Default for Settings {
             login_window_secs: 900,
             retention_days: 7,
             retention_check_secs: 3600,
+            group_wait_secs: 30,
             thresholds: Thresholds::default(),
         }
     }
@@ -148,6 +152,7 @@ const TOP_KEYS: &[&str] = &[
     "login_window_secs",
     "retention_days",
     "retention_check_secs",
+    "group_wait_secs",
 ];
 const THRESHOLD_KEYS: &[&str] = &[
     "cpu_warning_percent",
@@ -263,6 +268,7 @@ impl Settings {
             }
             "retention_days" => self.retention_days = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
+            "group_wait_secs" => self.group_wait_secs = int()?,
             other => {
                 let t = &mut self.thresholds;
                 let slot = match other.strip_prefix("thresholds_") {
@@ -353,6 +359,13 @@ impl Settings {
                 "poll_interval_secs",
                 self.poll_interval_secs.to_string(),
                 "must be at most 86400",
+            ));
+        }
+        if self.group_wait_secs > 3600 {
+            return Err(bad(
+                "group_wait_secs",
+                self.group_wait_secs.to_string(),
+                "must be at most 3600",
             ));
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {

@@ -23,6 +23,9 @@ pub mod api;
 pub mod inventory;
 /// Stored shapes of a poll: server, disk and container samples, section problems.
 pub mod model;
+/// Notification channels and the dispatcher that groups alert intents into notifications
+/// and delivers them with retries (issue #13).
+pub mod notify;
 /// Pure parsers for top, free, df, docker stats and docker ps output.
 pub mod parse;
 /// One host's poll: its SSH session, one exec of the script, and the pure assembly of the

@@ -85,6 +85,9 @@ pub struct Metrics {
     pub open_sessions: AtomicU64,
     /// One transaction of the writer.
     pub db_write: Histogram,
+    /// Notification attempts by channel kind and outcome (`delivered`, `retried`, `failed`),
+    /// counted by `notify`'s dispatcher. Few pairs: a map under a lock costs nothing here.
+    notifications: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Default for Metrics {
@@ -98,6 +101,7 @@ impl Default for Metrics {
             handshake_failures: AtomicU64::new(0),
             open_sessions: AtomicU64::new(0),
             db_write: Histogram::new(DB_BOUNDS),
+            notifications: std::sync::Mutex::default(),
         }
     }
 }
@@ -111,6 +115,29 @@ impl Metrics {
 
     pub fn polls(&self, outcome: Outcome) -> u64 {
         self.polls[outcome.index()].load(Ordering::Relaxed)
+    }
+
+    /// Counts one notification attempt of a channel kind.
+    pub fn notification(&self, channel_kind: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.notifications.lock() {
+            *m.entry((channel_kind.to_string(), outcome)).or_default() += 1;
+        }
+    }
+
+    fn render_notifications(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP fleetpoll_notifications_total Notification attempts, by channel kind and outcome.\n# TYPE fleetpoll_notifications_total counter"
+        );
+        if let Ok(m) = self.notifications.lock() {
+            for ((kind, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "fleetpoll_notifications_total{{channel_kind=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    label(kind)
+                );
+            }
+        }
     }
 
     /// The poller's own series, followed by the process's.
@@ -165,6 +192,7 @@ impl Metrics {
             "fleetpoll_db_write_seconds",
             "Time of one write transaction (a batch of poll results).",
         );
+        self.render_notifications(out);
         process(out);
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 mod fleet;
 mod json;
 mod metrics;
+mod notify;
 mod prometheus;
 mod servers;
 
@@ -127,6 +128,17 @@ pub fn router(state: AppState) -> Router {
             "/api/silences/{id}",
             axum::routing::delete(alerts::expire_silence),
         )
+        // Notification channels and the outbox (issue #13), admins only.
+        .route(
+            "/api/notification-channels",
+            get(notify::list).post(notify::create),
+        )
+        .route(
+            "/api/notification-channels/{id}",
+            axum::routing::patch(notify::update).delete(notify::remove),
+        )
+        .route("/api/notification-channels/{id}/test", post(notify::test))
+        .route("/api/notifications", get(notify::notifications))
         .route("/login", get(dashboard::login))
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))

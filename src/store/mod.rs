@@ -6,6 +6,8 @@ mod activity;
 mod alerts;
 mod auth;
 mod charts;
+/// Notification channels, intents and the outbox (issue #13), for `notify`.
+pub mod notifications;
 mod samples;
 mod servers;
 

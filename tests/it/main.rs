@@ -45,3 +45,6 @@ mod auth;
 
 /// The web dashboard in a real headless Chromium against a really polled fleet (issue #7).
 mod browser;
+
+/// Notification channels and delivery against a real HTTP receiver and SMTP server (issue #13).
+mod notify;

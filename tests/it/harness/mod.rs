@@ -7,6 +7,9 @@
 
 pub mod browser;
 pub mod docker;
+/// Notification receivers: an HTTP server that records and checks signatures, and aiosmtpd.
+pub mod receiver;
+pub mod smtp;
 mod sshd;
 
 use std::io::ErrorKind;
