@@ -28,6 +28,12 @@ pub enum ApiError {
     /// 403: known caller, role too low.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 408: the body named by `field` did not arrive in time.
+    #[error("{field}: {message}")]
+    Timeout { field: String, message: String },
+    /// 413: the body named by `field` is larger than the route accepts.
+    #[error("{field}: {message}")]
+    TooLarge { field: String, message: String },
     /// 429: too many failed logins; retry after this many seconds.
     #[error("too many failed logins")]
     TooManyRequests { retry_after_secs: u64 },
@@ -106,6 +112,14 @@ impl IntoResponse for ApiError {
             ),
             Self::Conflict { field, message } => (
                 StatusCode::CONFLICT,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::Timeout { field, message } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::TooLarge { field, message } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "error": format!("{field}: {message}"), "field": field }),
             ),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
@@ -11,17 +13,36 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::AppState;
 
 /// A JSON object body.
 pub struct JsonObject(pub Map<String, Value>);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad("body", e.body_text()))?;
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Self::Rejection> {
+        // A client that sends its headers and then trickles (or withholds) the body would
+        // otherwise hold its connection and buffer until the request's 30 s deadline (#17).
+        let wait = st.settings.http_body_timeout();
+        let bytes = match tokio::time::timeout(wait, Bytes::from_request(req, st)).await {
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    field: "body".into(),
+                    message: format!("did not arrive within {} s", wait.as_secs()),
+                })
+            }
+            Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(
+                _,
+            )))) => {
+                return Err(ApiError::TooLarge {
+                    field: "body".into(),
+                    message: "larger than this route accepts".into(),
+                })
+            }
+            Ok(Err(e)) => return Err(ApiError::bad("body", e.body_text())),
+            Ok(Ok(bytes)) => bytes,
+        };
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
         match value {

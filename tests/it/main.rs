@@ -39,3 +39,6 @@ mod auth;
 
 /// The web dashboard in a real headless Chromium against a really polled fleet (issue #7).
 mod browser;
+
+/// Issue #17's findings replayed: connection limits and timeouts, login limits, CSRF, redirects.
+mod hardening;
