@@ -132,21 +132,53 @@ pub async fn login(
     let username = body
         .string("username")?
         .ok_or_else(|| ApiError::bad("username", "is required"))?;
+    if username.len() > auth::MAX_LOGIN_NAME_BYTES {
+        return Err(ApiError::bad(
+            "username",
+            format!(
+                "longer than {} bytes: no user has such a name",
+                auth::MAX_LOGIN_NAME_BYTES
+            ),
+        ));
+    }
     let password = body
         .string("password")?
         .ok_or_else(|| ApiError::bad("password", "is required"))?;
     let source = peer.ip().to_string();
     let anon = Actor::api("anonymous".into(), peer.ip());
-    let fail = |reason: &str| ActivityEvent::UserLoginFailed {
-        attempted: username.chars().take(64).collect(),
+    let fail = |attempted: &str, reason: &str| ActivityEvent::UserLoginFailed {
+        attempted: attempted.chars().take(64).collect(),
         reason: reason.to_string(),
     };
-    if let Some(wait) = st.limiter.blocked(&username, &source) {
-        activity::record(&st.store, fail("too many failed logins"), &anon, None).await?;
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        });
+    // Refusals that were only counted while their block lasted: one entry each, now it is over.
+    for ended in st.limiter.ended_blocks() {
+        let by = if ended.by_user {
+            "the user name"
+        } else {
+            "the address"
+        };
+        let from = ended.source.parse().unwrap_or(peer.ip());
+        let reason = format!(
+            "too many failed logins: {} more attempts refused while {by} was blocked",
+            ended.unlogged
+        );
+        let actor = Actor::api("anonymous".into(), from);
+        activity::record(&st.store, fail(&ended.user, &reason), &actor, None).await?;
     }
+    // Counted now, before the password check, so concurrent guesses cannot all get one.
+    let attempt = match st.limiter.admit(&username, &source) {
+        auth::Admission::Check(attempt) => attempt,
+        auth::Admission::Refuse { wait, log } => {
+            if log {
+                let reason = "too many failed logins; further refused attempts until the block \
+                              ends are counted in one later entry";
+                activity::record(&st.store, fail(&username, reason), &anon, None).await?;
+            }
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+    };
     let found = st.store.user_for_login(&username).await?;
     // Verify against a fixed hash when the user does not exist, so timing does not tell.
     let (user, ok) = match found {
@@ -160,10 +192,17 @@ pub async fn login(
         }
     };
     let Some(user) = user.filter(|_| ok) else {
-        st.limiter.failed(&username, &source);
-        activity::record(&st.store, fail("wrong user name or password"), &anon, None).await?;
+        // The attempt stays counted: it was a failure.
+        activity::record(
+            &st.store,
+            fail(&username, "wrong user name or password"),
+            &anon,
+            None,
+        )
+        .await?;
         return Err(ApiError::Unauthorized("wrong user name or password".into()));
     };
+    st.limiter.succeeded(attempt);
     let secret = auth::new_secret("fps");
     let expires_at = Utc::now()
         + chrono::Duration::seconds(i64::try_from(st.settings.session_ttl_secs).unwrap_or(43_200));

@@ -182,3 +182,171 @@ async fn oversized_login_and_account_bodies_get_413_and_change_nothing() {
     assert_eq!(log["total"], 0, "{log}");
     app.stop().await;
 }
+
+// ---- Findings 2 and 5: the login limiter ----
+
+/// Logs in as `user` from a client bound to `from` (any 127.0.0.0/8 address reaches the
+/// server); returns the status.
+async fn login_from(client: &reqwest::Client, app: &TestApp, user: &str, password: &str) -> u16 {
+    client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .expect("login")
+        .status()
+        .as_u16()
+}
+
+fn client_from(last_octet: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last_octet]))
+        .build()
+        .expect("client")
+}
+
+async fn failed_logins(app: &TestApp) -> Vec<serde_json::Value> {
+    let (_, log) = app
+        .get("/api/activity?type=user_login_failed&limit=1000")
+        .await;
+    log["items"].as_array().expect("items").clone()
+}
+
+/// 150 wrong passwords for one user from 10 addresses at once: only the limit (10) reach the
+/// password check, because each attempt is counted before it. Before the fix, 32 did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_guesses_gets_only_the_limit_of_password_checks() {
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(
+        &app.store,
+        "alice",
+        fleetpoll::auth::Role::Viewer,
+        "correct horse battery",
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("user");
+    let clients: Vec<reqwest::Client> = (1..=10).map(client_from).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..150 {
+        let client = clients[i % 10].clone();
+        let url = app.url("/api/auth/login");
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .json(&json!({ "username": "alice", "password": format!("guess {i}") }))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.expect("task"));
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (10, 140), "{statuses:?}");
+    let wrong = failed_logins(&app)
+        .await
+        .iter()
+        .filter(|e| e["details"]["reason"] == "wrong user name or password")
+        .count();
+    assert_eq!(wrong, 10, "password checks that failed, by the log");
+    app.stop().await;
+}
+
+/// Once an address is blocked, its further attempts are refused without one log entry each:
+/// the first refusal is logged, the rest are counted and logged as one entry when the block is
+/// over. Before the fix every refusal wrote a row (25,428 in 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_address_writes_one_entry_per_block_and_then_the_count() {
+    const WINDOW_SECS: u64 = 10;
+    let app = TestApp::start_with(|s| {
+        s.login_max_failures_per_source = 3;
+        s.login_window_secs = WINDOW_SECS;
+    })
+    .await;
+    fleetpoll::ops::create_user(
+        &app.store,
+        "bob",
+        fleetpoll::auth::Role::Viewer,
+        "correct horse battery",
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("user");
+    let attacker = client_from(1);
+    let mut statuses = Vec::new();
+    for i in 0..43 {
+        statuses.push(login_from(&attacker, &app, &format!("user{i}"), "wrong password").await);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 30, "the address was not blocked: {statuses:?}");
+    let during = failed_logins(&app).await.len();
+    assert!(
+        during <= 3 + 2,
+        "{during} entries for {} attempts while blocked",
+        statuses.len()
+    );
+
+    // After the window, the next login (anyone's) writes the count of the silent refusals.
+    tokio::time::sleep(Duration::from_secs(WINDOW_SECS + 1)).await;
+    assert_eq!(
+        login_from(&client_from(2), &app, "bob", "correct horse battery").await,
+        200
+    );
+    let entries = failed_logins(&app).await;
+    let reasons: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["details"]["reason"].as_str())
+        .collect();
+    let logged_refusals = reasons
+        .iter()
+        .filter(|r| r.starts_with("too many failed logins;"))
+        .count();
+    let counted: usize = reasons
+        .iter()
+        .filter_map(|r| r.strip_prefix("too many failed logins: "))
+        .map(|r| {
+            r.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("a count")
+        })
+        .sum();
+    assert!(counted > 0, "no entry with the count: {reasons:#?}");
+    assert_eq!(
+        logged_refusals + counted,
+        refused,
+        "every refusal is in the log, one by one or counted: {reasons:#?}"
+    );
+    assert!(entries.len() < 10, "{reasons:#?}");
+    app.stop().await;
+}
+
+/// A user name longer than any real one (256 bytes) is refused before it reaches the limiter,
+/// whose keys it would otherwise inflate (#17: 725 MB from long names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_user_name_is_refused_before_the_limiter() {
+    let app = TestApp::start().await;
+    let r = app
+        .anon
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "username": "n".repeat(257), "password": "whatever12" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 400);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["field"], "username", "{v}");
+    assert!(failed_logins(&app).await.is_empty(), "it counted as a try");
+    assert_eq!(
+        login_from(&app.anon, &app, &"n".repeat(256), "whatever12").await,
+        401,
+        "256 bytes is still an ordinary wrong login"
+    );
+    app.stop().await;
+}
