@@ -146,8 +146,8 @@ pub async fn login(
         .ok_or_else(|| ApiError::bad("password", "is required"))?;
     let source = peer.ip().to_string();
     let anon = Actor::api("anonymous".into(), peer.ip());
-    let fail = |attempted: &str, reason: &str| ActivityEvent::UserLoginFailed {
-        attempted: attempted.chars().take(64).collect(),
+    let fail = |attempted: &str, registered: bool, reason: &str| ActivityEvent::UserLoginFailed {
+        attempted: shown_login_name(attempted, registered),
         reason: reason.to_string(),
     };
     // Refusals that were only counted while their block lasted: one entry each, now it is over.
@@ -163,7 +163,7 @@ pub async fn login(
             ended.unlogged
         );
         let actor = Actor::api("anonymous".into(), from);
-        activity::record(&st.store, fail(&ended.user, &reason), &actor, None).await?;
+        activity::record(&st.store, fail(&ended.user, false, &reason), &actor, None).await?;
     }
     // Counted now, before the password check, so concurrent guesses cannot all get one.
     let attempt = match st.limiter.admit(&username, &source) {
@@ -172,7 +172,7 @@ pub async fn login(
             if log {
                 let reason = "too many failed logins; further refused attempts until the block \
                               ends are counted in one later entry";
-                activity::record(&st.store, fail(&username, reason), &anon, None).await?;
+                activity::record(&st.store, fail(&username, false, reason), &anon, None).await?;
             }
             return Err(ApiError::TooManyRequests {
                 retry_after_secs: wait.as_secs().max(1),
@@ -191,11 +191,12 @@ pub async fn login(
             (None, false)
         }
     };
+    let registered = user.is_some();
     let Some(user) = user.filter(|_| ok) else {
         // The attempt stays counted: it was a failure.
         activity::record(
             &st.store,
-            fail(&username, "wrong user name or password"),
+            fail(&username, registered, "wrong user name or password"),
             &anon,
             None,
         )
@@ -269,9 +270,43 @@ pub async fn me(Viewer(caller): Viewer) -> Json<serde_json::Value> {
     Json(json!({ "name": name, "kind": kind, "role": caller.role }))
 }
 
+/// What the activity log (and so stderr and the dashboard) shows of an attempted user name:
+/// the name when it is a registered user or could be one, else `(unknown user)`. People type
+/// their password into the name field; that must not end up in the log (#17).
+fn shown_login_name(attempted: &str, registered: bool) -> String {
+    if registered || auth::validate_user_name(attempted).is_ok() {
+        attempted.to_string()
+    } else {
+        UNKNOWN_USER.to_string()
+    }
+}
+
+const UNKNOWN_USER: &str = "(unknown user)";
+
 /// An argon2id hash of a random string, verified against when the user does not exist so that
 /// a wrong name and a wrong password take the same time.
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| auth::hash_password(auth::new_secret("dummy").expose()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_that_could_be_users_reach_the_log() {
+        assert_eq!(shown_login_name("alice", false), "alice");
+        assert_eq!(
+            shown_login_name("ops.team@example", false),
+            "ops.team@example"
+        );
+        assert_eq!(shown_login_name("Tr0ub4dor&3", false), UNKNOWN_USER);
+        assert_eq!(
+            shown_login_name("correct horse battery", false),
+            UNKNOWN_USER
+        );
+        assert_eq!(shown_login_name("=cmd|' /C calc'!A0", false), UNKNOWN_USER);
+        assert_eq!(shown_login_name(&"a".repeat(65), false), UNKNOWN_USER);
+    }
 }

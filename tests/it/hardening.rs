@@ -350,3 +350,137 @@ async fn an_overlong_user_name_is_refused_before_the_limiter() {
     );
     app.stop().await;
 }
+
+// ---- Finding 6: a password typed into the user-name field ----
+
+/// Someone types their password into the user-name field of a running `fleetpoll serve`: the
+/// activity log and stderr say "(unknown user)" and the text appears in neither. A name that
+/// could be a user's is still kept. Before the fix both kept the text as typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_as_the_user_name_reaches_neither_the_log_nor_stderr() {
+    use std::io::Write;
+    use std::process::Stdio;
+    const TYPED: &str = "Tr0ub4dor&3 horse";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("f.db");
+    let mut add = crate::common::fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse battery\n")
+        .expect("write");
+    crate::common::assert_ok(&add.wait_with_output().expect("wait"));
+    let mut serve = Reaped(
+        crate::common::fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--interval", "3600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let lines = crate::common::stderr_lines(&mut serve.0);
+    let mut stderr = Vec::new();
+    let base = loop {
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .expect("serve logs its address");
+        stderr.push(line.clone());
+        // "... Serving the API and dashboard on http://127.0.0.1:PORT/ addr=..."
+        if let (true, Some(rest)) = (line.contains("Serving"), line.split("http://").nth(1)) {
+            let addr = rest.split('/').next().expect("address");
+            break format!("http://{addr}");
+        }
+    };
+    let http = reqwest::Client::new();
+    let login = |user: &'static str, password: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}/api/auth/login");
+        async move {
+            http.post(url)
+                .json(&json!({ "username": user, "password": password }))
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    assert_eq!(login(TYPED, "alice").await.status().as_u16(), 401);
+    assert_eq!(login("nosuchuser", "x").await.status().as_u16(), 401);
+    let ok = login("alice", "correct horse battery").await;
+    assert_eq!(ok.status().as_u16(), 200);
+    let token = ok.json::<serde_json::Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let log: serde_json::Value = http
+        .get(format!("{base}/api/activity?type=user_login_failed"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("activity")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["details"]["attempted_user"].as_str())
+        .collect();
+    assert_eq!(names, ["nosuchuser", "(unknown user)"], "{log}");
+    let summary = http
+        .get(format!("{base}/api/dashboard/summary"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("summary")
+        .text()
+        .await
+        .expect("text");
+    assert!(!summary.contains("Tr0ub4dor"), "{summary}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // The reader ends when serve closes stderr, at exit.
+    while let Ok(line) = lines.recv_timeout(DEADLINE) {
+        stderr.push(line);
+    }
+    let status = serve.0.wait().expect("wait");
+    assert!(status.success(), "serve exited with {status}");
+    let stderr = stderr.join("\n");
+    assert!(
+        stderr.contains("(unknown user)"),
+        "the failed login was not logged on stderr at all:\n{stderr}"
+    );
+    assert!(!stderr.contains("Tr0ub4dor"), "{stderr}");
+}
+
+/// A child process killed if the test ends early, so a failing test leaves no server behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
