@@ -94,6 +94,12 @@ impl From<AccountError> for ApiError {
             AccountError::Store(StoreError::NotFound(_)) => {
                 ApiError::not_found("id", "no such user or token")
             }
+            AccountError::LastAdmin { field, name } => ApiError::Conflict {
+                field: field.to_string(),
+                message: format!(
+                    "{name} is the last admin; give another user the admin role first"
+                ),
+            },
             AccountError::Store(s) => s.into(),
         }
     }

@@ -484,3 +484,95 @@ impl Drop for Reaped {
         }
     }
 }
+
+// ---- Finding 8: the last admin ----
+
+/// An admin cannot demote or delete the last admin, over the API (409 naming the field) or
+/// the command line (exit 2, the same message); with a second admin both work. Before the fix
+/// both succeeded and left nobody able to manage users over the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
+    let app = TestApp::start().await;
+    let (s, first) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"root1","role":"admin","password":"long enough"}"#),
+        )
+        .await;
+    assert_eq!(s, 201, "{first}");
+    let first = format!("/api/users/{}", first["id"].as_str().expect("id"));
+    let (s, e) = app
+        .send(Method::PATCH, &first, Some(r#"{"role":"viewer"}"#))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (409, Some("role")), "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or("").contains("last admin"),
+        "{e}"
+    );
+    let (s, e) = app.send(Method::DELETE, &first, None).await;
+    assert_eq!((s, e["field"].as_str()), (409, Some("id")), "{e}");
+    let (_, users) = app.get("/api/users").await;
+    assert_eq!(users["items"][0]["role"], "admin", "{users}");
+    // A password change of the last admin is still fine.
+    let (s, _) = app
+        .send(
+            Method::PATCH,
+            &first,
+            Some(r#"{"password":"another long one"}"#),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let (s, second) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"root2","role":"admin","password":"long enough"}"#),
+        )
+        .await;
+    assert_eq!(s, 201, "{second}");
+    let (s, e) = app
+        .send(Method::PATCH, &first, Some(r#"{"role":"viewer"}"#))
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let (s, _) = app.send(Method::DELETE, &first, None).await;
+    assert_eq!(s, 204);
+    let second = format!("/api/users/{}", second["id"].as_str().expect("id"));
+    let (s, _) = app.send(Method::DELETE, &second, None).await;
+    assert_eq!(s, 409, "root2 is now the last admin");
+    app.stop().await;
+
+    // The command line goes through the same check.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("c.db");
+    let mut add = crate::common::fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["user", "add", "solo", "--role", "admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        add.stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"long enough pw\n")
+            .expect("write");
+    }
+    crate::common::assert_ok(&add.wait_with_output().expect("wait"));
+    let out = crate::common::fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["user", "set-role", "solo", "--role", "operator"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("solo is the last admin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
