@@ -122,6 +122,66 @@ guard!(Viewer, Role::Viewer);
 guard!(Operator, Role::Operator);
 guard!(Admin, Role::Admin);
 
+/// Refuses a state-changing request that a browser sent from another origin (#17).
+/// `SameSite=Strict` keeps the session cookie off requests from other *sites*, but a page on
+/// another port or a sibling subdomain is the same site, so its form or `fetch` would carry
+/// the cookie. Browsers say where a request comes from: `Origin` on every POST, PUT, PATCH
+/// and DELETE (Chromium and Firefox), `Sec-Fetch-Site` on every request; one of them must
+/// name this server. A request with neither is not from a current browser (curl, scripts)
+/// and passes. Login is covered too, so another page cannot log a browser in as someone else.
+///
+/// Requests with an `Authorization` header pass: the cookie is then not used at all (the
+/// header wins), and a page on another origin cannot add that header without a CORS
+/// preflight, which this server never grants.
+pub async fn same_origin_writes(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    if !req.method().is_safe() && !req.headers().contains_key(AUTHORIZATION) {
+        check_same_origin(req.headers())?;
+    }
+    Ok(next.run(req).await)
+}
+
+fn check_same_origin(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    if let Some(origin) = text("origin") {
+        // A proxy in front may rewrite Host; it then passes the browser's in X-Forwarded-Host,
+        // which a page cannot set on another origin's request without a preflight either.
+        let ours: Vec<String> = [text("host"), text("x-forwarded-host")]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.split(',').next().map(|h| h.trim().to_string()))
+            .collect();
+        let authority = origin.split_once("://").map(|(_, a)| a);
+        if authority.is_some_and(|a| ours.iter().any(|h| h.eq_ignore_ascii_case(a))) {
+            return Ok(());
+        }
+        return Err(ApiError::CrossOrigin {
+            field: "origin".into(),
+            message: format!(
+                "a request from '{}' may not change anything on '{}'",
+                origin.chars().take(200).collect::<String>(),
+                ours.first().map_or("", String::as_str)
+            ),
+        });
+    }
+    match text("sec-fetch-site").as_deref() {
+        None | Some("same-origin" | "none") => Ok(()),
+        Some(other) => Err(ApiError::CrossOrigin {
+            field: "sec-fetch-site".into(),
+            message: format!(
+                "a {}-origin request may not change anything",
+                other.chars().take(40).collect::<String>()
+            ),
+        }),
+    }
+}
+
 /// `POST /api/auth/login` with `{"username", "password"}`.
 pub async fn login(
     State(st): State<AppState>,
@@ -293,6 +353,65 @@ fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    axum::http::HeaderName::from_static(k),
+                    axum::http::HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_this_servers_origin_may_write() {
+        let ok = |pairs: &[(&'static str, &'static str)]| check_same_origin(&headers(pairs));
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ])
+        .is_ok());
+        assert!(ok(&[
+            ("host", "Fleet.example:8080"),
+            ("origin", "http://fleet.example:8080")
+        ])
+        .is_ok());
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "fleet.example"),
+            ("origin", "https://fleet.example")
+        ])
+        .is_ok());
+        assert!(
+            ok(&[("host", "127.0.0.1:8080")]).is_ok(),
+            "curl sends neither"
+        );
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])
+        .is_ok());
+        assert!(ok(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "none")]).is_ok());
+        for bad in [
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9999"),
+            ]),
+            headers(&[
+                ("host", "fleet.example"),
+                ("origin", "http://evil.fleet.example"),
+            ]),
+            headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]),
+            headers(&[("origin", "http://127.0.0.1:8080")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-site")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]),
+        ] {
+            assert!(check_same_origin(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn only_names_that_could_be_users_reach_the_log() {

@@ -34,6 +34,12 @@ pub enum ApiError {
     /// 413: the body named by `field` is larger than the route accepts.
     #[error("{field}: {message}")]
     TooLarge { field: String, message: String },
+    /// 403 naming the header (`origin`, `sec-fetch-site`): a browser write from another origin.
+    #[error("{field}: {message}")]
+    CrossOrigin { field: String, message: String },
+    /// 415: a body in a format other than JSON.
+    #[error("{field}: {message}")]
+    UnsupportedMediaType { field: String, message: String },
     /// 429: too many failed logins; retry after this many seconds.
     #[error("too many failed logins")]
     TooManyRequests { retry_after_secs: u64 },
@@ -126,6 +132,14 @@ impl IntoResponse for ApiError {
             ),
             Self::TooLarge { field, message } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::CrossOrigin { field, message } => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::UnsupportedMediaType { field, message } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "error": format!("{field}: {message}"), "field": field }),
             ),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),

@@ -22,6 +22,7 @@ impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, Self::Rejection> {
+        json_content_type(req.headers())?;
         // A client that sends its headers and then trickles (or withholds) the body would
         // otherwise hold its connection and buffer until the request's 30 s deadline (#17).
         let wait = st.settings.http_body_timeout();
@@ -50,6 +51,32 @@ impl FromRequest<AppState> for JsonObject {
             _ => Err(ApiError::bad("body", "expected a JSON object")),
         }
     }
+}
+
+/// Refuses a body not declared as JSON. A page on another origin can send `text/plain` (or a
+/// form encoding) without the browser asking us first, and a JSON object survives that
+/// encoding; `application/json` it can only send after a CORS preflight, which we never grant.
+fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType {
+        field: "content-type".into(),
+        message: match given {
+            Some(v) => format!(
+                "the body must be sent as application/json, not '{}'",
+                v.chars().take(100).collect::<String>()
+            ),
+            None => "the body must be sent as application/json; no Content-Type was given".into(),
+        },
+    })
 }
 
 impl JsonObject {

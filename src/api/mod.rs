@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(dashboard::asset))
         .route("/favicon.ico", get(dashboard::favicon))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })
+        .layer(axum::middleware::from_fn(auth::same_origin_writes))
         // A slow client cannot hold shutdown hostage.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

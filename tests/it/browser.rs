@@ -894,6 +894,132 @@ async fn an_operator_pages_the_activity_log_and_filters_it_by_server_actor_and_t
     fleet.finish(b).await;
 }
 
+/// #17, finding 3: a page on another port of the same host is the same *site*, so the
+/// `SameSite=Strict` session cookie goes along with its requests. Such a page, served here on a
+/// second local port, posts a new admin to `/api/users` in both ways a page can without asking
+/// first: a `text/plain` form whose one field spells a JSON object, and a `no-cors` `fetch`.
+/// Both are refused and no user appears; the dashboard's own write with the same session works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_port_cannot_write_with_the_dashboards_session() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "ada", Role::Admin, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let target = app.url("/api/users");
+    // A form field named `{"name":"mallory",...,"password":"pwned-pass` with the value
+    // `word"}` is sent as `{"name":...,"password":"pwned-pass=word"}` under text/plain.
+    let page = format!(
+        r#"<!doctype html><title>cute cats</title>
+<form id="f" method="POST" action="{target}" enctype="text/plain">
+<input type="hidden" name='{{"name":"mallory","role":"admin","password":"pwned-pass' value='word"}}'>
+</form>
+<script>
+fetch("{target}", {{ method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{ "content-type": "text/plain" }},
+  body: JSON.stringify({{ name: "mallory2", role: "admin", password: "pwned-password" }}) }})
+  .catch(() => {{}})
+  .finally(() => document.getElementById("f").submit());
+</script>"#
+    );
+    let evil = OtherSite::start([127, 0, 0, 1], page).await;
+
+    let b = Browser::start("csrf").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ada").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    // The dashboard's own write, with the same session, works.
+    b.execute(
+        "window.ownWrite = 0;
+         fetch('/api/users', { method: 'POST', credentials: 'same-origin',
+           headers: { 'content-type': 'application/json' },
+           body: JSON.stringify({ name: 'fromdashboard', role: 'viewer', password: 'long enough' }) })
+           .then(r => { window.ownWrite = r.status; });",
+        json!([]),
+    )
+    .await;
+    b.wait_js("the dashboard's own POST", "window.ownWrite === 201", WAIT)
+        .await;
+
+    b.goto(&evil.origin()).await;
+    // The form's navigation lands on this server's answer.
+    let app_host = app.addr.to_string();
+    b.wait_js(
+        "the forged form post to land on the server's answer",
+        &format!("location.host === {} && !!document.body", json!(app_host)),
+        WAIT,
+    )
+    .await;
+    let answer = b
+        .execute("return document.body.innerText;", json!([]))
+        .await;
+    let answer = answer.as_str().unwrap_or_default();
+    assert!(
+        answer.contains("origin") && answer.contains("may not change anything"),
+        "the forged form post was not refused for its origin: {answer}"
+    );
+    b.screenshot("forged-post-refused").await;
+    let names: Vec<String> = app
+        .store
+        .users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"ada".to_string()) && names.contains(&"fromdashboard".to_string()),
+        "{names:?}"
+    );
+    // Only the forged requests were refused: no other request of the dashboard failed.
+    let problems = b.problems(&format!("http://{app_host}")).await;
+    let unexpected: Vec<&String> = problems
+        .iter()
+        .filter(|p| !p.contains(&evil.origin()) && !p.contains("/api/users"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    drop(b);
+    evil.stop();
+    app.stop().await;
+}
+
+/// Another web site on this machine: one page at `/`, on `ip` and a port of its own.
+struct OtherSite {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OtherSite {
+    async fn start(ip: [u8; 4], page: String) -> OtherSite {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0))
+            .await
+            .expect("bind the other site");
+        let addr = listener.local_addr().expect("addr");
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page) }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        OtherSite { addr, task }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
 /// The fleet every test drives.
 struct Fleet {
     app: TestApp,

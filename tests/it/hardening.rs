@@ -550,6 +550,7 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
         .arg("--db")
         .arg(&db)
         .args(["user", "add", "solo", "--role", "admin", "--password-stdin"])
+        .stdout(std::process::Stdio::null())
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -575,4 +576,162 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---- Finding 3: requests forged from another origin of the same site ----
+
+/// Logs `name` (an admin, created here) in and returns the `fleetpoll_session=...` pair.
+async fn session_cookie(app: &TestApp, name: &str) -> String {
+    fleetpoll::ops::create_user(
+        &app.store,
+        name,
+        fleetpoll::auth::Role::Admin,
+        "correct horse battery",
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("user");
+    let r = app
+        .anon
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "username": name, "password": "correct horse battery" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 200);
+    r.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string()
+}
+
+/// A cookie-carrying write as a browser on another port of the same host would send it: JSON
+/// as `text/plain` (no preflight needed) gets 415, a foreign `Origin` or a `same-site`
+/// `Sec-Fetch-Site` gets 403, each naming the header, and no user is created. The same
+/// request from this server's own origin, or with a bearer token, still works. Before the fix
+/// all of them created the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_writes_need_json_and_this_servers_origin() {
+    let app = TestApp::start().await;
+    let cookie = session_cookie(&app, "adam").await;
+    let ours = format!("http://{}", app.addr);
+    let other_port = format!("http://127.0.0.1:{}", app.addr.port() ^ 1);
+    let post = |name: &str, content_type: &str, headers: &[(&str, &str)], with_cookie: bool| {
+        let mut req = app
+            .anon
+            .post(app.url("/api/users"))
+            .header("content-type", content_type)
+            .body(
+                json!({ "name": name, "role": "admin", "password": "pwned-password" }).to_string(),
+            );
+        if with_cookie {
+            req = req.header("cookie", cookie.clone());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let r = req.send().await.expect("post");
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let refused = [
+        (
+            post("evil1", "text/plain", &[], true).await,
+            415,
+            "content-type",
+        ),
+        (
+            post(
+                "evil2",
+                "application/json",
+                &[("origin", &other_port)],
+                true,
+            )
+            .await,
+            403,
+            "origin",
+        ),
+        (
+            post(
+                "evil3",
+                "text/plain;charset=UTF-8",
+                &[("origin", &other_port)],
+                true,
+            )
+            .await,
+            403,
+            "origin",
+        ),
+        (
+            post("evil4", "application/json", &[("origin", "null")], true).await,
+            403,
+            "origin",
+        ),
+        (
+            post(
+                "evil5",
+                "application/json",
+                &[("sec-fetch-site", "same-site")],
+                true,
+            )
+            .await,
+            403,
+            "sec-fetch-site",
+        ),
+    ];
+    for ((status, body), want, field) in &refused {
+        assert_eq!(
+            (*status, body["field"].as_str()),
+            (*want, Some(*field)),
+            "{body}"
+        );
+    }
+    let (_, users) = app.get("/api/users").await;
+    assert!(!users.to_string().contains("evil"), "{users}");
+
+    let (status, body) = post(
+        "fromhere",
+        "application/json",
+        &[("origin", &ours), ("sec-fetch-site", "same-origin")],
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "the dashboard's own write: {body}");
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/api/users",
+            Some(r#"{"name":"bytoken","role":"viewer","password":"long enough"}"#),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let r = app
+        .http
+        .post(app.url("/api/users"))
+        .header("content-type", "application/json")
+        .header("origin", &other_port)
+        .body(r#"{"name":"bytoken2","role":"viewer","password":"long enough"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 201, "a bearer caller is not a browser");
+    // Logging in from another origin is refused too (it would log the browser in as the
+    // attacker's account).
+    let r = app
+        .anon
+        .post(app.url("/api/auth/login"))
+        .header("origin", &other_port)
+        .json(&json!({ "username": "adam", "password": "correct horse battery" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 403);
+    app.stop().await;
 }
