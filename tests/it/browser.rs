@@ -986,6 +986,63 @@ fetch("{target}", {{ method: "POST", mode: "no-cors", credentials: "include",
     app.stop().await;
 }
 
+/// #17, finding 4: `/login?next=` never sends the browser to another host after logging in.
+/// Each of these was or could be read by a browser as `//127.0.0.2:PORT/x` (tabs and newlines
+/// are dropped from URLs), where a page that looks like ours would wait; now each lands on `/`.
+/// A path on this server is still followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_never_follows_next_to_another_host() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "ned", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let evil = OtherSite::start([127, 0, 0, 2], "<title>phish</title>".into()).await;
+    let port = evil.addr.port();
+    let b = Browser::start("next").await;
+    let app_host = app.addr.to_string();
+    for next in [
+        format!("/%09/127.0.0.2:{port}/x"),
+        format!("/%0A/127.0.0.2:{port}/x"),
+        format!("//127.0.0.2:{port}/x"),
+        format!("/%5C127.0.0.2:{port}/x"),
+        format!("http://127.0.0.2:{port}/x"),
+    ] {
+        b.goto(&app.url(&format!("/login?next={next}"))).await;
+        b.wait_for("form#login", WAIT).await;
+        submit_login(&b, "ned").await;
+        b.wait_js(
+            &format!("the overview of this server after logging in with next={next}"),
+            &format!(
+                "location.host === {} && location.pathname === '/'",
+                json!(app_host)
+            ),
+            WAIT,
+        )
+        .await;
+        wait_ready(&b).await;
+    }
+    b.goto(&app.url("/login?next=/activity%3Ftype%3Duser_login"))
+        .await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ned").await;
+    b.wait_js(
+        "/activity?type=user_login",
+        &format!(
+            "location.host === {} && location.pathname === '/activity' && \
+             new URLSearchParams(location.search).get('type') === 'user_login'",
+            json!(app_host)
+        ),
+        WAIT,
+    )
+    .await;
+    wait_ready(&b).await;
+    b.assert_clean(&format!("http://{app_host}")).await;
+    drop(b);
+    evil.stop();
+    app.stop().await;
+}
+
 /// Another web site on this machine: one page at `/`, on `ip` and a port of its own.
 struct OtherSite {
     addr: std::net::SocketAddr,

@@ -93,6 +93,14 @@ class HttpError extends Error {
   }
 }
 
+/// `next` if it is a path on this server, else "/". A path is "/" alone or "/" followed by
+/// anything but "/" or "\" (browsers read "//host" and "/\host" as another host), with no
+/// control character (browsers drop tabs and newlines from URLs, so "/\t/host" is "//host").
+/// The server builds its `next` by the same rule (dashboard.rs).
+function localPath(next) {
+  return typeof next === "string" && /^\/(?![\/\\])/.test(next) && !/[\u0000-\u001f\u007f]/.test(next) ? next : "/";
+}
+
 function toLogin() {
   location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
 }
@@ -878,9 +886,8 @@ async function activityPage() {
 
 function loginPage() {
   const form = $("#login");
-  const next = params().get("next");
   // Only a path on this server: never an open redirect.
-  const target = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  const target = localPath(params().get("next"));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     const err = $("#error");
