@@ -1043,6 +1043,137 @@ async fn logging_in_never_follows_next_to_another_host() {
     app.stop().await;
 }
 
+/// #17, finding 7: mount names come from the host, so a host can name a mount
+/// `=HYPERLINK(...)`. The disk chart's CSV download defuses such cells as the server's
+/// activity export does (a leading `'`), and keeps the numbers numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "cara", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let key = app.dir.path().join("k");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let server = common::add(
+        &app.store,
+        fleetpoll::inventory::NewServer {
+            name: "formula-host".into(),
+            host: "127.0.0.1".into(),
+            port: harness::closed_port(),
+            user: "u".into(),
+            key_path: key.to_string_lossy().into_owned(),
+            key_passphrase_env: None,
+            tags: vec![],
+            enabled: false,
+            key_material: None,
+            key_stored: false,
+        },
+    )
+    .await;
+    // What a host's `df` could report; stored as a poll would store it.
+    let mounts = [
+        "=HYPERLINK(\"http://evil.example/x\",\"open\")",
+        "-1+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "+1",
+        "/",
+    ];
+    let now = Utc::now().timestamp_millis();
+    for minutes_ago in [9, 6, 3] {
+        for (i, mount) in mounts.iter().enumerate() {
+            sqlx::query(
+                "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, \
+                 used_bytes, available_bytes, use_percent) values (?, ?, '/dev/x', ?, 100, ?, ?, ?)",
+            )
+            .bind(server.id.to_string())
+            .bind(now - minutes_ago * 60_000)
+            .bind(*mount)
+            .bind(10 * i as i64)
+            .bind(100 - 10 * i as i64)
+            .bind(10.0 * i as f64)
+            .execute(app.store.pool())
+            .await
+            .expect("insert disk row");
+        }
+    }
+
+    let b = Browser::start("csv-formulas").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "cara").await;
+    wait_path(&b, "/").await;
+    b.goto(&app.url(&format!("/servers/{}", server.id))).await;
+    wait_ready(&b).await;
+    let chart = "div.chart[data-chart=disk]";
+    b.wait_js(
+        "the disk chart's three points",
+        &format!(
+            "Number((document.querySelector('{chart}') || {{dataset: {{}}}}).dataset.points) === 3"
+        ),
+        WAIT,
+    )
+    .await;
+    b.find(&format!("{chart} button.export-csv"))
+        .await
+        .click()
+        .await;
+    let path = b.wait_download("formula-host-disk.csv", WAIT).await;
+    let csv = std::fs::read_to_string(&path).expect("read the CSV");
+    let rows: Vec<Vec<String>> = csv.lines().map(csv_cells).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let header = &rows[0];
+    assert_eq!(header.len(), 1 + mounts.len(), "{csv}");
+    for cell in rows.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a cell a spreadsheet would run: {cell:?}\n{csv}"
+        );
+    }
+    for mount in &mounts[..4] {
+        assert!(
+            header.contains(&format!("'{mount}")),
+            "{mount:?} is not in the header, defused: {header:?}"
+        );
+    }
+    assert!(header.contains(&"/".to_string()), "{header:?}");
+    for row in &rows[1..] {
+        for value in &row[1..] {
+            assert!(
+                value.parse::<f64>().is_ok(),
+                "{value:?} is not a number: {csv}"
+            );
+        }
+    }
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    drop(b);
+    app.stop().await;
+}
+
+/// The cells of one CSV line (RFC 4180 quoting; no line breaks inside cells here).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().expect("cell").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().expect("cell").push(c),
+        }
+    }
+    cells
+}
+
 /// Another web site on this machine: one page at `/`, on `ip` and a port of its own.
 struct OtherSite {
     addr: std::net::SocketAddr,

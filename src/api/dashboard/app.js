@@ -340,9 +340,14 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
   plot.addEventListener("pointercancel", () => { dragFrom = null; box.classList.remove("dragging"); sel.setAttribute("visibility", "hidden"); });
 }
 
+/// Quotes a CSV cell when needed and defuses spreadsheet formulas, as the server's activity
+/// export does (`csv_cell` in activity.rs): mount and container names come from the host, and
+/// a name such as `=HYPERLINK(...)` must not run in the spreadsheet that opens the file. Numbers
+/// are values we computed and stay numbers (a negative one would otherwise turn into text).
 function csvCell(v) {
-  const s = String(v);
-  return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  let s = String(v);
+  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
+  return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
 /// The shown rows as CSV: RFC 3339 UTC time, then one column per series.
