@@ -175,7 +175,7 @@ fn check_same_origin(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         Some(other) => Err(ApiError::CrossOrigin {
             field: "sec-fetch-site".into(),
             message: format!(
-                "a {}-origin request may not change anything",
+                "'{}': only this server's own pages may change anything",
                 other.chars().take(40).collect::<String>()
             ),
         }),
