@@ -548,4 +548,33 @@ mod tests {
         .expect_err("warning > critical");
         assert!(err.to_string().contains("cpu_warning_percent"), "{err}");
     }
+
+    #[test]
+    fn http_limits_come_from_the_environment_and_are_checked() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_HTTP_MAX_CONNECTIONS", "100"),
+                ("FLEETPOLL_HTTP_HEADER_TIMEOUT_SECS", "5"),
+                ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "3"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(
+            (
+                s.http_max_connections,
+                s.http_header_timeout_secs,
+                s.http_body_timeout_secs
+            ),
+            (100, 5, 3)
+        );
+        for (key, value) in [
+            ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "60"),
+            ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "0"),
+            ("FLEETPOLL_HTTP_HEADER_TIMEOUT_SECS", "0"),
+        ] {
+            let err = Settings::load(None, env(&[(key, value)])).expect_err("out of range");
+            assert!(err.to_string().contains("timeout_secs"), "{err}");
+        }
+    }
 }
