@@ -167,15 +167,81 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Counts failed logins per user name and per source address over a sliding window. While
+/// The longest user name a login may name. Real names are at most 64 bytes
+/// ([`validate_user_name`]); anything longer is refused before it reaches the limiter, whose
+/// keys it would otherwise inflate (#17: 725 MB of RSS from long names).
+pub const MAX_LOGIN_NAME_BYTES: usize = 256;
+
+/// How many user names and addresses the limiter remembers at once. At the limit, the key
+/// whose latest attempt is oldest is forgotten: a flood of made-up names can then reset the
+/// count of a real one, but only by spending its own per-address budget on them.
+const MAX_TRACKED: usize = 10_000;
+
+/// Counts login attempts per user name and per source address over a sliding window. While
 /// either is over its limit, every login for it is refused, even with the right password,
 /// so guessing cannot continue by getting one right.
+///
+/// An attempt is counted *before* its password is checked ([`LoginLimiter::admit`]) and
+/// uncounted when it succeeds, so concurrent guesses cannot all pass the check before any is
+/// recorded (#17). Refusals are reported so that one block writes one log entry, plus one
+/// with the count of the refusals after it ([`LoginLimiter::ended_blocks`]).
 #[derive(Debug)]
 pub struct LoginLimiter {
     per_user: u32,
     per_source: u32,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    max_tracked: usize,
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Debug, Default)]
+struct LimiterState {
+    /// Counted attempts per key (`user:NAME`, `source:ADDR`), oldest first: failed ones and
+    /// ones whose password is being checked.
+    attempts: HashMap<String, VecDeque<Instant>>,
+    /// Keys refused right now, by the key that refused.
+    blocks: HashMap<String, Block>,
+    /// Blocks that are over and refused more than their first, logged, attempt.
+    ended: Vec<EndedBlock>,
+    last_prune: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Block {
+    ends: Instant,
+    /// Refusals after the first one, which alone was logged.
+    unlogged: u64,
+    user: String,
+    source: String,
+}
+
+/// A block that is over, with the refusals it did not log one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedBlock {
+    /// `true` when the user name was over its limit, `false` when the address was.
+    pub by_user: bool,
+    /// The user name and address of the block's first refused attempt.
+    pub user: String,
+    pub source: String,
+    pub unlogged: u64,
+}
+
+/// What [`LoginLimiter::admit`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    /// Check the password; the attempt already counts as failed until
+    /// [`LoginLimiter::succeeded`] takes it back.
+    Check(Attempt),
+    /// Refuse without checking. `log` is true for the first refusal of a block only; later
+    /// ones are counted and reported by [`LoginLimiter::ended_blocks`].
+    Refuse { wait: Duration, log: bool },
+}
+
+/// A counted attempt, to hand back when it succeeds.
+#[derive(Debug)]
+pub struct Attempt {
+    keys: [String; 2],
+    at: Instant,
 }
 
 impl LoginLimiter {
@@ -184,43 +250,207 @@ impl LoginLimiter {
             per_user,
             per_source,
             window,
-            failures: Mutex::new(HashMap::new()),
+            max_tracked: MAX_TRACKED,
+            state: Mutex::new(LimiterState::default()),
         }
     }
 
-    /// `Some(wait)` when a login for this user or from this source must be refused now.
-    pub fn blocked(&self, user: &str, source: &str) -> Option<Duration> {
-        let mut map = self.failures.lock().ok()?;
-        let now = Instant::now();
-        let mut worst = None;
-        for (key, limit) in [
+    /// The two keys an attempt counts against, each with its limit.
+    fn keys(&self, user: &str, source: &str) -> [(String, u32); 2] {
+        [
             (format!("user:{user}"), self.per_user),
             (format!("source:{source}"), self.per_source),
-        ] {
-            if let Some(q) = map.get_mut(&key) {
-                while q
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    q.pop_front();
+        ]
+    }
+
+    /// Counts an attempt for this user and source, or refuses it, in one step.
+    pub fn admit(&self, user: &str, source: &str) -> Admission {
+        self.admit_at(user, source, Instant::now())
+    }
+
+    fn admit_at(&self, user: &str, source: &str, now: Instant) -> Admission {
+        let Ok(mut st) = self.state.lock() else {
+            // A panic while holding the lock: refusing everyone is the safe side.
+            return Admission::Refuse {
+                wait: self.window,
+                log: false,
+            };
+        };
+        self.prune(&mut st, now, false);
+        if let Some((key, wait)) = self.over_limit(&mut st, user, source, now) {
+            let ends = now + wait;
+            let log = match st.blocks.get_mut(&key) {
+                Some(b) if b.ends > now => {
+                    b.unlogged += 1;
+                    false
                 }
-                if q.len() >= limit as usize {
-                    let oldest = q.front().copied().unwrap_or(now);
-                    let wait = self.window.saturating_sub(now.duration_since(oldest));
-                    worst = Some(worst.map_or(wait, |w: Duration| w.max(wait)));
+                _ => {
+                    let old = st.blocks.insert(
+                        key.clone(),
+                        Block {
+                            ends,
+                            unlogged: 0,
+                            user: user.to_string(),
+                            source: source.to_string(),
+                        },
+                    );
+                    if let Some(old) = old {
+                        push_ended(&mut st.ended, &key, old);
+                    }
+                    true
+                }
+            };
+            return Admission::Refuse { wait, log };
+        }
+        let keys = self.keys(user, source).map(|(k, _)| k);
+        for key in &keys {
+            if !st.attempts.contains_key(key) && st.attempts.len() >= self.max_tracked {
+                self.prune(&mut st, now, true);
+                evict_stalest(&mut st.attempts, self.max_tracked);
+            }
+            st.attempts.entry(key.clone()).or_default().push_back(now);
+        }
+        Admission::Check(Attempt { keys, at: now })
+    }
+
+    /// The key over its limit with the longest wait, dropping expired attempts of both keys.
+    fn over_limit(
+        &self,
+        st: &mut LimiterState,
+        user: &str,
+        source: &str,
+        now: Instant,
+    ) -> Option<(String, Duration)> {
+        let mut worst: Option<(String, Duration)> = None;
+        for (key, limit) in self.keys(user, source) {
+            let Some(q) = st.attempts.get_mut(&key) else {
+                continue;
+            };
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                q.pop_front();
+            }
+            if q.len() >= limit as usize {
+                let oldest = q.front().copied().unwrap_or(now);
+                let wait = self.window.saturating_sub(now.duration_since(oldest));
+                if worst.as_ref().is_none_or(|(_, w)| wait > *w) {
+                    worst = Some((key, wait));
                 }
             }
         }
         worst
     }
 
-    pub fn failed(&self, user: &str, source: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            let now = Instant::now();
-            for key in [format!("user:{user}"), format!("source:{source}")] {
-                map.entry(key).or_default().push_back(now);
+    /// The attempt succeeded: it no longer counts against its user name or address.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        for key in &attempt.keys {
+            if let Some(q) = st.attempts.get_mut(key) {
+                if let Some(i) = q.iter().rposition(|t| *t == attempt.at) {
+                    q.remove(i);
+                }
+                if q.is_empty() {
+                    st.attempts.remove(key);
+                }
             }
         }
+    }
+
+    /// Blocks that have ended with refusals not yet logged, each reported once.
+    pub fn ended_blocks(&self) -> Vec<EndedBlock> {
+        self.ended_blocks_at(Instant::now())
+    }
+
+    fn ended_blocks_at(&self, now: Instant) -> Vec<EndedBlock> {
+        let Ok(mut st) = self.state.lock() else {
+            return Vec::new();
+        };
+        self.close_ended_blocks(&mut st, now);
+        std::mem::take(&mut st.ended)
+    }
+
+    fn close_ended_blocks(&self, st: &mut LimiterState, now: Instant) {
+        let over: Vec<String> = st
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.ends <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in over {
+            if let Some(b) = st.blocks.remove(&key) {
+                push_ended(&mut st.ended, &key, b);
+            }
+        }
+    }
+
+    /// Forgets expired attempts and keys without any, and closes ended blocks: at most once a
+    /// minute (or window), unless `force`d because the table is full.
+    fn prune(&self, st: &mut LimiterState, now: Instant, force: bool) {
+        let every = self.window.min(Duration::from_secs(60));
+        if !force && st.last_prune.is_some_and(|t| now.duration_since(t) < every) {
+            return;
+        }
+        st.last_prune = Some(now);
+        let window = self.window;
+        st.attempts.retain(|_, q| {
+            while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
+        self.close_ended_blocks(st, now);
+    }
+
+    /// `Some(wait)` when a login for this user or from this source must be refused now.
+    /// Looks only; [`LoginLimiter::admit`] is what the login handler uses.
+    pub fn blocked(&self, user: &str, source: &str) -> Option<Duration> {
+        let mut st = self.state.lock().ok()?;
+        self.over_limit(&mut st, user, source, Instant::now())
+            .map(|(_, wait)| wait)
+    }
+
+    /// Counts a failed attempt that was not [`LoginLimiter::admit`]ted.
+    pub fn failed(&self, user: &str, source: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            let now = Instant::now();
+            for (key, _) in self.keys(user, source) {
+                st.attempts.entry(key).or_default().push_back(now);
+            }
+        }
+    }
+
+    /// How many keys are remembered (for tests of the bound).
+    pub fn tracked(&self) -> usize {
+        self.state.lock().map_or(0, |st| st.attempts.len())
+    }
+}
+
+fn push_ended(ended: &mut Vec<EndedBlock>, key: &str, b: Block) {
+    if b.unlogged > 0 {
+        ended.push(EndedBlock {
+            by_user: key.starts_with("user:"),
+            user: b.user,
+            source: b.source,
+            unlogged: b.unlogged,
+        });
+    }
+}
+
+/// Drops the keys whose latest attempt is oldest until there is room for one more.
+fn evict_stalest(attempts: &mut HashMap<String, VecDeque<Instant>>, max: usize) {
+    while attempts.len() >= max {
+        let Some(stalest) = attempts
+            .iter()
+            .min_by_key(|(_, q)| q.back().copied())
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        attempts.remove(&stalest);
     }
 }
 
@@ -283,5 +513,108 @@ mod tests {
             l.blocked("dave", "10.0.0.1").is_some(),
             "source over its limit of 5"
         );
+    }
+
+    fn limiter(per_user: u32, per_source: u32, window_secs: u64) -> LoginLimiter {
+        LoginLimiter::new(per_user, per_source, Duration::from_secs(window_secs))
+    }
+
+    fn refused(a: &Admission) -> Option<bool> {
+        match a {
+            Admission::Refuse { log, .. } => Some(*log),
+            Admission::Check(_) => None,
+        }
+    }
+
+    #[test]
+    fn attempts_count_before_the_check_so_a_burst_gets_only_the_limit() {
+        // 150 attempts arrive before any password check has finished (#17 saw 32 checks).
+        let l = limiter(10, 20, 900);
+        let t = Instant::now();
+        let checked = (0..150)
+            .map(|i| l.admit_at("alice", &format!("10.0.0.{}", i % 10), t))
+            .filter(|a| matches!(a, Admission::Check(_)))
+            .count();
+        assert_eq!(checked, 10);
+    }
+
+    #[test]
+    fn a_successful_attempt_is_taken_back() {
+        let l = limiter(3, 5, 900);
+        let t = Instant::now();
+        for _ in 0..50 {
+            match l.admit_at("alice", "10.0.0.1", t) {
+                Admission::Check(a) => l.succeeded(a),
+                other => panic!("refused after successes only: {other:?}"),
+            }
+        }
+        assert_eq!(l.tracked(), 0);
+    }
+
+    #[test]
+    fn a_block_logs_its_first_refusal_and_reports_the_rest_once_it_ends() {
+        let l = limiter(2, 100, 60);
+        let t = Instant::now();
+        for _ in 0..2 {
+            assert!(refused(&l.admit_at("alice", "10.0.0.1", t)).is_none());
+        }
+        let logged: Vec<bool> = (0..100)
+            .filter_map(|i| refused(&l.admit_at("alice", "10.0.0.1", t + Duration::from_millis(i))))
+            .collect();
+        assert_eq!(logged.len(), 100, "all refused");
+        assert_eq!(logged.iter().filter(|l| **l).count(), 1, "one logged");
+        assert!(
+            l.ended_blocks_at(t + Duration::from_secs(30)).is_empty(),
+            "still blocked"
+        );
+        let ended = l.ended_blocks_at(t + Duration::from_secs(61));
+        assert_eq!(
+            ended,
+            vec![EndedBlock {
+                by_user: true,
+                user: "alice".into(),
+                source: "10.0.0.1".into(),
+                unlogged: 99,
+            }]
+        );
+        assert!(
+            l.ended_blocks_at(t + Duration::from_secs(62)).is_empty(),
+            "reported once"
+        );
+    }
+
+    #[test]
+    fn a_new_block_logs_again_and_hands_over_the_count_of_the_last() {
+        let l = limiter(1, 100, 60);
+        let t = Instant::now();
+        assert!(refused(&l.admit_at("bob", "10.0.0.2", t)).is_none());
+        assert_eq!(refused(&l.admit_at("bob", "10.0.0.2", t)), Some(true));
+        assert_eq!(refused(&l.admit_at("bob", "10.0.0.2", t)), Some(false));
+        // The window passes: one more guess, and the block that follows logs again.
+        let later = t + Duration::from_secs(61);
+        assert!(refused(&l.admit_at("bob", "10.0.0.2", later)).is_none());
+        assert_eq!(refused(&l.admit_at("bob", "10.0.0.2", later)), Some(true));
+        let ended = l.ended_blocks_at(later);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].unlogged, 1);
+    }
+
+    #[test]
+    fn expired_attempts_are_forgotten_and_the_table_is_bounded() {
+        let mut l = limiter(10, u32::MAX, 60);
+        let t = Instant::now();
+        for i in 0..500 {
+            assert!(refused(&l.admit_at(&format!("user{i}"), "10.0.0.3", t)).is_none());
+        }
+        assert_eq!(l.tracked(), 501, "500 names and one address");
+        let later = t + Duration::from_secs(61);
+        assert!(refused(&l.admit_at("late", "10.0.0.4", later)).is_none());
+        assert_eq!(l.tracked(), 2, "only the new attempt's keys remain");
+
+        l.max_tracked = 100;
+        for i in 0..5000 {
+            let _ = l.admit_at(&format!("flood{i}"), "10.0.0.5", later);
+            assert!(l.tracked() <= 100, "{} keys after {i}", l.tracked());
+        }
     }
 }

@@ -98,6 +98,16 @@ pub struct Settings {
     pub login_max_failures_per_user: u32,
     pub login_max_failures_per_source: u32,
     pub login_window_secs: u64,
+    /// HTTP connections served at once; beyond it new clients wait in the kernel's backlog.
+    /// 0 means a quarter of the process's open-file limit, so that idle or slow clients can
+    /// never take the descriptors that SSH sessions and SQLite need.
+    pub http_max_connections: usize,
+    /// A request's line and headers must arrive within this many seconds of the server
+    /// starting to wait for them: after the connection opens, and after each response on a
+    /// kept-alive connection (so it is also how long an idle kept-alive connection lives).
+    pub http_header_timeout_secs: u64,
+    /// A request body must arrive whole within this many seconds of the handler asking for it.
+    pub http_body_timeout_secs: u64,
     /// Raw samples older than this are deleted.
     pub retention_days: u64,
     /// Seconds between two retention runs.
@@ -126,6 +136,9 @@ impl Default for Settings {
             login_max_failures_per_user: 10,
             login_max_failures_per_source: 20,
             login_window_secs: 900,
+            http_max_connections: 0,
+            http_header_timeout_secs: 10,
+            http_body_timeout_secs: 10,
             retention_days: 7,
             retention_check_secs: 3600,
             group_wait_secs: 30,
@@ -150,6 +163,9 @@ const TOP_KEYS: &[&str] = &[
     "login_max_failures_per_user",
     "login_max_failures_per_source",
     "login_window_secs",
+    "http_max_connections",
+    "http_header_timeout_secs",
+    "http_body_timeout_secs",
     "retention_days",
     "retention_check_secs",
     "group_wait_secs",
@@ -266,6 +282,11 @@ impl Settings {
             "handshakes_per_target" => {
                 self.handshakes_per_target = u32::try_from(int()?).map_err(|_| bad("too large"))?
             }
+            "http_max_connections" => {
+                self.http_max_connections = usize::try_from(int()?).map_err(|_| bad("too large"))?
+            }
+            "http_header_timeout_secs" => self.http_header_timeout_secs = int()?,
+            "http_body_timeout_secs" => self.http_body_timeout_secs = int()?,
             "retention_days" => self.retention_days = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
@@ -347,6 +368,8 @@ impl Settings {
                 u64::from(self.login_max_failures_per_source),
             ),
             ("login_window_secs", self.login_window_secs),
+            ("http_header_timeout_secs", self.http_header_timeout_secs),
+            ("http_body_timeout_secs", self.http_body_timeout_secs),
             ("retention_days", self.retention_days),
             ("retention_check_secs", self.retention_check_secs),
         ] {
@@ -373,6 +396,28 @@ impl Settings {
                 "concurrency",
                 self.concurrency.to_string(),
                 "must be between 1 and 10000",
+            ));
+        }
+        if self.http_header_timeout_secs > 3600 {
+            return Err(bad(
+                "http_header_timeout_secs",
+                self.http_header_timeout_secs.to_string(),
+                "must be at most 3600",
+            ));
+        }
+        // The body is read inside the request's own 30 s deadline: a longer wait never happens.
+        if self.http_body_timeout_secs > 30 {
+            return Err(bad(
+                "http_body_timeout_secs",
+                self.http_body_timeout_secs.to_string(),
+                "must be at most 30",
+            ));
+        }
+        if self.http_max_connections > 1_000_000 {
+            return Err(bad(
+                "http_max_connections",
+                self.http_max_connections.to_string(),
+                "must be at most 1000000 (0 = a quarter of the open-file limit)",
             ));
         }
         let t = &self.thresholds;
@@ -410,6 +455,14 @@ impl Settings {
         self.listen
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_timeout_secs)
+    }
+
+    pub fn http_body_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_body_timeout_secs)
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -507,5 +560,34 @@ mod tests {
         )
         .expect_err("warning > critical");
         assert!(err.to_string().contains("cpu_warning_percent"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_come_from_the_environment_and_are_checked() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_HTTP_MAX_CONNECTIONS", "100"),
+                ("FLEETPOLL_HTTP_HEADER_TIMEOUT_SECS", "5"),
+                ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "3"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(
+            (
+                s.http_max_connections,
+                s.http_header_timeout_secs,
+                s.http_body_timeout_secs
+            ),
+            (100, 5, 3)
+        );
+        for (key, value) in [
+            ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "60"),
+            ("FLEETPOLL_HTTP_BODY_TIMEOUT_SECS", "0"),
+            ("FLEETPOLL_HTTP_HEADER_TIMEOUT_SECS", "0"),
+        ] {
+            let err = Settings::load(None, env(&[(key, value)])).expect_err("out of range");
+            assert!(err.to_string().contains("timeout_secs"), "{err}");
+        }
     }
 }

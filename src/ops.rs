@@ -253,8 +253,38 @@ pub enum AccountError {
         field: &'static str,
         message: String,
     },
+    /// Demoting or deleting this user would leave no admin, and with it no way to manage
+    /// users over the API.
+    #[error("{field}: {name} is the last admin; give another user the admin role first")]
+    LastAdmin { field: &'static str, name: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Refuses to take the admin role from `user` (`field` names what would do it) when no other
+/// user has it. Two admins demoting each other at the same instant can still both pass: that
+/// needs the check inside the store's transaction.
+async fn keep_an_admin(
+    store: &Store,
+    user: &UserRow,
+    field: &'static str,
+) -> Result<(), AccountError> {
+    if user.role != Role::Admin {
+        return Ok(());
+    }
+    let admins = store
+        .users()
+        .await?
+        .iter()
+        .filter(|u| u.role == Role::Admin)
+        .count();
+    if admins <= 1 {
+        return Err(AccountError::LastAdmin {
+            field,
+            name: user.name.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountError {
@@ -294,7 +324,7 @@ pub async fn create_user(
 /// Changes a user's role and/or password (ending their sessions).
 ///
 /// # Errors
-/// Bad password, unknown user, database failure.
+/// Bad password, unknown user, demoting the last admin, database failure.
 pub async fn update_user(
     store: &Store,
     id: Uuid,
@@ -303,6 +333,9 @@ pub async fn update_user(
     actor: &Actor,
 ) -> Result<UserRow, AccountError> {
     let before = store.user(id).await?;
+    if role.is_some_and(|r| r != Role::Admin) {
+        keep_an_admin(store, &before, "role").await?;
+    }
     let hash = password
         .map(auth::hash_password)
         .transpose()
@@ -333,9 +366,10 @@ pub async fn update_user(
 }
 
 /// # Errors
-/// Unknown user, database failure.
+/// Unknown user, the last admin, database failure.
 pub async fn delete_user(store: &Store, id: Uuid, actor: &Actor) -> Result<UserRow, AccountError> {
     let user = store.user(id).await?;
+    keep_an_admin(store, &user, "id").await?;
     store.delete_user(id).await?;
     activity::record(
         store,

@@ -122,6 +122,66 @@ guard!(Viewer, Role::Viewer);
 guard!(Operator, Role::Operator);
 guard!(Admin, Role::Admin);
 
+/// Refuses a state-changing request that a browser sent from another origin (#17).
+/// `SameSite=Strict` keeps the session cookie off requests from other *sites*, but a page on
+/// another port or a sibling subdomain is the same site, so its form or `fetch` would carry
+/// the cookie. Browsers say where a request comes from: `Origin` on every POST, PUT, PATCH
+/// and DELETE (Chromium and Firefox), `Sec-Fetch-Site` on every request; one of them must
+/// name this server. A request with neither is not from a current browser (curl, scripts)
+/// and passes. Login is covered too, so another page cannot log a browser in as someone else.
+///
+/// Requests with an `Authorization` header pass: the cookie is then not used at all (the
+/// header wins), and a page on another origin cannot add that header without a CORS
+/// preflight, which this server never grants.
+pub async fn same_origin_writes(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    if !req.method().is_safe() && !req.headers().contains_key(AUTHORIZATION) {
+        check_same_origin(req.headers())?;
+    }
+    Ok(next.run(req).await)
+}
+
+fn check_same_origin(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    if let Some(origin) = text("origin") {
+        // A proxy in front may rewrite Host; it then passes the browser's in X-Forwarded-Host,
+        // which a page cannot set on another origin's request without a preflight either.
+        let ours: Vec<String> = [text("host"), text("x-forwarded-host")]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.split(',').next().map(|h| h.trim().to_string()))
+            .collect();
+        let authority = origin.split_once("://").map(|(_, a)| a);
+        if authority.is_some_and(|a| ours.iter().any(|h| h.eq_ignore_ascii_case(a))) {
+            return Ok(());
+        }
+        return Err(ApiError::CrossOrigin {
+            field: "origin".into(),
+            message: format!(
+                "a request from '{}' may not change anything on '{}'",
+                origin.chars().take(200).collect::<String>(),
+                ours.first().map_or("", String::as_str)
+            ),
+        });
+    }
+    match text("sec-fetch-site").as_deref() {
+        None | Some("same-origin" | "none") => Ok(()),
+        Some(other) => Err(ApiError::CrossOrigin {
+            field: "sec-fetch-site".into(),
+            message: format!(
+                "'{}': only this server's own pages may change anything",
+                other.chars().take(40).collect::<String>()
+            ),
+        }),
+    }
+}
+
 /// `POST /api/auth/login` with `{"username", "password"}`.
 pub async fn login(
     State(st): State<AppState>,
@@ -132,21 +192,53 @@ pub async fn login(
     let username = body
         .string("username")?
         .ok_or_else(|| ApiError::bad("username", "is required"))?;
+    if username.len() > auth::MAX_LOGIN_NAME_BYTES {
+        return Err(ApiError::bad(
+            "username",
+            format!(
+                "longer than {} bytes: no user has such a name",
+                auth::MAX_LOGIN_NAME_BYTES
+            ),
+        ));
+    }
     let password = body
         .string("password")?
         .ok_or_else(|| ApiError::bad("password", "is required"))?;
     let source = peer.ip().to_string();
     let anon = Actor::api("anonymous".into(), peer.ip());
-    let fail = |reason: &str| ActivityEvent::UserLoginFailed {
-        attempted: username.chars().take(64).collect(),
+    let fail = |attempted: &str, registered: bool, reason: &str| ActivityEvent::UserLoginFailed {
+        attempted: shown_login_name(attempted, registered),
         reason: reason.to_string(),
     };
-    if let Some(wait) = st.limiter.blocked(&username, &source) {
-        activity::record(&st.store, fail("too many failed logins"), &anon, None).await?;
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        });
+    // Refusals that were only counted while their block lasted: one entry each, now it is over.
+    for ended in st.limiter.ended_blocks() {
+        let by = if ended.by_user {
+            "the user name"
+        } else {
+            "the address"
+        };
+        let from = ended.source.parse().unwrap_or(peer.ip());
+        let reason = format!(
+            "too many failed logins: {} more attempts refused while {by} was blocked",
+            ended.unlogged
+        );
+        let actor = Actor::api("anonymous".into(), from);
+        activity::record(&st.store, fail(&ended.user, false, &reason), &actor, None).await?;
     }
+    // Counted now, before the password check, so concurrent guesses cannot all get one.
+    let attempt = match st.limiter.admit(&username, &source) {
+        auth::Admission::Check(attempt) => attempt,
+        auth::Admission::Refuse { wait, log } => {
+            if log {
+                let reason = "too many failed logins; further refused attempts until the block \
+                              ends are counted in one later entry";
+                activity::record(&st.store, fail(&username, false, reason), &anon, None).await?;
+            }
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+    };
     let found = st.store.user_for_login(&username).await?;
     // Verify against a fixed hash when the user does not exist, so timing does not tell.
     let (user, ok) = match found {
@@ -159,11 +251,19 @@ pub async fn login(
             (None, false)
         }
     };
+    let registered = user.is_some();
     let Some(user) = user.filter(|_| ok) else {
-        st.limiter.failed(&username, &source);
-        activity::record(&st.store, fail("wrong user name or password"), &anon, None).await?;
+        // The attempt stays counted: it was a failure.
+        activity::record(
+            &st.store,
+            fail(&username, registered, "wrong user name or password"),
+            &anon,
+            None,
+        )
+        .await?;
         return Err(ApiError::Unauthorized("wrong user name or password".into()));
     };
+    st.limiter.succeeded(attempt);
     let secret = auth::new_secret("fps");
     let expires_at = Utc::now()
         + chrono::Duration::seconds(i64::try_from(st.settings.session_ttl_secs).unwrap_or(43_200));
@@ -230,9 +330,102 @@ pub async fn me(Viewer(caller): Viewer) -> Json<serde_json::Value> {
     Json(json!({ "name": name, "kind": kind, "role": caller.role }))
 }
 
+/// What the activity log (and so stderr and the dashboard) shows of an attempted user name:
+/// the name when it is a registered user or could be one, else `(unknown user)`. People type
+/// their password into the name field; that must not end up in the log (#17).
+fn shown_login_name(attempted: &str, registered: bool) -> String {
+    if registered || auth::validate_user_name(attempted).is_ok() {
+        attempted.to_string()
+    } else {
+        UNKNOWN_USER.to_string()
+    }
+}
+
+const UNKNOWN_USER: &str = "(unknown user)";
+
 /// An argon2id hash of a random string, verified against when the user does not exist so that
 /// a wrong name and a wrong password take the same time.
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| auth::hash_password(auth::new_secret("dummy").expose()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    axum::http::HeaderName::from_static(k),
+                    axum::http::HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_this_servers_origin_may_write() {
+        let ok = |pairs: &[(&'static str, &'static str)]| check_same_origin(&headers(pairs));
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ])
+        .is_ok());
+        assert!(ok(&[
+            ("host", "Fleet.example:8080"),
+            ("origin", "http://fleet.example:8080")
+        ])
+        .is_ok());
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "fleet.example"),
+            ("origin", "https://fleet.example")
+        ])
+        .is_ok());
+        assert!(
+            ok(&[("host", "127.0.0.1:8080")]).is_ok(),
+            "curl sends neither"
+        );
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])
+        .is_ok());
+        assert!(ok(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "none")]).is_ok());
+        for bad in [
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9999"),
+            ]),
+            headers(&[
+                ("host", "fleet.example"),
+                ("origin", "http://evil.fleet.example"),
+            ]),
+            headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]),
+            headers(&[("origin", "http://127.0.0.1:8080")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-site")]),
+            headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]),
+        ] {
+            assert!(check_same_origin(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_names_that_could_be_users_reach_the_log() {
+        assert_eq!(shown_login_name("alice", false), "alice");
+        assert_eq!(
+            shown_login_name("ops.team@example", false),
+            "ops.team@example"
+        );
+        assert_eq!(shown_login_name("Tr0ub4dor&3", false), UNKNOWN_USER);
+        assert_eq!(
+            shown_login_name("correct horse battery", false),
+            UNKNOWN_USER
+        );
+        assert_eq!(shown_login_name("=cmd|' /C calc'!A0", false), UNKNOWN_USER);
+        assert_eq!(shown_login_name(&"a".repeat(65), false), UNKNOWN_USER);
+    }
 }

@@ -82,7 +82,7 @@ fn page(which: Page) -> Response {
 /// The shell of every signed-in page; without a live session, the login page with a way back.
 pub async fn app(caller: Result<Caller, ApiError>, uri: Uri) -> Response {
     if caller.is_err() {
-        let back = uri.path_and_query().map_or("/", |p| p.as_str());
+        let back = local_path(uri.path_and_query().map_or("/", |p| p.as_str()));
         let next: String = url_encode(back);
         return Redirect::to(&format!("/login?next={next}")).into_response();
     }
@@ -138,6 +138,22 @@ pub async fn favicon() -> Redirect {
     Redirect::permanent(&format!("/assets/favicon.svg?v={}", version()))
 }
 
+/// `next` if it is a path on this server, else `/`: `/` alone or `/` followed by anything but
+/// `/` or `\` (browsers read `//host` and `/\host` as another host), and no control character
+/// (browsers drop tabs and newlines from URLs, so `/\t/host` becomes `//host`). The login
+/// page's script (`localPath` in app.js) applies the same rule before it follows `next` (#17).
+fn local_path(next: &str) -> &str {
+    let mut chars = next.chars();
+    let path = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.chars().any(char::is_control);
+    if path {
+        next
+    } else {
+        "/"
+    }
+}
+
 /// Percent-encodes everything but unreserved characters and `/`, for a path in a query.
 fn url_encode(s: &str) -> String {
     s.bytes()
@@ -174,6 +190,24 @@ mod tests {
                 !body.contains("https://") && !body.contains("http://"),
                 "{name} refers to another origin"
             );
+        }
+    }
+
+    #[test]
+    fn only_a_path_on_this_server_is_a_place_to_return_to() {
+        for ok in ["/", "/activity?type=x", "/servers/1", "/%09/x"] {
+            assert_eq!(local_path(ok), ok);
+        }
+        for bad in [
+            "//127.0.0.2:18398/x",
+            "/\\127.0.0.2/x",
+            "/\t/127.0.0.2:18398/x",
+            "/\n/x",
+            "https://evil.example/",
+            "",
+            "x",
+        ] {
+            assert_eq!(local_path(bad), "/", "{bad:?}");
         }
     }
 

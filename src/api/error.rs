@@ -28,6 +28,18 @@ pub enum ApiError {
     /// 403: known caller, role too low.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 408: the body named by `field` did not arrive in time.
+    #[error("{field}: {message}")]
+    Timeout { field: String, message: String },
+    /// 413: the body named by `field` is larger than the route accepts.
+    #[error("{field}: {message}")]
+    TooLarge { field: String, message: String },
+    /// 403 naming the header (`origin`, `sec-fetch-site`): a browser write from another origin.
+    #[error("{field}: {message}")]
+    CrossOrigin { field: String, message: String },
+    /// 415: a body in a format other than JSON.
+    #[error("{field}: {message}")]
+    UnsupportedMediaType { field: String, message: String },
     /// 429: too many failed logins; retry after this many seconds.
     #[error("too many failed logins")]
     TooManyRequests { retry_after_secs: u64 },
@@ -88,6 +100,12 @@ impl From<AccountError> for ApiError {
             AccountError::Store(StoreError::NotFound(_)) => {
                 ApiError::not_found("id", "no such user or token")
             }
+            AccountError::LastAdmin { field, name } => ApiError::Conflict {
+                field: field.to_string(),
+                message: format!(
+                    "{name} is the last admin; give another user the admin role first"
+                ),
+            },
             AccountError::Store(s) => s.into(),
         }
     }
@@ -106,6 +124,22 @@ impl IntoResponse for ApiError {
             ),
             Self::Conflict { field, message } => (
                 StatusCode::CONFLICT,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::Timeout { field, message } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::TooLarge { field, message } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::CrossOrigin { field, message } => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": format!("{field}: {message}"), "field": field }),
+            ),
+            Self::UnsupportedMediaType { field, message } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "error": format!("{field}: {message}"), "field": field }),
             ),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),

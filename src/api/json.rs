@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
@@ -11,17 +13,37 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::AppState;
 
 /// A JSON object body.
 pub struct JsonObject(pub Map<String, Value>);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad("body", e.body_text()))?;
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Self::Rejection> {
+        json_content_type(req.headers())?;
+        // A client that sends its headers and then trickles (or withholds) the body would
+        // otherwise hold its connection and buffer until the request's 30 s deadline (#17).
+        let wait = st.settings.http_body_timeout();
+        let bytes = match tokio::time::timeout(wait, Bytes::from_request(req, st)).await {
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    field: "body".into(),
+                    message: format!("did not arrive within {} s", wait.as_secs()),
+                })
+            }
+            Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(
+                _,
+            )))) => {
+                return Err(ApiError::TooLarge {
+                    field: "body".into(),
+                    message: "larger than this route accepts".into(),
+                })
+            }
+            Ok(Err(e)) => return Err(ApiError::bad("body", e.body_text())),
+            Ok(Ok(bytes)) => bytes,
+        };
         Self::parse(&bytes)
     }
 }
@@ -36,7 +58,35 @@ impl JsonObject {
             _ => Err(ApiError::bad("body", "expected a JSON object")),
         }
     }
+}
 
+/// Refuses a body not declared as JSON. A page on another origin can send `text/plain` (or a
+/// form encoding) without the browser asking us first, and a JSON object survives that
+/// encoding; `application/json` it can only send after a CORS preflight, which we never grant.
+fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType {
+        field: "content-type".into(),
+        message: match given {
+            Some(v) => format!(
+                "the body must be sent as application/json, not '{}'",
+                v.chars().take(100).collect::<String>()
+            ),
+            None => "the body must be sent as application/json; no Content-Type was given".into(),
+        },
+    })
+}
+
+impl JsonObject {
     /// Fails on any key not in `allowed`, so typos are not silently ignored.
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {

@@ -5,6 +5,7 @@ mod accounts;
 mod activity;
 mod alerts;
 pub mod auth;
+pub mod conn;
 mod dashboard;
 pub mod error;
 mod fleet;
@@ -15,10 +16,10 @@ mod prometheus;
 mod servers;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -58,6 +59,15 @@ impl AppState {
     }
 }
 
+/// Login and logout: a name and a password, or nothing. 4 KiB also bounds what a stranger can
+/// make the server buffer, since login is the one body anyone may send (#17).
+const SMALL_BODY: usize = 4 * 1024;
+/// Users and tokens: a name, a role, a lifetime and a password of at most 1,024 characters,
+/// each up to six bytes when JSON-escaped.
+const ACCOUNT_BODY: usize = 16 * 1024;
+// Server routes keep axum's 2 MB default: a stored private key travels in the body, and only
+// operators, who are authenticated before the body is read, reach them.
+
 /// The whole router, so tests can serve it on port 0.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -81,19 +91,31 @@ pub fn router(state: AppState) -> Router {
             get(metrics::container_history),
         )
         .route("/api/activity", get(activity::list))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/logout", post(auth::logout))
+        .route(
+            "/api/auth/login",
+            post(auth::login).layer(DefaultBodyLimit::max(SMALL_BODY)),
+        )
+        .route(
+            "/api/auth/logout",
+            post(auth::logout).layer(DefaultBodyLimit::max(SMALL_BODY)),
+        )
         .route(
             "/api/users",
-            get(accounts::list_users).post(accounts::create_user),
+            get(accounts::list_users)
+                .post(accounts::create_user)
+                .layer(DefaultBodyLimit::max(ACCOUNT_BODY)),
         )
         .route(
             "/api/users/{id}",
-            axum::routing::patch(accounts::update_user).delete(accounts::delete_user),
+            axum::routing::patch(accounts::update_user)
+                .delete(accounts::delete_user)
+                .layer(DefaultBodyLimit::max(ACCOUNT_BODY)),
         )
         .route(
             "/api/tokens",
-            get(accounts::list_tokens).post(accounts::create_token),
+            get(accounts::list_tokens)
+                .post(accounts::create_token)
+                .layer(DefaultBodyLimit::max(ACCOUNT_BODY)),
         )
         .route(
             "/api/tokens/{id}",
@@ -146,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(dashboard::asset))
         .route("/favicon.ico", get(dashboard::favicon))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })
+        .layer(axum::middleware::from_fn(auth::same_origin_writes))
         // A slow client cannot hold shutdown hostage.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -154,7 +177,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests; connections are
+/// bounded and timed out as `conn` describes.
 ///
 /// # Errors
 /// The listener fails.
@@ -163,10 +187,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = conn::Limits::from_settings(&state.settings);
+    conn::serve(listener, router(state), limits, shutdown).await
 }

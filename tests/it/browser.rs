@@ -894,6 +894,320 @@ async fn an_operator_pages_the_activity_log_and_filters_it_by_server_actor_and_t
     fleet.finish(b).await;
 }
 
+/// #17, finding 3: a page on another port of the same host is the same *site*, so the
+/// `SameSite=Strict` session cookie goes along with its requests. Such a page, served here on a
+/// second local port, posts a new admin to `/api/users` in both ways a page can without asking
+/// first: a `text/plain` form whose one field spells a JSON object, and a `no-cors` `fetch`.
+/// Both are refused and no user appears; the dashboard's own write with the same session works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_port_cannot_write_with_the_dashboards_session() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "ada", Role::Admin, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let target = app.url("/api/users");
+    // A form field named `{"name":"mallory",...,"password":"pwned-pass` with the value
+    // `word"}` is sent as `{"name":...,"password":"pwned-pass=word"}` under text/plain.
+    let page = format!(
+        r#"<!doctype html><title>cute cats</title>
+<form id="f" method="POST" action="{target}" enctype="text/plain">
+<input type="hidden" name='{{"name":"mallory","role":"admin","password":"pwned-pass' value='word"}}'>
+</form>
+<script>
+fetch("{target}", {{ method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{ "content-type": "text/plain" }},
+  body: JSON.stringify({{ name: "mallory2", role: "admin", password: "pwned-password" }}) }})
+  .catch(() => {{}})
+  .finally(() => document.getElementById("f").submit());
+</script>"#
+    );
+    let evil = OtherSite::start([127, 0, 0, 1], page).await;
+
+    let b = Browser::start("csrf").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ada").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    // The dashboard's own write, with the same session, works.
+    b.execute(
+        "window.ownWrite = 0;
+         fetch('/api/users', { method: 'POST', credentials: 'same-origin',
+           headers: { 'content-type': 'application/json' },
+           body: JSON.stringify({ name: 'fromdashboard', role: 'viewer', password: 'long enough' }) })
+           .then(r => { window.ownWrite = r.status; });",
+        json!([]),
+    )
+    .await;
+    b.wait_js("the dashboard's own POST", "window.ownWrite === 201", WAIT)
+        .await;
+
+    b.goto(&evil.origin()).await;
+    // The form's navigation lands on this server's answer.
+    let app_host = app.addr.to_string();
+    b.wait_js(
+        "the forged form post to land on the server's answer",
+        &format!("location.host === {} && !!document.body", json!(app_host)),
+        WAIT,
+    )
+    .await;
+    let answer = b
+        .execute("return document.body.innerText;", json!([]))
+        .await;
+    let answer = answer.as_str().unwrap_or_default();
+    assert!(
+        answer.contains("origin") && answer.contains("may not change anything"),
+        "the forged form post was not refused for its origin: {answer}"
+    );
+    b.screenshot("forged-post-refused").await;
+    let names: Vec<String> = app
+        .store
+        .users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"ada".to_string()) && names.contains(&"fromdashboard".to_string()),
+        "{names:?}"
+    );
+    // Only the forged requests were refused: no other request of the dashboard failed.
+    let problems = b.problems(&format!("http://{app_host}")).await;
+    let unexpected: Vec<&String> = problems
+        .iter()
+        .filter(|p| !p.contains(&evil.origin()) && !p.contains("/api/users"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    drop(b);
+    evil.stop();
+    app.stop().await;
+}
+
+/// #17, finding 4: `/login?next=` never sends the browser to another host after logging in.
+/// Each of these was or could be read by a browser as `//127.0.0.2:PORT/x` (tabs and newlines
+/// are dropped from URLs), where a page that looks like ours would wait; now each lands on `/`.
+/// A path on this server is still followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_never_follows_next_to_another_host() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "ned", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let evil = OtherSite::start([127, 0, 0, 2], "<title>phish</title>".into()).await;
+    let port = evil.addr.port();
+    let b = Browser::start("next").await;
+    let app_host = app.addr.to_string();
+    for next in [
+        format!("/%09/127.0.0.2:{port}/x"),
+        format!("/%0A/127.0.0.2:{port}/x"),
+        format!("//127.0.0.2:{port}/x"),
+        format!("/%5C127.0.0.2:{port}/x"),
+        format!("http://127.0.0.2:{port}/x"),
+    ] {
+        b.goto(&app.url(&format!("/login?next={next}"))).await;
+        b.wait_for("form#login", WAIT).await;
+        submit_login(&b, "ned").await;
+        b.wait_js(
+            &format!("the overview of this server after logging in with next={next}"),
+            &format!(
+                "location.host === {} && location.pathname === '/'",
+                json!(app_host)
+            ),
+            WAIT,
+        )
+        .await;
+        wait_ready(&b).await;
+    }
+    b.goto(&app.url("/login?next=/activity%3Ftype%3Duser_login"))
+        .await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ned").await;
+    b.wait_js(
+        "/activity?type=user_login",
+        &format!(
+            "location.host === {} && location.pathname === '/activity' && \
+             new URLSearchParams(location.search).get('type') === 'user_login'",
+            json!(app_host)
+        ),
+        WAIT,
+    )
+    .await;
+    wait_ready(&b).await;
+    b.assert_clean(&format!("http://{app_host}")).await;
+    drop(b);
+    evil.stop();
+    app.stop().await;
+}
+
+/// #17, finding 7: mount names come from the host, so a host can name a mount
+/// `=HYPERLINK(...)`. The disk chart's CSV download defuses such cells as the server's
+/// activity export does (a leading `'`), and keeps the numbers numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "cara", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let key = app.dir.path().join("k");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let server = common::add(
+        &app.store,
+        fleetpoll::inventory::NewServer {
+            name: "formula-host".into(),
+            host: "127.0.0.1".into(),
+            port: harness::closed_port(),
+            user: "u".into(),
+            key_path: key.to_string_lossy().into_owned(),
+            key_passphrase_env: None,
+            tags: vec![],
+            enabled: false,
+            key_material: None,
+            key_stored: false,
+        },
+    )
+    .await;
+    // What a host's `df` could report; stored as a poll would store it.
+    let mounts = [
+        "=HYPERLINK(\"http://evil.example/x\",\"open\")",
+        "-1+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "+1",
+        "/",
+    ];
+    let now = Utc::now().timestamp_millis();
+    for minutes_ago in [9, 6, 3] {
+        for (i, mount) in mounts.iter().enumerate() {
+            sqlx::query(
+                "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, \
+                 used_bytes, available_bytes, use_percent) values (?, ?, '/dev/x', ?, 100, ?, ?, ?)",
+            )
+            .bind(server.id.to_string())
+            .bind(now - minutes_ago * 60_000)
+            .bind(*mount)
+            .bind(10 * i as i64)
+            .bind(100 - 10 * i as i64)
+            .bind(10.0 * i as f64)
+            .execute(app.store.pool())
+            .await
+            .expect("insert disk row");
+        }
+    }
+
+    let b = Browser::start("csv-formulas").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "cara").await;
+    wait_path(&b, "/").await;
+    b.goto(&app.url(&format!("/servers/{}", server.id))).await;
+    wait_ready(&b).await;
+    let chart = "div.chart[data-chart=disk]";
+    b.wait_js(
+        "the disk chart's three points",
+        &format!(
+            "Number((document.querySelector('{chart}') || {{dataset: {{}}}}).dataset.points) === 3"
+        ),
+        WAIT,
+    )
+    .await;
+    b.find(&format!("{chart} button.export-csv"))
+        .await
+        .click()
+        .await;
+    let path = b.wait_download("formula-host-disk.csv", WAIT).await;
+    let csv = std::fs::read_to_string(&path).expect("read the CSV");
+    let rows: Vec<Vec<String>> = csv.lines().map(csv_cells).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let header = &rows[0];
+    assert_eq!(header.len(), 1 + mounts.len(), "{csv}");
+    for cell in rows.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a cell a spreadsheet would run: {cell:?}\n{csv}"
+        );
+    }
+    for mount in &mounts[..4] {
+        assert!(
+            header.contains(&format!("'{mount}")),
+            "{mount:?} is not in the header, defused: {header:?}"
+        );
+    }
+    assert!(header.contains(&"/".to_string()), "{header:?}");
+    for row in &rows[1..] {
+        for value in &row[1..] {
+            assert!(
+                value.parse::<f64>().is_ok(),
+                "{value:?} is not a number: {csv}"
+            );
+        }
+    }
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    drop(b);
+    app.stop().await;
+}
+
+/// The cells of one CSV line (RFC 4180 quoting; no line breaks inside cells here).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().expect("cell").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().expect("cell").push(c),
+        }
+    }
+    cells
+}
+
+/// Another web site on this machine: one page at `/`, on `ip` and a port of its own.
+struct OtherSite {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OtherSite {
+    async fn start(ip: [u8; 4], page: String) -> OtherSite {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0))
+            .await
+            .expect("bind the other site");
+        let addr = listener.local_addr().expect("addr");
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page) }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        OtherSite { addr, task }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
 /// The fleet every test drives.
 struct Fleet {
     app: TestApp,

@@ -150,6 +150,11 @@ impl TestApp {
     }
 
     pub async fn start_with_interval(interval_secs: u64) -> TestApp {
+        Self::start_with(|cfg| cfg.poll_interval_secs = interval_secs).await
+    }
+
+    /// Starts with the test settings as `adjust` leaves them.
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(dir.path()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -158,7 +163,7 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let mut cfg = settings(dir.path());
-        cfg.poll_interval_secs = interval_secs;
+        adjust(&mut cfg);
         let task = tokio::spawn(fleetpoll::app::run(
             cfg,
             store.clone(),

@@ -48,3 +48,5 @@ mod browser;
 
 /// Notification channels and delivery against a real HTTP receiver and SMTP server (issue #13).
 mod notify;
+/// Issue #17's findings replayed: connection limits and timeouts, login limits, CSRF, redirects.
+mod hardening;

@@ -93,6 +93,14 @@ class HttpError extends Error {
   }
 }
 
+/// `next` if it is a path on this server, else "/". A path is "/" alone or "/" followed by
+/// anything but "/" or "\" (browsers read "//host" and "/\host" as another host), with no
+/// control character (browsers drop tabs and newlines from URLs, so "/\t/host" is "//host").
+/// The server builds its `next` by the same rule (dashboard.rs).
+function localPath(next) {
+  return typeof next === "string" && /^\/(?![\/\\])/.test(next) && !/[\u0000-\u001f\u007f]/.test(next) ? next : "/";
+}
+
 function toLogin() {
   location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
 }
@@ -332,9 +340,14 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
   plot.addEventListener("pointercancel", () => { dragFrom = null; box.classList.remove("dragging"); sel.setAttribute("visibility", "hidden"); });
 }
 
+/// Quotes a CSV cell when needed and defuses spreadsheet formulas, as the server's activity
+/// export does (`csv_cell` in activity.rs): mount and container names come from the host, and
+/// a name such as `=HYPERLINK(...)` must not run in the spreadsheet that opens the file. Numbers
+/// are values we computed and stay numbers (a negative one would otherwise turn into text).
 function csvCell(v) {
-  const s = String(v);
-  return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  let s = String(v);
+  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
+  return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
 /// The shown rows as CSV: RFC 3339 UTC time, then one column per series.
@@ -878,9 +891,8 @@ async function activityPage() {
 
 function loginPage() {
   const form = $("#login");
-  const next = params().get("next");
   // Only a path on this server: never an open redirect.
-  const target = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+  const target = localPath(params().get("next"));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     const err = $("#error");
