@@ -132,6 +132,24 @@ pub enum ActivityEvent {
     SilenceCreated {
         silence: crate::alerts::Silence,
     },
+    /// Many servers of one group (a /24, a tag) fail with one reason at once.
+    OutageStarted {
+        group: String,
+        reason: String,
+        failing: usize,
+        total: usize,
+    },
+    OutageEnded {
+        group: String,
+        since: DateTime<Utc>,
+    },
+    /// More than `outage_fraction` of the whole fleet failing at once: the poller's own
+    /// network or load, not the hosts.
+    PollerDegraded {
+        reason: String,
+        failing: usize,
+        total: usize,
+    },
     /// A silence ended: at its end time, or early by an operator.
     SilenceExpired {
         silence: crate::alerts::Silence,
@@ -216,6 +234,9 @@ impl ActivityEvent {
             Self::AlertRuleUpdated { .. } => "alert_rule_updated",
             Self::AlertRuleDeleted { .. } => "alert_rule_deleted",
             Self::SilenceCreated { .. } => "silence_created",
+            Self::OutageStarted { .. } => "outage_started",
+            Self::OutageEnded { .. } => "outage_ended",
+            Self::PollerDegraded { .. } => "poller_degraded",
             Self::SilenceExpired { .. } => "silence_expired",
             Self::ChannelCreated { .. } => "channel_created",
             Self::ChannelUpdated { .. } => "channel_updated",
@@ -243,7 +264,9 @@ impl ActivityEvent {
 
     pub fn severity(&self) -> Severity {
         match self {
-            Self::HostKeyChanged { .. } => Severity::Critical,
+            Self::HostKeyChanged { .. }
+            | Self::OutageStarted { .. }
+            | Self::PollerDegraded { .. } => Severity::Critical,
             Self::AlertFiring { severity, .. } => match severity {
                 crate::alerts::AlertSeverity::Critical => Severity::Critical,
                 crate::alerts::AlertSeverity::Warning => Severity::Warning,
@@ -311,6 +334,16 @@ impl ActivityEvent {
             Self::AlertRuleCreated { name, .. } => format!("Alert rule '{name}' created"),
             Self::AlertRuleUpdated { name, .. } => format!("Alert rule '{name}' updated"),
             Self::AlertRuleDeleted { name } => format!("Alert rule '{name}' deleted"),
+            Self::OutageStarted { group, reason, failing, total } => {
+                format!("Outage of {group}: {failing} of {total} servers {reason}")
+            }
+            Self::OutageEnded { group, since } => format!(
+                "Outage of {group} since {} UTC is over",
+                since.format("%Y-%m-%d %H:%M")
+            ),
+            Self::PollerDegraded { reason, failing, total } => format!(
+                "The poller is degraded: {failing} of {total} servers {reason} at once (its own network or load, not the hosts); their notifications wait"
+            ),
             Self::SilenceCreated { silence: x } => format!(
                 "Silence for {} from {} to {} UTC: {}",
                 matchers(x),
@@ -428,6 +461,18 @@ impl ActivityEvent {
             Self::AlertRuleUpdated { name, changes } => json!({ "rule": name, "changes": changes }),
             Self::AlertRuleDeleted { name } => json!({ "rule": name }),
             Self::SilenceCreated { silence } => json!({ "silence": silence }),
+            Self::OutageStarted {
+                group,
+                reason,
+                failing,
+                total,
+            } => json!({ "group": group, "reason": reason, "failing": failing, "total": total }),
+            Self::OutageEnded { group, since } => json!({ "group": group, "since": since }),
+            Self::PollerDegraded {
+                reason,
+                failing,
+                total,
+            } => json!({ "reason": reason, "failing": failing, "total": total }),
             Self::SilenceExpired { silence, early } => {
                 json!({ "silence": silence, "early": early })
             }

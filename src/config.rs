@@ -115,6 +115,9 @@ pub struct Settings {
     /// Alerts of one rule that change state within this many seconds go out as one
     /// notification per channel (issue #13); 0 sends each at the next dispatcher tick.
     pub group_wait_secs: u64,
+    /// More than this share of a /24, a tag or the fleet failing with one reason within an
+    /// interval is one outage notification, not one per server (issue #13); 1 turns it off.
+    pub outage_fraction: f64,
     pub thresholds: Thresholds,
 }
 
@@ -142,6 +145,7 @@ impl Default for Settings {
             retention_days: 7,
             retention_check_secs: 3600,
             group_wait_secs: 30,
+            outage_fraction: 0.3,
             thresholds: Thresholds::default(),
         }
     }
@@ -169,6 +173,7 @@ const TOP_KEYS: &[&str] = &[
     "retention_days",
     "retention_check_secs",
     "group_wait_secs",
+    "outage_fraction",
 ];
 const THRESHOLD_KEYS: &[&str] = &[
     "cpu_warning_percent",
@@ -290,6 +295,7 @@ impl Settings {
             "retention_days" => self.retention_days = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
+            "outage_fraction" => self.outage_fraction = float()?,
             other => {
                 let t = &mut self.thresholds;
                 let slot = match other.strip_prefix("thresholds_") {
@@ -396,6 +402,13 @@ impl Settings {
                 "concurrency",
                 self.concurrency.to_string(),
                 "must be between 1 and 10000",
+            ));
+        }
+        if !(0.05..=1.0).contains(&self.outage_fraction) {
+            return Err(bad(
+                "outage_fraction",
+                self.outage_fraction.to_string(),
+                "must be between 0.05 and 1 (1 turns correlation off)",
             ));
         }
         if self.http_header_timeout_secs > 3600 {

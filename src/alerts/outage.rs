@@ -62,6 +62,13 @@ pub enum OutageChange {
         /// Alerts held during the outage that are still open: tell them now.
         held: Vec<Uuid>,
     },
+    /// A group crossed the fraction: from now on its members' status notifications wait, and
+    /// those of its failing servers not yet sent (still within `group_wait_secs`) are taken
+    /// back to wait with them.
+    Holding { failing: Vec<Uuid> },
+    /// A group crossed the fraction and fell back before it was told of, or was never told
+    /// because a group told of covers it: nothing to say, but the alerts it held are due.
+    Released { held: Vec<Uuid> },
 }
 
 #[derive(Debug, Default)]
@@ -72,9 +79,13 @@ struct Group {
 
 #[derive(Debug)]
 struct Active {
-    reason: Outcome,
     since: DateTime<Utc>,
     held: Vec<Uuid>,
+    /// Told of (after the settle time): its end is told too.
+    told: bool,
+    /// Never to be told: a group told of covers its failing servers (the tag of a rack that
+    /// is also its /24). It holds like the other.
+    quiet: bool,
 }
 
 /// The correlator's state across the writer's batches.
@@ -83,6 +94,9 @@ pub struct Correlator {
     fraction: f64,
     /// Failures older than this (one poll interval) are not "the same cycle".
     window: Duration,
+    /// How long a group stays over the fraction before it is told of, so that the cycle's
+    /// failures are in and the group that says most is the one told (`group_wait_secs`).
+    settle: Duration,
     groups: HashMap<GroupKey, Group>,
     /// Each server's latest failure: when, and why.
     failing: HashMap<Uuid, (DateTime<Utc>, Outcome)>,
@@ -93,10 +107,11 @@ pub struct Correlator {
 const MIN_MEMBERS: usize = 4;
 
 impl Correlator {
-    pub fn new(fraction: f64, interval: std::time::Duration) -> Self {
+    pub fn new(fraction: f64, interval: std::time::Duration, settle: std::time::Duration) -> Self {
         Self {
             fraction: fraction.clamp(0.0, 1.0),
             window: Duration::from_std(interval).unwrap_or(Duration::minutes(1)),
+            settle: Duration::from_std(settle).unwrap_or(Duration::seconds(30)),
             groups: HashMap::new(),
             failing: HashMap::new(),
         }
@@ -159,66 +174,116 @@ impl Correlator {
 
     /// Notes an alert whose notification was held, to tell it when its outage ends.
     pub fn hold(&mut self, server: Uuid, alert: Uuid) {
-        if let Some(g) = self
-            .groups
-            .values_mut()
-            .find(|g| g.active.is_some() && g.members.contains(&server))
-        {
+        let mut keys: Vec<&GroupKey> = self.groups.keys().collect();
+        keys.sort();
+        let first = keys
+            .into_iter()
+            .find(|k| {
+                self.groups
+                    .get(*k)
+                    .is_some_and(|g| g.active.is_some() && g.members.contains(&server))
+            })
+            .cloned();
+        if let Some(g) = first.and_then(|k| self.groups.get_mut(&k)) {
             if let Some(a) = g.active.as_mut() {
                 a.held.push(alert);
             }
         }
     }
 
-    /// Outages that began or ended by `now`. The fleet group is included: its start is the
-    /// poller's degradation.
+    /// Outages told or ended by `now`. A group over the fraction holds its members at once
+    /// and is told of once it has stayed over for the settle time; then the groups with the
+    /// most failing servers go first (the more specific first on a tie: subnets, tags, the
+    /// fleet), and a group whose failing servers a told group covers stays quiet. The fleet
+    /// group's start is the poller's own degradation.
     pub fn changes(&mut self, now: DateTime<Utc>) -> Vec<OutageChange> {
         let window = self.window;
         self.failing.retain(|_, (at, _)| now - *at <= window);
-        let mut out = Vec::new();
         let mut keys: Vec<GroupKey> = self.groups.keys().cloned().collect();
         keys.sort();
+        // Each group's failing servers with the commonest reason.
+        let mut state: Vec<(GroupKey, Outcome, HashSet<Uuid>, usize)> = Vec::new();
         for key in keys {
-            let Some(g) = self.groups.get_mut(&key) else {
+            let Some(g) = self.groups.get(&key) else {
                 continue;
             };
-            let total = g.members.len();
-            let mut by_reason: HashMap<Outcome, usize> = HashMap::new();
+            let mut by_reason: HashMap<Outcome, HashSet<Uuid>> = HashMap::new();
             for id in &g.members {
                 if let Some((_, r)) = self.failing.get(id) {
-                    *by_reason.entry(*r).or_insert(0) += 1;
+                    by_reason.entry(*r).or_default().insert(*id);
                 }
             }
             let (reason, failing) = by_reason
                 .into_iter()
-                .max_by_key(|(r, n)| (*n, r.index()))
-                .unwrap_or((Outcome::Unreachable, 0));
-            let over = total >= MIN_MEMBERS && failing as f64 > self.fraction * total as f64;
+                .max_by_key(|(r, set)| (set.len(), r.index()))
+                .unwrap_or((Outcome::Unreachable, HashSet::new()));
+            state.push((key, reason, failing, g.members.len()));
+        }
+        let mut out = Vec::new();
+        for (key, _, failing, total) in &state {
+            let over =
+                *total >= MIN_MEMBERS && failing.len() as f64 > self.fraction * *total as f64;
+            let Some(g) = self.groups.get_mut(key) else {
+                continue;
+            };
             match (&g.active, over) {
                 (None, true) => {
                     g.active = Some(Active {
-                        reason,
                         since: now,
                         held: Vec::new(),
+                        told: false,
+                        quiet: false,
                     });
-                    out.push(OutageChange::Started {
-                        group: key.clone(),
-                        reason,
-                        failing,
-                        total,
-                    });
+                    let mut ids: Vec<Uuid> = failing.iter().copied().collect();
+                    ids.sort();
+                    out.push(OutageChange::Holding { failing: ids });
                 }
                 (Some(_), false) => {
                     if let Some(a) = g.active.take() {
-                        out.push(OutageChange::Ended {
-                            group: key.clone(),
-                            since: a.since,
-                            held: a.held,
-                        });
+                        if a.told {
+                            out.push(OutageChange::Ended {
+                                group: key.clone(),
+                                since: a.since,
+                                held: a.held,
+                            });
+                        } else if !a.held.is_empty() {
+                            out.push(OutageChange::Released { held: a.held });
+                        }
                     }
                 }
                 _ => {}
             }
+        }
+        let active = |k: &GroupKey| self.groups.get(k).and_then(|g| g.active.as_ref());
+        let mut told: Vec<HashSet<Uuid>> = state
+            .iter()
+            .filter(|(k, ..)| active(k).is_some_and(|a| a.told))
+            .map(|(_, _, f, _)| f.clone())
+            .collect();
+        let mut due: Vec<&(GroupKey, Outcome, HashSet<Uuid>, usize)> = state
+            .iter()
+            .filter(|(k, ..)| {
+                active(k).is_some_and(|a| !a.told && !a.quiet && now - a.since >= self.settle)
+            })
+            .collect();
+        due.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then_with(|| a.0.cmp(&b.0)));
+        for (key, reason, failing, total) in due {
+            let covered = told.iter().any(|t| failing.is_subset(t));
+            let Some(a) = self.groups.get_mut(key).and_then(|g| g.active.as_mut()) else {
+                continue;
+            };
+            if covered {
+                a.quiet = true;
+                continue;
+            }
+            a.told = true;
+            out.push(OutageChange::Started {
+                group: key.clone(),
+                reason: *reason,
+                failing: failing.len(),
+                total: *total,
+            });
+            told.push(failing.clone());
         }
         out
     }
@@ -260,7 +325,11 @@ mod tests {
 
     #[test]
     fn a_subnet_failing_together_is_one_outage_and_one_end() {
-        let mut c = Correlator::new(0.3, std::time::Duration::from_secs(60));
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+        );
         let mut servers = fleet(40, "10.1.2", "rack-a");
         servers.extend(fleet(100, "10.9.9", "rack-b"));
         load(&mut c, &servers);
@@ -271,6 +340,7 @@ mod tests {
         let changes = c.changes(t0);
         let groups: Vec<String> = changes
             .iter()
+            .filter(|ch| !matches!(ch, OutageChange::Holding { .. }))
             .map(|ch| match ch {
                 OutageChange::Started {
                     group,
@@ -279,10 +349,13 @@ mod tests {
                     ..
                 } => format!("{} {failing}/{total}", group.describe()),
                 OutageChange::Ended { group, .. } => format!("end {}", group.describe()),
+                OutageChange::Released { .. } => "released".into(),
+                OutageChange::Holding { .. } => "holding".into(),
             })
             .collect();
-        // 40 of 140 is under 0.3 of the fleet: not the poller's own trouble.
-        assert_eq!(groups, ["subnet 10.1.2.0/24 40/40", "tag rack-a 40/40"]);
+        // The rack's tag fails exactly as its /24 does: told once. 40 of 140 is under 0.3 of
+        // the fleet: not the poller's own trouble.
+        assert_eq!(groups, ["subnet 10.1.2.0/24 40/40"]);
         assert!(c.holds(servers[0].0));
         assert!(!c.holds(servers[50].0));
         let alert = Uuid::new_v4();
@@ -292,7 +365,7 @@ mod tests {
             c.observe(*id, None, t0 + Duration::seconds(90));
         }
         let ended = c.changes(t0 + Duration::seconds(90));
-        assert_eq!(ended.len(), 2);
+        assert_eq!(ended.len(), 1, "{ended:?}");
         let held: Vec<Uuid> = ended
             .iter()
             .flat_map(|e| match e {
@@ -305,7 +378,11 @@ mod tests {
 
     #[test]
     fn scattered_failures_or_different_reasons_are_not_an_outage() {
-        let mut c = Correlator::new(0.3, std::time::Duration::from_secs(60));
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+        );
         let servers = fleet(10, "10.1.2", "web");
         load(&mut c, &servers);
         let t0 = Utc::now();
@@ -323,7 +400,11 @@ mod tests {
 
     #[test]
     fn most_of_the_fleet_failing_at_once_is_the_poller_degraded_and_holds_everyone() {
-        let mut c = Correlator::new(0.3, std::time::Duration::from_secs(60));
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+        );
         let mut servers = fleet(20, "10.1.2", "a");
         servers.extend(fleet(20, "10.1.3", "b"));
         load(&mut c, &servers);
@@ -351,8 +432,82 @@ mod tests {
     }
 
     #[test]
+    fn a_group_is_told_once_the_cycle_is_in_and_the_largest_goes_first() {
+        // Failures arrive one by one: the rack's tag (40 members) crosses 30% before its /24
+        // (44 members) does; told after the settle time, the /24 says it for both.
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(10),
+        );
+        let mut servers = fleet(4, "10.1.2", "steady");
+        servers.extend(fleet(40, "10.1.2", "rack-a"));
+        servers.extend(fleet(100, "10.9.9", "elsewhere"));
+        // The first four share the rack's /24 with other addresses.
+        for (i, s) in servers.iter_mut().enumerate().take(4) {
+            s.1 = format!("10.1.2.{}", 200 + i);
+        }
+        load(&mut c, &servers);
+        let t0 = Utc::now();
+        let mut holding = 0;
+        for (i, (id, _, _)) in servers[4..44].iter().enumerate() {
+            c.observe(
+                *id,
+                Some(Outcome::Unreachable),
+                t0 + Duration::milliseconds(i as i64 * 50),
+            );
+            for ch in c.changes(t0 + Duration::milliseconds(i as i64 * 50)) {
+                assert!(matches!(ch, OutageChange::Holding { .. }), "{ch:?}");
+                holding += 1;
+            }
+        }
+        assert_eq!(
+            holding, 2,
+            "the tag, then the /24, start holding as they cross"
+        );
+        assert!(c.holds(servers[10].0), "held while it settles");
+        let told = c.changes(t0 + Duration::seconds(11));
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            matches!(&told[0], OutageChange::Started { group: GroupKey::Subnet(n), failing: 40, total: 44, .. } if n == "10.1.2.0/24")
+        );
+    }
+
+    #[test]
+    fn a_group_that_falls_back_before_it_is_told_releases_what_it_held() {
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(10),
+        );
+        let servers = fleet(10, "10.1.2", "web");
+        load(&mut c, &servers);
+        let t0 = Utc::now();
+        for (id, _, _) in &servers[..5] {
+            c.observe(*id, Some(Outcome::Timeout), t0);
+        }
+        let holding = c.changes(t0);
+        // Its /24, its tag and the fleet all cross at once.
+        assert_eq!(holding.len(), 3, "{holding:?}");
+        assert!(holding
+            .iter()
+            .all(|h| matches!(h, OutageChange::Holding { failing } if failing.len() == 5)));
+        let alert = Uuid::new_v4();
+        c.hold(servers[0].0, alert);
+        for (id, _, _) in &servers[..5] {
+            c.observe(*id, None, t0 + Duration::seconds(5));
+        }
+        let changes = c.changes(t0 + Duration::seconds(5));
+        assert_eq!(changes, [OutageChange::Released { held: vec![alert] }]);
+    }
+
+    #[test]
     fn small_groups_are_not_correlated() {
-        let mut c = Correlator::new(0.3, std::time::Duration::from_secs(60));
+        let mut c = Correlator::new(
+            0.3,
+            std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+        );
         let servers = fleet(3, "10.1.2", "pair");
         load(&mut c, &servers);
         let t0 = Utc::now();

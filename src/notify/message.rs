@@ -20,8 +20,23 @@ pub struct Payload {
     /// `rule:<rule id>:<status>`: what the alerts of one notification have in common.
     pub group_key: String,
     pub alerts: Vec<AlertItem>,
+    /// Set on the notification of an outage: many servers of one group failing together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<OutageItem>,
     /// When this attempt left; everything else is identical on every attempt.
     pub sent_at: DateTime<Utc>,
+}
+
+/// An outage: `group` is `subnet 10.1.2.0/24`, `tag rack-a` or `the whole fleet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutageItem {
+    pub group: String,
+    /// Why they fail (`unreachable`, `timeout`, ...).
+    pub reason: String,
+    pub failing: usize,
+    pub total: usize,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// One alert of a notification.
@@ -102,6 +117,19 @@ impl Payload {
             status: status.to_string(),
             group_key,
             alerts: items,
+            outage: None,
+            sent_at: now,
+        }
+    }
+
+    /// The body of an outage's start (`firing`) or end (`resolved`).
+    pub fn outage(status: &str, outage: OutageItem, now: DateTime<Utc>) -> Self {
+        Self {
+            version: VERSION,
+            status: status.to_string(),
+            group_key: format!("outage:{}", outage.group),
+            alerts: Vec::new(),
+            outage: Some(outage),
             sent_at: now,
         }
     }
@@ -113,12 +141,16 @@ impl Payload {
             status: "test".into(),
             group_key: "test".into(),
             alerts: Vec::new(),
+            outage: None,
             sent_at: now,
         }
     }
 
     /// The highest severity among the alerts, `warning` when there are none.
     pub fn severity(&self) -> &str {
+        if self.outage.is_some() {
+            return "critical";
+        }
         if self.alerts.iter().any(|a| a.severity == "critical") {
             "critical"
         } else {
@@ -130,6 +162,15 @@ impl Payload {
     pub fn title(&self) -> String {
         if self.status == "test" {
             return "[TEST] fleetpoll test message".into();
+        }
+        if let Some(o) = &self.outage {
+            return match o.ended_at {
+                None => format!(
+                    "[OUTAGE] {}: {} of {} servers {}",
+                    o.group, o.failing, o.total, o.reason
+                ),
+                Some(_) => format!("[RESOLVED] outage of {} is over", o.group),
+            };
         }
         let rule = self.alerts.first().map_or("alert", |a| a.rule.as_str());
         let mut servers: Vec<&str> = self.alerts.iter().map(|a| a.server_name.as_str()).collect();

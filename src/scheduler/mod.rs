@@ -24,6 +24,7 @@ use uuid::Uuid;
 pub use transition::transition;
 
 use crate::activity::{self, ActivityEvent, Actor};
+use crate::alerts::outage::Correlator;
 use crate::config::Settings;
 use crate::inventory::Server;
 use crate::observe::Metrics;
@@ -66,6 +67,8 @@ pub struct Scheduler {
     semaphore: Semaphore,
     /// Activity entries a host can bring back at every poll, folded per window.
     folding: activity::Folding,
+    /// Outages of groups of servers, and when its groups were last read from the inventory.
+    correlator: Mutex<(Correlator, Option<chrono::DateTime<Utc>>)>,
 }
 
 impl Scheduler {
@@ -87,6 +90,11 @@ impl Scheduler {
             metrics.clone(),
             store.dir().to_path_buf(),
         );
+        let correlator = Correlator::new(
+            settings.outage_fraction,
+            settings.poll_interval(),
+            Duration::from_secs(settings.group_wait_secs),
+        );
         Arc::new(Self {
             store,
             poller,
@@ -96,6 +104,7 @@ impl Scheduler {
             in_flight: Mutex::new(HashSet::new()),
             failures: Mutex::new(HashMap::new()),
             folding: activity::Folding::new(FOLD_WINDOW),
+            correlator: Mutex::new((correlator, None)),
         })
     }
 

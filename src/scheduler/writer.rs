@@ -13,9 +13,13 @@ use super::transition::transition;
 use super::{Scheduler, BATCH, WRITE_LINGER};
 use crate::activity::{self, ActivityEvent, Actor};
 use crate::alerts::eval::{evaluate, Change, Notice, PollFacts};
-use crate::alerts::{Alert, AlertRule, Observed, Silence, Threshold};
+use crate::alerts::outage::{GroupKey, OutageChange};
+use crate::alerts::{Alert, AlertRule, Metric, Observed, Silence, Threshold};
 use crate::inventory::{Server, ServerStatus};
 use crate::model::Snapshot;
+use crate::notify::message::OutageItem;
+use crate::notify::Payload;
+use crate::poll::PollError;
 use crate::poll::PollResult;
 use crate::store::{AlertWrite, NewActivity, PollWrite, ServerUpdate, StoreError};
 
@@ -92,6 +96,8 @@ impl Scheduler {
         for a in self.store.open_alerts(&ids).await? {
             open.entry(a.server_id).or_default().push(a);
         }
+        let outages = self.correlate(batch, now).await;
+        let mut held: Vec<(Uuid, Uuid)> = Vec::new();
         for d in batch {
             let Some(current) = rows.remove(&d.polled.id) else {
                 continue;
@@ -109,9 +115,10 @@ impl Scheduler {
                 current.docker_note.as_deref(),
                 self.settings.offline_after_failures,
             );
+            let in_outage = self.correlator.lock().is_ok_and(|c| c.0.holds(current.id));
             let (alert_writes, alert_events) = judge(
-                &rules,
-                &silences,
+                (&rules, &silences),
+                in_outage,
                 &current,
                 &update,
                 d.result.outcome.as_ref().ok(),
@@ -131,6 +138,13 @@ impl Scheduler {
                 })
                 .map(|e| activity::entry(e, &system, who, now))
                 .collect();
+            held.extend(alert_writes.iter().filter(|w| w.held).filter_map(
+                |w| match &w.write.change {
+                    Change::Open(a) | Change::Update(a) => Some((current.id, a.id)),
+                    Change::Drop(_) => None,
+                },
+            ));
+            let alert_writes: Vec<AlertWrite> = alert_writes.into_iter().map(|w| w.write).collect();
             prepared.push((
                 current.id,
                 d.result.outcome.as_ref().ok(),
@@ -155,6 +169,12 @@ impl Scheduler {
         for (_, _, _, entries, _) in &prepared {
             activity::emit(entries);
         }
+        if let Ok(mut c) = self.correlator.lock() {
+            for (server, alert) in held {
+                c.0.hold(server, alert);
+            }
+        }
+        self.tell_outages(&rules, outages, now).await?;
         let mut folded: Vec<NewActivity> = self
             .folding
             .closed(now)
@@ -185,14 +205,14 @@ impl Scheduler {
 /// Evaluates the alert rules against one stored poll: the decisions to write (with the
 /// channels to tell) and the activity entries of alerts that fired or resolved.
 fn judge(
-    rules: &[AlertRule],
-    silences: &[Silence],
+    (rules, silences): (&[AlertRule], &[Silence]),
+    in_outage: bool,
     current: &Server,
     update: &ServerUpdate,
     snapshot: Option<&Snapshot>,
     open: &[Alert],
     now: chrono::DateTime<Utc>,
-) -> (Vec<AlertWrite>, Vec<ActivityEvent>) {
+) -> (Vec<Judged>, Vec<ActivityEvent>) {
     let facts = PollFacts {
         server_id: current.id,
         server_name: &current.name,
@@ -243,16 +263,171 @@ fn judge(
                 .iter()
                 .any(|s| s.matches(&r.name, &current.name, &current.tags))
         });
-        writes.push(AlertWrite {
-            channels: match rule {
-                Some(r) if !silenced => r.channels.clone(),
-                _ => Vec::new(),
+        // During an outage of its group, a server's own status alerts wait: the outage is
+        // told once for all of them, and those still firing are told when it ends.
+        let held = in_outage
+            && decision.notice.is_some()
+            && rule.is_some_and(|r| r.metric == Metric::ServerStatus);
+        writes.push(Judged {
+            held,
+            write: AlertWrite {
+                channels: match rule {
+                    Some(r) if !silenced && !held => r.channels.clone(),
+                    _ => Vec::new(),
+                },
+                change: decision.change,
+                notice: decision.notice,
             },
-            change: decision.change,
-            notice: decision.notice,
         });
     }
     (writes, events)
+}
+
+/// A decision with whether its notification was held for an outage.
+struct Judged {
+    write: AlertWrite,
+    held: bool,
+}
+
+/// How often the correlator's picture of the groups (who is in which /24 or tag) is renewed.
+const GROUPS_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+impl Scheduler {
+    /// Feeds the batch's outcomes to the correlator (renewing its groups from the inventory
+    /// now and then) and returns the outages that began or ended.
+    async fn correlate(&self, batch: &[Done], now: chrono::DateTime<Utc>) -> Vec<OutageChange> {
+        let stale = self
+            .correlator
+            .lock()
+            .map(|c| c.1.is_none_or(|at| now - at > GROUPS_EVERY))
+            .unwrap_or(false);
+        if stale {
+            match self.store.servers().await {
+                Ok(list) => {
+                    if let Ok(mut c) = self.correlator.lock() {
+                        c.0.set_inventory(
+                            list.iter()
+                                .filter(|s| s.enabled)
+                                .map(|s| (s.id, s.host.as_str(), s.tags.as_slice())),
+                        );
+                        c.1 = Some(now);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "Cannot read the inventory for correlation"),
+            }
+        }
+        let Ok(mut c) = self.correlator.lock() else {
+            return Vec::new();
+        };
+        for d in batch {
+            let failure = d.result.outcome.as_ref().err().map(PollError::reason);
+            c.0.observe(d.polled.id, failure, now);
+        }
+        c.0.changes(now)
+    }
+
+    /// Writes each outage's start or end: its activity entry, one notification per channel of
+    /// the enabled `server_status` rules, and at its end the held alerts still firing.
+    async fn tell_outages(
+        &self,
+        rules: &[AlertRule],
+        changes: Vec<OutageChange>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut channels: Vec<String> = rules
+            .iter()
+            .filter(|r| r.enabled && r.metric == Metric::ServerStatus)
+            .flat_map(|r| r.channels.iter().cloned())
+            .collect();
+        channels.sort();
+        channels.dedup();
+        let system = Actor::system();
+        for change in changes {
+            let (event, status, item, held) = match change {
+                OutageChange::Started {
+                    group,
+                    reason,
+                    failing,
+                    total,
+                } => {
+                    let item = OutageItem {
+                        group: group.describe(),
+                        reason: reason.as_str().to_string(),
+                        failing,
+                        total,
+                        started_at: now,
+                        ended_at: None,
+                    };
+                    let event = if group == GroupKey::Fleet {
+                        ActivityEvent::PollerDegraded {
+                            reason: item.reason.clone(),
+                            failing,
+                            total,
+                        }
+                    } else {
+                        ActivityEvent::OutageStarted {
+                            group: item.group.clone(),
+                            reason: item.reason.clone(),
+                            failing,
+                            total,
+                        }
+                    };
+                    (event, "firing", item, Vec::new())
+                }
+                OutageChange::Holding { failing } => {
+                    // Their own notifications, still waiting for `group_wait_secs`, now wait
+                    // for the outage instead.
+                    let taken = self.store.take_back_status_intents(&failing).await?;
+                    if let Ok(mut c) = self.correlator.lock() {
+                        for (server, alert) in taken {
+                            c.0.hold(server, alert);
+                        }
+                    }
+                    continue;
+                }
+                OutageChange::Released { held } => {
+                    // Nothing to tell of the group; the alerts it held are due now.
+                    self.store
+                        .record_outage(&[], &[], "", "", &held, now)
+                        .await?;
+                    continue;
+                }
+                OutageChange::Ended { group, since, held } => {
+                    let item = OutageItem {
+                        group: group.describe(),
+                        reason: String::new(),
+                        failing: 0,
+                        total: 0,
+                        started_at: since,
+                        ended_at: Some(now),
+                    };
+                    let event = ActivityEvent::OutageEnded {
+                        group: item.group.clone(),
+                        since,
+                    };
+                    (event, "resolved", item, held)
+                }
+            };
+            let entry = activity::entry(&event, &system, None, now);
+            let payload = Payload::outage(status, item, now);
+            let body = serde_json::to_string(&payload).unwrap_or_default();
+            self.store
+                .record_outage(
+                    std::slice::from_ref(&entry),
+                    &channels,
+                    &payload.group_key,
+                    &body,
+                    &held,
+                    now,
+                )
+                .await?;
+            activity::emit(std::slice::from_ref(&entry));
+        }
+        Ok(())
+    }
 }
 
 /// A value as people read it: numbers to one decimal.

@@ -8,6 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
+use super::activity::NewActivity;
 use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::alerts::eval::{Change, Notice};
 use crate::alerts::{Alert, AlertRule, AlertState, Observed, Scope, Silence, Threshold};
@@ -487,6 +488,93 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(read_silence).collect()
+    }
+}
+
+impl Store {
+    /// Deletes the not yet grouped notification intents of these servers' `server_status`
+    /// alerts, returning (server, alert) of each alert taken back: an outage tells them.
+    pub async fn take_back_status_intents(
+        &self,
+        servers: &[Uuid],
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&servers.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "delete from notification_intents where notification_id is null and alert_id in \
+             (select a.id from alerts a join alert_rules r on r.id = a.rule_id \
+              where r.metric = 'server_status' and a.server_id in (select value from json_each(?))) \
+             returning alert_id, (select server_id from alerts where alerts.id = alert_id) as server_id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(Uuid, Uuid)> = rows
+            .iter()
+            .map(|r| Ok((uuid(r, "server_id")?, uuid(r, "alert_id")?)))
+            .collect::<Result<_, StoreError>>()?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Writes an outage's start or end in one transaction: its activity entries, one
+    /// notification per enabled channel named (the outbox delivers them), and, at its end, the
+    /// intents of held alerts that are still firing (told now).
+    pub async fn record_outage(
+        &self,
+        entries: &[NewActivity],
+        channels: &[String],
+        group_key: &str,
+        body: &str,
+        held: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        super::activity::insert_many(&mut tx, entries).await?;
+        let names = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select id from notification_channels where enabled = 1 \
+             and name in (select value from json_each(?))",
+        )
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
+        for channel in ids {
+            sqlx::query(
+                "insert into notifications (id, channel_id, group_key, status, body, created_at, \
+                 next_attempt_at, attempts) values (?, ?, ?, 'pending', ?, ?, ?, 0)",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind(channel)
+            .bind(group_key)
+            .bind(body)
+            .bind(to_ms(now))
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !held.is_empty() {
+            let held = serde_json::to_string(&held.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "insert into notification_intents (alert_id, channel_id, status, created_at) \
+                 select a.id, c.id, 'firing', ? from alerts a \
+                 join alert_rules r on r.id = a.rule_id \
+                 join notification_channels c on c.enabled = 1 \
+                   and c.name in (select value from json_each(r.channels)) \
+                 where a.state = 'firing' and a.id in (select value from json_each(?))",
+            )
+            .bind(to_ms(now))
+            .bind(held)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -350,3 +350,139 @@ fn the_cli_adds_edits_lists_and_removes_rules_and_silences() {
         0
     );
 }
+
+/// Issue #13: forty hosts of one /24 going dead at once are one outage notification and one on
+/// recovery, not forty offline alerts; hosts elsewhere keep the fleet under the poller's own
+/// degradation threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_hosts_of_one_subnet_dying_at_once_are_one_outage_notification_and_one_recovery() {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+
+    use crate::harness::receiver::Receiver;
+
+    let receiver = Receiver::start(None);
+    let app = TestApp::start().await;
+    let (status, v) = post(
+        &app,
+        "/api/notification-channels",
+        json!({ "name": "pager", "kind": "webhook", "config": { "url": receiver.url("/hook") } }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = app
+        .send(
+            Method::PATCH,
+            "/api/alert-rules/00000000-0000-4000-8000-000000000007",
+            Some(&json!({ "channels": ["pager"] }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "the default offline rule tells the pager: {v}");
+
+    let key_path = app.dir.path().join("client_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
+    let options = |hosts: usize, base: Ipv4Addr, flapping: usize| {
+        let mut o = fleetpoll::sim::SimOptions::new(hosts, key.public_key().clone());
+        o.base = base;
+        o.delay = Duration::from_millis(10);
+        o.flapping = flapping;
+        o.flap_period = Duration::from_secs(6);
+        o
+    };
+    // 127.1.43.0/24: 4 steady hosts and 40 that are up 6 s, down 6 s, up again.
+    let started = Instant::now();
+    let rack = fleetpoll::sim::start(options(44, Ipv4Addr::new(127, 1, 43, 1), 40))
+        .await
+        .expect("rack");
+    let elsewhere = fleetpoll::sim::start(options(100, Ipv4Addr::new(127, 1, 44, 1), 0))
+        .await
+        .expect("elsewhere");
+    for (fleet, name) in [(&rack, "rack.csv"), (&elsewhere, "elsewhere.csv")] {
+        let csv = app.dir.path().join(name);
+        fleetpoll::sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
+        fleetpoll::import::import_file(&app.store, &csv, &fleetpoll::activity::Actor::cli(), false)
+            .await
+            .expect("import");
+    }
+    let mut settings = common::settings(app.dir.path());
+    settings.poll_interval_secs = 5;
+    // An outage is told once it has lasted this long, so the whole cycle's failures are in.
+    settings.group_wait_secs = 2;
+    let scheduler = fleetpoll::scheduler::Scheduler::new(app.store.clone(), settings);
+    let poll_all = || async {
+        let servers = app.store.servers().await.expect("servers");
+        scheduler.poll_now(servers).await
+    };
+    let at =
+        |secs: u64| tokio::time::sleep(Duration::from_secs(secs).saturating_sub(started.elapsed()));
+
+    let up = poll_all().await;
+    assert!(up.iter().all(|(_, r)| r.outcome.is_ok()), "all up at first");
+    at(7).await;
+    let down = poll_all().await;
+    assert_eq!(down.iter().filter(|(_, r)| r.outcome.is_err()).count(), 40);
+    // Polls of the hosts elsewhere go on, as they do in a real fleet; the outage is told at
+    // the first write after it settled.
+    at(10).await;
+    let steady: Vec<_> = app
+        .store
+        .servers()
+        .await
+        .expect("servers")
+        .into_iter()
+        .filter(|s| s.host.starts_with("127.1.44."))
+        .collect();
+    scheduler.poll_now(steady).await;
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let body = got[0].json();
+    assert_eq!(body["status"], "firing", "{body}");
+    assert_eq!(body["outage"]["group"], "subnet 127.1.43.0/24", "{body}");
+    assert_eq!(
+        (
+            body["outage"]["failing"].as_u64(),
+            body["outage"]["total"].as_u64()
+        ),
+        (Some(40), Some(44))
+    );
+    let (_, firing) = app
+        .get("/api/alerts?state=firing&limit=100&rule=00000000-0000-4000-8000-000000000007")
+        .await;
+    assert_eq!(
+        firing["total"], 40,
+        "each host's own offline alert still fires and shows"
+    );
+    let intents = common::count(&app.store, "select count(*) from notification_intents").await;
+    assert_eq!(
+        intents, 0,
+        "and waits: no per-host notification during the outage"
+    );
+
+    at(13).await;
+    let back = poll_all().await;
+    assert!(back.iter().all(|(_, r)| r.outcome.is_ok()), "all back");
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let body = got[1].json();
+    assert_eq!(body["status"], "resolved", "{body}");
+    assert_eq!(body["outage"]["group"], "subnet 127.1.43.0/24");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "one outage, one recovery, nothing per host"
+    );
+    let entries = common::count(
+        &app.store,
+        "select count(*) from activity where type in ('outage_started', 'outage_ended', 'poller_degraded')",
+    )
+    .await;
+    assert_eq!(entries, 2);
+    rack.shutdown().await;
+    elsewhere.shutdown().await;
+    app.stop().await;
+}

@@ -46,7 +46,7 @@ mod auth;
 /// The web dashboard in a real headless Chromium against a really polled fleet (issue #7).
 mod browser;
 
-/// Notification channels and delivery against a real HTTP receiver and SMTP server (issue #13).
-mod notify;
 /// Issue #17's findings replayed: connection limits and timeouts, login limits, CSRF, redirects.
 mod hardening;
+/// Notification channels and delivery against a real HTTP receiver and SMTP server (issue #13).
+mod notify;
