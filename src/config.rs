@@ -118,6 +118,12 @@ pub struct Settings {
     /// More than this share of a /24, a tag or the fleet failing with one reason within an
     /// interval is one outage notification, not one per server (issue #13); 1 turns it off.
     pub outage_fraction: f64,
+    /// Directories whose key files the API and dashboard may name, separated by `:`; empty
+    /// means the database's directory and `~/.ssh` of the user running fleetpoll. The CLI is
+    /// not restricted: whoever runs it is already the poller's user.
+    pub api_key_dirs: String,
+    /// Passphrase variables the API and dashboard may name start with this.
+    pub api_passphrase_env_prefix: String,
     pub thresholds: Thresholds,
 }
 
@@ -146,6 +152,8 @@ impl Default for Settings {
             retention_check_secs: 3600,
             group_wait_secs: 30,
             outage_fraction: 0.3,
+            api_key_dirs: String::new(),
+            api_passphrase_env_prefix: "FLEETPOLL_KEY_".into(),
             thresholds: Thresholds::default(),
         }
     }
@@ -174,6 +182,8 @@ const TOP_KEYS: &[&str] = &[
     "retention_check_secs",
     "group_wait_secs",
     "outage_fraction",
+    "api_key_dirs",
+    "api_passphrase_env_prefix",
 ];
 const THRESHOLD_KEYS: &[&str] = &[
     "cpu_warning_percent",
@@ -296,6 +306,8 @@ impl Settings {
             "retention_check_secs" => self.retention_check_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
             "outage_fraction" => self.outage_fraction = float()?,
+            "api_key_dirs" => self.api_key_dirs = value.to_string(),
+            "api_passphrase_env_prefix" => self.api_passphrase_env_prefix = value.to_string(),
             other => {
                 let t = &mut self.thresholds;
                 let slot = match other.strip_prefix("thresholds_") {
@@ -476,6 +488,26 @@ impl Settings {
 
     pub fn http_body_timeout(&self) -> Duration {
         Duration::from_secs(self.http_body_timeout_secs)
+    }
+
+    /// The directories of `api_key_dirs`, or its default.
+    pub fn api_key_dirs(&self) -> Vec<PathBuf> {
+        if !self.api_key_dirs.trim().is_empty() {
+            return self
+                .api_key_dirs
+                .split(':')
+                .filter(|d| !d.trim().is_empty())
+                .map(PathBuf::from)
+                .collect();
+        }
+        let mut dirs = vec![match self.database_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        }];
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            dirs.push(PathBuf::from(home).join(".ssh"));
+        }
+        dirs
     }
 
     pub fn poll_interval(&self) -> Duration {

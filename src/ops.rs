@@ -94,6 +94,49 @@ async fn patched(
     Ok((before, after))
 }
 
+/// What the API and the dashboard may name as a server's key: a key file under
+/// `api_key_dirs`, a passphrase variable starting with `api_passphrase_env_prefix`. Anything
+/// else gets one answer, whether it exists or not, so the API cannot be used to learn which
+/// files or variables the poller has (its own SSH host key is no client key). The CLI does
+/// not ask: whoever runs it is already the poller's user.
+///
+/// # Errors
+/// `key_path` or `key_passphrase_env` outside the policy.
+pub async fn check_api_key_reference(
+    settings: &crate::config::Settings,
+    key_path: Option<&str>,
+    passphrase_env: Option<&str>,
+) -> Result<(), OpsError> {
+    let prefix = settings.api_passphrase_env_prefix.as_str();
+    if let Some(var) = passphrase_env.filter(|v| !v.starts_with(prefix)) {
+        return Err(ValidationError::new(
+            "key_passphrase_env",
+            format!("'{var}' is not one of the variables this API may read: their names start with {prefix} (api_passphrase_env_prefix)"),
+        )
+        .into());
+    }
+    let Some(path) = key_path.filter(|p| !p.trim().is_empty()) else {
+        return Ok(());
+    };
+    let dirs = settings.api_key_dirs();
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let owned = std::path::PathBuf::from(path);
+    let allowed = crate::ssh::keys::off_async(move || crate::ssh::keys::under_dirs(&owned, &dirs))
+        .await
+        .unwrap_or(false);
+    if allowed {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        "key_path",
+        format!(
+            "not a usable key file: through the API, key files must be under {} (api_key_dirs)",
+            shown.join(", ")
+        ),
+    )
+    .into())
+}
+
 /// Full validation, run off the async workers with a deadline: it reads the key file an
 /// operator named, which may be anything (a FIFO, a device, a file on a hung mount).
 async fn validated(new: &NewServer) -> Result<(), OpsError> {

@@ -82,11 +82,33 @@ pub async fn create(
     Operator(caller): Operator,
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let server = ops::add_server(&st.store, new_server(&body)?, &caller.actor).await?;
+    let new = new_server(&body)?;
+    api_key_policy(&st, &new.key_path, new.key_passphrase_env.as_deref()).await?;
+    let server = ops::add_server(&st.store, new, &caller.actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(dto(&server, st.settings.poll_interval_secs)),
     ))
+}
+
+/// The API's limits on what a key reference may name (see `ops::check_api_key_reference`).
+async fn api_key_policy(
+    st: &AppState,
+    key_path: &str,
+    passphrase_env: Option<&str>,
+) -> Result<(), ApiError> {
+    ops::check_api_key_reference(&st.settings, Some(key_path), passphrase_env).await?;
+    Ok(())
+}
+
+async fn patch_key_policy(st: &AppState, patch: &ServerPatch) -> Result<(), ApiError> {
+    ops::check_api_key_reference(
+        &st.settings,
+        patch.key_path.as_deref(),
+        patch.key_passphrase_env.clone().flatten().as_deref(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A check's answer: 200 either way, so a form can show the message of a bad value without
@@ -114,6 +136,7 @@ pub async fn validate_new(
     verdict(
         async {
             let new = new_server(&body)?;
+            api_key_policy(&st, &new.key_path, new.key_passphrase_env.as_deref()).await?;
             ops::check_new_server(&st.store, &new).await?;
             Ok(())
         }
@@ -133,6 +156,7 @@ pub async fn validate_update(
     verdict(
         async {
             let patch = server_patch(&body)?;
+            patch_key_policy(&st, &patch).await?;
             ops::check_server_update(&st.store, id, &patch).await?;
             Ok(())
         }
@@ -165,6 +189,7 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id("id", &id)?;
     let patch = server_patch(&body)?;
+    patch_key_policy(&st, &patch).await?;
     let server = ops::update_server(&st.store, id, patch, &caller.actor).await?;
     Ok(Json(dto(&server, st.settings.poll_interval_secs)))
 }

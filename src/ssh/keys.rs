@@ -175,6 +175,22 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(bytes)
 }
 
+/// Whether `path` (symbolic links followed) lies under one of `dirs`. A missing file is
+/// judged by its directory, so that a typo inside an allowed directory still gets the
+/// precise "does not exist".
+pub fn under_dirs(path: &Path, dirs: &[PathBuf]) -> bool {
+    let resolved = std::fs::canonicalize(path).ok().or_else(|| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
+        Some(std::fs::canonicalize(parent).ok()?.join(path.file_name()?))
+    });
+    let Some(resolved) = resolved else {
+        return false;
+    };
+    dirs.iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .any(|d| resolved.starts_with(d))
+}
+
 /// Runs key work (reading a file, decrypting) on the blocking pool with [`KEY_DEADLINE`], so
 /// that a slow or hostile file never holds an async worker; `None` when the deadline passed
 /// (the thread is left to finish on its own) or the work panicked.

@@ -36,7 +36,7 @@ async fn a_fifo_or_a_device_as_key_path_is_refused_without_holding_the_server() 
     assert!(made.success());
     let fifo = fifo.display().to_string();
     // Twice each: two blocked reads used to take both async workers.
-    for path in [fifo.as_str(), fifo.as_str(), "/dev/zero", "/dev/zero"] {
+    for path in [fifo.as_str(), fifo.as_str()] {
         let v = validate_key_path(&app, path).await;
         assert_eq!(v["valid"], false, "{v}");
         assert_eq!(v["field"], "key_path", "{v}");
@@ -45,6 +45,24 @@ async fn a_fifo_or_a_device_as_key_path_is_refused_without_holding_the_server() 
                 .as_str()
                 .is_some_and(|e| e.contains("not a regular file")),
             "{v}"
+        );
+    }
+    // Outside the directories the API may name, one answer whatever the file is, and
+    // nothing is opened: /dev/zero, the poller's own host key, a directory, nothing at all.
+    for path in [
+        "/dev/zero",
+        "/dev/zero",
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc",
+        "/nonexistent/x",
+    ] {
+        let v = validate_key_path(&app, path).await;
+        assert_eq!(v["field"], "key_path", "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a usable key file")),
+            "{path}: {v}"
         );
     }
     let big = app.dir.path().join("big");
@@ -199,4 +217,40 @@ async fn escape_sequences_from_a_host_reach_the_terminal_as_text() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_names_only_passphrase_variables_with_the_configured_prefix() {
+    let app = TestApp::start().await;
+    let body = |var: &str| {
+        json!({ "name": "x", "host": "127.0.0.1", "port": 22, "user": "ops",
+                "key_path": app.dir.path().join("id").display().to_string(), "key_passphrase_env": var })
+        .to_string()
+    };
+    // PATH is set on every machine: through the API its existence is not for the asking.
+    let (_, v) = app
+        .send(Method::POST, "/api/servers/validate", Some(&body("PATH")))
+        .await;
+    assert_eq!(v["field"], "key_passphrase_env", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("FLEETPOLL_KEY_")),
+        "{v}"
+    );
+    let (_, v) = app
+        .send(
+            Method::POST,
+            "/api/servers/validate",
+            Some(&body("FLEETPOLL_KEY_NEVER_SET_4D2")),
+        )
+        .await;
+    assert_eq!(v["field"], "key_passphrase_env", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is not set")),
+        "{v}"
+    );
+    app.stop().await;
 }
