@@ -177,6 +177,8 @@ pub enum ProblemCause {
     },
     /// The command succeeded and printed what its parser could not read.
     Unreadable(ParseError),
+    /// Values no machine can have, clamped to the possible range (which, in words).
+    Implausible(String),
 }
 
 impl SectionProblem {
@@ -185,7 +187,7 @@ impl SectionProblem {
             ProblemCause::Missing { .. } | ProblemCause::Exited { .. } => {
                 ProblemKind::CommandFailed
             }
-            ProblemCause::Unreadable(_) => ProblemKind::ParseFailed,
+            ProblemCause::Unreadable(_) | ProblemCause::Implausible(_) => ProblemKind::ParseFailed,
         }
     }
 
@@ -201,6 +203,7 @@ impl SectionProblem {
                 status.map_or("?".into(), |c| c.to_string())
             ),
             ProblemCause::Unreadable(e) => e.to_string(),
+            ProblemCause::Implausible(what) => format!("{name}: implausible, clamped: {what}"),
         }
     }
 }

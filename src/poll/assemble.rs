@@ -185,14 +185,109 @@ pub fn assemble(out: &CommandOutput, free_in_bytes: bool) -> Result<Snapshot, Po
     if !got_any {
         return Err(PollError::NothingUsable { problems });
     }
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         taken_at: Utc::now(),
         server,
         disks,
         containers,
         docker,
         problems,
-    })
+    };
+    let implausible = clamp_implausible(&mut snapshot);
+    if !implausible.is_empty() {
+        snapshot.problems.push(SectionProblem {
+            section: "values".into(),
+            cause: ProblemCause::Implausible(text::clip_owned(
+                implausible.join(", "),
+                text::MAX_FIELD_TEXT,
+            )),
+        });
+    }
+    Ok(snapshot)
+}
+
+/// Clamps values no machine can have (a disk 500% full, a load of 1e20, more memory used
+/// than there is) to the possible range, and says which: a broken or hostile host must not
+/// skew charts, averages and alerts, and the sample is flagged rather than silently fixed.
+fn clamp_implausible(s: &mut Snapshot) -> Vec<String> {
+    let mut said = Vec::new();
+    let mut pct = |what: String, v: &mut Option<f64>, max: f64| {
+        if let Some(x) = *v {
+            let kept = if x.is_nan() { 0.0 } else { x.clamp(0.0, max) };
+            if kept != x {
+                said.push(format!("{what} {x} (kept {kept})"));
+                *v = Some(kept);
+            }
+        }
+    };
+    let m = &mut s.server;
+    for (name, v) in [
+        ("cpu_busy_percent", &mut m.cpu_busy_percent),
+        ("cpu_user_percent", &mut m.cpu_user_percent),
+        ("cpu_system_percent", &mut m.cpu_system_percent),
+        ("cpu_iowait_percent", &mut m.cpu_iowait_percent),
+        ("cpu_steal_percent", &mut m.cpu_steal_percent),
+    ] {
+        pct(name.to_string(), v, 100.0);
+    }
+    // A million runnable tasks per CPU-minute is already far past any real machine.
+    for (name, v) in [
+        ("load1", &mut m.load1),
+        ("load5", &mut m.load5),
+        ("load15", &mut m.load15),
+    ] {
+        pct(name.to_string(), v, 1e6);
+    }
+    for d in &mut s.disks {
+        pct(
+            format!("disk {} use_percent", d.mount),
+            &mut d.use_percent,
+            100.0,
+        );
+    }
+    // Docker's CPU% is of one CPU: 100 per core, and no machine has 4,096 cores here.
+    for c in &mut s.containers {
+        pct(
+            format!("container {} cpu_percent", c.name),
+            &mut c.cpu_percent,
+            409_600.0,
+        );
+        pct(
+            format!("container {} mem_percent", c.name),
+            &mut c.mem_percent,
+            100.0,
+        );
+    }
+    let mut at_most = |what: &str, v: &mut Option<u64>, max: Option<u64>| {
+        if let (Some(x), Some(max)) = (*v, max) {
+            if x > max {
+                said.push(format!("{what} {x} (kept {max})"));
+                *v = Some(max);
+            }
+        }
+    };
+    let total = m.mem_total_bytes;
+    at_most("mem_used_bytes", &mut m.mem_used_bytes, total);
+    at_most("mem_free_bytes", &mut m.mem_free_bytes, total);
+    at_most("mem_available_bytes", &mut m.mem_available_bytes, total);
+    let swap = m.swap_total_bytes;
+    at_most("swap_used_bytes", &mut m.swap_used_bytes, swap);
+    // A century of uptime.
+    at_most("uptime_seconds", &mut m.uptime_seconds, Some(3_155_760_000));
+    for d in &mut s.disks {
+        let total = d.total_bytes;
+        at_most(
+            &format!("disk {} used_bytes", d.mount),
+            &mut d.used_bytes,
+            total,
+        );
+        at_most(
+            &format!("disk {} available_bytes", d.mount),
+            &mut d.available_bytes,
+            total,
+        );
+    }
+    said
 }
 
 /// Filesystems that hold data. RAM-backed and pseudo filesystems, container engines'
@@ -438,5 +533,26 @@ mod tests {
             "{top:?}"
         );
         assert_eq!(e.reason(), crate::outcome::Outcome::ParseFailed);
+    }
+
+    #[test]
+    fn impossible_values_are_clamped_and_the_sample_flagged() {
+        let out = CommandOutput {
+            stdout: b"@@fleetpoll-begin df\nFilesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda1 100 500 0 500% /\n@@fleetpoll-end df 0\n".to_vec(),
+            ..Default::default()
+        };
+        let snap = assemble(&out, true).expect("df was read");
+        assert_eq!(snap.disks[0].use_percent, Some(100.0));
+        assert_eq!(snap.disks[0].used_bytes, Some(100 * 1024));
+        let flagged = snap
+            .problems
+            .iter()
+            .find(|p| p.section == "values")
+            .expect("flagged");
+        assert!(
+            flagged.message().contains("use_percent 500 (kept 100)"),
+            "{}",
+            flagged.message()
+        );
     }
 }

@@ -254,3 +254,62 @@ async fn the_api_names_only_passphrase_variables_with_the_configured_prefix() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_thousands_of_containers_is_served_a_page_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One real `docker ps` line, repeated with distinct ids and names: 1,500 containers.
+    let line = std::fs::read_to_string(common::fixture("docker_ps/docker-28.2-json-all.txt"))
+        .expect("fixture")
+        .lines()
+        .next()
+        .expect("a line")
+        .to_string();
+    let many: String = (0..1500)
+        .map(|i| {
+            line.replace("fafa6c5df89e", &format!("{i:012x}"))
+                .replace("\"Names\":\"warming\"", &format!("\"Names\":\"c{i:05}\""))
+                + "\n"
+        })
+        .collect();
+    let ps = dir.path().join("ps.txt");
+    std::fs::write(&ps, many).expect("write");
+    let stats = dir.path().join("stats.txt");
+    std::fs::write(&stats, "").expect("write");
+    let sshd = Sshd::start(DockerMode::Shim { stats, ps });
+    let app = TestApp::start().await;
+    let server = common::add(&app.store, common::registration("crowded", &sshd)).await;
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
+    let r = scheduler.poll_and_record(server.clone()).await;
+    assert_eq!(r.outcome.expect("polled").containers.len(), 1500);
+
+    let (status, first) = app
+        .get(&format!("/api/servers/{}/containers", server.id))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (
+            first["total"].as_u64(),
+            first["items"].as_array().map(Vec::len)
+        ),
+        (Some(1500), Some(500))
+    );
+    let (_, last) = app
+        .get(&format!(
+            "/api/servers/{}/containers?offset=1000&limit=1000",
+            server.id
+        ))
+        .await;
+    let items = last["items"].as_array().expect("items");
+    assert_eq!(items.len(), 500);
+    assert_eq!(items[0]["name"], "c01000", "by name, from the offset");
+    let (status, v) = app
+        .get(&format!(
+            "/api/servers/{}/containers?limit=50000",
+            server.id
+        ))
+        .await;
+    assert_eq!((status, v["field"].as_str()), (400, Some("limit")), "{v}");
+    app.stop().await;
+}
