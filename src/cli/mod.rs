@@ -5,7 +5,7 @@
 //! This file owns the global flags, the `Command` enum and `run`, whose one `match` decides
 //! what each command needs (settings, a runtime, the database) and hands it to its family's
 //! file: `server`, `accounts` (users and tokens), `key`, `poll`, `activity`, `alert` (rules,
-//! alerts, silences), `parse`, `sim`.
+//! alerts, silences), `channel`, `parse`, `sim`.
 //! Those files print; they never load settings or open the database themselves.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use crate::store::{Store, StoreError};
 mod accounts;
 mod activity;
 mod alert;
+mod channel;
 mod key;
 mod parse;
 mod poll;
@@ -30,6 +31,7 @@ mod sim;
 pub use accounts::{TokenCommand, UserCommand};
 pub use activity::ActivityArgs;
 pub use alert::{AlertCommand, RuleArgs, RuleCommand, SilenceCommand};
+pub use channel::ChannelCommand;
 pub use key::KeyCommand;
 pub use parse::{FreeUnit, ParseArgs, ParseKind};
 pub use poll::{PollArgs, RemoteScriptArgs};
@@ -94,6 +96,9 @@ pub enum Command {
     /// Silence alerts for a while, or plan a maintenance window.
     #[command(subcommand)]
     Silence(SilenceCommand),
+    /// Notification channels: where alerts go.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Print the script a poll runs on a host (the default one, or the one for a probed server).
     RemoteScript(RemoteScriptArgs),
     /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
@@ -182,6 +187,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Silence(cmd) => with_store(settings()?, async |store, _| {
             alert::silence(store, cmd, json).await
         }),
+        Command::Channel(cmd) => with_store(settings()?, async |store, _| {
+            channel::run(store, cmd, json).await
+        }),
     }
 }
 
@@ -249,4 +257,16 @@ fn confirmed(prompt: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command's definition (unique names, existing conflicts) only when that
+    /// command is parsed; this checks every one at once.
+    #[test]
+    fn every_command_is_well_defined() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -486,3 +486,99 @@ async fn forty_hosts_of_one_subnet_dying_at_once_are_one_outage_notification_and
     elsewhere.shutdown().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_tests_lists_and_removes_a_channel_without_printing_its_secret() {
+    use std::io::Write;
+
+    use crate::harness::receiver::Receiver;
+
+    let receiver = Receiver::start(Some("s3cret-hmac"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cli.db");
+    let url = receiver.url("/hook?token=abc123");
+    let run = |args: &[&str], stdin: Option<String>| {
+        let mut child = common::fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run fleetpoll");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let config = json!({ "url": url, "secret": "s3cret-hmac" }).to_string();
+    let (code, _, err) = run(
+        &[
+            "channel",
+            "add",
+            "--name",
+            "pager",
+            "--kind",
+            "webhook",
+            "--settings",
+            "-",
+        ],
+        Some(config),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, err) = run(&["channel", "list"], None);
+    assert!(out.contains("pager") && out.contains("sealed"), "{out}");
+    for secret in ["abc123", "s3cret-hmac"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} printed: {out}{err}"
+        );
+    }
+    let (code, out, err) = run(&["channel", "test", "pager"], None);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Delivered"), "{out}");
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].signature_ok,
+        Some(true),
+        "signed with the sealed secret"
+    );
+    let (code, _, err) = run(
+        &[
+            "alert",
+            "rule",
+            "add",
+            "--name",
+            "r",
+            "--metric",
+            "cpu_percent",
+            "--op",
+            ">",
+            "--threshold",
+            "99",
+            "--channel",
+            "pager",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["channel", "remove", "pager"], None);
+    assert_eq!(code, Some(2), "refused while a rule names it");
+    assert!(err.contains('r'), "{err}");
+    let (code, _, err) = run(&["alert", "rule", "remove", "r"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["channel", "remove", "pager"], None);
+    assert_eq!(code, Some(0), "{err}");
+}
