@@ -39,30 +39,7 @@ pub enum ConfigError {
     },
 }
 
-/// Thresholds that turn a server's latest sample into a health colour.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Thresholds {
-    pub cpu_warning_percent: f64,
-    pub cpu_critical_percent: f64,
-    pub memory_warning_percent: f64,
-    pub memory_critical_percent: f64,
-    pub disk_warning_percent: f64,
-    pub disk_critical_percent: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            cpu_warning_percent: 80.0,
-            cpu_critical_percent: 95.0,
-            memory_warning_percent: 85.0,
-            memory_critical_percent: 95.0,
-            disk_warning_percent: 80.0,
-            disk_critical_percent: 90.0,
-        }
-    }
-}
+pub use crate::model::Thresholds;
 
 /// Every setting, with the defaults documented in `config/fleetpoll.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,107 @@ use serde::Serialize;
 use crate::outcome::ProblemKind;
 use crate::parse::ParseError;
 
+/// Thresholds that turn a server's latest sample into a health colour.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    pub cpu_warning_percent: f64,
+    pub cpu_critical_percent: f64,
+    pub memory_warning_percent: f64,
+    pub memory_critical_percent: f64,
+    pub disk_warning_percent: f64,
+    pub disk_critical_percent: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            cpu_warning_percent: 80.0,
+            cpu_critical_percent: 95.0,
+            memory_warning_percent: 85.0,
+            memory_critical_percent: 95.0,
+            disk_warning_percent: 80.0,
+            disk_critical_percent: 90.0,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The warning or critical threshold of `metric` (`cpu`, `memory` or `disk`).
+    pub fn get(&self, metric: &str, critical: bool) -> Option<f64> {
+        Some(match (metric, critical) {
+            ("cpu", false) => self.cpu_warning_percent,
+            ("cpu", true) => self.cpu_critical_percent,
+            ("memory", false) => self.memory_warning_percent,
+            ("memory", true) => self.memory_critical_percent,
+            ("disk", false) => self.disk_warning_percent,
+            ("disk", true) => self.disk_critical_percent,
+            _ => return None,
+        })
+    }
+
+    /// These thresholds with the keys an override gives; an unknown key is an error naming it.
+    ///
+    /// # Errors
+    /// A key that is not a threshold, or a value that is not a percentage.
+    pub fn with(&self, over: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let mut t = self.clone();
+        for (k, v) in over {
+            let slot = match k.as_str() {
+                "cpu_warning_percent" => &mut t.cpu_warning_percent,
+                "cpu_critical_percent" => &mut t.cpu_critical_percent,
+                "memory_warning_percent" => &mut t.memory_warning_percent,
+                "memory_critical_percent" => &mut t.memory_critical_percent,
+                "disk_warning_percent" => &mut t.disk_warning_percent,
+                "disk_critical_percent" => &mut t.disk_critical_percent,
+                other => return Err(format!("'{other}' is not a threshold")),
+            };
+            match v.as_f64() {
+                Some(p) if (0.0..=100.0).contains(&p) => *slot = p,
+                _ => return Err(format!("{k}: expected a percentage from 0 to 100")),
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Health thresholds overridden for every server with a tag, or for one server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdOverride {
+    /// `tag` or `server`.
+    pub kind: String,
+    /// The tag, or the server's name.
+    pub name: String,
+    /// The keys it sets; the others keep the value below it.
+    pub thresholds: serde_json::Map<String, serde_json::Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A server's thresholds: the configured ones, then its tags' overrides (in tag order), then
+/// its own.
+pub fn thresholds_for(
+    base: &Thresholds,
+    overrides: &[ThresholdOverride],
+    server: &str,
+    tags: &[String],
+) -> Thresholds {
+    let mut t = base.clone();
+    let mut apply = |kind: &str, name: &str| {
+        if let Some(o) = overrides.iter().find(|o| o.kind == kind && o.name == name) {
+            if let Ok(next) = t.with(&o.thresholds) {
+                t = next;
+            }
+        }
+    };
+    let mut sorted: Vec<&String> = tags.iter().collect();
+    sorted.sort();
+    for tag in sorted {
+        apply("tag", tag);
+    }
+    apply("server", server);
+    t
+}
+
 /// Host-wide figures from top and free.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServerSample {
@@ -297,5 +398,41 @@ mod tests {
             ContainerHealth::Error
         );
         assert_eq!(classify("paused", None, None), ContainerHealth::Stopped);
+    }
+
+    #[test]
+    fn a_server_override_beats_its_tags_which_beat_the_config() {
+        let over = |kind: &str, name: &str, v: serde_json::Value| ThresholdOverride {
+            kind: kind.into(),
+            name: name.into(),
+            thresholds: v.as_object().cloned().unwrap_or_default(),
+            updated_at: Utc::now(),
+        };
+        let overrides = [
+            over(
+                "tag",
+                "db",
+                serde_json::json!({ "disk_warning_percent": 60, "cpu_critical_percent": 99 }),
+            ),
+            over(
+                "server",
+                "db-1",
+                serde_json::json!({ "disk_warning_percent": 50 }),
+            ),
+        ];
+        let base = Thresholds::default();
+        let tags = vec!["db".to_string()];
+        let t = thresholds_for(&base, &overrides, "db-1", &tags);
+        assert_eq!(
+            (t.disk_warning_percent, t.cpu_critical_percent),
+            (50.0, 99.0)
+        );
+        let t = thresholds_for(&base, &overrides, "db-2", &tags);
+        assert_eq!(t.disk_warning_percent, 60.0);
+        let t = thresholds_for(&base, &overrides, "web-1", &[]);
+        assert_eq!(t, base);
+        assert!(base
+            .with(serde_json::json!({ "cpu": 1 }).as_object().expect("map"))
+            .is_err());
     }
 }

@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{glob_matches, Alert, AlertRule, AlertState, Metric, Observed, Threshold};
+use super::{
+    glob_matches, Alert, AlertRule, AlertSeverity, AlertState, Metric, Observed, Threshold,
+};
 use crate::inventory::ServerStatus;
-use crate::model::Snapshot;
+use crate::model::{Snapshot, Thresholds};
 
 /// What one poll says about one server, as rules read it.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +23,8 @@ pub struct PollFacts<'a> {
     pub snapshot: Option<&'a Snapshot>,
     /// CPUs, from the probe, for `load1_per_core`.
     pub cpus: Option<u32>,
+    /// The server's health thresholds (overrides applied), for rules that follow them.
+    pub thresholds: Option<&'a Thresholds>,
 }
 
 /// What to tell about an alert.
@@ -69,6 +73,7 @@ pub fn evaluate(
         if rule.metric.needs_sample() && facts.snapshot.is_none() {
             continue;
         }
+        let limits = following(rule, facts.thresholds);
         let seen = observe(rule, facts);
         for (subject, value) in &seen {
             let existing = open
@@ -78,7 +83,7 @@ pub fn evaluate(
                 // The subject is there but this figure was not read: no evidence either way.
                 continue;
             };
-            if let Some(d) = step(rule, facts.server_id, subject, value, existing, now) {
+            if let Some(d) = step(rule, limits, facts.server_id, subject, value, existing, now) {
                 out.push(d);
             }
         }
@@ -92,6 +97,13 @@ pub fn evaluate(
         }
     }
     out
+}
+
+/// For a rule that follows the health thresholds, this server's (threshold, clear threshold).
+fn following(rule: &AlertRule, thresholds: Option<&Thresholds>) -> Option<(f64, f64)> {
+    let level = rule.follows_health?;
+    let t = thresholds?.get(rule.metric.health_key()?, level == AlertSeverity::Critical)?;
+    Some((t, t - 5.0))
 }
 
 /// Ends an open episode: a pending one is dropped, a firing one resolved.
@@ -118,13 +130,14 @@ fn end(a: &Alert, now: DateTime<Utc>, notice: Option<Notice>) -> Decision {
 
 fn step(
     rule: &AlertRule,
+    limits: Option<(f64, f64)>,
     server_id: Uuid,
     subject: &str,
     value: &Observed,
     existing: Option<&Alert>,
     now: DateTime<Utc>,
 ) -> Option<Decision> {
-    let fires = passes(rule, value, false);
+    let fires = passes(rule, limits, value, false);
     let Some(a) = existing else {
         if !fires {
             return None;
@@ -173,7 +186,7 @@ fn step(
                 notice,
             })
         }
-        AlertState::Firing if !passes(rule, value, true) => {
+        AlertState::Firing if !passes(rule, limits, value, true) => {
             let notice = rule.notify_resolved.then_some(Notice::Resolved);
             Some(end(&a, now, notice))
         }
@@ -199,16 +212,13 @@ fn secs_ms(s: u64) -> i64 {
 }
 
 /// Whether the value passes the rule: against the threshold to fire, against the clear
-/// threshold (when there is one) to stay firing.
-fn passes(rule: &AlertRule, value: &Observed, staying: bool) -> bool {
+/// threshold (when there is one) to stay firing. `limits` replaces both for a rule that
+/// follows the health thresholds.
+fn passes(rule: &AlertRule, limits: Option<(f64, f64)>, value: &Observed, staying: bool) -> bool {
     match (&rule.threshold, value) {
         (Threshold::Number(t), Observed::Number(v)) => {
-            let t = if staying {
-                rule.clear_threshold.unwrap_or(*t)
-            } else {
-                *t
-            };
-            rule.op.holds(*v, t)
+            let (fire, clear) = limits.unwrap_or((*t, rule.clear_threshold.unwrap_or(*t)));
+            rule.op.holds(*v, if staying { clear } else { fire })
         }
         (Threshold::Word(t), Observed::Word(v)) => rule.op.holds_text(v, t),
         _ => false,
@@ -217,9 +227,9 @@ fn passes(rule: &AlertRule, value: &Observed, staying: bool) -> bool {
 
 /// The rule's metric in this poll: one value per subject ('' for server-wide), `None` where
 /// the subject exists but the figure was not read.
-fn observe(rule: &AlertRule, facts: &PollFacts<'_>) -> Vec<(String, Option<Observed>)> {
+fn observe<'s>(rule: &AlertRule, facts: &PollFacts<'s>) -> Vec<(&'s str, Option<Observed>)> {
     let num = |v: Option<f64>| v.filter(|v| v.is_finite()).map(Observed::Number);
-    let whole = |v: Option<Observed>| vec![(String::new(), v)];
+    let whole = |v: Option<Observed>| vec![("", v)];
     if rule.metric == Metric::ServerStatus {
         return whole(Some(Observed::Word(facts.status.as_str().to_string())));
     }
@@ -251,7 +261,7 @@ fn observe(rule: &AlertRule, facts: &PollFacts<'_>) -> Vec<(String, Option<Obser
                     (Some(u), Some(t)) if t > 0 => Some(u as f64 / t as f64 * 100.0),
                     _ => None,
                 });
-                (d.mount.clone(), num(pct))
+                (d.mount.as_str(), num(pct))
             })
             .collect(),
         Metric::ContainerCpuPercent | Metric::ContainerMemoryPercent | Metric::ContainerState => s
@@ -277,7 +287,7 @@ fn observe(rule: &AlertRule, facts: &PollFacts<'_>) -> Vec<(String, Option<Obser
                         },
                     )),
                 };
-                (c.name.clone(), v)
+                (c.name.as_str(), v)
             })
             .collect(),
         Metric::ServerStatus => Vec::new(),
@@ -363,6 +373,7 @@ mod tests {
                 status,
                 snapshot: s,
                 cpus: Some(4),
+                thresholds: None,
             };
             let decisions = evaluate(rules, &facts, &self.open, at);
             let mut notices = Vec::new();
@@ -535,5 +546,31 @@ mod tests {
         };
         assert!(s.poll(&[r], up, Some(&snap(95.0, &[])), t(60)).is_empty());
         assert!(s.open.is_empty());
+    }
+
+    #[test]
+    fn a_rule_that_follows_health_fires_at_the_servers_own_threshold() {
+        let mut r = rule("cpu_percent", ">=", 75.into(), Some(70.0), 0);
+        r.follows_health = Some(AlertSeverity::Critical);
+        let rules = [r];
+        let strict = Thresholds {
+            cpu_critical_percent: 60.0,
+            ..Default::default()
+        };
+        let snapshot = snap(65.0, &[]);
+        let relaxed = Thresholds::default();
+        for (thresholds, fires) in [(&strict, true), (&relaxed, false)] {
+            let facts = PollFacts {
+                server_id: Uuid::new_v4(),
+                server_name: "db-1",
+                tags: &[],
+                status: ServerStatus::Online,
+                snapshot: Some(&snapshot),
+                cpus: None,
+                thresholds: Some(thresholds),
+            };
+            // 65 against its own 60, then against the configured 95.
+            assert_eq!(!evaluate(&rules, &facts, &[], t(0)).is_empty(), fires);
+        }
     }
 }

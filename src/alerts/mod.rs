@@ -42,6 +42,16 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The health threshold family of this metric (`cpu`, `memory`, `disk`), if any.
+    pub fn health_key(self) -> Option<&'static str> {
+        match self {
+            Self::CpuPercent => Some("cpu"),
+            Self::MemoryPercent => Some("memory"),
+            Self::DiskPercent => Some("disk"),
+            _ => None,
+        }
+    }
+
     pub const ALL: [Metric; 11] = [
         Self::CpuPercent,
         Self::MemoryPercent,
@@ -196,7 +206,7 @@ pub enum AlertSeverity {
 }
 
 impl AlertSeverity {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Warning => "warning",
             Self::Critical => "critical",
@@ -251,6 +261,10 @@ pub struct AlertRule {
     pub repeat_secs: u64,
     pub notify_resolved: bool,
     pub enabled: bool,
+    /// Fires at the server's own health threshold of this level for its metric (config,
+    /// then tag and server overrides) instead of `threshold`, clearing 5 points lower. The
+    /// default CPU, memory and disk rules do; editing the threshold ends it.
+    pub follows_health: Option<AlertSeverity>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -318,27 +332,43 @@ pub struct Alert {
 
 /// Whether `text` matches a shell-style glob: `*` any run, `?` one character.
 pub fn glob_matches(glob: &str, text: &str) -> bool {
+    // Most rules say `*`, or name one mount: no matching machinery for those.
+    if glob == "*" {
+        return true;
+    }
+    if !glob.contains(['*', '?']) {
+        return glob == text;
+    }
+    if glob.is_ascii() && text.is_ascii() {
+        return wildcard(glob.as_bytes(), text.as_bytes());
+    }
     let g: Vec<char> = glob.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    wildcard(&g, &t)
+}
+
+/// `*`/`?` matching over any slice of characters (bytes for ASCII, chars otherwise).
+fn wildcard<C: Copy + PartialEq + From<u8>>(g: &[C], t: &[C]) -> bool {
+    let (star, any) = (C::from(b'*'), C::from(b'?'));
     // Iterative matching with one backtrack point: linear for the globs people write.
     let (mut gi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
+    let mut back: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+        if gi < g.len() && (g[gi] == any || g[gi] == t[ti]) {
             gi += 1;
             ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ti));
+        } else if gi < g.len() && g[gi] == star {
+            back = Some((gi, ti));
             gi += 1;
-        } else if let Some((sg, st)) = star {
+        } else if let Some((sg, st)) = back {
             gi = sg + 1;
             ti = st + 1;
-            star = Some((sg, st + 1));
+            back = Some((sg, st + 1));
         } else {
             return false;
         }
     }
-    g[gi..].iter().all(|c| *c == '*')
+    g[gi..].iter().all(|c| *c == star)
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ impl RuleInput {
             repeat_secs: 0,
             notify_resolved: true,
             enabled: true,
+            follows_health: None,
             created_at: now,
             updated_at: now,
         };
@@ -100,6 +101,10 @@ impl RuleInput {
     ) -> Result<AlertRule, ValidationError> {
         let mut r = base.clone();
         r.updated_at = now;
+        // A rule given its own numbers no longer follows the health thresholds.
+        if self.threshold.is_some() || self.clear_threshold.is_some() || self.metric.is_some() {
+            r.follows_health = None;
+        }
         if let Some(name) = &self.name {
             let name = name.trim();
             if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {

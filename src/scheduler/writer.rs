@@ -16,7 +16,7 @@ use crate::alerts::eval::{evaluate, Change, Notice, PollFacts};
 use crate::alerts::outage::{GroupKey, OutageChange};
 use crate::alerts::{Alert, AlertRule, Metric, Observed, Silence, Threshold};
 use crate::inventory::{Server, ServerStatus};
-use crate::model::Snapshot;
+use crate::model::{thresholds_for, Snapshot, Thresholds};
 use crate::notify::message::OutageItem;
 use crate::notify::Payload;
 use crate::poll::PollError;
@@ -85,6 +85,7 @@ impl Scheduler {
         // Rules are few and change rarely; reading them with each batch keeps every edit
         // effective at the next write without a cache to invalidate.
         let rules = self.store.alert_rules().await?;
+        let overrides = self.store.threshold_overrides().await?;
         let silences: Vec<Silence> = self
             .store
             .silences(false)
@@ -116,8 +117,14 @@ impl Scheduler {
                 self.settings.offline_after_failures,
             );
             let in_outage = self.correlator.lock().is_ok_and(|c| c.0.holds(current.id));
+            let thresholds = thresholds_for(
+                &self.settings.thresholds,
+                &overrides,
+                &current.name,
+                &current.tags,
+            );
             let (alert_writes, alert_events) = judge(
-                (&rules, &silences),
+                (&rules, &silences, &thresholds),
                 in_outage,
                 &current,
                 &update,
@@ -205,7 +212,7 @@ impl Scheduler {
 /// Evaluates the alert rules against one stored poll: the decisions to write (with the
 /// channels to tell) and the activity entries of alerts that fired or resolved.
 fn judge(
-    (rules, silences): (&[AlertRule], &[Silence]),
+    (rules, silences, thresholds): (&[AlertRule], &[Silence], &Thresholds),
     in_outage: bool,
     current: &Server,
     update: &ServerUpdate,
@@ -224,6 +231,7 @@ fn judge(
             .as_ref()
             .or(current.platform.as_ref())
             .and_then(|p| p.cpus),
+        thresholds: Some(thresholds),
     };
     let mut writes = Vec::new();
     let mut events = Vec::new();

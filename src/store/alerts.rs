@@ -12,6 +12,7 @@ use super::activity::NewActivity;
 use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::alerts::eval::{Change, Notice};
 use crate::alerts::{Alert, AlertRule, AlertState, Observed, Scope, Silence, Threshold};
+use crate::model::ThresholdOverride;
 
 /// One decision of an evaluation, with the channels to tell (empty: tell no one).
 #[derive(Debug, Clone)]
@@ -95,6 +96,11 @@ fn read_rule(row: &SqliteRow) -> Result<AlertRule, StoreError> {
         repeat_secs: u64::try_from(row.try_get::<i64, _>("repeat_secs")?).unwrap_or(0),
         notify_resolved: row.try_get("notify_resolved")?,
         enabled: row.try_get("enabled")?,
+        follows_health: row
+            .try_get::<Option<String>, _>("follows_health")?
+            .map(|l| l.parse())
+            .transpose()
+            .map_err(corrupt)?,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -133,7 +139,8 @@ fn read_alert(row: &SqliteRow) -> Result<Alert, StoreError> {
 }
 
 const RULE_COLUMNS: &str = "id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, severity, \
-     scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at";
+     scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at, \
+     follows_health";
 const ALERT_COLUMNS: &str =
     "a.id, a.rule_id, a.server_id, a.subject, a.state, a.value, a.value_text, a.started_at, \
      a.fired_at, a.resolved_at, a.last_notified_at, a.acked_at, a.acked_by, a.ack_comment";
@@ -195,14 +202,15 @@ impl Store {
         let (threshold, threshold_text) = numbers(&r.threshold);
         sqlx::query(
             "insert into alert_rules (id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, \
-             severity, scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             severity, scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at, \
+             follows_health) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              on conflict (id) do update set name = excluded.name, metric = excluded.metric, op = excluded.op, \
              threshold = excluded.threshold, threshold_text = excluded.threshold_text, \
              clear_threshold = excluded.clear_threshold, for_secs = excluded.for_secs, severity = excluded.severity, \
              scope = excluded.scope, mount_glob = excluded.mount_glob, container_glob = excluded.container_glob, \
              channels = excluded.channels, repeat_secs = excluded.repeat_secs, \
-             notify_resolved = excluded.notify_resolved, enabled = excluded.enabled, updated_at = excluded.updated_at",
+             notify_resolved = excluded.notify_resolved, enabled = excluded.enabled, updated_at = excluded.updated_at, \
+             follows_health = excluded.follows_health",
         )
         .bind(r.id.to_string())
         .bind(&r.name)
@@ -222,6 +230,7 @@ impl Store {
         .bind(r.enabled)
         .bind(to_ms(r.created_at))
         .bind(to_ms(r.updated_at))
+        .bind(r.follows_health.map(|l| l.as_str()))
         .execute(&self.pool)
         .await
         .map_err(|e| unique_name(e, &r.name))?;
@@ -575,6 +584,59 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Store {
+    pub async fn threshold_overrides(&self) -> Result<Vec<ThresholdOverride>, StoreError> {
+        let rows = sqlx::query(
+            "select kind, name, thresholds, updated_at from threshold_overrides order by kind, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("thresholds")?;
+                Ok(ThresholdOverride {
+                    kind: r.try_get("kind")?,
+                    name: r.try_get("name")?,
+                    thresholds: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        table: "threshold_overrides",
+                        message: e.to_string(),
+                    })?,
+                    updated_at: from_ms(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn set_threshold_override(&self, o: &ThresholdOverride) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into threshold_overrides (kind, name, thresholds, updated_at) values (?, ?, ?, ?) \
+             on conflict (kind, name) do update set thresholds = excluded.thresholds, updated_at = excluded.updated_at",
+        )
+        .bind(&o.kind)
+        .bind(&o.name)
+        .bind(serde_json::Value::Object(o.thresholds.clone()).to_string())
+        .bind(to_ms(o.updated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// `NotFound` when there is no such override.
+    pub async fn delete_threshold_override(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("delete from threshold_overrides where kind = ? and name = ?")
+            .bind(kind)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_row(&done, Missing::ThresholdOverride)
     }
 }
 

@@ -94,6 +94,7 @@ pub enum Missing {
     Alert,
     /// A silence still running or ahead.
     Silence,
+    ThresholdOverride,
     /// A server's kept raw output: none of its polls failed to be read so far.
     FailedOutput,
 }
@@ -107,6 +108,7 @@ impl std::fmt::Display for Missing {
             Self::AlertRule => "alert rule",
             Self::Alert => "open alert",
             Self::Silence => "silence in force or ahead",
+            Self::ThresholdOverride => "threshold override",
             Self::FailedOutput => "failed output",
         })
     }
