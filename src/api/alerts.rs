@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use super::auth::{Operator, Viewer};
 use super::error::ApiError;
 use super::json::{parse_id, JsonObject, Params};
+use super::servers::verdict;
 use super::AppState;
-use crate::alerts::{AlertState, RuleInput, Scope, SilenceInput};
+use crate::alerts::{AlertRule, AlertState, RuleInput, Scope, SilenceInput};
 use crate::ops;
 use crate::store::AlertFilter;
 
@@ -120,6 +121,65 @@ pub async fn update_rule(
     let patch = rule_input(&body)?;
     let rule = ops::update_alert_rule(&st.store, id, &patch, &c.actor).await?;
     Ok(Json(json!(rule)))
+}
+
+/// What a create or edit would refuse beyond the fields themselves: a taken name, a channel
+/// that does not exist (the same checks and messages as `ops`).
+async fn check_rule(st: &AppState, rule: &AlertRule) -> Result<(), ApiError> {
+    let taken = st
+        .store
+        .alert_rules()
+        .await?
+        .iter()
+        .any(|r| r.name == rule.name && r.id != rule.id);
+    if taken {
+        return Err(crate::store::StoreError::Conflict {
+            field: "name",
+            value: rule.name.clone(),
+        }
+        .into());
+    }
+    let known = st.store.known_channels(&rule.channels).await?;
+    if let Some(n) = rule.channels.iter().find(|n| !known.contains(n)) {
+        return Err(ApiError::bad(
+            "channels",
+            format!("no notification channel named '{n}' (see /api/notification-channels)"),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/alert-rules/validate`: would this create succeed? Always 200, so the dashboard's
+/// rule form shows the API's message for a bad field without a failed request. Saves nothing.
+pub async fn validate_new_rule(
+    State(st): State<AppState>,
+    _: Operator,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    verdict(
+        async {
+            let rule = rule_input(&body)?.create(uuid::Uuid::new_v4(), chrono::Utc::now())?;
+            check_rule(&st, &rule).await
+        }
+        .await,
+    )
+}
+
+/// `POST /api/alert-rules/{id}/validate`: would this edit succeed? Saves nothing.
+pub async fn validate_rule_update(
+    State(st): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let before = st.store.alert_rule(parse_id("id", &id)?).await?;
+    verdict(
+        async {
+            let rule = rule_input(&body)?.apply(&before, chrono::Utc::now())?;
+            check_rule(&st, &rule).await
+        }
+        .await,
+    )
 }
 
 pub async fn delete_rule(

@@ -1,7 +1,7 @@
-//! The web dashboard: a page shell per URL (`/`, `/servers/{id}`, `/activity`, `/login`) and the
-//! assets they load, all embedded in the binary. The pages hold no data; the script reads the
-//! same JSON API as everyone else. Nothing is fetched from anywhere but this server, and the
-//! Content-Security-Policy says so to the browser too.
+//! The web dashboard: a page shell per URL (`/`, `/servers/{id}`, `/activity`, `/alerts`,
+//! `/login`) and the assets they load, all embedded in the binary. The pages hold no data; the
+//! script reads the same JSON API as everyone else. Nothing is fetched from anywhere but this
+//! server, and the Content-Security-Policy says so to the browser too.
 
 use std::sync::OnceLock;
 

@@ -140,6 +140,11 @@ pub fn router(state: AppState) -> Router {
                 .patch(alerts::update_rule)
                 .delete(alerts::delete_rule),
         )
+        .route("/api/alert-rules/validate", post(alerts::validate_new_rule))
+        .route(
+            "/api/alert-rules/{id}/validate",
+            post(alerts::validate_rule_update),
+        )
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/ack", post(alerts::ack))
         .route(
@@ -165,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))
         .route("/activity", get(dashboard::app))
+        .route("/alerts", get(dashboard::app))
         .route("/assets/{name}", get(dashboard::asset))
         .route("/favicon.ico", get(dashboard::favicon))
         .fallback(|| async { error::ApiError::not_found("path", "no such route") })

@@ -113,7 +113,7 @@ async fn patch_key_policy(st: &AppState, patch: &ServerPatch) -> Result<(), ApiE
 
 /// A check's answer: 200 either way, so a form can show the message of a bad value without
 /// a failed request. The message is the one create or edit would give.
-fn verdict(result: Result<(), ApiError>) -> Result<Json<Value>, ApiError> {
+pub(super) fn verdict(result: Result<(), ApiError>) -> Result<Json<Value>, ApiError> {
     match result {
         Ok(()) => Ok(Json(json!({ "valid": true }))),
         Err(

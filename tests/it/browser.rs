@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use crate::common::{self, TestApp};
 use crate::harness::browser::{poll_until, Browser, Element, WAIT};
+use crate::harness::receiver::{Mode, Receiver};
 use crate::harness::{self, Sshd};
 
 /// One browser-and-fleet at a time: three Chromiums and three polled fleets at once would starve
@@ -1155,6 +1156,428 @@ async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
     app.stop().await;
 }
 
+/// The alerts page (issue #13) against alerts a real poll raises: the overview marks the servers
+/// and counts them in its cards; an operator acknowledges one with a comment, silences the other
+/// server from the page and ends the silence, and adds a rule (a bad threshold first, which shows
+/// the API's own message next to the field); a viewer then sees the page without a button that
+/// changes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_acknowledges_and_silences_a_polled_alert_and_adds_a_rule_a_viewer_only_reads()
+{
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    // Every real disk is more than 0% full: this fires at the next poll of each online server.
+    let (status, rule) = fleet
+        .app
+        .send(
+            reqwest::Method::POST,
+            "/api/alert-rules",
+            Some(
+                &json!({"name": "root disk used", "metric": "disk_percent", "op": ">",
+                        "threshold": 0, "mount": "/", "severity": "critical"})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule_id = rule["id"].as_str().expect("rule id").to_string();
+    let firing = format!("/api/alerts?state=firing&rule={rule_id}");
+    fleet
+        .wait_server(
+            &firing,
+            "the disk rule to fire on both online servers",
+            |a| a["total"] == 2,
+        )
+        .await;
+    let (alpha, beta) = (&fleet.online[0], &fleet.online[1]);
+
+    // The overview: a marker on each firing row, and the firing cards show the API's counts.
+    let b = Browser::start("alerts").await;
+    log_in(&b, &fleet, "olga").await;
+    let marker = format!("tr.server-row[data-id=\"{}\"] a.firing-marker", alpha.id);
+    b.wait_for(&marker, WAIT).await;
+    b.eventually(
+        "the firing marker and cards to show the API's counts",
+        || async {
+            let (_, summary) = fleet.app.get("/api/dashboard/summary").await;
+            let row = summary["servers"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == "alpha-web").cloned())
+                .unwrap_or_default();
+            let want = json!([
+                format!("{} firing", row["alerts_firing"]),
+                summary["firing_alerts"]["critical"].to_string(),
+                summary["firing_alerts"]["warning"].to_string(),
+            ]);
+            // Read at once, in the page: a refresh may redraw the rows between two reads.
+            let shown = b
+                .execute(
+                    "const t = s => ((document.querySelector(s) || {}).textContent || '').trim();
+                 return [t(arguments[0]), t('#cards .card[data-key=firing_critical] .value'),
+                         t('#cards .card[data-key=firing_warning] .value')];",
+                    json!([marker]),
+                )
+                .await;
+            if shown == want {
+                Ok(())
+            } else {
+                Err(format!("shown {shown}, API {want}"))
+            }
+        },
+    )
+    .await;
+    b.screenshot("overview-firing").await;
+
+    // The alerts page lists both, with the server linked and the mount.
+    follow(&b, "a#nav-alerts", "/alerts").await;
+    let row_of = |server: &Server| {
+        format!(
+            "tr.alert-row[data-rule=\"{rule_id}\"][data-server=\"{}\"]",
+            server.id
+        )
+    };
+    let (alpha_row, beta_row) = (row_of(alpha), row_of(beta));
+    b.wait_for(&alpha_row, WAIT).await;
+    b.wait_for(&beta_row, WAIT).await;
+    assert_eq!(
+        text_of(&b, &format!("{alpha_row} td.rule")).await,
+        "root disk used"
+    );
+    assert_eq!(
+        text_of(&b, &format!("{alpha_row} td.state")).await,
+        "firing"
+    );
+    assert_eq!(text_of(&b, &format!("{alpha_row} td.subject")).await, "/");
+    assert_eq!(
+        text_of(&b, &format!("{alpha_row} td.server a")).await,
+        "alpha-web"
+    );
+    assert_eq!(
+        b.find(&format!("{alpha_row} td.server a"))
+            .await
+            .attr("href")
+            .await
+            .as_deref(),
+        Some(format!("/servers/{}", alpha.id).as_str())
+    );
+    assert!(
+        b.try_find("#channels-section").await.is_none(),
+        "an operator sees the admins' channels"
+    );
+
+    // Acknowledge with a comment: the row and the API show who and why.
+    let comment = "known: cleaning up /var/log";
+    b.find(&format!("{alpha_row} button.ack-alert"))
+        .await
+        .click()
+        .await;
+    b.wait_for("form#ack-form", WAIT).await;
+    b.find("form#ack-form textarea[name=comment]")
+        .await
+        .send_keys(comment)
+        .await;
+    b.find("form#ack-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    wait_gone(&b, "form#ack-form").await;
+    b.wait_js(
+        "the acknowledgement in the row",
+        &format!(
+            "(e => !!e && e.textContent.includes('olga') && e.textContent.includes({}))(document.querySelector({}))",
+            json!(comment),
+            json!(format!("{alpha_row} td.acked"))
+        ),
+        WAIT,
+    )
+    .await;
+    assert!(b
+        .try_find(&format!("{alpha_row} button.ack-alert"))
+        .await
+        .is_none());
+    let (_, alerts) = fleet
+        .app
+        .get(&format!("{firing}&server_id={}", alpha.id))
+        .await;
+    let acked = &alerts["items"][0];
+    assert!(
+        acked["acked_by"]
+            .as_str()
+            .is_some_and(|a| a.contains("olga")),
+        "{acked}"
+    );
+    assert_eq!(acked["ack_comment"], comment, "{acked}");
+    b.screenshot("acknowledged").await;
+
+    // Silence beta-db (the whole server: the rule field emptied) from its alert's row. The
+    // comment is required: without one the form says so and sends nothing.
+    b.find(&format!("{beta_row} button.silence-alert"))
+        .await
+        .click()
+        .await;
+    b.wait_for("form#silence-form", WAIT).await;
+    assert_eq!(
+        b.find("input#sil-rule").await.prop("value").await,
+        "root disk used"
+    );
+    assert_eq!(
+        b.find("input#sil-server").await.prop("value").await,
+        "beta-db"
+    );
+    b.find("input#sil-rule").await.clear().await;
+    choose(&b, "sil-duration", "4h").await;
+    b.find("form#silence-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "#silence-form-error to ask for a comment",
+        "(document.querySelector('#silence-form-error') || {}).textContent.includes('comment')",
+        WAIT,
+    )
+    .await;
+    assert_eq!(fleet.app.get("/api/silences").await.1["total"], 0);
+    b.find("textarea#sil-comment")
+        .await
+        .send_keys("disk swap tonight")
+        .await;
+    b.find("form#silence-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    wait_gone(&b, "form#silence-form").await;
+    let silence_row = "tr.silence-row[data-server=\"beta-db\"]";
+    b.wait_for(silence_row, WAIT).await;
+    let (_, silences) = fleet.app.get("/api/silences").await;
+    assert_eq!(silences["total"], 1, "{silences}");
+    let s = &silences["items"][0];
+    assert_eq!(
+        (&s["server"], &s["rule"], &s["comment"]),
+        (&json!("beta-db"), &Value::Null, &json!("disk swap tonight")),
+        "{s}"
+    );
+    let ends: DateTime<Utc> = s["ends_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("ends_at");
+    let hours = (ends - Utc::now()).num_minutes() as f64 / 60.0;
+    assert!(
+        (3.8..=4.01).contains(&hours),
+        "the silence ends in {hours} h"
+    );
+    b.screenshot("silenced").await;
+
+    // End it now: gone from the list of those running or ahead, kept with ?all=true.
+    b.find(&format!("{silence_row} button.end-silence"))
+        .await
+        .click()
+        .await;
+    wait_gone(&b, silence_row).await;
+    assert_eq!(fleet.app.get("/api/silences").await.1["total"], 0);
+    let (_, all) = fleet.app.get("/api/silences?all=true").await;
+    assert!(!all["items"][0]["expired_at"].is_null(), "{all}");
+
+    // A rule: the metric decides which fields show; a bad threshold gets the API's message.
+    let (_, rules) = fleet.app.get("/api/alert-rules").await;
+    let rules_before = rules["total"].clone();
+    b.find("button#add-rule").await.click().await;
+    b.wait_for("form#rule-form", WAIT).await;
+    assert!(!b.find("input#rf-mount").await.displayed().await);
+    choose(&b, "rf-metric", "disk_percent").await;
+    wait_shown(&b, "input#rf-mount").await;
+    assert!(!b.find("input#rf-container").await.displayed().await);
+    choose(&b, "rf-metric", "container_state").await;
+    wait_shown(&b, "select#rf-threshold_word").await;
+    wait_shown(&b, "input#rf-container").await;
+    assert!(!b.find("input#rf-threshold").await.displayed().await);
+    choose(&b, "rf-metric", "cpu_percent").await;
+    wait_shown(&b, "input#rf-threshold").await;
+    b.find("input#rf-name").await.send_keys("busy cpu").await;
+    b.find("input#rf-threshold").await.send_keys("lots").await;
+    b.find("form#rule-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "#rule-form-error to show a message",
+        "(document.querySelector('#rule-form-error') || {}).textContent",
+        WAIT,
+    )
+    .await;
+    let shown = text_of(&b, "#rule-form-error").await;
+    let api_error = fleet
+        .refusal(
+            "/api/alert-rules/validate",
+            json!({"name": "busy cpu", "metric": "cpu_percent", "op": ">", "threshold": "lots"}),
+            "threshold",
+        )
+        .await;
+    assert_eq!(shown, api_error, "#rule-form-error");
+    let class = b
+        .find("input#rf-threshold")
+        .await
+        .attr("class")
+        .await
+        .unwrap_or_default();
+    assert!(
+        class.contains("invalid"),
+        "the threshold's class is {class:?}"
+    );
+    assert_eq!(
+        text_of(&b, "input#rf-threshold + .field-error").await,
+        api_error,
+        "the message next to the threshold"
+    );
+    assert_eq!(
+        fleet.app.get("/api/alert-rules").await.1["total"],
+        rules_before
+    );
+    b.screenshot("rule-bad-threshold").await;
+    b.find("input#rf-threshold").await.clear().await;
+    b.find("input#rf-threshold").await.send_keys("95").await;
+    b.find("form#rule-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    wait_gone(&b, "form#rule-form").await;
+    b.wait_for("tr.rule-row[data-name=\"busy cpu\"]", WAIT)
+        .await;
+    let (_, rules) = fleet.app.get("/api/alert-rules").await;
+    let added = rules["items"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "busy cpu").cloned())
+        .unwrap_or_else(|| panic!("no rule 'busy cpu' in {rules}"));
+    assert_eq!(
+        (&added["metric"], &added["op"], &added["threshold"]),
+        (&json!("cpu_percent"), &json!(">"), &json!(95.0)),
+        "{added}"
+    );
+
+    fits_phone_and_desktop(&b, "alerts").await;
+
+    // A viewer reads the same page, with no button that changes anything.
+    b.find("button#logout").await.click().await;
+    wait_path(&b, "/login").await;
+    submit_login(&b, "vera").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    follow(&b, "a#nav-alerts", "/alerts").await;
+    b.wait_for(&alpha_row, WAIT).await;
+    b.wait_for("tr.rule-row[data-name=\"busy cpu\"]", WAIT)
+        .await;
+    for write in [
+        "button.ack-alert",
+        "button.silence-alert",
+        "#add-silence",
+        "button.end-silence",
+        "#add-rule",
+        "button.edit-rule",
+        "button.delete-rule",
+        "#channels-section",
+        "#add-channel",
+    ] {
+        assert!(
+            b.try_find(write).await.is_none(),
+            "a viewer sees {write} on /alerts"
+        );
+    }
+    b.screenshot("viewer").await;
+    fleet.finish(b).await;
+}
+
+/// An admin adds a webhook channel pointed at a real local receiver (its URL sealed: the list
+/// shows only its host), presses Test, and reads the receiver's status and answer; then the
+/// receiver refuses and the page says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_webhook_channel_and_tests_it_against_a_real_receiver() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    fleetpoll::ops::create_user(&app.store, "ada", Role::Admin, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let receiver = Receiver::start(None);
+    let b = Browser::start("channels").await;
+    b.goto(&app.url("/alerts")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ada").await;
+    wait_path(&b, "/alerts").await;
+    wait_ready(&b).await;
+
+    b.wait_for("button#add-channel", WAIT).await.click().await;
+    b.wait_for("form#channel-form", WAIT).await;
+    // The kind decides the config fields.
+    choose(&b, "cf-kind", "telegram").await;
+    wait_shown(&b, "input[name=\"config.bot_token\"]").await;
+    assert!(b.try_find("input[name=\"config.secret\"]").await.is_none());
+    choose(&b, "cf-kind", "webhook").await;
+    wait_shown(&b, "input[name=\"config.secret\"]").await;
+    b.find("input#cf-name").await.send_keys("ops-hook").await;
+    b.find("input[name=\"config.url\"]")
+        .await
+        .send_keys(&receiver.url("/hook"))
+        .await;
+    b.find("form#channel-form button[type=submit]")
+        .await
+        .click()
+        .await;
+    wait_gone(&b, "form#channel-form").await;
+    let row = "tr.channel-row[data-name=\"ops-hook\"]";
+    b.wait_for(row, WAIT).await;
+    assert_eq!(text_of(&b, &format!("{row} td.kind")).await, "webhook");
+    assert_eq!(text_of(&b, &format!("{row} td.has-secret")).await, "sealed");
+    let config = text_of(&b, &format!("{row} td.config")).await;
+    assert!(!config.contains("/hook"), "the sealed URL shows: {config}");
+    let (_, channels) = app.get("/api/notification-channels").await;
+    assert_eq!(channels["items"][0]["has_secret"], true, "{channels}");
+
+    // Test: the receiver gets the test message; the row shows its status and answer.
+    b.find(&format!("{row} button.test-channel"))
+        .await
+        .click()
+        .await;
+    let result = format!("{row} .test-result");
+    b.wait_js(
+        "the test result",
+        &format!(
+            "(document.querySelector({}) || {{dataset: {{}}}}).dataset.delivered === 'true'",
+            json!(result)
+        ),
+        WAIT,
+    )
+    .await;
+    let shown = text_of(&b, &result).await;
+    assert!(
+        shown.contains("HTTP 200") && shown.contains("receiver says 200"),
+        "{shown}"
+    );
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].path, "/hook");
+    assert_eq!(got[0].json()["status"], "test", "{:?}", got[0]);
+
+    receiver.set_mode(Mode::Answer(503));
+    b.find(&format!("{row} button.test-channel"))
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "the refused test's result",
+        &format!(
+            "(document.querySelector({}) || {{dataset: {{}}}}).dataset.delivered === 'false'",
+            json!(result)
+        ),
+        WAIT,
+    )
+    .await;
+    let shown = text_of(&b, &result).await;
+    assert!(shown.contains("503"), "{shown}");
+    b.screenshot("channel-tested").await;
+    fits_phone_and_desktop(&b, "alerts-admin").await;
+
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    drop(b);
+    app.stop().await;
+}
+
 /// The cells of one CSV line (RFC 4180 quoting; no line breaks inside cells here).
 fn csv_cells(line: &str) -> Vec<String> {
     let mut cells = vec![String::new()];
@@ -1429,6 +1852,16 @@ async fn choose(b: &Browser, select_id: &str, value: &str) {
     ))
     .await
     .click()
+    .await;
+}
+
+/// Waits until nothing matches `css` (a form that closed, a row that went away).
+async fn wait_gone(b: &Browser, css: &str) {
+    b.wait_js(
+        &format!("{css} to go away"),
+        &format!("!document.querySelector({})", json!(css)),
+        WAIT,
+    )
     .await;
 }
 

@@ -565,6 +565,13 @@ async function overviewPage() {
     if (!data) return;
     cards.replaceChildren(...CARDS.map(([k, label, fmt]) =>
       el("div", { class: "card", "data-key": k }, label, el("span", { class: "value", text: fmt ? fmt(data[k]) : String(data[k] ?? "–") }))));
+    // Firing alerts by severity, each card a way to the alerts page.
+    const firing = data.firing_alerts || {};
+    for (const sev of ["critical", "warning"]) {
+      const n = firing[sev] ?? 0;
+      cards.append(el("a", { class: "card firing" + (n ? " " + sev : ""), "data-key": "firing_" + sev, href: "/alerts" },
+        `Firing (${sev})`, el("span", { class: "value", text: String(n) })));
+    }
     const tags = [...new Set(data.servers.flatMap(s => s.tags))].sort();
     const want = state.tag;
     tag.replaceChildren(el("option", { value: "", text: "Any tag" }), ...tags.map(t => el("option", { value: t, text: t })));
@@ -575,7 +582,10 @@ async function overviewPage() {
       th.classList.toggle("sorted-desc", th.dataset.sort === state.sort && state.dir === "desc");
     }
     tbody.replaceChildren(...visible.map(s => el("tr", { class: "server-row", "data-id": s.id, "data-name": s.name, "data-status": s.status, "data-health": s.health },
-      el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }), el("div", { class: "muted", text: s.tags.join(", ") })),
+      el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }),
+        s.alerts_firing > 0 ? [" ", el("a", { class: "badge critical firing-marker", href: `/alerts?server_id=${s.id}`,
+          title: `${s.alerts_firing} alert(s) firing`, text: `${s.alerts_firing} firing` })] : null,
+        el("div", { class: "muted", text: s.tags.join(", ") })),
       el("td", {}, el("span", { class: "badge " + s.health, text: s.health })),
       el("td", { class: "status", text: s.status.replace(/_/g, " ") }),
       el("td", { class: "cpu num", text: fmtPct(s.cpu_percent) }),
@@ -887,6 +897,529 @@ async function activityPage() {
   const refresh = autoRefresh(load);
 }
 
+// ---------- alerts ----------
+
+const HISTORY_SIZE = 50;
+const METRICS = ["cpu_percent", "memory_percent", "swap_percent", "load1_per_core", "disk_percent",
+  "container_cpu_percent", "container_memory_percent", "container_state", "server_status", "uptime_seconds", "poll_problem"];
+const PER_MOUNT = ["disk_percent"];
+const PER_CONTAINER = ["container_cpu_percent", "container_memory_percent", "container_state"];
+/// The words a textual metric compares with (as the API's rule validation has them).
+const WORDS = {
+  container_state: ["running", "exited", "restarting", "paused", "created", "dead", "unhealthy"],
+  server_status: ["online", "offline", "host_key_changed"],
+};
+const OPS = [">", ">=", "<", "<=", "==", "!="];
+const SILENCE_LENGTHS = [["1h", "1 hour", 3600], ["2h", "2 hours", 7200], ["4h", "4 hours", 14400], ["8h", "8 hours", 28800],
+  ["24h", "1 day", 86400], ["3d", "3 days", 259200], ["7d", "7 days", 604800]];
+/// A channel kind's config fields: [key, label, sealed, hint]; the API names a bad one `config.<key>`.
+const CHANNEL_KINDS = {
+  webhook: [["url", "URL", true], ["secret", "Signing secret", true, "Optional: signs each body (X-Fleetpoll-Signature)"]],
+  slack: [["url", "Webhook URL", true, "Incoming webhook (Mattermost and Rocket.Chat too)"]],
+  discord: [["url", "Webhook URL", true]],
+  teams: [["url", "Workflows webhook URL", true]],
+  telegram: [["bot_token", "Bot token", true], ["chat_id", "Chat id"], ["base_url", "API URL", false, "Default: the public Telegram API (api.telegram.org)"]],
+  ntfy: [["topic", "Topic"], ["token", "Token", true, "Optional"], ["base_url", "Server URL", false, "Default: ntfy.sh"]],
+  gotify: [["base_url", "Server URL"], ["token", "App token", true]],
+  pushover: [["token", "App token", true], ["user_key", "User key", true], ["base_url", "API URL", false, "Default: api.pushover.net"]],
+  matrix: [["base_url", "Homeserver URL"], ["room_id", "Room id"], ["access_token", "Access token", true]],
+  email: [["host", "SMTP host"], ["port", "Port", false, "Default 25, 587 or 465 by TLS mode"], ["tls", "TLS", false, "none, starttls (default) or tls"],
+    ["user", "User"], ["password", "Password", true], ["from", "From"], ["to", "To", false, "Comma separated"]],
+};
+
+const isAdmin = () => ME.role === "admin";
+
+function fmtValue(v, metric) {
+  if (v == null) return "–";
+  if (typeof v !== "number") return String(v);
+  if (/_percent$/.test(metric || "")) return fmtPct(v);
+  if (metric === "uptime_seconds") return fmtDuration(v);
+  return fmtNum(v, Number.isInteger(v) ? 0 : 2);
+}
+
+/// "> 90 on /", "== exited on web-*": a rule's condition in a line.
+function ruleCondition(r) {
+  const where = PER_MOUNT.includes(r.metric) ? r.mount : PER_CONTAINER.includes(r.metric) ? r.container : "";
+  return `${r.op} ${r.threshold}` + (r.clear_threshold != null ? ` (clears past ${r.clear_threshold})` : "") + (where && where !== "*" ? ` on ${where}` : "");
+}
+
+function scopeText(s) {
+  const parts = [];
+  if (s && s.tags && s.tags.length) parts.push("tags " + s.tags.join(", "));
+  if (s && s.servers && s.servers.length) parts.push("servers " + s.servers.join(", "));
+  return parts.join("; ") || "whole fleet";
+}
+
+const list = v => String(v || "").split(",").map(t => t.trim()).filter(Boolean);
+
+/// An overlay panel holding `form`; Escape or Cancel closes it.
+function overlayForm(form, focus) {
+  const overlay = el("div", { class: "overlay" }, form);
+  overlay.addEventListener("keydown", ev => { if (ev.key === "Escape") overlay.remove(); });
+  document.body.append(overlay);
+  if (focus) focus.focus();
+  return () => overlay.remove();
+}
+
+/// Shows an error under a form and marks the input the API named (`field`) as invalid.
+function showFieldError(form, errorBox, message, field, inputFor) {
+  errorBox.textContent = message;
+  const f = field && inputFor(field);
+  if (f && f.classList) {
+    f.classList.add("invalid");
+    f.setAttribute("aria-invalid", "true");
+    // The message next to the field too, as well as under the form.
+    f.after(el("div", { class: "hint field-error", role: "alert", text: message }));
+    f.focus();
+  }
+}
+
+function clearFieldErrors(form, errorBox) {
+  $$(".field-error", form).forEach(e => e.remove());
+  $$(".invalid", form).forEach(e => { e.classList.remove("invalid"); e.removeAttribute("aria-invalid"); });
+  errorBox.textContent = "";
+}
+
+/// Asks for an optional comment, then acknowledges the alert.
+function openAckForm(a, onDone) {
+  const comment = el("textarea", { id: "ack-comment", name: "comment", placeholder: "Looking into it; disk cleanup running" });
+  const error = el("div", { id: "ack-form-error", class: "form-error", role: "alert" });
+  const form = el("form", { id: "ack-form", class: "panel", novalidate: true },
+    el("h2", { text: "Acknowledge" }),
+    el("p", { class: "muted", text: `${a.rule} on ${a.server_name}${a.subject ? " (" + a.subject + ")" : ""}: no more repeats until it resolves.` }),
+    el("div", { class: "form-grid" }, el("label", { for: "ack-comment", text: "Comment" }), comment),
+    error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => close() }),
+      el("button", { type: "submit", class: "primary", text: "Acknowledge" })));
+  const close = overlayForm(form, comment);
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const text = comment.value.trim();
+    try {
+      await api(`/api/alerts/${a.id}/ack`, { method: "POST", body: text ? { comment: text } : {} });
+      close();
+      onDone();
+    } catch (e) { error.textContent = e.message; }
+  });
+}
+
+/// A silence form, prefilled with `pre` ({rule, server, tag}); the comment is required.
+function openSilenceForm(pre, onDone) {
+  const input = (name, label, value, placeholder) => [el("label", { for: "sil-" + name, text: label }),
+    el("input", { id: "sil-" + name, name, type: "text", autocomplete: "off", value: value || "", placeholder })];
+  const duration = select("sil-duration", "Duration", SILENCE_LENGTHS.map(([v, t]) => [v, t]), "2h");
+  duration.name = "duration";
+  const comment = el("textarea", { id: "sil-comment", name: "comment", placeholder: "Why, and who to ask" });
+  const error = el("div", { id: "silence-form-error", class: "form-error", role: "alert" });
+  const form = el("form", { id: "silence-form", class: "panel", novalidate: true },
+    el("h2", { text: "Silence" }),
+    el("p", { class: "muted", text: "Alerts matching every field given still change state but notify no one. Leave a field empty to match any." }),
+    el("div", { class: "form-grid" },
+      input("rule", "Rule", pre.rule, "any rule"), input("server", "Server", pre.server, "any server"), input("tag", "Tag", pre.tag, "any tag"),
+      el("label", { for: "sil-duration", text: "For" }), duration,
+      el("label", { for: "sil-comment", text: "Comment" }), comment),
+    error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => close() }),
+      el("button", { type: "submit", class: "primary", text: "Silence" })));
+  const close = overlayForm(form, comment);
+  const field = n => form.elements.namedItem(n);
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    clearFieldErrors(form, error);
+    const body = { comment: comment.value.trim() };
+    for (const k of ["rule", "server", "tag"]) if (field(k).value.trim()) body[k] = field(k).value.trim();
+    // Asked here rather than by the API: a refused request would be a failed load in the console.
+    if (!body.comment) return showFieldError(form, error, "comment: is required: say why, for whoever finds it", "comment", field);
+    const secs = (SILENCE_LENGTHS.find(l => l[0] === duration.value) || SILENCE_LENGTHS[1])[2];
+    body.ends_at = new Date(Date.now() + secs * 1000).toISOString();
+    try {
+      await api("/api/silences", { method: "POST", body });
+      close();
+      onDone();
+    } catch (e) { showFieldError(form, error, e.message, e.body && e.body.field, field); }
+  });
+}
+
+/// The add/edit rule form: the metric chosen decides which fields show. Asks the API's validate
+/// endpoint first, so a bad value shows the API's own message next to the field.
+function openRuleForm(rule, onDone) {
+  const row = (name, label, control, hint) => el("div", { class: "form-row", "data-field": name },
+    el("label", { for: "rf-" + name, text: label }), control, hint ? el("div", { class: "hint", text: hint }) : null);
+  const text = (name, attrs = {}) => el("input", { id: "rf-" + name, name, type: "text", autocomplete: "off", spellcheck: "false", ...attrs });
+  const sel = (name, options) => { const s = el("select", { id: "rf-" + name, name }); for (const [v, t] of options) s.append(el("option", { value: v, text: t })); return s; };
+  const check = name => el("input", { id: "rf-" + name, name, type: "checkbox" });
+  const metric = sel("metric", METRICS.map(m => [m, m.replace(/_/g, " ")]));
+  const op = sel("op", OPS.map(o => [o, o]));
+  const threshold = text("threshold", { inputmode: "decimal", placeholder: "90" });
+  const word = sel("threshold_word", []);
+  const error = el("div", { id: "rule-form-error", class: "form-error", role: "alert" });
+  const form = el("form", { id: "rule-form", class: "panel", novalidate: true },
+    el("h2", { text: rule ? `Edit ${rule.name}` : "Add an alert rule" }),
+    el("div", { class: "form-grid rule-grid" },
+      row("name", "Name", text("name", { required: true })),
+      row("metric", "Metric", metric),
+      row("op", "Condition", op),
+      row("threshold", "Threshold", threshold),
+      row("threshold_word", "Value", word),
+      row("clear_threshold", "Clears past", text("clear_threshold", { inputmode: "decimal" }), "Optional: a firing alert clears only past this"),
+      row("mount", "Mounts", text("mount", { placeholder: "*" }), "A glob: /, /var*, *"),
+      row("container", "Containers", text("container", { placeholder: "*" }), "A glob: web-*, *"),
+      row("for_secs", "For (seconds)", text("for_secs", { inputmode: "numeric", placeholder: "0" }), "How long it must hold before it fires"),
+      row("severity", "Severity", sel("severity", [["warning", "warning"], ["critical", "critical"]])),
+      row("scope_tags", "Tags", text("scope_tags", { placeholder: "prod, web" }), "Comma separated; with servers empty too, the whole fleet"),
+      row("scope_servers", "Servers", text("scope_servers", { placeholder: "web-1, db-1" })),
+      row("channels", "Channels", text("channels", { placeholder: "ops-webhook" }), "Names of notification channels, comma separated"),
+      row("repeat_secs", "Repeat (seconds)", text("repeat_secs", { inputmode: "numeric", placeholder: "0" }), "Re-notify while firing and unacknowledged; 0 = never"),
+      row("notify_resolved", "Tell when resolved", check("notify_resolved")),
+      row("enabled", "Enabled", check("enabled"))),
+    error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => close() }),
+      el("button", { type: "submit", class: "primary", text: rule ? "Save" : "Add rule" })));
+  const input = n => form.elements.namedItem(n);
+  const shown = () => {
+    const m = metric.value;
+    const words = WORDS[m];
+    $("[data-field=threshold]", form).hidden = !!words;
+    $("[data-field=threshold_word]", form).hidden = !words;
+    $("[data-field=clear_threshold]", form).hidden = !!words;
+    $("[data-field=mount]", form).hidden = !PER_MOUNT.includes(m);
+    $("[data-field=container]", form).hidden = !PER_CONTAINER.includes(m);
+    if (words) {
+      const keep = word.value;
+      word.replaceChildren(...words.map(w => el("option", { value: w, text: w.replace(/_/g, " ") })));
+      if (words.includes(keep)) word.value = keep;
+      // Words compare with == or != only; the comparison given up comes back with a number.
+      for (const o of op.options) o.disabled = !["==", "!="].includes(o.value);
+      if (!["==", "!="].includes(op.value)) { forcedFrom = op.value; op.value = "=="; }
+    } else {
+      for (const o of op.options) o.disabled = false;
+      if (forcedFrom && op.value === "==") op.value = forcedFrom;
+      forcedFrom = null;
+    }
+  };
+  let forcedFrom = null;
+  metric.addEventListener("change", shown);
+  const r = rule || { metric: "cpu_percent", op: ">", severity: "warning", notify_resolved: true, enabled: true, mount: "*", container: "*", scope: {}, channels: [] };
+  input("name").value = r.name || "";
+  metric.value = r.metric;
+  op.value = r.op;
+  input("severity").value = r.severity;
+  input("notify_resolved").checked = !!r.notify_resolved;
+  input("enabled").checked = !!r.enabled;
+  if (rule) {
+    input("for_secs").value = String(r.for_secs);
+    input("repeat_secs").value = String(r.repeat_secs);
+    input("mount").value = r.mount;
+    input("container").value = r.container;
+    input("clear_threshold").value = r.clear_threshold == null ? "" : String(r.clear_threshold);
+    input("scope_tags").value = (r.scope.tags || []).join(", ");
+    input("scope_servers").value = (r.scope.servers || []).join(", ");
+    input("channels").value = r.channels.join(", ");
+  }
+  shown();
+  if (rule) { if (WORDS[r.metric]) word.value = String(r.threshold); else threshold.value = String(r.threshold); }
+  const close = overlayForm(form, input("name"));
+
+  // The API's field -> the input to mark.
+  const inputFor = f => (f === "scope" ? input("scope_tags") : f === "threshold" && WORDS[metric.value] ? word : input(f));
+  // A number when it is one, else as typed, so the API names what is wrong with it.
+  const numberOr = v => (v === "" ? null : /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v);
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    clearFieldErrors(form, error);
+    const m = metric.value;
+    const val = n => input(n).value.trim();
+    const body = {
+      name: val("name"), metric: m, op: op.value, severity: input("severity").value,
+      threshold: WORDS[m] ? word.value : numberOr(val("threshold")),
+      // Per-mount and per-container globs only mean something for their metrics; "*" elsewhere.
+      mount: PER_MOUNT.includes(m) ? val("mount") || "*" : "*",
+      container: PER_CONTAINER.includes(m) ? val("container") || "*" : "*",
+      scope: { tags: list(val("scope_tags")), servers: list(val("scope_servers")) },
+      channels: list(val("channels")),
+      notify_resolved: input("notify_resolved").checked, enabled: input("enabled").checked,
+    };
+    if (body.threshold == null) delete body.threshold;
+    if (!WORDS[m]) body.clear_threshold = numberOr(val("clear_threshold"));
+    else if (rule && rule.clear_threshold != null) body.clear_threshold = null;
+    for (const k of ["for_secs", "repeat_secs"]) { const v = numberOr(val(k)); if (v != null) body[k] = v; }
+    const base = rule ? `/api/alert-rules/${rule.id}` : "/api/alert-rules";
+    const submit = $("button[type=submit]", form);
+    submit.disabled = true;
+    try {
+      const verdict = await api(base + "/validate", { method: "POST", body });
+      if (!verdict.valid) return showFieldError(form, error, verdict.error, verdict.field, inputFor);
+      await api(base, { method: rule ? "PATCH" : "POST", body });
+      close();
+      onDone();
+    } catch (e) {
+      showFieldError(form, error, e.message, e.body && e.body.field, inputFor);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+/// The add/edit channel form (admins): the kind decides the config fields. Sealed values come
+/// back from the API as `[sealed]` (or a shortened URL); sending them back keeps the stored one.
+function openChannelForm(channel, onDone) {
+  const kind = el("select", { id: "cf-kind", name: "kind", "aria-label": "Kind" });
+  for (const k of Object.keys(CHANNEL_KINDS)) kind.append(el("option", { value: k, text: k }));
+  kind.value = channel ? channel.kind : "webhook";
+  kind.disabled = !!channel;
+  const name = el("input", { id: "cf-name", name: "name", type: "text", autocomplete: "off" });
+  const enabled = el("input", { id: "cf-enabled", name: "enabled", type: "checkbox" });
+  const config = el("div", { id: "cf-config", class: "form-grid" });
+  const error = el("div", { id: "channel-form-error", class: "form-error", role: "alert" });
+  const form = el("form", { id: "channel-form", class: "panel", novalidate: true },
+    el("h2", { text: channel ? `Edit ${channel.name}` : "Add a notification channel" }),
+    el("div", { class: "form-grid" },
+      el("label", { for: "cf-name", text: "Name" }), name,
+      el("label", { for: "cf-kind", text: "Kind" }), kind,
+      el("label", { for: "cf-enabled", text: "Enabled" }), enabled),
+    config, error,
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => close() }),
+      el("button", { type: "submit", class: "primary", text: channel ? "Save" : "Add channel" })));
+  name.value = channel ? channel.name : "";
+  enabled.checked = channel ? channel.enabled : true;
+  const drawConfig = () => {
+    const given = channel ? channel.config || {} : {};
+    config.replaceChildren(...CHANNEL_KINDS[kind.value].flatMap(([key, label, sealed, hint]) => {
+      const v = given[key];
+      return [el("label", { for: "cf-config-" + key, text: label }),
+        el("input", { id: "cf-config-" + key, name: "config." + key, type: sealed && key !== "url" ? "password" : "text", autocomplete: "off", spellcheck: "false",
+          value: v == null ? "" : Array.isArray(v) ? v.join(", ") : String(v) }),
+        hint || (sealed && channel) ? el("div", { class: "hint", text: [hint, sealed && channel ? "Stored sealed; leave as shown to keep it" : ""].filter(Boolean).join(". ") }) : null];
+    }));
+  };
+  kind.addEventListener("change", drawConfig);
+  drawConfig();
+  const close = overlayForm(form, name);
+  const inputFor = f => form.elements.namedItem(f) || (f === "config" ? $("input", config) : null);
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    clearFieldErrors(form, error);
+    const cfg = {};
+    for (const [key] of CHANNEL_KINDS[kind.value]) {
+      const v = form.elements.namedItem("config." + key).value.trim();
+      if (v === "") continue;
+      cfg[key] = key === "port" && /^\d+$/.test(v) ? Number(v) : v;
+    }
+    const body = { name: name.value.trim(), enabled: enabled.checked, config: cfg };
+    if (!channel) body.kind = kind.value;
+    try {
+      await api(channel ? `/api/notification-channels/${channel.id}` : "/api/notification-channels", { method: channel ? "PATCH" : "POST", body });
+      close();
+      onDone();
+    } catch (e) { showFieldError(form, error, e.message, e.body && e.body.field, inputFor); }
+  });
+}
+
+/// A "Delete?" confirmation in place of a button.
+function confirmButton(label, question, cls, action) {
+  const box = el("span", { class: "confirm", hidden: true }, question,
+    el("button", { type: "button", class: "danger confirm-yes", text: label, onclick: action }),
+    el("button", { type: "button", text: "Keep", onclick: () => { box.hidden = true; btn.hidden = false; } }));
+  const btn = el("button", { type: "button", class: "danger " + cls, text: label, onclick: () => { box.hidden = false; btn.hidden = true; } });
+  return [btn, box];
+}
+
+async function alertsPage() {
+  const q = params();
+  const state = { server_id: q.get("server_id") || "", rule: q.get("rule") || "",
+    offset: Math.max(0, parseInt(q.get("offset") || "0", 10) || 0) };
+  const fServer = select("f-server", "Server", [["", "Any server"]], state.server_id);
+  const fRule = select("f-rule", "Rule", [["", "Any rule"]], state.rule);
+  const lab = (text, input) => el("label", {}, text, input);
+  const form = el("form", { id: "alert-filters", class: "filters" }, lab("Server", fServer), lab("Rule", fRule),
+    el("button", { id: "f-reset", type: "button", text: "Reset" }));
+  const head = cols => el("thead", {}, el("tr", {}, cols.map(h => el("th", { text: h }))));
+  const table = (id, cols, body) => el("div", { class: "table-wrap" }, el("table", { id }, head(cols), body));
+  const activeBody = el("tbody");
+  const silenceBody = el("tbody");
+  const historyBody = el("tbody");
+  const ruleBody = el("tbody");
+  const channelBody = el("tbody");
+  const info = el("span", { id: "history-info", class: "muted" });
+  const prev = el("button", { id: "history-prev", type: "button", text: "‹ Newer" });
+  const next = el("button", { id: "history-next", type: "button", text: "Older ›" });
+  const activeCount = el("span", { id: "active-count", class: "muted" });
+  const op = canOperate();
+  const refreshSoon = () => refresh();
+  const bar = (...items) => el("div", { class: "toolbar" }, ...items);
+
+  const sections = [
+    el("h1", { text: "Alerts" }), form,
+    el("section", { id: "active-section" },
+      el("h2", {}, "Firing and pending ", activeCount),
+      table("active-alerts", ["Rule", "Severity", "State", "Server", "Mount / container", "Value", "Since", "Acknowledged", ""], activeBody)),
+    el("section", { id: "silences-section" },
+      el("h2", { text: "Silences running or ahead" }),
+      op ? bar(el("button", { id: "add-silence", type: "button", text: "Add silence", onclick: () => openSilenceForm({}, refreshSoon) })) : null,
+      table("silences", ["Rule", "Server", "Tag", "From", "Until", "Comment", "By", ""], silenceBody)),
+    el("section", { id: "history-section" },
+      el("h2", { text: "Resolved" }),
+      el("div", { class: "pager" }, prev, next, info),
+      table("alert-history", ["Rule", "Severity", "Server", "Mount / container", "Last value", "Started", "Resolved", "Lasted"], historyBody)),
+    el("section", { id: "rules-section" },
+      el("h2", { text: "Rules" }),
+      op ? bar(el("button", { id: "add-rule", type: "button", class: "primary", text: "Add rule", onclick: () => openRuleForm(null, refreshSoon) })) : null,
+      table("rules", ["Name", "Metric", "Condition", "For", "Severity", "Scope", "Channels", "Enabled", ""], ruleBody)),
+  ];
+  if (isAdmin()) sections.push(el("section", { id: "channels-section" },
+    el("h2", { text: "Notification channels" }),
+    bar(el("button", { id: "add-channel", type: "button", class: "primary", text: "Add channel", onclick: () => openChannelForm(null, refreshSoon) })),
+    table("channels", ["Name", "Kind", "Enabled", "Secret", "Config", "", "Test"], channelBody)));
+  $("#main").replaceChildren(...sections);
+
+  const save = () => setParams({ server_id: state.server_id, rule: state.rule, offset: state.offset || "" });
+  for (const [e, k] of [[fServer, "server_id"], [fRule, "rule"]]) e.addEventListener("change", () => { state[k] = e.value; state.offset = 0; save(); refresh(); });
+  $("#f-reset").addEventListener("click", () => { state.server_id = state.rule = ""; state.offset = 0; fServer.value = fRule.value = ""; save(); refresh(); });
+  prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - HISTORY_SIZE); save(); refresh(); });
+  next.addEventListener("click", () => { state.offset += HISTORY_SIZE; save(); refresh(); });
+
+  const serverCell = a => el("td", { class: "server" }, el("a", { href: `/servers/${a.server_id}`, text: a.server_name || a.server_id }));
+  const act = (cls, text, onclick) => el("button", { type: "button", class: cls, text, onclick });
+  const empty = (body, n, text) => { if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: n, class: "muted", text }))); };
+
+  function drawActive(items) {
+    activeBody.replaceChildren(...items.map(a => el("tr", { class: "alert-row", "data-id": a.id, "data-state": a.state, "data-rule": a.rule_id,
+      "data-server": a.server_id, "data-severity": a.severity },
+      el("td", { class: "rule", text: a.rule }),
+      el("td", { class: "severity" }, el("span", { class: "badge " + a.severity, text: a.severity })),
+      el("td", { class: "state", text: a.state }),
+      serverCell(a),
+      el("td", { class: "subject", text: a.subject || "–" }),
+      el("td", { class: "value num", text: fmtValue(a.value, a.metric) }),
+      el("td", { class: "since", title: fmtTime(a.fired_at || a.started_at), text: fmtAgo(a.fired_at || a.started_at) }),
+      el("td", { class: "acked message" }, a.acked_at ? `${a.acked_by || "?"}${a.ack_comment ? ": " + a.ack_comment : ""}` : ""),
+      el("td", { class: "actions" }, op ? [
+        a.acked_at || a.state !== "firing" ? null : act("ack-alert", "Acknowledge", () => openAckForm(a, refreshSoon)),
+        act("silence-alert", "Silence", () => openSilenceForm({ rule: a.rule, server: a.server_name }, refreshSoon)),
+      ] : null))));
+    empty(activeBody, 9, "Nothing firing or pending.");
+    activeCount.textContent = `(${items.length})`;
+  }
+
+  function drawSilences(items) {
+    silenceBody.replaceChildren(...items.map(s => el("tr", { class: "silence-row", "data-id": s.id, "data-server": s.server || "", "data-rule": s.rule || "" },
+      el("td", { class: "rule", text: s.rule || "any" }), el("td", { class: "server", text: s.server || "any" }), el("td", { class: "tag", text: s.tag || "any" }),
+      el("td", { title: fmtTime(s.starts_at), text: fmtTime(s.starts_at) }), el("td", { title: fmtTime(s.ends_at), text: fmtTime(s.ends_at) }),
+      el("td", { class: "comment message", text: s.comment }), el("td", { class: "by", text: s.created_by }),
+      el("td", {}, op ? act("end-silence", "End now", async () => {
+        try { await api(`/api/silences/${s.id}`, { method: "DELETE" }); refresh(); } catch (e) { banner(e.message); }
+      }) : null))));
+    empty(silenceBody, 8, "No silences.");
+  }
+
+  function drawHistory(d) {
+    historyBody.replaceChildren(...d.items.map(a => {
+      const from = a.fired_at || a.started_at;
+      const lasted = a.resolved_at ? (Date.parse(a.resolved_at) - Date.parse(from)) / 1000 : null;
+      return el("tr", { class: "history-row", "data-id": a.id, "data-rule": a.rule_id, "data-server": a.server_id },
+        el("td", { class: "rule", text: a.rule }),
+        el("td", {}, el("span", { class: "badge " + a.severity, text: a.severity })),
+        serverCell(a),
+        el("td", { class: "subject", text: a.subject || "–" }),
+        el("td", { class: "value num", text: fmtValue(a.value, a.metric) }),
+        el("td", { text: fmtTime(from) }), el("td", { text: fmtTime(a.resolved_at) }),
+        el("td", { class: "lasted", text: lasted == null ? "–" : lasted < 60 ? Math.round(lasted) + " s" : fmtDuration(lasted) }));
+    }));
+    empty(historyBody, 8, "No resolved alerts.");
+    info.textContent = `${d.total ? state.offset + 1 : 0}–${state.offset + d.items.length} of ${d.total}`;
+    prev.disabled = state.offset === 0;
+    next.disabled = state.offset + d.items.length >= d.total;
+  }
+
+  function drawRules(rules) {
+    ruleBody.replaceChildren(...rules.map(r => el("tr", { class: "rule-row", "data-id": r.id, "data-name": r.name, "data-metric": r.metric },
+      el("td", { class: "name", text: r.name }), el("td", { class: "metric", text: r.metric }),
+      el("td", { class: "condition", text: ruleCondition(r) }), el("td", { text: r.for_secs ? fmtDuration(r.for_secs) : "at once" }),
+      el("td", {}, el("span", { class: "badge " + r.severity, text: r.severity })),
+      el("td", { class: "scope message", text: scopeText(r.scope) }),
+      el("td", { class: "channels", text: r.channels.join(", ") || "–" }),
+      el("td", { class: "enabled", text: r.enabled ? "yes" : "no" }),
+      el("td", { class: "actions" }, op ? [act("edit-rule", "Edit", () => openRuleForm(r, refreshSoon)),
+        ...confirmButton("Delete", `Delete ${r.name} and its alerts?`, "delete-rule", async () => {
+          try { await api(`/api/alert-rules/${r.id}`, { method: "DELETE" }); refresh(); } catch (e) { banner(e.message); }
+        })] : null))));
+    empty(ruleBody, 9, "No rules.");
+  }
+
+  function drawChannels(items) {
+    channelBody.replaceChildren(...items.map(c => {
+      const result = el("span", { class: "test-result message" });
+      const shownResult = testResults.get(c.id);
+      if (shownResult) { result.textContent = shownResult.text; result.dataset.delivered = shownResult.delivered; }
+      const cfg = Object.entries(c.config || {}).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`).join("; ");
+      return el("tr", { class: "channel-row", "data-id": c.id, "data-name": c.name, "data-kind": c.kind },
+        el("td", { class: "name", text: c.name }), el("td", { class: "kind", text: c.kind }),
+        el("td", { class: "enabled", text: c.enabled ? "yes" : "no" }),
+        el("td", { class: "has-secret", text: c.has_secret ? "sealed" : "none" }),
+        el("td", { class: "config message", text: cfg }),
+        el("td", { class: "actions" }, act("edit-channel", "Edit", () => openChannelForm(c, refreshSoon)),
+          ...confirmButton("Delete", `Delete ${c.name}?`, "delete-channel", async () => {
+            try { await api(`/api/notification-channels/${c.id}`, { method: "DELETE" }); refresh(); } catch (e) { banner(e.message); }
+          })),
+        el("td", { class: "test" }, act("test-channel", "Test", async ev => {
+          const button = ev.currentTarget;
+          button.disabled = true;
+          result.textContent = "sending…";
+          delete result.dataset.delivered;
+          let shown;
+          try {
+            const t = await api(`/api/notification-channels/${c.id}/test`, { method: "POST" });
+            shown = { delivered: String(!!t.delivered), text: (t.delivered ? "delivered" : "not delivered") +
+              (t.status != null ? `, HTTP ${t.status}` : "") + (t.answer ? `: ${t.answer}` : "") + (t.error ? ` (${t.error})` : "") };
+          } catch (e) { shown = { delivered: "false", text: e.message }; }
+          testResults.set(c.id, shown);
+          // The row may have been redrawn by a refresh meanwhile: write into the one shown now.
+          const now = $(`tr.channel-row[data-id="${c.id}"] .test-result`) || result;
+          now.textContent = shown.text;
+          now.dataset.delivered = shown.delivered;
+          button.disabled = false;
+        }), " ", result));
+    }));
+    empty(channelBody, 7, "No channels.");
+  }
+
+  // What each channel's last Test answered, kept across the 15 s redraws.
+  const testResults = new Map();
+  let optionsLoaded = false;
+  async function load() {
+    const filter = new URLSearchParams();
+    if (state.server_id) filter.set("server_id", state.server_id);
+    if (state.rule) filter.set("rule", state.rule);
+    const f = filter.toString() ? "&" + filter.toString() : "";
+    const [firing, pending, history, silences, rules, channels, servers] = await Promise.all([
+      api(`/api/alerts?state=firing&limit=1000${f}`), api(`/api/alerts?state=pending&limit=1000${f}`),
+      api(`/api/alerts?state=resolved&limit=${HISTORY_SIZE}&offset=${state.offset}${f}`),
+      api("/api/silences"), api("/api/alert-rules"),
+      isAdmin() ? api("/api/notification-channels") : null,
+      optionsLoaded ? null : api("/api/servers"),
+    ]);
+    if (servers) {
+      fServer.replaceChildren(el("option", { value: "", text: "Any server" }),
+        ...servers.items.sort((a, b) => a.name.localeCompare(b.name)).map(s => el("option", { value: s.id, text: s.name })));
+      fServer.value = state.server_id;
+      optionsLoaded = true;
+    }
+    const keepRule = state.rule;
+    fRule.replaceChildren(el("option", { value: "", text: "Any rule" }), ...rules.items.map(r => el("option", { value: r.id, text: r.name })));
+    fRule.value = keepRule;
+    drawActive([...firing.items, ...pending.items]);
+    drawSilences(silences.items);
+    drawHistory(history);
+    drawRules(rules.items);
+    if (channels) drawChannels(channels.items);
+  }
+  const refresh = autoRefresh(load);
+}
+
 // ---------- login ----------
 
 function loginPage() {
@@ -924,6 +1457,7 @@ async function start() {
   const server = path.match(/^\/servers\/([0-9a-fA-F-]{36})$/);
   if (path === "/") { $("#nav-overview").classList.add("current"); return overviewPage(); }
   if (path === "/activity") { $("#nav-activity").classList.add("current"); return activityPage(); }
+  if (path === "/alerts") { $("#nav-alerts").classList.add("current"); return alertsPage(); }
   if (server) return serverPage(server[1]);
   banner("No such page.");
 }
