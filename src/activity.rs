@@ -132,6 +132,16 @@ pub enum ActivityEvent {
     SilenceCreated {
         silence: crate::alerts::Silence,
     },
+    /// Health thresholds set for a tag or a server.
+    ThresholdsOverridden {
+        kind: String,
+        name: String,
+        thresholds: serde_json::Value,
+    },
+    ThresholdOverrideRemoved {
+        kind: String,
+        name: String,
+    },
     /// Many servers of one group (a /24, a tag) fail with one reason at once.
     OutageStarted {
         group: String,
@@ -234,6 +244,8 @@ impl ActivityEvent {
             Self::AlertRuleUpdated { .. } => "alert_rule_updated",
             Self::AlertRuleDeleted { .. } => "alert_rule_deleted",
             Self::SilenceCreated { .. } => "silence_created",
+            Self::ThresholdsOverridden { .. } => "thresholds_overridden",
+            Self::ThresholdOverrideRemoved { .. } => "threshold_override_removed",
             Self::OutageStarted { .. } => "outage_started",
             Self::OutageEnded { .. } => "outage_ended",
             Self::PollerDegraded { .. } => "poller_degraded",
@@ -344,6 +356,12 @@ impl ActivityEvent {
             Self::PollerDegraded { reason, failing, total } => format!(
                 "The poller is degraded: {failing} of {total} servers {reason} at once (its own network or load, not the hosts); their notifications wait"
             ),
+            Self::ThresholdsOverridden { kind, name, thresholds } => {
+                format!("Health thresholds of {kind} {name} set: {thresholds}")
+            }
+            Self::ThresholdOverrideRemoved { kind, name } => {
+                format!("Health thresholds of {kind} {name} back to the configured ones")
+            }
             Self::SilenceCreated { silence: x } => format!(
                 "Silence for {} from {} to {} UTC: {}",
                 matchers(x),
@@ -461,6 +479,12 @@ impl ActivityEvent {
             Self::AlertRuleUpdated { name, changes } => json!({ "rule": name, "changes": changes }),
             Self::AlertRuleDeleted { name } => json!({ "rule": name }),
             Self::SilenceCreated { silence } => json!({ "silence": silence }),
+            Self::ThresholdsOverridden {
+                kind,
+                name,
+                thresholds,
+            } => json!({ "kind": kind, "name": name, "thresholds": thresholds }),
+            Self::ThresholdOverrideRemoved { kind, name } => json!({ "kind": kind, "name": name }),
             Self::OutageStarted {
                 group,
                 reason,

@@ -664,3 +664,86 @@ pub async fn expire_silence(store: &Store, id: Uuid, actor: &Actor) -> Result<Si
     .await?;
     Ok(silence)
 }
+
+/// Sets the health thresholds of a tag or a server (the keys given; the others keep the
+/// configured or the tag's value).
+///
+/// # Errors
+/// A bad kind, name or key, a warning not below its critical, database failure.
+pub async fn set_threshold_override(
+    store: &Store,
+    base: &crate::model::Thresholds,
+    kind: &str,
+    name: &str,
+    thresholds: serde_json::Map<String, serde_json::Value>,
+    actor: &Actor,
+) -> Result<crate::model::ThresholdOverride, OpsError> {
+    if kind != "tag" && kind != "server" {
+        return Err(
+            ValidationError::new("kind", format!("'{kind}' is neither tag nor server")).into(),
+        );
+    }
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(ValidationError::new("name", "1-64 printable characters").into());
+    }
+    if thresholds.is_empty() {
+        return Err(ValidationError::new(
+            "body",
+            "give at least one threshold, e.g. disk_warning_percent",
+        )
+        .into());
+    }
+    let t = base
+        .with(&thresholds)
+        .map_err(|m| ValidationError::new("thresholds", m))?;
+    for m in ["cpu", "memory", "disk"] {
+        if t.get(m, false) >= t.get(m, true) {
+            return Err(ValidationError::new(
+                "thresholds",
+                format!("{m}: the warning threshold must be below the critical one"),
+            )
+            .into());
+        }
+    }
+    let o = crate::model::ThresholdOverride {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        thresholds,
+        updated_at: Utc::now(),
+    };
+    store.set_threshold_override(&o).await?;
+    activity::record(
+        store,
+        ActivityEvent::ThresholdsOverridden {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            thresholds: serde_json::Value::Object(o.thresholds.clone()),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(o)
+}
+
+/// # Errors
+/// No such override, database failure.
+pub async fn remove_threshold_override(
+    store: &Store,
+    kind: &str,
+    name: &str,
+    actor: &Actor,
+) -> Result<(), OpsError> {
+    store.delete_threshold_override(kind, name).await?;
+    activity::record(
+        store,
+        ActivityEvent::ThresholdOverrideRemoved {
+            kind: kind.to_string(),
+            name: name.to_string(),
+        },
+        actor,
+        None,
+    )
+    .await?;
+    Ok(())
+}

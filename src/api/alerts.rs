@@ -292,3 +292,43 @@ pub async fn expire_silence(
         ops::expire_silence(&st.store, id, &c.actor).await?
     )))
 }
+
+/// `GET /api/threshold-overrides`: the configured health thresholds and every override.
+pub async fn list_overrides(
+    State(st): State<AppState>,
+    _: Viewer,
+) -> Result<Json<Value>, ApiError> {
+    let items = st.store.threshold_overrides().await?;
+    Ok(Json(
+        json!({ "configured": st.settings.thresholds, "total": items.len(), "items": items }),
+    ))
+}
+
+/// `PUT /api/threshold-overrides/{tag|server}/{name}` with any of the six threshold keys.
+pub async fn set_override(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path((kind, name)): Path<(String, String)>,
+    body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let o = ops::set_threshold_override(
+        &st.store,
+        &st.settings.thresholds,
+        &kind,
+        &name,
+        body.0,
+        &c.actor,
+    )
+    .await?;
+    Ok(Json(json!(o)))
+}
+
+/// `DELETE /api/threshold-overrides/{tag|server}/{name}`: back to the configured thresholds.
+pub async fn remove_override(
+    State(st): State<AppState>,
+    Operator(c): Operator,
+    Path((kind, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    ops::remove_threshold_override(&st.store, &kind, &name, &c.actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -13,6 +13,7 @@ use super::json::Params;
 use super::AppState;
 use crate::config::Thresholds;
 use crate::inventory::ServerStatus;
+use crate::model::thresholds_for;
 use crate::store::{ActivityFilter, LatestSample};
 
 /// healthy / warning / critical from the thresholds; offline when not polled successfully.
@@ -66,6 +67,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         .map(|s| (s, s.effective_status(now, interval)))
         .collect();
     let (firing, firing_by_server) = st.store.firing_counts().await?;
+    let overrides = st.store.threshold_overrides().await?;
     let online: Vec<_> = statuses
         .iter()
         .filter(|(_, st)| *st == ServerStatus::Online)
@@ -90,7 +92,11 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
                 "host": s.host,
                 "tags": s.tags,
                 "status": status,
-                "health": health(*status, l, &st.settings.thresholds),
+                "health": health(
+                    *status,
+                    l,
+                    &thresholds_for(&st.settings.thresholds, &overrides, &s.name, &s.tags),
+                ),
                 "reason": s.reason,
                 "last_sample_at": s.last_sample_at,
                 "cpu_percent": l.and_then(|l| l.cpu_busy_percent).map(round1),

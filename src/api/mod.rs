@@ -145,6 +145,11 @@ pub fn router(state: AppState) -> Router {
             "/api/alert-rules/{id}/validate",
             post(alerts::validate_rule_update),
         )
+        .route("/api/threshold-overrides", get(alerts::list_overrides))
+        .route(
+            "/api/threshold-overrides/{kind}/{name}",
+            axum::routing::put(alerts::set_override).delete(alerts::remove_override),
+        )
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/ack", post(alerts::ack))
         .route(

@@ -176,7 +176,12 @@ pub async fn show(
     v["health"] = json!(super::fleet::health(
         server.effective_status(Utc::now(), st.settings.poll_interval_secs),
         latest.first(),
-        &st.settings.thresholds,
+        &crate::model::thresholds_for(
+            &st.settings.thresholds,
+            &st.store.threshold_overrides().await?,
+            &server.name,
+            &server.tags,
+        ),
     ));
     Ok(Json(v))
 }

@@ -582,3 +582,54 @@ async fn the_cli_adds_tests_lists_and_removes_a_channel_without_printing_its_sec
     let (code, _, err) = run(&["channel", "remove", "pager"], None);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_override_changes_the_health_badge_and_the_default_rules_follow_it() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start().await;
+    let put = |path: &str, body: Value| {
+        let app = &app;
+        let path = path.to_string();
+        async move { app.send(Method::PUT, &path, Some(&body.to_string())).await }
+    };
+    for (path, body, field) in [
+        ("/api/threshold-overrides/rack/a", json!({ "disk_warning_percent": 1 }), "kind"),
+        ("/api/threshold-overrides/tag/test", json!({ "disk": 1 }), "thresholds"),
+        ("/api/threshold-overrides/tag/test", json!({ "disk_warning_percent": 95 }), "thresholds"),
+    ] {
+        let (status, v) = put(path, body).await;
+        assert_eq!((status, v["field"].as_str()), (400, Some(field)), "{v}");
+    }
+    // Every real disk is more than 1% full: the tag's servers turn at least `warning`.
+    let (status, v) = put("/api/threshold-overrides/tag/test", json!({ "disk_warning_percent": 1 })).await;
+    assert_eq!(status, 200, "{v}");
+    let server = common::add(&app.store, common::registration("web-1", &sshd)).await;
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
+    assert!(scheduler.poll_and_record(server.clone()).await.outcome.is_ok());
+    let (_, summary) = app.get("/api/dashboard/summary").await;
+    let health = summary["servers"][0]["health"].as_str().unwrap_or("").to_string();
+    assert!(health == "warning" || health == "critical", "{summary}");
+    let (_, pending) = app.get("/api/alerts?state=pending").await;
+    assert!(
+        pending["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|a| a["rule"] == "disk warning"),
+        "the default disk rule follows the tag's 1%: {pending}"
+    );
+    let (status, _) = app
+        .send(Method::DELETE, "/api/threshold-overrides/tag/test", None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, listed) = app.get("/api/threshold-overrides").await;
+    assert_eq!(listed["total"], 0, "{listed}");
+    let audited = common::count(
+        &app.store,
+        "select count(*) from activity where type in ('thresholds_overridden', 'threshold_override_removed')",
+    )
+    .await;
+    assert_eq!(audited, 2);
+    app.stop().await;
+}

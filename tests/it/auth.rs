@@ -85,6 +85,13 @@ const ROUTES: &[(&str, &str, Role)] = &[
     ),
     ("GET", "/api/alerts", Role::Viewer),
     ("GET", "/api/silences", Role::Viewer),
+    ("GET", "/api/threshold-overrides", Role::Viewer),
+    ("PUT", "/api/threshold-overrides/tag/db", Role::Operator),
+    (
+        "DELETE",
+        "/api/threshold-overrides/tag/nothing",
+        Role::Operator,
+    ),
     ("POST", "/api/silences", Role::Operator),
     (
         "DELETE",
