@@ -138,6 +138,17 @@ fn read_alert(row: &SqliteRow) -> Result<Alert, StoreError> {
     })
 }
 
+/// An alert with the names `ALERT_ROW_JOIN` adds.
+fn read_alert_row(row: &SqliteRow) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        alert: read_alert(row)?,
+        rule: row.try_get("rule_name")?,
+        severity: row.try_get("severity")?,
+        metric: row.try_get("metric")?,
+        server_name: row.try_get("server_name")?,
+    })
+}
+
 const RULE_COLUMNS: &str = "id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, severity, \
      scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at, \
      follows_health";
@@ -298,15 +309,7 @@ impl Store {
         let rows = q.build().fetch_all(&self.pool).await?;
         let items = rows
             .iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    alert: read_alert(r)?,
-                    rule: r.try_get("rule_name")?,
-                    severity: r.try_get("severity")?,
-                    metric: r.try_get("metric")?,
-                    server_name: r.try_get("server_name")?,
-                })
-            })
+            .map(read_alert_row)
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))
     }
@@ -325,13 +328,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound(Missing::Alert))?;
-        Ok(AlertRow {
-            alert: read_alert(&row)?,
-            rule: row.try_get("rule_name")?,
-            severity: row.try_get("severity")?,
-            metric: row.try_get("metric")?,
-            server_name: row.try_get("server_name")?,
-        })
+        read_alert_row(&row)
     }
 
     /// Those of `names` that are notification channels.

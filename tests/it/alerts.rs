@@ -593,22 +593,45 @@ async fn a_tag_override_changes_the_health_badge_and_the_default_rules_follow_it
         async move { app.send(Method::PUT, &path, Some(&body.to_string())).await }
     };
     for (path, body, field) in [
-        ("/api/threshold-overrides/rack/a", json!({ "disk_warning_percent": 1 }), "kind"),
-        ("/api/threshold-overrides/tag/test", json!({ "disk": 1 }), "thresholds"),
-        ("/api/threshold-overrides/tag/test", json!({ "disk_warning_percent": 95 }), "thresholds"),
+        (
+            "/api/threshold-overrides/rack/a",
+            json!({ "disk_warning_percent": 1 }),
+            "kind",
+        ),
+        (
+            "/api/threshold-overrides/tag/test",
+            json!({ "disk": 1 }),
+            "thresholds",
+        ),
+        (
+            "/api/threshold-overrides/tag/test",
+            json!({ "disk_warning_percent": 95 }),
+            "thresholds",
+        ),
     ] {
         let (status, v) = put(path, body).await;
         assert_eq!((status, v["field"].as_str()), (400, Some(field)), "{v}");
     }
     // Every real disk is more than 1% full: the tag's servers turn at least `warning`.
-    let (status, v) = put("/api/threshold-overrides/tag/test", json!({ "disk_warning_percent": 1 })).await;
+    let (status, v) = put(
+        "/api/threshold-overrides/tag/test",
+        json!({ "disk_warning_percent": 1 }),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     let server = common::add(&app.store, common::registration("web-1", &sshd)).await;
     let scheduler =
         fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
-    assert!(scheduler.poll_and_record(server.clone()).await.outcome.is_ok());
+    assert!(scheduler
+        .poll_and_record(server.clone())
+        .await
+        .outcome
+        .is_ok());
     let (_, summary) = app.get("/api/dashboard/summary").await;
-    let health = summary["servers"][0]["health"].as_str().unwrap_or("").to_string();
+    let health = summary["servers"][0]["health"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(health == "warning" || health == "critical", "{summary}");
     let (_, pending) = app.get("/api/alerts?state=pending").await;
     assert!(
