@@ -454,6 +454,56 @@ fn evict_stalest(attempts: &mut HashMap<String, VecDeque<Instant>>, max: usize) 
     }
 }
 
+/// At most `per_window` calls per key (a caller) per window: for requests that cost the
+/// server work and answer questions (the validate endpoints), so they cannot be used in a loop.
+/// Bounded in size: expired windows are dropped when it grows, and it is emptied if it must.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_window: u32,
+    window: Duration,
+    counts: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// Keys a [`RateLimit`] remembers at most.
+const RATE_KEYS: usize = 10_000;
+
+impl RateLimit {
+    pub fn new(per_window: u32, window: Duration) -> Self {
+        Self {
+            per_window,
+            window,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a call; `Err(wait)` when the key is over its limit for this window.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let Ok(mut counts) = self.counts.lock() else {
+            return Ok(());
+        };
+        if counts.len() >= RATE_KEYS && !counts.contains_key(key) {
+            let window = self.window;
+            counts.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if counts.len() >= RATE_KEYS {
+                counts.clear();
+            }
+        }
+        let slot = counts.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(slot.0) >= self.window {
+            *slot = (now, 0);
+        }
+        if slot.1 >= self.per_window {
+            return Err(self.window.saturating_sub(now.duration_since(slot.0)));
+        }
+        slot.1 += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,5 +666,18 @@ mod tests {
             let _ = l.admit_at(&format!("flood{i}"), "10.0.0.5", later);
             assert!(l.tracked() <= 100, "{} keys after {i}", l.tracked());
         }
+    }
+
+    #[test]
+    fn a_rate_limit_counts_per_key_and_window() {
+        let r = RateLimit::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(r.check_at("a", t0).is_ok());
+        }
+        let wait = r.check_at("a", t0 + Duration::from_secs(10)).expect_err("over");
+        assert_eq!(wait, Duration::from_secs(50));
+        assert!(r.check_at("b", t0).is_ok(), "another caller has its own count");
+        assert!(r.check_at("a", t0 + Duration::from_secs(61)).is_ok(), "a new window");
     }
 }

@@ -153,9 +153,10 @@ async fn check_rule(st: &AppState, rule: &AlertRule) -> Result<(), ApiError> {
 /// rule form shows the API's message for a bad field without a failed request. Saves nothing.
 pub async fn validate_new_rule(
     State(st): State<AppState>,
-    _: Operator,
+    Operator(c): Operator,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
+    ApiError::validation_allowed(&st, &c.actor.name)?;
     verdict(
         async {
             let rule = rule_input(&body)?.create(uuid::Uuid::new_v4(), chrono::Utc::now())?;
@@ -168,10 +169,11 @@ pub async fn validate_new_rule(
 /// `POST /api/alert-rules/{id}/validate`: would this edit succeed? Saves nothing.
 pub async fn validate_rule_update(
     State(st): State<AppState>,
-    _: Operator,
+    Operator(c): Operator,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
+    ApiError::validation_allowed(&st, &c.actor.name)?;
     let before = st.store.alert_rule(parse_id("id", &id)?).await?;
     verdict(
         async {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<crate::observe::Metrics>,
     /// Failed logins per user name and client address.
     pub limiter: Arc<crate::auth::LoginLimiter>,
+    /// Calls of the validate endpoints per caller.
+    pub validations: Arc<crate::auth::RateLimit>,
 }
 
 impl AppState {
@@ -55,6 +57,8 @@ impl AppState {
             settings,
             metrics,
             limiter,
+            // A form checks once per submit: 60 a minute is a person typing fast, not a scan.
+            validations: Arc::new(crate::auth::RateLimit::new(60, Duration::from_secs(60))),
         }
     }
 }

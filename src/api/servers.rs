@@ -130,9 +130,10 @@ pub(super) fn verdict(result: Result<(), ApiError>) -> Result<Json<Value>, ApiEr
 /// `POST /api/servers/validate`: would this create succeed? Saves nothing, logs nothing.
 pub async fn validate_new(
     State(st): State<AppState>,
-    _: Operator,
+    Operator(c): Operator,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
+    ApiError::validation_allowed(&st, &c.actor.name)?;
     verdict(
         async {
             let new = new_server(&body)?;
@@ -147,10 +148,11 @@ pub async fn validate_new(
 /// `POST /api/servers/{id}/validate`: would this edit succeed? Saves nothing, logs nothing.
 pub async fn validate_update(
     State(st): State<AppState>,
-    _: Operator,
+    Operator(c): Operator,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
+    ApiError::validation_allowed(&st, &c.actor.name)?;
     let id = parse_id("id", &id)?;
     st.store.server(id).await?;
     verdict(

@@ -313,3 +313,29 @@ async fn a_host_with_thousands_of_containers_is_served_a_page_at_a_time() {
     assert_eq!((status, v["field"].as_str()), (400, Some("limit")), "{v}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_validate_endpoint_cannot_be_called_in_a_loop() {
+    let app = TestApp::start().await;
+    let body = json!({ "name": "x", "host": "127.0.0.1", "port": 22, "user": "ops",
+                       "key_path": "/etc/shadow" })
+    .to_string();
+    let mut refused = None;
+    for i in 0..61 {
+        let r = app
+            .http
+            .post(app.url("/api/servers/validate"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("validate");
+        if r.status().as_u16() == 429 {
+            refused = Some((i, r.headers().get("retry-after").is_some()));
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    assert_eq!(refused, Some((60, true)), "the 61st call in a minute is refused, with Retry-After");
+    app.stop().await;
+}

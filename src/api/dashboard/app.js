@@ -651,11 +651,16 @@ async function serverPage(id) {
   const charts = el("div", { class: "charts", id: "charts" });
   const containerBody = el("tbody");
   const containerCharts = el("div", { class: "charts", id: "container-charts" });
+  // The API pages containers (a host may run thousands); 500 a page here.
+  const CONTAINER_PAGE = 500;
+  let containerOffset = 0;
+  const containerPager = el("p", { class: "muted", id: "container-pager", hidden: true });
   const containersSection = el("section", { id: "containers-section" },
     el("h2", { text: "Containers" }),
     el("div", { class: "table-wrap" }, el("table", { id: "containers" },
       el("thead", {}, el("tr", {}, ["Name", "State", "CPU", "Memory (used / limit)", "Net I/O (rx / tx)", "Block I/O (read / write)", "PIDs", "Image"]
         .map(h => el("th", { text: h })))), containerBody)),
+    containerPager,
     el("h3", { class: "muted", text: "Per container" }), containerCharts);
   $("#main").replaceChildren(el("h1", {}, title, healthBadge, statusText), facts, actions,
     el("div", { class: "toolbar" }, periodBox, resetZoom, rangeText), charts, containersSection);
@@ -724,7 +729,7 @@ async function serverPage(id) {
       api(`/api/servers/${id}`),
       api(`/api/servers/${id}/metrics?${range}&points=${points}`),
       api(`/api/servers/${id}/disks/history?${range}&points=${points}`),
-      api(`/api/servers/${id}/containers`),
+      api(`/api/servers/${id}/containers?limit=${CONTAINER_PAGE}&offset=${containerOffset}`),
     ]);
     server = s;
     const last = metrics.items[metrics.items.length - 1];
@@ -770,7 +775,16 @@ async function serverPage(id) {
       el("td", { class: "block num", text: `${fmtBytes(c.block_read_bytes)} / ${fmtBytes(c.block_write_bytes)}` }),
       el("td", { class: "pids num", text: c.pids == null ? "–" : String(c.pids) }),
       el("td", { class: "image", text: c.image || "" }))));
-    containersSection.hidden = !containers.items.length;
+    containersSection.hidden = !containers.total;
+    containerPager.hidden = containers.total <= containers.items.length;
+    if (!containerPager.hidden) {
+      const page = delta => el("button", { type: "button", text: delta < 0 ? "Previous" : "Next",
+        onclick: () => { containerOffset = Math.max(0, containerOffset + delta * CONTAINER_PAGE); refresh(); } });
+      const parts = [`Containers ${containers.offset + 1}–${containers.offset + containers.items.length} of ${containers.total} `];
+      if (containers.offset > 0) parts.push(page(-1));
+      if (containers.offset + containers.items.length < containers.total) parts.push(" ", page(1));
+      containerPager.replaceChildren(...parts);
+    }
     const shownContainers = containers.items.slice(0, 24);
     const histories = await Promise.all(shownContainers.map(c =>
       api(`/api/servers/${id}/containers/${encodeURIComponent(c.name)}/metrics?${range}&points=${Math.min(points, 300)}`)));
