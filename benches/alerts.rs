@@ -141,6 +141,7 @@ fn bench(c: &mut Criterion) {
         snapshot: Some(snap),
         cpus: Some(8),
         thresholds: Some(Box::leak(Box::new(thresholds.clone()))),
+        restarts: None,
     };
     let quiet_facts = facts(Box::leak(Box::new(quiet)));
     let fired = evaluate(&rules, &quiet_facts, &[], now);

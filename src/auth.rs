@@ -675,9 +675,17 @@ mod tests {
         for _ in 0..3 {
             assert!(r.check_at("a", t0).is_ok());
         }
-        let wait = r.check_at("a", t0 + Duration::from_secs(10)).expect_err("over");
+        let wait = r
+            .check_at("a", t0 + Duration::from_secs(10))
+            .expect_err("over");
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(r.check_at("b", t0).is_ok(), "another caller has its own count");
-        assert!(r.check_at("a", t0 + Duration::from_secs(61)).is_ok(), "a new window");
+        assert!(
+            r.check_at("b", t0).is_ok(),
+            "another caller has its own count"
+        );
+        assert!(
+            r.check_at("a", t0 + Duration::from_secs(61)).is_ok(),
+            "a new window"
+        );
     }
 }

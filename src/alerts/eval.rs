@@ -2,6 +2,8 @@
 //! decisions (open, move on, drop, resolve) and what to tell. Pure: no clock but `now`, no
 //! history, no SQL, so it runs inside the writer's batch for thousands of hosts.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -25,6 +27,8 @@ pub struct PollFacts<'a> {
     pub cpus: Option<u32>,
     /// The server's health thresholds (overrides applied), for rules that follow them.
     pub thresholds: Option<&'a Thresholds>,
+    /// Restarts of each container in the last 10 minutes, by name.
+    pub restarts: Option<&'a HashMap<String, u32>>,
 }
 
 /// What to tell about an alert.
@@ -264,13 +268,20 @@ fn observe<'s>(rule: &AlertRule, facts: &PollFacts<'s>) -> Vec<(&'s str, Option<
                 (d.mount.as_str(), num(pct))
             })
             .collect(),
-        Metric::ContainerCpuPercent | Metric::ContainerMemoryPercent | Metric::ContainerState => s
+        Metric::ContainerCpuPercent
+        | Metric::ContainerMemoryPercent
+        | Metric::ContainerState
+        | Metric::ContainerRestarts => s
             .containers
             .iter()
             .filter(|c| glob_matches(&rule.container, &c.name))
             .map(|c| {
                 let v = match rule.metric {
                     Metric::ContainerCpuPercent => num(c.cpu_percent),
+                    Metric::ContainerRestarts => facts
+                        .restarts
+                        .and_then(|r| r.get(&c.name))
+                        .map(|n| Observed::Number(f64::from(*n))),
                     Metric::ContainerMemoryPercent => {
                         num(c
                             .mem_percent
@@ -374,6 +385,7 @@ mod tests {
                 snapshot: s,
                 cpus: Some(4),
                 thresholds: None,
+                restarts: None,
             };
             let decisions = evaluate(rules, &facts, &self.open, at);
             let mut notices = Vec::new();
@@ -568,6 +580,7 @@ mod tests {
                 snapshot: Some(&snapshot),
                 cpus: None,
                 thresholds: Some(thresholds),
+                restarts: None,
             };
             // 65 against its own 60, then against the configured 95.
             assert_eq!(!evaluate(&rules, &facts, &[], t(0)).is_empty(), fires);

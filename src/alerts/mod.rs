@@ -5,6 +5,7 @@
 
 pub mod eval;
 pub mod outage;
+pub mod restarts;
 mod rule;
 mod silence;
 
@@ -34,6 +35,8 @@ pub enum Metric {
     /// `running`, `exited`, `restarting`, `paused`, `created`, `dead`, or `unhealthy` (a
     /// running container whose health check fails).
     ContainerState,
+    /// Restarts seen in the last 10 minutes: restart loops.
+    ContainerRestarts,
     /// `online`, `offline`, `host_key_changed` as the poll leaves the server.
     ServerStatus,
     UptimeSeconds,
@@ -52,7 +55,7 @@ impl Metric {
         }
     }
 
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Self::CpuPercent,
         Self::MemoryPercent,
         Self::SwapPercent,
@@ -61,6 +64,7 @@ impl Metric {
         Self::ContainerCpuPercent,
         Self::ContainerMemoryPercent,
         Self::ContainerState,
+        Self::ContainerRestarts,
         Self::ServerStatus,
         Self::UptimeSeconds,
         Self::PollProblem,
@@ -76,6 +80,7 @@ impl Metric {
             Self::ContainerCpuPercent => "container_cpu_percent",
             Self::ContainerMemoryPercent => "container_memory_percent",
             Self::ContainerState => "container_state",
+            Self::ContainerRestarts => "container_restarts",
             Self::ServerStatus => "server_status",
             Self::UptimeSeconds => "uptime_seconds",
             Self::PollProblem => "poll_problem",
@@ -96,7 +101,10 @@ impl Metric {
     pub fn per_container(self) -> bool {
         matches!(
             self,
-            Self::ContainerCpuPercent | Self::ContainerMemoryPercent | Self::ContainerState
+            Self::ContainerCpuPercent
+                | Self::ContainerMemoryPercent
+                | Self::ContainerState
+                | Self::ContainerRestarts
         )
     }
 

@@ -171,6 +171,37 @@ fn state_from_status(status: &str) -> Option<&'static str> {
     })
 }
 
+/// How long a container has been up, from a status such as `Up 9 seconds (healthy)`, `Up
+/// About a minute`, `Up Less than a second` (docker's go-units wording) or podman's `Up 5
+/// seconds ago`: the most it can be, in seconds, as the words round down. `None` for any
+/// other status.
+pub fn up_seconds(status: &str) -> Option<u64> {
+    let rest = status.trim().strip_prefix("Up ")?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let unit = |w: &str| -> Option<u64> {
+        Some(match w.trim_end_matches('s') {
+            "second" => 1,
+            "minute" => 60,
+            "hour" => 3600,
+            "day" => 86_400,
+            "week" => 7 * 86_400,
+            "month" => 31 * 86_400,
+            "year" => 366 * 86_400,
+            _ => return None,
+        })
+    };
+    match words.as_slice() {
+        ["Less", "than", "a", "second", ..] => Some(1),
+        ["About", "a" | "an", u, ..] => unit(u).map(|u| u * 2),
+        [n, u, ..] => {
+            let n: u64 = n.parse().ok()?;
+            // "2 minutes" is 120 to 179 seconds: the bound is the next whole unit.
+            unit(u).map(|u| (n + 1) * u)
+        }
+        _ => None,
+    }
+}
+
 /// nom: `Exited (3)` / `Restarting (137)` → the code (negative codes allowed: `Exited (-1)`).
 fn exit_code_prefix(i: &str) -> IResult<&str, &str> {
     preceded(
@@ -344,5 +375,17 @@ mod tests {
         fn never_panics(input in crate::parse::tests::fixture_variants("docker_ps")) {
             let _ = parse(&input);
         }
+    }
+
+    #[test]
+    fn up_durations_are_read_as_upper_bounds() {
+        assert_eq!(up_seconds("Up 9 seconds (healthy)"), Some(10));
+        assert_eq!(up_seconds("Up Less than a second"), Some(1));
+        assert_eq!(up_seconds("Up About a minute"), Some(120));
+        assert_eq!(up_seconds("Up 2 minutes"), Some(180));
+        assert_eq!(up_seconds("Up 3 hours (Paused)"), Some(4 * 3600));
+        assert_eq!(up_seconds("Up 5 seconds ago"), Some(6));
+        assert_eq!(up_seconds("Exited (0) 2 minutes ago"), None);
+        assert_eq!(up_seconds("Up"), None);
     }
 }

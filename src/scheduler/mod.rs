@@ -25,6 +25,7 @@ pub use transition::transition;
 
 use crate::activity::{self, ActivityEvent, Actor};
 use crate::alerts::outage::Correlator;
+use crate::alerts::restarts::RestartTracker;
 use crate::config::Settings;
 use crate::inventory::Server;
 use crate::observe::Metrics;
@@ -69,6 +70,8 @@ pub struct Scheduler {
     folding: activity::Folding,
     /// Outages of groups of servers, and when its groups were last read from the inventory.
     correlator: Mutex<(Correlator, Option<chrono::DateTime<Utc>>)>,
+    /// Containers' restarts across polls, for `container_restarts`.
+    restarts: Mutex<RestartTracker>,
 }
 
 impl Scheduler {
@@ -105,6 +108,7 @@ impl Scheduler {
             failures: Mutex::new(HashMap::new()),
             folding: activity::Folding::new(FOLD_WINDOW),
             correlator: Mutex::new((correlator, None)),
+            restarts: Mutex::new(RestartTracker::default()),
         })
     }
 

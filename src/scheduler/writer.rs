@@ -123,8 +123,14 @@ impl Scheduler {
                 &current.name,
                 &current.tags,
             );
+            let restarts = d.result.outcome.as_ref().ok().and_then(|snap| {
+                self.restarts
+                    .lock()
+                    .ok()
+                    .map(|mut t| t.observe(current.id, &snap.containers, now))
+            });
             let (alert_writes, alert_events) = judge(
-                (&rules, &silences, &thresholds),
+                (&rules, &silences, &thresholds, restarts.as_ref()),
                 in_outage,
                 &current,
                 &update,
@@ -212,7 +218,7 @@ impl Scheduler {
 /// Evaluates the alert rules against one stored poll: the decisions to write (with the
 /// channels to tell) and the activity entries of alerts that fired or resolved.
 fn judge(
-    (rules, silences, thresholds): (&[AlertRule], &[Silence], &Thresholds),
+    (rules, silences, thresholds, restarts): Judging<'_>,
     in_outage: bool,
     current: &Server,
     update: &ServerUpdate,
@@ -232,6 +238,7 @@ fn judge(
             .or(current.platform.as_ref())
             .and_then(|p| p.cpus),
         thresholds: Some(thresholds),
+        restarts,
     };
     let mut writes = Vec::new();
     let mut events = Vec::new();
@@ -290,6 +297,15 @@ fn judge(
     }
     (writes, events)
 }
+
+/// What a poll is judged with: the rules, the silences in force, the server's thresholds and
+/// its containers' recent restarts.
+type Judging<'a> = (
+    &'a [AlertRule],
+    &'a [Silence],
+    &'a Thresholds,
+    Option<&'a HashMap<String, u32>>,
+);
 
 /// A decision with whether its notification was held for an outage.
 struct Judged {

@@ -656,3 +656,72 @@ async fn a_tag_override_changes_the_health_badge_and_the_default_rules_follow_it
     assert_eq!(audited, 2);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_restarted_between_two_polls_fires_a_restart_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = std::fs::read_to_string(common::fixture("docker_ps/docker-28.2-json-all.txt"))
+        .expect("fixture")
+        .lines()
+        .next()
+        .expect("a line")
+        .to_string();
+    let status = |s: &str| {
+        line.replace(
+            "\"Status\":\"Up 1 second (health: starting)\"",
+            &format!("\"Status\":\"{s}\""),
+        ) + "\n"
+    };
+    assert_ne!(
+        status("Up 3 hours"),
+        line.clone() + "\n",
+        "the capture's status is the one replaced"
+    );
+    let ps = dir.path().join("ps.txt");
+    std::fs::write(&ps, status("Up 3 hours")).expect("write");
+    let stats = dir.path().join("stats.txt");
+    std::fs::write(&stats, "").expect("write");
+    let sshd = Sshd::start(DockerMode::Shim {
+        stats,
+        ps: ps.clone(),
+    });
+    let app = TestApp::start().await;
+    let (status_code, v) = post(
+        &app,
+        "/api/alert-rules",
+        json!({ "name": "restart loop", "metric": "container_restarts", "op": ">", "threshold": 0,
+                "container": "warm*" }),
+    )
+    .await;
+    assert_eq!(status_code, 201, "{v}");
+    let server = common::add(&app.store, common::registration("busy", &sshd)).await;
+    let scheduler =
+        fleetpoll::scheduler::Scheduler::new(app.store.clone(), common::settings(app.dir.path()));
+    assert!(scheduler
+        .poll_and_record(server.clone())
+        .await
+        .outcome
+        .is_ok());
+    let (_, firing) = app.get("/api/alerts?state=firing").await;
+    assert!(
+        !firing.to_string().contains("restart loop"),
+        "no restart yet: {firing}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Up for less than a second, three seconds after we saw it running: it restarted.
+    std::fs::write(&ps, status("Up Less than a second")).expect("write");
+    assert!(scheduler.poll_and_record(server).await.outcome.is_ok());
+    let (_, firing) = app.get("/api/alerts?state=firing").await;
+    let hit = firing["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|a| a["rule"] == "restart loop")
+        .cloned()
+        .unwrap_or_else(|| panic!("the restart fires: {firing}"));
+    assert_eq!(
+        (hit["subject"].as_str(), hit["value"].as_f64()),
+        (Some("warming"), Some(1.0))
+    );
+    app.stop().await;
+}

@@ -336,6 +336,10 @@ async fn the_validate_endpoint_cannot_be_called_in_a_loop() {
         }
         assert_eq!(r.status().as_u16(), 200);
     }
-    assert_eq!(refused, Some((60, true)), "the 61st call in a minute is refused, with Retry-After");
+    assert_eq!(
+        refused,
+        Some((60, true)),
+        "the 61st call in a minute is refused, with Retry-After"
+    );
     app.stop().await;
 }
