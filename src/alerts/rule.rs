@@ -42,8 +42,9 @@ const CONTAINER_STATES: &[&str] = &[
     "removing",
     "unhealthy",
 ];
-/// Words `server_status` compares with (`stale` is derived when read, never at a poll).
-const SERVER_STATUSES: &[&str] = &["online", "offline", "host_key_changed"];
+/// Words `server_status` compares with (`stale`: online, but no sample for 3 intervals,
+/// found by the writer's sweep rather than by a poll).
+const SERVER_STATUSES: &[&str] = &["online", "offline", "host_key_changed", "stale"];
 /// A week: longer holds or repeats are mistakes.
 const MAX_SECS: u64 = 7 * 86_400;
 

@@ -72,6 +72,8 @@ pub struct Scheduler {
     correlator: Mutex<(Correlator, Option<chrono::DateTime<Utc>>)>,
     /// Containers' restarts across polls, for `container_restarts`.
     restarts: Mutex<RestartTracker>,
+    /// When stale servers' status rules were last judged.
+    stale_sweep: Mutex<Option<chrono::DateTime<Utc>>>,
 }
 
 impl Scheduler {
@@ -109,6 +111,7 @@ impl Scheduler {
             folding: activity::Folding::new(FOLD_WINDOW),
             correlator: Mutex::new((correlator, None)),
             restarts: Mutex::new(RestartTracker::default()),
+            stale_sweep: Mutex::new(None),
         })
     }
 

@@ -188,6 +188,7 @@ impl Scheduler {
             }
         }
         self.tell_outages(&rules, outages, now).await?;
+        self.sweep_stale(&rules, &silences, &overrides, now).await?;
         let mut folded: Vec<NewActivity> = self
             .folding
             .closed(now)
@@ -348,6 +349,103 @@ impl Scheduler {
             c.0.observe(d.polled.id, failure, now);
         }
         c.0.changes(now)
+    }
+
+    /// Judges the `server_status` rules of servers that went stale (online, but no sample for
+    /// three intervals: the poller, not the host, has stopped getting through), at most once a
+    /// minute: no poll of theirs arrives to do it.
+    async fn sweep_stale(
+        &self,
+        rules: &[AlertRule],
+        silences: &[Silence],
+        overrides: &[crate::model::ThresholdOverride],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let due = self
+            .stale_sweep
+            .lock()
+            .map(|mut at| {
+                let due = at.is_none_or(|t| now - t >= GROUPS_EVERY);
+                if due {
+                    *at = Some(now);
+                }
+                due
+            })
+            .unwrap_or(false);
+        if !due
+            || !rules
+                .iter()
+                .any(|r| r.enabled && r.metric == Metric::ServerStatus)
+        {
+            return Ok(());
+        }
+        let interval = self.settings.poll_interval_secs;
+        let stale: Vec<Server> = self
+            .store
+            .servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.effective_status(now, interval) == ServerStatus::Stale)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = stale.iter().map(|s| s.id).collect();
+        let mut open: HashMap<Uuid, Vec<Alert>> = HashMap::new();
+        for a in self.store.open_alerts(&ids).await? {
+            open.entry(a.server_id).or_default().push(a);
+        }
+        let status_rules: Vec<AlertRule> = rules
+            .iter()
+            .filter(|r| r.metric == Metric::ServerStatus)
+            .cloned()
+            .collect();
+        let system = Actor::system();
+        let no_update = ServerUpdate {
+            status: Some(ServerStatus::Stale),
+            ..Default::default()
+        };
+        let mut prepared = Vec::new();
+        for s in &stale {
+            let thresholds = thresholds_for(&self.settings.thresholds, overrides, &s.name, &s.tags);
+            let (writes, events) = judge(
+                (&status_rules, silences, &thresholds, None),
+                false,
+                s,
+                &no_update,
+                None,
+                open.get(&s.id).map_or(&[][..], Vec::as_slice),
+                now,
+            );
+            if writes.is_empty() {
+                continue;
+            }
+            let entries: Vec<NewActivity> = events
+                .iter()
+                .map(|e| activity::entry(e, &system, Some((s.id, s.name.as_str())), now))
+                .collect();
+            let writes: Vec<AlertWrite> = writes.into_iter().map(|w| w.write).collect();
+            prepared.push((s.id, entries, writes));
+        }
+        // Only the alerts and entries: the stored status stays `online`, as `stale` is derived.
+        let untouched = ServerUpdate::default();
+        let batch: Vec<PollWrite<'_>> = prepared
+            .iter()
+            .map(|(id, events, alerts)| PollWrite {
+                server_id: *id,
+                snapshot: None,
+                update: &untouched,
+                events,
+                alerts,
+            })
+            .collect();
+        if !batch.is_empty() {
+            self.store.record_polls(&batch).await?;
+            for (_, entries, _) in &prepared {
+                activity::emit(entries);
+            }
+        }
+        Ok(())
     }
 
     /// Writes each outage's start or end: its activity entry, one notification per channel of

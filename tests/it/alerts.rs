@@ -725,3 +725,57 @@ async fn a_container_that_restarted_between_two_polls_fires_a_restart_rule() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_stale_fires_its_status_rule_without_a_poll_of_its_own() {
+    let sshd = Sshd::start(DockerMode::Missing);
+    let app = TestApp::start().await;
+    let (status, v) = post(
+        &app,
+        "/api/alert-rules",
+        json!({ "name": "gone quiet", "metric": "server_status", "op": "==", "threshold": "stale" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let quiet = common::add(&app.store, common::registration("quiet", &sshd)).await;
+    let other = common::add(&app.store, common::registration("other", &sshd)).await;
+    let settings = common::settings(app.dir.path());
+    let scheduler = fleetpoll::scheduler::Scheduler::new(app.store.clone(), settings.clone());
+    assert!(scheduler
+        .poll_and_record(quiet.clone())
+        .await
+        .outcome
+        .is_ok());
+    // Its last sample is four intervals old: online, but stale.
+    let old =
+        chrono::Utc::now() - chrono::Duration::seconds(4 * settings.poll_interval_secs as i64);
+    sqlx::query("update servers set last_sample_at = ? where id = ?")
+        .bind(old.timestamp_millis())
+        .bind(quiet.id.to_string())
+        .execute(app.store.pool())
+        .await
+        .expect("age the sample");
+    // Another server's poll is the writer's occasion to look (a new scheduler: the sweep runs
+    // at most once a minute).
+    let later = fleetpoll::scheduler::Scheduler::new(app.store.clone(), settings);
+    assert!(later.poll_and_record(other).await.outcome.is_ok());
+    let (_, firing) = app.get("/api/alerts?state=firing").await;
+    let items = firing["items"].as_array().expect("items");
+    assert!(
+        items
+            .iter()
+            .any(|a| a["rule"] == "gone quiet" && a["server_name"] == "quiet"),
+        "{firing}"
+    );
+    assert!(
+        !items.iter().any(|a| a["server_name"] == "other"),
+        "{firing}"
+    );
+    let stored = app.store.server(quiet.id).await.expect("server");
+    assert_eq!(
+        stored.status.as_str(),
+        "online",
+        "stale stays derived, never stored"
+    );
+    app.stop().await;
+}
