@@ -156,7 +156,7 @@ pub async fn validate_new_rule(
     Operator(c): Operator,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    ApiError::validation_allowed(&st, &c.actor.name)?;
+    st.validation_allowed(&c.actor.name)?;
     verdict(
         async {
             let rule = rule_input(&body)?.create(uuid::Uuid::new_v4(), chrono::Utc::now())?;
@@ -173,7 +173,7 @@ pub async fn validate_rule_update(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    ApiError::validation_allowed(&st, &c.actor.name)?;
+    st.validation_allowed(&c.actor.name)?;
     let before = st.store.alert_rule(parse_id("id", &id)?).await?;
     verdict(
         async {

@@ -235,6 +235,7 @@ pub async fn login(
                 activity::record(&st.store, fail(&username, false, reason), &anon, None).await?;
             }
             return Err(ApiError::TooManyRequests {
+                what: "failed logins".into(),
                 retry_after_secs: wait.as_secs().max(1),
             });
         }

@@ -40,28 +40,16 @@ pub enum ApiError {
     /// 415: a body in a format other than JSON.
     #[error("{field}: {message}")]
     UnsupportedMediaType { field: String, message: String },
-    /// 429: too many failed logins; retry after this many seconds.
-    #[error("too many failed logins")]
-    TooManyRequests { retry_after_secs: u64 },
-    /// 429: too many calls of one kind from this caller; retry after this many seconds.
+    /// 429: too many of `what` (failed logins, validations) from this caller; retry after
+    /// this many seconds.
     #[error("too many {what}")]
-    RateLimited { what: String, retry_after_secs: u64 },
+    TooManyRequests { what: String, retry_after_secs: u64 },
     /// 500: our fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
-    /// Counts a validate call of this caller; 429 past the limit.
-    pub fn validation_allowed(st: &super::AppState, caller: &str) -> Result<(), Self> {
-        st.validations
-            .check(caller)
-            .map_err(|wait| Self::RateLimited {
-                what: "validations".into(),
-                retry_after_secs: wait.as_secs().max(1),
-            })
-    }
-
     pub fn bad(field: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             field: field.to_string(),
@@ -157,27 +145,12 @@ impl IntoResponse for ApiError {
             ),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "error": m })),
-            Self::RateLimited {
+            Self::TooManyRequests {
                 what,
                 retry_after_secs,
             } => {
                 let body = json!({
                     "error": format!("too many {what}; try again in {retry_after_secs} s"),
-                    "retry_after_secs": retry_after_secs,
-                });
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(
-                        axum::http::header::RETRY_AFTER,
-                        retry_after_secs.to_string(),
-                    )],
-                    Json(body),
-                )
-                    .into_response();
-            }
-            Self::TooManyRequests { retry_after_secs } => {
-                let body = json!({
-                    "error": format!("too many failed logins; try again in {retry_after_secs} s"),
                     "retry_after_secs": retry_after_secs,
                 });
                 return (

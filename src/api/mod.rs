@@ -42,6 +42,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Counts a validate call of this caller; 429 past the limit.
+    pub(crate) fn validation_allowed(&self, caller: &str) -> Result<(), error::ApiError> {
+        self.validations
+            .check(caller)
+            .map_err(|wait| error::ApiError::TooManyRequests {
+                what: "validations".into(),
+                retry_after_secs: wait.as_secs().max(1),
+            })
+    }
+
     pub fn new(
         store: Store,
         settings: Arc<Settings>,

@@ -83,7 +83,12 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = new_server(&body)?;
-    api_key_policy(&st, &new.key_path, new.key_passphrase_env.as_deref()).await?;
+    ops::check_api_key_reference(
+        &st.settings,
+        Some(&new.key_path),
+        new.key_passphrase_env.as_deref(),
+    )
+    .await?;
     let server = ops::add_server(&st.store, new, &caller.actor).await?;
     Ok((
         StatusCode::CREATED,
@@ -92,15 +97,6 @@ pub async fn create(
 }
 
 /// The API's limits on what a key reference may name (see `ops::check_api_key_reference`).
-async fn api_key_policy(
-    st: &AppState,
-    key_path: &str,
-    passphrase_env: Option<&str>,
-) -> Result<(), ApiError> {
-    ops::check_api_key_reference(&st.settings, Some(key_path), passphrase_env).await?;
-    Ok(())
-}
-
 async fn patch_key_policy(st: &AppState, patch: &ServerPatch) -> Result<(), ApiError> {
     ops::check_api_key_reference(
         &st.settings,
@@ -133,11 +129,16 @@ pub async fn validate_new(
     Operator(c): Operator,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    ApiError::validation_allowed(&st, &c.actor.name)?;
+    st.validation_allowed(&c.actor.name)?;
     verdict(
         async {
             let new = new_server(&body)?;
-            api_key_policy(&st, &new.key_path, new.key_passphrase_env.as_deref()).await?;
+            ops::check_api_key_reference(
+                &st.settings,
+                Some(&new.key_path),
+                new.key_passphrase_env.as_deref(),
+            )
+            .await?;
             ops::check_new_server(&st.store, &new).await?;
             Ok(())
         }
@@ -152,7 +153,7 @@ pub async fn validate_update(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    ApiError::validation_allowed(&st, &c.actor.name)?;
+    st.validation_allowed(&c.actor.name)?;
     let id = parse_id("id", &id)?;
     st.store.server(id).await?;
     verdict(

@@ -60,9 +60,7 @@ impl PollError {
             Self::Ssh(SshError::Unreachable { .. } | SshError::Protocol(_)) => Outcome::Unreachable,
             Self::Ssh(SshError::Timeout { .. }) => Outcome::Timeout,
             Self::Ssh(SshError::HostKeyChanged { .. }) => Outcome::HostKeyChanged,
-            Self::Ssh(SshError::AuthFailed { .. } | SshError::Key(_)) | Self::Key(_) => {
-                Outcome::AuthFailed
-            }
+            Self::Ssh(SshError::AuthFailed { .. }) | Self::Key(_) => Outcome::AuthFailed,
             // Unreadable output is the more telling word when some command did run.
             Self::NothingUsable { problems } => {
                 if problems

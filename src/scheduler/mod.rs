@@ -69,11 +69,12 @@ pub struct Scheduler {
     /// Activity entries a host can bring back at every poll, folded per window.
     folding: activity::Folding,
     /// Outages of groups of servers, and when its groups were last read from the inventory.
-    correlator: Mutex<(Correlator, Option<chrono::DateTime<Utc>>)>,
+    correlator: Mutex<Correlator>,
     /// Containers' restarts across polls, for `container_restarts`.
     restarts: Mutex<RestartTracker>,
-    /// When stale servers' status rules were last judged.
-    stale_sweep: Mutex<Option<chrono::DateTime<Utc>>>,
+    /// When the writer last read the inventory for its once-a-minute work (the correlator's
+    /// groups, the stale sweep, silences that ended).
+    minutely: Mutex<Option<chrono::DateTime<Utc>>>,
 }
 
 impl Scheduler {
@@ -109,9 +110,9 @@ impl Scheduler {
             in_flight: Mutex::new(HashSet::new()),
             failures: Mutex::new(HashMap::new()),
             folding: activity::Folding::new(FOLD_WINDOW),
-            correlator: Mutex::new((correlator, None)),
+            correlator: Mutex::new(correlator),
             restarts: Mutex::new(RestartTracker::default()),
-            stale_sweep: Mutex::new(None),
+            minutely: Mutex::new(None),
         })
     }
 

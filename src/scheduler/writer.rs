@@ -97,7 +97,10 @@ impl Scheduler {
         for a in self.store.open_alerts(&ids).await? {
             open.entry(a.server_id).or_default().push(a);
         }
-        let outages = self.correlate(batch, now).await;
+        // Once a minute, one read of the inventory serves the correlator's groups and the
+        // stale sweep below.
+        let inventory = self.minutely_inventory(now).await;
+        let outages = self.correlate(batch, inventory.as_deref(), now);
         let mut held: Vec<(Uuid, Uuid)> = Vec::new();
         for d in batch {
             let Some(current) = rows.remove(&d.polled.id) else {
@@ -116,7 +119,7 @@ impl Scheduler {
                 current.docker_note.as_deref(),
                 self.settings.offline_after_failures,
             );
-            let in_outage = self.correlator.lock().is_ok_and(|c| c.0.holds(current.id));
+            let in_outage = self.correlator.lock().is_ok_and(|c| c.holds(current.id));
             let thresholds = thresholds_for(
                 &self.settings.thresholds,
                 &overrides,
@@ -184,30 +187,35 @@ impl Scheduler {
         }
         if let Ok(mut c) = self.correlator.lock() {
             for (server, alert) in held {
-                c.0.hold(server, alert);
+                c.hold(server, alert);
             }
         }
         self.tell_outages(&rules, outages, now).await?;
-        self.sweep_stale(&rules, &silences, &overrides, now).await?;
         let mut folded: Vec<NewActivity> = self
             .folding
             .closed(now)
             .iter()
             .map(|(id, name, e)| activity::entry(e, &system, Some((*id, name)), now))
             .collect();
-        folded.extend(
-            self.store
-                .expire_finished_silences(now)
-                .await?
-                .into_iter()
-                .map(|silence| {
-                    let e = ActivityEvent::SilenceExpired {
-                        silence,
-                        early: false,
-                    };
-                    activity::entry(&e, &system, None, now)
-                }),
-        );
+        if let Some(servers) = &inventory {
+            self.sweep_stale(servers, (&rules, &silences, &overrides), now)
+                .await?;
+            // The end of a silence is audited within the minute; whether one is in force
+            // is decided from its times at every batch.
+            folded.extend(
+                self.store
+                    .expire_finished_silences(now)
+                    .await?
+                    .into_iter()
+                    .map(|silence| {
+                        let e = ActivityEvent::SilenceExpired {
+                            silence,
+                            early: false,
+                        };
+                        activity::entry(&e, &system, None, now)
+                    }),
+            );
+        }
         if !folded.is_empty() {
             self.store.append_activity(&folded).await?;
             activity::emit(&folded);
@@ -314,41 +322,60 @@ struct Judged {
     held: bool,
 }
 
-/// How often the correlator's picture of the groups (who is in which /24 or tag) is renewed.
-const GROUPS_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// How often the writer reads the inventory for its once-a-minute work: the correlator's
+/// groups (who is in which /24 or tag), the stale sweep, silences that ended.
+const MINUTELY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl Scheduler {
-    /// Feeds the batch's outcomes to the correlator (renewing its groups from the inventory
-    /// now and then) and returns the outages that began or ended.
-    async fn correlate(&self, batch: &[Done], now: chrono::DateTime<Utc>) -> Vec<OutageChange> {
-        let stale = self
-            .correlator
+    /// The inventory, read at most once a minute (`None` between reads, or when the read
+    /// failed: the minute's work waits for the next batch).
+    async fn minutely_inventory(&self, now: chrono::DateTime<Utc>) -> Option<Vec<Server>> {
+        let due = self
+            .minutely
             .lock()
-            .map(|c| c.1.is_none_or(|at| now - at > GROUPS_EVERY))
-            .unwrap_or(false);
-        if stale {
-            match self.store.servers().await {
-                Ok(list) => {
-                    if let Ok(mut c) = self.correlator.lock() {
-                        c.0.set_inventory(
-                            list.iter()
-                                .filter(|s| s.enabled)
-                                .map(|s| (s.id, s.host.as_str(), s.tags.as_slice())),
-                        );
-                        c.1 = Some(now);
-                    }
+            .map(|mut at| {
+                let due = at.is_none_or(|t| now - t >= MINUTELY);
+                if due {
+                    *at = Some(now);
                 }
-                Err(e) => tracing::error!(error = %e, "Cannot read the inventory for correlation"),
+                due
+            })
+            .unwrap_or(false);
+        if !due {
+            return None;
+        }
+        match self.store.servers().await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read the inventory for correlation and the stale sweep");
+                None
             }
         }
+    }
+
+    /// Feeds the batch's outcomes to the correlator (renewing its groups when the inventory
+    /// was read) and returns the outages that began or ended.
+    fn correlate(
+        &self,
+        batch: &[Done],
+        inventory: Option<&[Server]>,
+        now: chrono::DateTime<Utc>,
+    ) -> Vec<OutageChange> {
         let Ok(mut c) = self.correlator.lock() else {
             return Vec::new();
         };
+        if let Some(list) = inventory {
+            c.set_inventory(
+                list.iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| (s.id, s.host.as_str(), s.tags.as_slice())),
+            );
+        }
         for d in batch {
             let failure = d.result.outcome.as_ref().err().map(PollError::reason);
-            c.0.observe(d.polled.id, failure, now);
+            c.observe(d.polled.id, failure, now);
         }
-        c.0.changes(now)
+        c.changes(now)
     }
 
     /// Judges the `server_status` rules of servers that went stale (online, but no sample for
@@ -356,35 +383,23 @@ impl Scheduler {
     /// minute: no poll of theirs arrives to do it.
     async fn sweep_stale(
         &self,
-        rules: &[AlertRule],
-        silences: &[Silence],
-        overrides: &[crate::model::ThresholdOverride],
+        servers: &[Server],
+        (rules, silences, overrides): (
+            &[AlertRule],
+            &[Silence],
+            &[crate::model::ThresholdOverride],
+        ),
         now: chrono::DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let due = self
-            .stale_sweep
-            .lock()
-            .map(|mut at| {
-                let due = at.is_none_or(|t| now - t >= GROUPS_EVERY);
-                if due {
-                    *at = Some(now);
-                }
-                due
-            })
-            .unwrap_or(false);
-        if !due
-            || !rules
-                .iter()
-                .any(|r| r.enabled && r.metric == Metric::ServerStatus)
+        if !rules
+            .iter()
+            .any(|r| r.enabled && r.metric == Metric::ServerStatus)
         {
             return Ok(());
         }
         let interval = self.settings.poll_interval_secs;
-        let stale: Vec<Server> = self
-            .store
-            .servers()
-            .await?
-            .into_iter()
+        let stale: Vec<&Server> = servers
+            .iter()
             .filter(|s| s.effective_status(now, interval) == ServerStatus::Stale)
             .collect();
         if stale.is_empty() {
@@ -505,7 +520,7 @@ impl Scheduler {
                     let taken = self.store.take_back_status_intents(&failing).await?;
                     if let Ok(mut c) = self.correlator.lock() {
                         for (server, alert) in taken {
-                            c.0.hold(server, alert);
+                            c.hold(server, alert);
                         }
                     }
                     continue;

@@ -38,9 +38,6 @@ pub enum SshError {
     /// The server refused our key.
     #[error("authentication as '{user}' with the configured key was refused")]
     AuthFailed { user: String },
-    /// The private key could not be loaded.
-    #[error(transparent)]
-    Key(#[from] keys::KeyError),
     /// The SSH conversation broke (protocol error, connection dropped).
     #[error("ssh: {0}")]
     Protocol(String),
