@@ -669,12 +669,7 @@ async fn a_tag_override_changes_the_health_badge_and_the_default_rules_follow_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_that_restarted_between_two_polls_fires_a_restart_rule() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let line = std::fs::read_to_string(common::fixture("docker_ps/docker-28.2-json-all.txt"))
-        .expect("fixture")
-        .lines()
-        .next()
-        .expect("a line")
-        .to_string();
+    let line = common::docker_ps_line();
     let status = |s: &str| {
         line.replace(
             "\"Status\":\"Up 1 second (health: starting)\"",
@@ -686,14 +681,8 @@ async fn a_container_that_restarted_between_two_polls_fires_a_restart_rule() {
         line.clone() + "\n",
         "the capture's status is the one replaced"
     );
-    let ps = dir.path().join("ps.txt");
-    std::fs::write(&ps, status("Up 3 hours")).expect("write");
-    let stats = dir.path().join("stats.txt");
-    std::fs::write(&stats, "").expect("write");
-    let sshd = Sshd::start(DockerMode::Shim {
-        stats,
-        ps: ps.clone(),
-    });
+    let (docker, ps) = common::shim_with_ps(dir.path(), &status("Up 3 hours"));
+    let sshd = Sshd::start(docker);
     let app = quiet_app().await;
     let (status_code, v) = post(
         &app,

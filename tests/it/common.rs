@@ -62,6 +62,33 @@ pub fn shim() -> DockerMode {
     }
 }
 
+/// The first line of a real `docker ps` capture (container `warming`, id `fafa6c5df89e`,
+/// status `Up 1 second (health: starting)`), for tests that shape a host's containers from it.
+pub fn docker_ps_line() -> String {
+    std::fs::read_to_string(fixture("docker_ps/docker-28.2-json-all.txt"))
+        .expect("fixture")
+        .lines()
+        .next()
+        .expect("a line")
+        .to_string()
+}
+
+/// A docker shim whose `ps` prints `ps` (written to a file in `dir` that the test may
+/// rewrite between polls, returned too) and whose `stats` prints nothing.
+pub fn shim_with_ps(dir: &Path, ps: &str) -> (DockerMode, std::path::PathBuf) {
+    let ps_path = dir.join("ps.txt");
+    std::fs::write(&ps_path, ps).expect("write ps");
+    let stats = dir.join("stats.txt");
+    std::fs::write(&stats, "").expect("write stats");
+    (
+        DockerMode::Shim {
+            stats,
+            ps: ps_path.clone(),
+        },
+        ps_path,
+    )
+}
+
 /// Short deadlines so failure tests stay quick; the command deadline leaves room for
 /// top's one-second second frame and a slow CI machine.
 pub fn settings(dir: &Path) -> Settings {

@@ -259,12 +259,7 @@ async fn the_api_names_only_passphrase_variables_with_the_configured_prefix() {
 async fn a_host_with_thousands_of_containers_is_served_a_page_at_a_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One real `docker ps` line, repeated with distinct ids and names: 1,500 containers.
-    let line = std::fs::read_to_string(common::fixture("docker_ps/docker-28.2-json-all.txt"))
-        .expect("fixture")
-        .lines()
-        .next()
-        .expect("a line")
-        .to_string();
+    let line = common::docker_ps_line();
     let many: String = (0..1500)
         .map(|i| {
             line.replace("fafa6c5df89e", &format!("{i:012x}"))
@@ -272,11 +267,8 @@ async fn a_host_with_thousands_of_containers_is_served_a_page_at_a_time() {
                 + "\n"
         })
         .collect();
-    let ps = dir.path().join("ps.txt");
-    std::fs::write(&ps, many).expect("write");
-    let stats = dir.path().join("stats.txt");
-    std::fs::write(&stats, "").expect("write");
-    let sshd = Sshd::start(DockerMode::Shim { stats, ps });
+    let (docker, _) = common::shim_with_ps(dir.path(), &many);
+    let sshd = Sshd::start(docker);
     let app = TestApp::start().await;
     let server = common::add(&app.store, common::registration("crowded", &sshd)).await;
     let scheduler =
