@@ -238,16 +238,6 @@ pub async fn ack(
     Ok(Json(json!(row)))
 }
 
-fn time(body: &JsonObject, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    body.string(key)?
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(&t)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| ApiError::bad(key, format!("'{t}' is not an RFC 3339 time: {e}")))
-        })
-        .transpose()
-}
-
 /// `GET /api/silences[?all=true]`: those running or ahead, or every one.
 pub async fn list_silences(
     State(st): State<AppState>,
@@ -275,8 +265,8 @@ pub async fn create_silence(
         rule: body.string("rule")?,
         server: body.string("server")?,
         tag: body.string("tag")?,
-        starts_at: time(&body, "starts_at")?,
-        ends_at: time(&body, "ends_at")?,
+        starts_at: body.time("starts_at")?,
+        ends_at: body.time("ends_at")?,
         comment: body.string("comment")?,
     };
     let silence = ops::create_silence(&st.store, &input, &c.actor).await?;

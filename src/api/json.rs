@@ -60,6 +60,18 @@ impl JsonObject {
     }
 }
 
+/// An RFC 3339 time, or a 400 naming `key`.
+fn rfc3339(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad(
+                key,
+                format!("'{v}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"),
+            )
+        })
+}
+
 /// Refuses a body not declared as JSON. A page on another origin can send `text/plain` (or a
 /// form encoding) without the browser asking us first, and a JSON object survives that
 /// encoding; `application/json` it can only send after a CORS preflight, which we never grant.
@@ -96,6 +108,11 @@ impl JsonObject {
             )),
             None => Ok(()),
         }
+    }
+
+    /// A string field holding an RFC 3339 time.
+    pub fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.string(key)?.map(|v| rfc3339(key, &v)).transpose()
     }
 
     pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
@@ -192,18 +209,7 @@ impl Params {
     }
 
     pub fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        self.get(key)
-            .map(|v| {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::bad(
-                            key,
-                            format!("'{v}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"),
-                        )
-                    })
-            })
-            .transpose()
+        self.get(key).map(|v| rfc3339(key, v)).transpose()
     }
 
     pub fn uint(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {

@@ -3,12 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
 
-use super::{find, print_json};
+use super::{find, print_json, time};
 use crate::activity::ExportFormat;
 use crate::outcome::Severity;
 use crate::store::{ActivityFilter, Store};
@@ -43,19 +41,6 @@ pub struct ActivityArgs {
 }
 
 pub(super) async fn run(store: &Store, a: ActivityArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let time = |v: &Option<String>, name: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
-        v.as_deref()
-            .map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.with_timezone(&Utc))
-                    .with_context(|| {
-                        format!(
-                            "--{name} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z"
-                        )
-                    })
-            })
-            .transpose()
-    };
     let severity = a
         .severity
         .as_deref()
@@ -81,8 +66,8 @@ pub(super) async fn run(store: &Store, a: ActivityArgs, json: bool) -> anyhow::R
         server_id,
         actor: a.actor.clone(),
         severity,
-        since: time(&a.since, "since")?,
-        until: time(&a.until, "until")?,
+        since: time(a.since.as_deref(), "since")?,
+        until: time(a.until.as_deref(), "until")?,
         limit: a
             .limit
             .unwrap_or(if format.is_some() { 100_000 } else { 50 }),

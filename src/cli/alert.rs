@@ -5,11 +5,11 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{find, print_json};
+use super::{find, print_json, time};
 use crate::activity::Actor;
 use crate::alerts::{AlertRule, AlertState, Metric, RuleInput, Scope, SilenceInput, Threshold};
 use crate::ops;
@@ -177,17 +177,6 @@ pub enum SilenceCommand {
     },
     /// End a silence now.
     Expire { id: String },
-}
-
-fn time(v: Option<&str>, flag: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    v.map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&Utc))
-            .with_context(|| {
-                format!("--{flag} '{t}' is not an RFC 3339 time such as 2026-12-24T05:00:00Z")
-            })
-    })
-    .transpose()
 }
 
 fn id(s: &str) -> anyhow::Result<uuid::Uuid> {

@@ -193,6 +193,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// An RFC 3339 time given to `--flag`.
+fn time(v: Option<&str>, flag: &str) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    v.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .with_context(|| {
+                format!("--{flag} '{t}' is not an RFC 3339 time such as 2026-11-24T05:00:00Z")
+            })
+    })
+    .transpose()
+}
+
 /// The config file, then the environment, then `--db` on top.
 fn load_settings(config: Option<&Path>, db: Option<&Path>) -> anyhow::Result<Settings> {
     let mut settings = Settings::load(config, std::env::vars())?;
