@@ -11,6 +11,23 @@ use crate::outcome::Severity;
 use crate::store::{NewActivity, RetentionCounts, Store, StoreError};
 use crate::text;
 
+/// Why a cleanup removed history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cleanup {
+    /// Each tier past its age.
+    Age {
+        raw_days: u64,
+        hourly_days: u64,
+        daily_days: u64,
+    },
+    /// The file over `max_db_size_mb`: the oldest of `tier` before `before` went.
+    SizeCap {
+        max_db_size_mb: u64,
+        tier: crate::history::Tier,
+        before: chrono::DateTime<chrono::Utc>,
+    },
+}
+
 /// Every kind of entry the log can hold.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActivityEvent {
@@ -94,7 +111,7 @@ pub enum ActivityEvent {
     },
     RetentionCleanup {
         counts: RetentionCounts,
-        retention_days: u64,
+        why: Cleanup,
     },
     /// An alert rule's condition held (for its time): the alert fires.
     AlertFiring {
@@ -327,10 +344,25 @@ impl ActivityEvent {
                 expires_at.as_deref().map_or("never expires".to_string(), |e| format!("expires {e}"))
             ),
             Self::TokenRevoked { name } => format!("API token {name} revoked"),
-            Self::RetentionCleanup { counts, retention_days } => format!(
-                "Retention removed samples older than {retention_days} days: {} server, {} disk, {} container rows",
-                counts.server_metrics, counts.disk_usage, counts.container_metrics
-            ),
+            Self::RetentionCleanup { counts, why } => {
+                let what = format!(
+                    "{} raw, {} hourly and {} daily rows or chunks; {} freed",
+                    counts.raw,
+                    counts.hourly,
+                    counts.daily,
+                    crate::text::bytes(counts.bytes_freed)
+                );
+                match why {
+                    Cleanup::Age { raw_days, hourly_days, daily_days } => format!(
+                        "Retention removed history past its age (raw {raw_days} d, hourly {hourly_days} d, daily {daily_days} d): {what}"
+                    ),
+                    Cleanup::SizeCap { max_db_size_mb, tier, before } => format!(
+                        "The database was over its size cap of {max_db_size_mb} MB: removed {} history before {}: {what}",
+                        tier.as_str(),
+                        before.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                }
+            }
             Self::AlertFiring { rule, subject, value, threshold, .. } => format!(
                 "Alert '{rule}' firing on {s}{}: {value} (threshold {threshold})",
                 on(subject)
@@ -434,15 +466,37 @@ impl ActivityEvent {
                 expires_at,
             } => json!({ "token": name, "role": role, "expires_at": expires_at }),
             Self::TokenRevoked { name } => json!({ "token": name }),
-            Self::RetentionCleanup {
-                counts,
-                retention_days,
-            } => json!({
-                "retention_days": retention_days,
-                "server_metrics": counts.server_metrics,
-                "disk_usage": counts.disk_usage,
-                "container_metrics": counts.container_metrics,
-            }),
+            Self::RetentionCleanup { counts, why } => {
+                let mut d = json!({
+                    "raw": counts.raw,
+                    "hourly": counts.hourly,
+                    "daily": counts.daily,
+                    "rows": counts.total(),
+                    "bytes_freed": counts.bytes_freed,
+                });
+                let extra = match why {
+                    Cleanup::Age {
+                        raw_days,
+                        hourly_days,
+                        daily_days,
+                    } => json!({
+                        "reason": "age", "retention_days": raw_days,
+                        "rollup_hourly_days": hourly_days, "rollup_daily_days": daily_days,
+                    }),
+                    Cleanup::SizeCap {
+                        max_db_size_mb,
+                        tier,
+                        before,
+                    } => json!({
+                        "reason": "size_cap", "max_db_size_mb": max_db_size_mb,
+                        "tier": tier.as_str(), "before": before,
+                    }),
+                };
+                if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
+                    d.extend(extra.clone());
+                }
+                d
+            }
             Self::EntriesFolded {
                 kind,
                 count,

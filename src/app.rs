@@ -61,6 +61,9 @@ pub async fn run(
     let metrics = Arc::new(crate::observe::Metrics::default());
     let scheduler = Scheduler::with_metrics(store.clone(), (*settings).clone(), metrics.clone());
     let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
+    // History upkeep (issue #12): compaction, rollups, retention and the size cap.
+    let upkeep = crate::scheduler::Maintenance::new(store.clone(), settings.clone());
+    let upkeep_task = tokio::spawn(upkeep.run(cancel.clone()));
     // Notifications (issue #13): groups alert intents and delivers them, beside the scheduler.
     let notifier = crate::notify::Dispatcher::new(
         store.clone(),
@@ -94,6 +97,10 @@ pub async fn run(
         }
     }
     cancel.cancel();
+    // Upkeep works in transactions of a few series: stopping it mid-way loses nothing, and
+    // the next start resumes where it was.
+    upkeep_task.abort();
+    let _ = upkeep_task.await;
     let stopping = async {
         if let Err(e) = sched_task.await {
             tracing::error!(error = %e, "Scheduler task ended abnormally");

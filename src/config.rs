@@ -87,6 +87,13 @@ pub struct Settings {
     pub http_body_timeout_secs: u64,
     /// Raw samples older than this are deleted.
     pub retention_days: u64,
+    /// Hourly rollups (min, avg, max per hour) are kept this many days (issue #12).
+    pub rollup_hourly_days: u64,
+    /// Daily rollups are kept this many days.
+    pub rollup_daily_days: u64,
+    /// Over this many MB in use, the oldest raw history goes first, then the oldest hourly;
+    /// 0 = no cap.
+    pub max_db_size_mb: u64,
     /// Seconds between two retention runs.
     pub retention_check_secs: u64,
     /// Alerts of one rule that change state within this many seconds go out as one
@@ -126,6 +133,9 @@ impl Default for Settings {
             http_header_timeout_secs: 10,
             http_body_timeout_secs: 10,
             retention_days: 7,
+            rollup_hourly_days: 90,
+            rollup_daily_days: 730,
+            max_db_size_mb: 0,
             retention_check_secs: 3600,
             group_wait_secs: 30,
             outage_fraction: 0.3,
@@ -156,6 +166,9 @@ const TOP_KEYS: &[&str] = &[
     "http_header_timeout_secs",
     "http_body_timeout_secs",
     "retention_days",
+    "rollup_hourly_days",
+    "rollup_daily_days",
+    "max_db_size_mb",
     "retention_check_secs",
     "group_wait_secs",
     "outage_fraction",
@@ -172,6 +185,23 @@ const THRESHOLD_KEYS: &[&str] = &[
 ];
 
 impl Settings {
+    /// How long each history tier is kept, for the store's choice of tier.
+    pub fn keep(&self) -> crate::history::Keep {
+        let days = |d: u64| {
+            i64::try_from(d)
+                .unwrap_or(i64::MAX / crate::history::DAY_MS)
+                .saturating_mul(crate::history::DAY_MS)
+        };
+        crate::history::Keep {
+            raw_ms: days(self.retention_days),
+            hourly_ms: days(self.rollup_hourly_days),
+            daily_ms: days(self.rollup_daily_days),
+            poll_interval_ms: i64::try_from(self.poll_interval_secs)
+                .unwrap_or(0)
+                .saturating_mul(1000),
+        }
+    }
+
     /// Loads settings: `explicit` (from `--config`) must exist; otherwise `FLEETPOLL_CONFIG`
     /// (must exist too), otherwise `config/fleetpoll.toml` when present, otherwise defaults.
     /// Then applies `FLEETPOLL_*` variables from `env`.
@@ -280,6 +310,9 @@ impl Settings {
             "http_header_timeout_secs" => self.http_header_timeout_secs = int()?,
             "http_body_timeout_secs" => self.http_body_timeout_secs = int()?,
             "retention_days" => self.retention_days = int()?,
+            "rollup_hourly_days" => self.rollup_hourly_days = int()?,
+            "rollup_daily_days" => self.rollup_daily_days = int()?,
+            "max_db_size_mb" => self.max_db_size_mb = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
             "outage_fraction" => self.outage_fraction = float()?,
@@ -366,11 +399,35 @@ impl Settings {
             ("http_header_timeout_secs", self.http_header_timeout_secs),
             ("http_body_timeout_secs", self.http_body_timeout_secs),
             ("retention_days", self.retention_days),
+            ("rollup_hourly_days", self.rollup_hourly_days),
+            ("rollup_daily_days", self.rollup_daily_days),
             ("retention_check_secs", self.retention_check_secs),
         ] {
             if v == 0 {
                 return Err(bad(key, v.to_string(), "must be at least 1"));
             }
+        }
+        // Each tier is made from the one before while that one is still kept.
+        if self.rollup_hourly_days < self.retention_days {
+            return Err(bad(
+                "rollup_hourly_days",
+                self.rollup_hourly_days.to_string(),
+                "must be at least retention_days",
+            ));
+        }
+        if self.rollup_daily_days < self.rollup_hourly_days {
+            return Err(bad(
+                "rollup_daily_days",
+                self.rollup_daily_days.to_string(),
+                "must be at least rollup_hourly_days",
+            ));
+        }
+        if self.rollup_daily_days > 36_500 {
+            return Err(bad(
+                "rollup_daily_days",
+                self.rollup_daily_days.to_string(),
+                "must be at most 36500",
+            ));
         }
         if self.poll_interval_secs > 86_400 {
             return Err(bad(

@@ -19,6 +19,9 @@
 pub mod alerts;
 /// axum router, handlers and the HTTP error mapping.
 pub mod api;
+/// What the history keeps: series kinds, fixed-point fields, tiers and rollups, and the
+/// chunk codec; no SQL.
+pub mod history;
 /// Validated server registrations: host, port, user, key reference.
 pub mod inventory;
 /// Stored shapes of a poll: server, disk and container samples, section problems.

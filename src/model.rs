@@ -109,7 +109,7 @@ pub fn thresholds_for(
 }
 
 /// Host-wide figures from top and free.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ServerSample {
     /// 100 - idle, over the interval between top's two frames (not since boot).
     pub cpu_busy_percent: Option<f64>,
@@ -144,7 +144,7 @@ impl ServerSample {
 }
 
 /// One mounted filesystem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DiskSample {
     pub filesystem: String,
     pub mount: String,
@@ -188,7 +188,7 @@ impl std::str::FromStr for ContainerHealth {
 }
 
 /// One container: state from `docker ps`, usage from `docker stats`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ContainerSample {
     pub container_id: String,
     pub name: String,

@@ -74,13 +74,13 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         .map(|(s, _)| s.id)
         .collect();
 
-    let containers = st.store.latest_containers(None).await?;
-    let mut counts = HashMap::new();
-    for (sid, c) in &containers {
-        if online.contains(sid) {
-            *counts.entry(c.category.as_str()).or_insert(0u64) += 1;
-        }
-    }
+    let counts: HashMap<&str, u64> = st
+        .store
+        .container_counts(&online)
+        .await?
+        .into_iter()
+        .map(|(c, n)| (c.as_str(), n))
+        .collect();
     let online_latest: Vec<&LatestSample> = online.iter().filter_map(|id| latest.get(id)).collect();
     let rows: Vec<Value> = statuses
         .iter()

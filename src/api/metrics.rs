@@ -15,7 +15,7 @@ use super::AppState;
 /// Enough points for a chart at any screen width; more is noise and bytes.
 const DEFAULT_POINTS: u32 = 500;
 
-/// `period=1h|24h|7d|30d` (default 1h) or an explicit `since`/`until` in RFC 3339.
+/// `period=1h|24h|7d|30d|90d|1y` (default 1h) or an explicit `since`/`until` in RFC 3339.
 fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let until = p.time("until")?.unwrap_or_else(Utc::now);
     let since = match (p.time("since")?, p.get("period")) {
@@ -32,10 +32,12 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
                 "24h" => Duration::hours(24),
                 "7d" => Duration::days(7),
                 "30d" => Duration::days(30),
+                "90d" => Duration::days(90),
+                "1y" => Duration::days(365),
                 other => {
                     return Err(ApiError::bad(
                         "period",
-                        format!("'{other}' is not one of 1h, 24h, 7d, 30d"),
+                        format!("'{other}' is not one of 1h, 24h, 7d, 30d, 90d, 1y"),
                     ))
                 }
             };
@@ -82,13 +84,14 @@ pub async fn history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let (id, w) = server_window(&st, &id, &p).await?;
-    let items = st
+    let h = st
         .store
-        .metric_history(id, w.since, w.until, w.points)
+        .metric_history(id, w.since, w.until, w.points, st.settings.keep())
         .await?;
-    Ok(Json(
-        json!({ "server_id": id, "since": w.since, "until": w.until, "points": items.len(), "items": items }),
-    ))
+    Ok(Json(json!({
+        "server_id": id, "since": w.since, "until": w.until, "tier": h.tier,
+        "resolution_secs": h.resolution_secs, "points": h.items.len(), "items": h.items,
+    })))
 }
 
 pub async fn disks(
@@ -110,13 +113,14 @@ pub async fn disk_history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let (id, w) = server_window(&st, &id, &p).await?;
-    let mounts = st
+    let h = st
         .store
-        .disk_history(id, w.since, w.until, w.points)
+        .disk_history(id, w.since, w.until, w.points, st.settings.keep())
         .await?;
-    Ok(Json(
-        json!({ "server_id": id, "since": w.since, "until": w.until, "mounts": mounts }),
-    ))
+    Ok(Json(json!({
+        "server_id": id, "since": w.since, "until": w.until, "tier": h.tier,
+        "resolution_secs": h.resolution_secs, "mounts": h.mounts,
+    })))
 }
 
 /// Containers per page at most: a host with 20,000 containers made a 7.7 MB answer.
@@ -161,11 +165,20 @@ pub async fn container_history(
             format!("no container '{container}' on this server"),
         ));
     }
-    let items = st
+    let h = st
         .store
-        .container_history(id, &container, w.since, w.until, w.points)
+        .container_history(
+            id,
+            &container,
+            w.since,
+            w.until,
+            w.points,
+            st.settings.keep(),
+        )
         .await?;
-    Ok(Json(
-        json!({ "server_id": id, "container": container, "since": w.since, "until": w.until, "points": items.len(), "items": items }),
-    ))
+    Ok(Json(json!({
+        "server_id": id, "container": container, "since": w.since, "until": w.until,
+        "tier": h.tier, "resolution_secs": h.resolution_secs, "points": h.items.len(),
+        "items": h.items,
+    })))
 }

@@ -3,8 +3,10 @@
 //! flight and a deadline per poll; failing servers back off exponentially with jitter. Each
 //! outcome becomes stored samples and a status through one writer that batches
 //! transactions, and an activity entry when (and only when) a status changes. Nothing leaves
-//! a poll with `?`: one broken host never stops the others. Also runs retention.
+//! a poll with `?`: one broken host never stops the others. History upkeep (compaction,
+//! rollups, retention) runs beside the loop in `maintenance`.
 
+pub mod maintenance;
 mod timing;
 mod transition;
 mod writer;
@@ -21,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+pub use maintenance::Maintenance;
 pub use transition::transition;
 
-use crate::activity::{self, ActivityEvent, Actor};
+use crate::activity;
 use crate::alerts::outage::Correlator;
 use crate::alerts::restarts::RestartTracker;
 use crate::config::Settings;
@@ -31,7 +34,7 @@ use crate::inventory::Server;
 use crate::observe::Metrics;
 use crate::outcome::Outcome;
 use crate::poll::{HandshakeLimits, PollError, PollResult, PollTimeouts, Poller};
-use crate::store::{InventoryVersion, Store, StoreError};
+use crate::store::{InventoryVersion, Store};
 use timing::{backoff_delay, next_slot, offset, pseudo_random};
 use writer::Done;
 
@@ -120,7 +123,7 @@ impl Scheduler {
         &self.metrics
     }
 
-    /// The poll loop, until `cancel` fires: every tick, run retention and re-read the
+    /// The poll loop, until `cancel` fires: every tick, re-read the
     /// inventory when they are due, push back servers that failed, and start the polls whose
     /// slot has come. Then let in-flight polls finish (for a grace period) and the writer
     /// drain.
@@ -141,7 +144,6 @@ impl Scheduler {
                 _ = tick.tick() => {}
             }
             let now = Instant::now();
-            self.retention_if_due(&mut plan, now).await;
             self.reload_if_due(&mut plan, now).await;
             plan.push_back(&mut backoff_rx);
             for (server, slot) in plan.take_due(now) {
@@ -152,16 +154,6 @@ impl Scheduler {
         drop(done_tx);
         let _ = writer.await;
         self.poller.close_all().await;
-    }
-
-    async fn retention_if_due(&self, plan: &mut Plan, now: Instant) {
-        if now < plan.next_retention {
-            return;
-        }
-        plan.next_retention = now + Duration::from_secs(self.settings.retention_check_secs);
-        if let Err(e) = self.retention().await {
-            tracing::error!(error = %e, "Retention run failed");
-        }
     }
 
     /// Re-reads the servers when the inventory's version changed (CLI and API edits reach
@@ -322,40 +314,6 @@ impl Scheduler {
         self.metrics.poll_done(outcome, result.duration);
         result
     }
-
-    /// Deletes samples older than the retention and logs the counts.
-    ///
-    /// # Errors
-    /// Database failure.
-    pub async fn retention(&self) -> Result<(), StoreError> {
-        let days = self.settings.retention_days;
-        let cutoff = Utc::now()
-            - chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
-        let now = Utc::now();
-        let mut logged = Vec::new();
-        self.store
-            .apply_retention(cutoff, |counts| {
-                let total = counts.server_metrics + counts.disk_usage + counts.container_metrics;
-                (total > 0).then(|| {
-                    let e = activity::entry(
-                        &ActivityEvent::RetentionCleanup {
-                            counts,
-                            retention_days: days,
-                        },
-                        &Actor::system(),
-                        None,
-                        now,
-                    );
-                    logged.push(e.clone());
-                    e
-                })
-            })
-            .await?;
-        activity::emit(&logged);
-        // Expired login sessions hold nothing but a hash; drop them with the samples.
-        self.store.delete_expired_sessions(now).await?;
-        Ok(())
-    }
 }
 
 fn failed(server: &Server, e: PollError) -> PollResult {
@@ -392,7 +350,7 @@ impl Polls {
     }
 }
 
-/// The loop's state: which servers are polled, when each is next due, and when retention
+/// The loop's state: which servers are polled, when each is next due,
 /// and the inventory are next looked at.
 struct Plan {
     start: Instant,
@@ -402,7 +360,6 @@ struct Plan {
     loaded: Option<InventoryVersion>,
     next_reload: Instant,
     next_full_reload: Instant,
-    next_retention: Instant,
 }
 
 impl Plan {
@@ -415,7 +372,6 @@ impl Plan {
             loaded: None,
             next_reload: start,
             next_full_reload: start,
-            next_retention: start,
         }
     }
 

@@ -1,15 +1,14 @@
 //! Series the dashboard draws that the API's other reads do not give: each mount's disk use
-//! over time, and every server's CPU over the last hour in one query for the overview's
-//! sparklines. Downsampled in SQL like `metric_history`, so 30 days never leave the database
-//! as raw rows.
+//! over time, and every shown server's CPU over the last hour for the overview's sparklines.
+//! Both read the history at the tier that fits, like `metric_history`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::samples::{opt_f, opt_u, server_id_of};
-use super::{from_ms, to_ms, Store, StoreError};
+use super::samples::{bands, plan, Band, PointView};
+use super::{to_ms, Store, StoreError};
+use crate::history::{self, AggRow, Keep, Kind, Tier};
 
 /// One point of one mount's (possibly averaged) use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,6 +17,10 @@ pub struct DiskPoint {
     pub use_percent: Option<f64>,
     pub used_bytes: Option<u64>,
     pub total_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Band>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Band>,
 }
 
 /// One mount's history.
@@ -28,6 +31,14 @@ pub struct DiskSeries {
     pub points: Vec<DiskPoint>,
 }
 
+/// Every mount's history and what one point stands for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskHistory {
+    pub tier: Tier,
+    pub resolution_secs: i64,
+    pub mounts: Vec<DiskSeries>,
+}
+
 /// One server's recent CPU: the average of each of `buckets` equal slices of the window,
 /// oldest first, `None` where the slice has no sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,58 +47,69 @@ pub struct Sparkline {
     pub cpu: Vec<Option<f64>>,
 }
 
-/// Bucket width so that `since..until` gives at most `max_points` buckets.
-fn bucket_ms(since: i64, until: i64, max_points: i64) -> i64 {
-    ((until - since) / max_points.max(1)).max(1)
-}
+const DISK_FIELDS: [&str; 3] = ["use_percent", "used_bytes", "total_bytes"];
 
 impl Store {
     /// Each mount's use between `since` and `until`, at most `max_points` per mount, mounts in
-    /// path order.
+    /// path order; mounts without a point in the window are left out.
     pub async fn disk_history(
         &self,
         server_id: Uuid,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         max_points: i64,
-    ) -> Result<Vec<DiskSeries>, StoreError> {
+        keep: Keep,
+    ) -> Result<DiskHistory, StoreError> {
+        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let series = self.series_of(Kind::Mount, Some(&[server_id])).await?;
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
         let (a, b) = (to_ms(since), to_ms(until));
-        let rows = sqlx::query(
-            "select mount, max(filesystem) as filesystem, max(ts) as ts, avg(use_percent) as use_percent, \
-             avg(used_bytes) as used_bytes, avg(total_bytes) as total_bytes \
-             from disk_usage where server_id = ? and ts >= ? and ts <= ? \
-             group by mount, (ts - ?) / ? order by mount, ts",
-        )
-        .bind(server_id.to_string())
-        .bind(a)
-        .bind(b)
-        .bind(a)
-        .bind(bucket_ms(a, b, max_points))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<DiskSeries> = Vec::new();
-        for r in &rows {
-            let mount: String = r.try_get("mount")?;
-            let point = DiskPoint {
-                timestamp: from_ms(r.try_get("ts")?),
-                use_percent: opt_f(r, "use_percent")?,
-                used_bytes: opt_u(r, "used_bytes")?,
-                total_bytes: opt_u(r, "total_bytes")?,
-            };
-            match out.last_mut() {
-                Some(s) if s.mount == mount => s.points.push(point),
-                _ => out.push(DiskSeries {
-                    mount,
-                    filesystem: r.try_get("filesystem")?,
-                    points: vec![point],
-                }),
+        let mut rows = self.tier_rows(tier, Kind::Mount, &ids, a, b).await?;
+        let mut mounts = Vec::new();
+        for s in series {
+            let rows: Vec<AggRow> = rows
+                .remove(&s.id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.ts >= a && r.ts <= b)
+                .collect();
+            if rows.is_empty() {
+                continue;
             }
+            let points = history::bucket(&rows, Kind::Mount, a, width)
+                .iter()
+                .map(|p| {
+                    let v = PointView {
+                        kind: Kind::Mount,
+                        point: p,
+                    };
+                    let (min, max) = bands(&v, tier, &DISK_FIELDS);
+                    DiskPoint {
+                        timestamp: v.timestamp(),
+                        use_percent: v.f("use_percent"),
+                        used_bytes: v.u("used_bytes"),
+                        total_bytes: v.u("total_bytes"),
+                        min,
+                        max,
+                    }
+                })
+                .collect();
+            mounts.push(DiskSeries {
+                mount: s.name,
+                filesystem: s.detail.unwrap_or_default(),
+                points,
+            });
         }
-        Ok(out)
+        mounts.sort_by(|a, b| a.mount.cmp(&b.mount));
+        Ok(DiskHistory {
+            tier,
+            resolution_secs,
+            mounts,
+        })
     }
 
     /// The CPU of the given servers (or of all, `None`) between `since` and `until` in
-    /// `buckets` slices each, in one query: the overview draws a sparkline per shown row.
+    /// `buckets` slices each: the overview draws a sparkline per shown row.
     pub async fn cpu_sparklines(
         &self,
         server_ids: Option<&[Uuid]>,
@@ -99,38 +121,27 @@ impl Store {
         let n = i64::try_from(buckets.max(1)).unwrap_or(i64::MAX);
         // Rounded up, so that every sample of the window falls in a slice below `buckets`.
         let width = ((b - a + n - 1) / n).max(1);
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("select server_id, (ts - ");
-        q.push_bind(a)
-            .push(") / ")
-            .push_bind(width)
-            .push(" as slice, avg(cpu_busy_percent) as cpu from server_metrics where ts >= ")
-            .push_bind(a)
-            .push(" and ts <= ")
-            .push_bind(b);
-        if let Some(ids) = server_ids {
-            q.push(" and server_id in (");
-            let mut list = q.separated(", ");
-            for id in ids {
-                list.push_bind(id.to_string());
+        let series = self.series_of(Kind::Server, server_ids).await?;
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
+        let mut rows = self.raw_rows(&ids, a, b).await?;
+        let cpu = Kind::Server.field("cpu_busy_percent").unwrap_or(0);
+        let mut out = Vec::new();
+        for s in series {
+            let Some(rows) = rows.remove(&s.id) else {
+                continue;
+            };
+            let rows: Vec<AggRow> = rows.iter().map(AggRow::of_sample).collect();
+            let mut line = vec![None; buckets.max(1)];
+            for p in history::bucket(&rows, Kind::Server, a, width) {
+                let slice = usize::try_from((p.ts - a) / width)
+                    .unwrap_or(0)
+                    .min(line.len() - 1);
+                line[slice] = p.value[cpu];
             }
-            list.push_unseparated(")");
-        }
-        q.push(" group by server_id, slice order by server_id, slice");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let mut out: Vec<Sparkline> = Vec::new();
-        for r in &rows {
-            let id = server_id_of(r, "server_metrics")?;
-            let slice: i64 = r.try_get("slice")?;
-            let slice = usize::try_from(slice).unwrap_or(0).min(buckets.max(1) - 1);
-            if out.last().is_none_or(|s| s.server_id != id) {
-                out.push(Sparkline {
-                    server_id: id,
-                    cpu: vec![None; buckets.max(1)],
-                });
-            }
-            if let Some(s) = out.last_mut() {
-                s.cpu[slice] = opt_f(r, "cpu")?;
-            }
+            out.push(Sparkline {
+                server_id: s.server_id,
+                cpu: line,
+            });
         }
         Ok(out)
     }

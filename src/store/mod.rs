@@ -6,6 +6,8 @@ mod activity;
 mod alerts;
 mod auth;
 mod charts;
+mod history;
+mod maintenance;
 /// Notification channels, intents and the outbox (issue #13), for `notify`.
 pub mod notifications;
 mod samples;
@@ -16,15 +18,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::SqlitePool;
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use alerts::{AlertFilter, AlertRow, AlertWrite, FiringCounts};
 pub use auth::{TokenRow, UserRow};
-pub use charts::{DiskPoint, DiskSeries, Sparkline};
+pub use charts::{DiskHistory, DiskPoint, DiskSeries, Sparkline};
+pub use maintenance::{CompactCounts, Cutoffs, DbStats, RetentionCounts, TierStats};
 pub use samples::{
-    ContainerPoint, ContainerRow, DiskRow, LatestSample, MetricPoint, PollWrite, RetentionCounts,
+    Band, ContainerPoint, ContainerRow, DiskRow, History, LatestSample, MetricPoint, PollWrite,
 };
 pub use servers::{InventoryVersion, ServerUpdate, StoredKey, StoredRawOutput};
 
@@ -152,6 +157,10 @@ impl Store {
             // WAL + NORMAL: a crash may lose the last commits but never corrupts the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Takes effect for a new file (before its first table); older files get it from
+            // the vacuum that ends the conversion of their samples, or `fleetpoll db vacuum`.
+            // Retention and the size cap then give pages back with `incremental_vacuum`.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             // The CLI and `serve` may write at the same time; wait rather than fail.
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -174,7 +183,9 @@ impl Store {
                 || std::path::PathBuf::from("."),
                 std::path::Path::to_path_buf,
             );
-        Ok(Self { pool, dir })
+        let store = Self { pool, dir };
+        store.convert_legacy().await?;
+        Ok(store)
     }
 
     /// The database's directory.
@@ -198,11 +209,6 @@ pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// u64 values are stored as SQLite's signed 64-bit integers; anything larger saturates.
-pub(crate) fn u64_to_i64(v: Option<u64>) -> Option<i64> {
-    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn i64_to_u64(v: Option<i64>) -> Option<u64> {

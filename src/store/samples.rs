@@ -1,17 +1,21 @@
-//! Samples: server metrics, disk usage and container metrics; writing one poll's results,
-//! reading the latest and the downsampled history, and retention.
+//! Samples: writing one poll's results (the latest sample whole, its figures appended to the
+//! history), and reading the latest sample and the history of a server, a mount or a
+//! container at the tier a chart needs.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::activity::{insert_many as insert_activity, NewActivity};
 use super::alerts::{write_alerts, AlertWrite};
+use super::history::{self as series, corrupt};
 use super::servers::{apply_updates, ServerUpdate, ROWS_PER_STATEMENT};
-use super::{from_ms, i64_to_u64, to_ms, u64_to_i64, Store, StoreError};
-use crate::model::{ContainerHealth, ContainerSample, DiskSample, Snapshot};
+use super::{from_ms, to_ms, Store, StoreError};
+use crate::history::{self, Keep, Kind, Point, Tier};
+use crate::model::{ContainerHealth, ContainerSample, DiskSample, ServerSample, Snapshot};
 
 /// The latest server-wide sample of one server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +28,10 @@ pub struct LatestSample {
     pub disk_percent: Option<f64>,
     pub load1: Option<f64>,
 }
+
+/// The lowest and highest value of each of a point's fields over the samples it stands
+/// for; only points of a rollup tier carry them.
+pub type Band = Map<String, Value>;
 
 /// One point of a server's (possibly downsampled) history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,8 +49,12 @@ pub struct MetricPoint {
     pub load15: Option<f64>,
     pub uptime_seconds: Option<u64>,
     pub tasks_total: Option<u64>,
-    /// How many raw samples this point averages.
+    /// How many raw samples this point summarises.
     pub samples: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Band>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Band>,
 }
 
 /// One mount in the latest sample.
@@ -93,42 +105,113 @@ pub struct ContainerPoint {
     pub block_write_bytes: Option<u64>,
     pub pids: Option<u64>,
     pub samples: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Band>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Band>,
 }
 
-/// Rows deleted by one retention run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RetentionCounts {
-    pub server_metrics: u64,
-    pub disk_usage: u64,
-    pub container_metrics: u64,
+/// A chart's points and what one point stands for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct History<P> {
+    pub tier: Tier,
+    /// The time one point covers: the bucket width, and never less than the tier's own rows
+    /// (the poll interval for raw samples, an hour, a day).
+    pub resolution_secs: i64,
+    pub items: Vec<P>,
 }
 
 /// The `server_id` column as a UUID; a value that is not one means a hand-edited database.
 pub(super) fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError> {
     let id: String = row.try_get("server_id")?;
-    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
-        table,
-        message: e.to_string(),
-    })
+    Uuid::parse_str(&id).map_err(|e| corrupt(table, e))
 }
 
 pub(super) fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
     Ok(row.try_get::<Option<f64>, _>(col)?)
 }
 
-pub(super) fn opt_u(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
-    // avg() comes back as REAL, max() of an INTEGER column as INTEGER: accept both.
-    if let Ok(v) = row.try_get::<Option<i64>, _>(col) {
-        return Ok(i64_to_u64(v));
+/// A point's field by name: its value, and its band when the tier is a rollup.
+pub(super) struct PointView<'a> {
+    pub kind: Kind,
+    pub point: &'a Point,
+}
+
+impl PointView<'_> {
+    pub fn f(&self, name: &str) -> Option<f64> {
+        self.kind.field(name).and_then(|i| self.point.value[i])
     }
-    let v: Option<f64> = row.try_get::<Option<f64>, _>(col)?;
-    Ok(v.map(|v| {
-        if v.is_finite() && v > 0.0 {
-            v.round() as u64
+
+    pub fn u(&self, name: &str) -> Option<u64> {
+        self.f(name)
+            .map(|v| if v > 0.0 { v.round() as u64 } else { 0 })
+    }
+
+    pub fn band(&self, names: &[&str], max: bool) -> Band {
+        let side = if max {
+            &self.point.max
         } else {
-            0
-        }
-    }))
+            &self.point.min
+        };
+        names
+            .iter()
+            .filter_map(|n| {
+                let v = self.kind.field(n).and_then(|i| side[i])?;
+                Some(((*n).to_owned(), Value::from(v)))
+            })
+            .collect()
+    }
+
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        from_ms(self.point.ts)
+    }
+}
+
+const METRIC_FIELDS: [&str; 12] = [
+    "cpu_busy_percent",
+    "memory_percent",
+    "mem_used_bytes",
+    "mem_total_bytes",
+    "mem_available_bytes",
+    "swap_used_bytes",
+    "swap_total_bytes",
+    "load1",
+    "load5",
+    "load15",
+    "uptime_seconds",
+    "tasks_total",
+];
+
+const CONTAINER_FIELDS: [&str; 8] = [
+    "cpu_percent",
+    "mem_used_bytes",
+    "mem_limit_bytes",
+    "net_rx_bytes",
+    "net_tx_bytes",
+    "block_read_bytes",
+    "block_write_bytes",
+    "pids",
+];
+
+/// The bands of a point, or none for raw samples (where they would repeat the value).
+pub(super) fn bands(v: &PointView<'_>, tier: Tier, names: &[&str]) -> (Option<Band>, Option<Band>) {
+    if tier == Tier::Raw {
+        return (None, None);
+    }
+    (Some(v.band(names, false)), Some(v.band(names, true)))
+}
+
+/// The tier, bucket width and resolution of a chart of `since..until`.
+pub(super) fn plan(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    max_points: i64,
+    keep: Keep,
+) -> (Tier, i64, i64) {
+    let (a, b) = (to_ms(since), to_ms(until));
+    let (tier, width) = history::choose(a, b, max_points, to_ms(Utc::now()), keep);
+    let resolution = width.max(tier.row_ms(keep.poll_interval_ms)) / 1000;
+    (tier, width, resolution.max(1))
 }
 
 impl Store {
@@ -181,6 +264,66 @@ pub struct PollWrite<'a> {
     pub alerts: &'a [AlertWrite],
 }
 
+/// The latest sample as stored: the figures the overview reads as columns, the rest as JSON.
+struct LatestWrite<'a> {
+    server_id: &'a str,
+    ts: i64,
+    snapshot: &'a Snapshot,
+}
+
+pub(super) async fn write_latest(
+    tx: &mut sqlx::SqliteConnection,
+    samples: &[(String, i64, &Snapshot)],
+) -> Result<(), StoreError> {
+    let rows: Vec<LatestWrite<'_>> = samples
+        .iter()
+        .map(|(sid, ts, s)| LatestWrite {
+            server_id: sid.as_str(),
+            ts: *ts,
+            snapshot: s,
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "insert into latest_samples (server_id, ts, cpu_busy_percent, memory_percent, disk_percent, load1, \
+             containers_running, containers_stopped, containers_error, server, disks, containers) ",
+        );
+        q.push_values(chunk, |mut b, w| {
+            let s = w.snapshot;
+            let count = |c: ContainerHealth| {
+                s.containers.iter().filter(|x| x.category() == c).count() as i64
+            };
+            let disk = s
+                .disks
+                .iter()
+                .filter_map(|d| d.use_percent)
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+            b.push_bind(w.server_id)
+                .push_bind(w.ts)
+                .push_bind(s.server.cpu_busy_percent)
+                .push_bind(s.server.memory_percent())
+                .push_bind(disk)
+                .push_bind(s.server.load1)
+                .push_bind(count(ContainerHealth::Running))
+                .push_bind(count(ContainerHealth::Stopped))
+                .push_bind(count(ContainerHealth::Error))
+                .push_bind(serde_json::to_string(&s.server).unwrap_or_default())
+                .push_bind(serde_json::to_string(&s.disks).unwrap_or_default())
+                .push_bind(serde_json::to_string(&s.containers).unwrap_or_default());
+        });
+        // A late write of an older poll never replaces a newer sample.
+        q.push(
+            " on conflict (server_id) do update set ts = excluded.ts, cpu_busy_percent = excluded.cpu_busy_percent, \
+             memory_percent = excluded.memory_percent, disk_percent = excluded.disk_percent, load1 = excluded.load1, \
+             containers_running = excluded.containers_running, containers_stopped = excluded.containers_stopped, \
+             containers_error = excluded.containers_error, server = excluded.server, disks = excluded.disks, \
+             containers = excluded.containers where excluded.ts >= latest_samples.ts",
+        );
+        q.build().persistent(false).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 async fn write_batch(
     tx: &mut sqlx::SqliteConnection,
     batch: &[PollWrite<'_>],
@@ -193,87 +336,9 @@ async fn write_batch(
                 .map(|s| (w.server_id.to_string(), to_ms(s.taken_at), s))
         })
         .collect();
-    for chunk in samples.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "insert into server_metrics (server_id, ts, cpu_busy_percent, cpu_user_percent, cpu_system_percent, \
-             cpu_iowait_percent, cpu_steal_percent, load1, load5, load15, uptime_seconds, tasks_total, \
-             mem_total_bytes, mem_used_bytes, mem_free_bytes, mem_available_bytes, swap_total_bytes, swap_used_bytes) ",
-        );
-        q.push_values(chunk, |mut b, (sid, ts, s)| {
-            let m = &s.server;
-            b.push_bind(sid.as_str())
-                .push_bind(*ts)
-                .push_bind(m.cpu_busy_percent)
-                .push_bind(m.cpu_user_percent)
-                .push_bind(m.cpu_system_percent)
-                .push_bind(m.cpu_iowait_percent)
-                .push_bind(m.cpu_steal_percent)
-                .push_bind(m.load1)
-                .push_bind(m.load5)
-                .push_bind(m.load15)
-                .push_bind(u64_to_i64(m.uptime_seconds))
-                .push_bind(u64_to_i64(m.tasks_total))
-                .push_bind(u64_to_i64(m.mem_total_bytes))
-                .push_bind(u64_to_i64(m.mem_used_bytes))
-                .push_bind(u64_to_i64(m.mem_free_bytes))
-                .push_bind(u64_to_i64(m.mem_available_bytes))
-                .push_bind(u64_to_i64(m.swap_total_bytes))
-                .push_bind(u64_to_i64(m.swap_used_bytes));
-        });
-        q.build().persistent(false).execute(&mut *tx).await?;
-    }
-    let disks: Vec<(&str, i64, &DiskSample)> = samples
-        .iter()
-        .flat_map(|(sid, ts, s)| s.disks.iter().map(move |d| (sid.as_str(), *ts, d)))
-        .collect();
-    for chunk in disks.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, used_bytes, available_bytes, use_percent) ",
-        );
-        q.push_values(chunk, |mut b, (sid, ts, d)| {
-            b.push_bind(*sid)
-                .push_bind(*ts)
-                .push_bind(d.filesystem.as_str())
-                .push_bind(d.mount.as_str())
-                .push_bind(u64_to_i64(d.total_bytes))
-                .push_bind(u64_to_i64(d.used_bytes))
-                .push_bind(u64_to_i64(d.available_bytes))
-                .push_bind(d.use_percent);
-        });
-        q.build().persistent(false).execute(&mut *tx).await?;
-    }
-    let containers: Vec<(&str, i64, &ContainerSample)> = samples
-        .iter()
-        .flat_map(|(sid, ts, s)| s.containers.iter().map(move |c| (sid.as_str(), *ts, c)))
-        .collect();
-    for chunk in containers.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "insert into container_metrics (server_id, ts, container_id, name, image, state, status_text, exit_code, \
-             health, category, cpu_percent, mem_used_bytes, mem_limit_bytes, mem_percent, net_rx_bytes, net_tx_bytes, \
-             block_read_bytes, block_write_bytes, pids) ",
-        );
-        q.push_values(chunk, |mut b, (sid, ts, c)| {
-            b.push_bind(*sid)
-                .push_bind(*ts)
-                .push_bind(c.container_id.as_str())
-                .push_bind(c.name.as_str())
-                .push_bind(c.image.as_deref())
-                .push_bind(c.state.as_str())
-                .push_bind(c.status_text.as_str())
-                .push_bind(c.exit_code)
-                .push_bind(c.health.as_deref())
-                .push_bind(c.category().as_str())
-                .push_bind(c.cpu_percent)
-                .push_bind(u64_to_i64(c.mem_used_bytes))
-                .push_bind(u64_to_i64(c.mem_limit_bytes))
-                .push_bind(c.mem_percent)
-                .push_bind(u64_to_i64(c.net_rx_bytes))
-                .push_bind(u64_to_i64(c.net_tx_bytes))
-                .push_bind(u64_to_i64(c.block_read_bytes))
-                .push_bind(u64_to_i64(c.block_write_bytes))
-                .push_bind(u64_to_i64(c.pids));
-        });
-        q.build().persistent(false).execute(&mut *tx).await?;
+    if !samples.is_empty() {
+        series::append(&mut *tx, &samples).await?;
+        write_latest(&mut *tx, &samples).await?;
     }
     let updates: Vec<(Uuid, &ServerUpdate)> =
         batch.iter().map(|w| (w.server_id, w.update)).collect();
@@ -290,35 +355,32 @@ async fn write_batch(
     Ok(())
 }
 
+/// The latest sample's JSON columns, read back.
+fn json_of<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| corrupt("latest_samples", e))
+}
+
 impl Store {
-    /// The latest sample of one server (`Some`) or of every server that has one, keyed by the
-    /// server's `last_sample_at` so it reads one row per server through the (server_id, ts) index.
+    /// The latest sample of one server (`Some`) or of every server that has one.
     pub async fn latest_samples(
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<LatestSample>, StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select s.id as server_id, m.ts, m.cpu_busy_percent, m.mem_total_bytes, m.mem_used_bytes, m.mem_available_bytes, m.load1, \
-             (select max(d.use_percent) from disk_usage d where d.server_id = s.id and d.ts = s.last_sample_at) as disk_percent \
-             from servers s join server_metrics m on m.server_id = s.id and m.ts = s.last_sample_at",
+            "select server_id, ts, cpu_busy_percent, memory_percent, disk_percent, load1 from latest_samples",
         );
         if let Some(id) = server_id {
-            q.push(" where s.id = ").push_bind(id.to_string());
+            q.push(" where server_id = ").push_bind(id.to_string());
         }
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                let sample = crate::model::ServerSample {
-                    mem_total_bytes: i64_to_u64(r.try_get("mem_total_bytes")?),
-                    mem_used_bytes: i64_to_u64(r.try_get("mem_used_bytes")?),
-                    mem_available_bytes: i64_to_u64(r.try_get("mem_available_bytes")?),
-                    ..Default::default()
-                };
                 Ok(LatestSample {
-                    server_id: server_id_of(r, "server_metrics")?,
+                    server_id: server_id_of(r, "latest_samples")?,
                     timestamp: from_ms(r.try_get("ts")?),
                     cpu_busy_percent: opt_f(r, "cpu_busy_percent")?,
-                    memory_percent: sample.memory_percent(),
+                    memory_percent: opt_f(r, "memory_percent")?,
                     disk_percent: opt_f(r, "disk_percent")?,
                     load1: opt_f(r, "load1")?,
                 })
@@ -326,52 +388,104 @@ impl Store {
             .collect()
     }
 
-    /// Server history between `since` and `until`, averaged into at most `max_points` buckets.
+    /// The server-wide figures of the latest sample of one server.
+    pub async fn latest_server_sample(
+        &self,
+        server_id: Uuid,
+    ) -> Result<Option<(DateTime<Utc>, ServerSample)>, StoreError> {
+        let row = sqlx::query("select ts, server from latest_samples where server_id = ?")
+            .bind(server_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((from_ms(r.try_get("ts")?), json_of(&r, "server")?)))
+            .transpose()
+    }
+
+    /// Containers of the latest samples of online servers by category, in one query.
+    pub async fn container_counts(
+        &self,
+        servers: &[Uuid],
+    ) -> Result<[(ContainerHealth, u64); 3], StoreError> {
+        let mut totals = [0u64; 3];
+        for chunk in servers.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "select coalesce(sum(containers_running), 0) as r, coalesce(sum(containers_stopped), 0) as s, \
+                 coalesce(sum(containers_error), 0) as e from latest_samples where server_id in (",
+            );
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.to_string());
+            }
+            sep.push_unseparated(")");
+            let r = q.build().fetch_one(&self.pool).await?;
+            for (i, col) in ["r", "s", "e"].into_iter().enumerate() {
+                totals[i] += u64::try_from(r.try_get::<i64, _>(col)?).unwrap_or(0);
+            }
+        }
+        Ok([
+            (ContainerHealth::Running, totals[0]),
+            (ContainerHealth::Stopped, totals[1]),
+            (ContainerHealth::Error, totals[2]),
+        ])
+    }
+
+    /// Server history between `since` and `until` in at most `max_points` points, from the
+    /// tier that fits the window.
     pub async fn metric_history(
         &self,
         server_id: Uuid,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         max_points: i64,
-    ) -> Result<Vec<MetricPoint>, StoreError> {
+        keep: Keep,
+    ) -> Result<History<MetricPoint>, StoreError> {
+        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let series: Vec<i64> = self
+            .series_of(Kind::Server, Some(&[server_id]))
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect();
         let (a, b) = (to_ms(since), to_ms(until));
-        let bucket = ((b - a) / max_points.max(1)).max(1);
-        let rows = sqlx::query(
-            "select max(ts) as ts, count(*) as n, avg(cpu_busy_percent) as cpu_busy_percent, \
-             avg(case when mem_total_bytes > 0 then 100.0 * (mem_total_bytes - coalesce(mem_available_bytes, mem_total_bytes - mem_used_bytes)) / mem_total_bytes end) as memory_percent, \
-             avg(mem_used_bytes) as mem_used_bytes, avg(mem_total_bytes) as mem_total_bytes, avg(mem_available_bytes) as mem_available_bytes, \
-             avg(swap_used_bytes) as swap_used_bytes, avg(swap_total_bytes) as swap_total_bytes, \
-             avg(load1) as load1, avg(load5) as load5, avg(load15) as load15, max(uptime_seconds) as uptime_seconds, \
-             avg(tasks_total) as tasks_total \
-             from server_metrics where server_id = ? and ts >= ? and ts <= ? group by (ts - ?) / ? order by 1",
-        )
-        .bind(server_id.to_string())
-        .bind(a)
-        .bind(b)
-        .bind(a)
-        .bind(bucket)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MetricPoint {
-                    timestamp: from_ms(r.try_get("ts")?),
-                    cpu_busy_percent: opt_f(r, "cpu_busy_percent")?,
-                    memory_percent: opt_f(r, "memory_percent")?,
-                    mem_used_bytes: opt_u(r, "mem_used_bytes")?,
-                    mem_total_bytes: opt_u(r, "mem_total_bytes")?,
-                    mem_available_bytes: opt_u(r, "mem_available_bytes")?,
-                    swap_used_bytes: opt_u(r, "swap_used_bytes")?,
-                    swap_total_bytes: opt_u(r, "swap_total_bytes")?,
-                    load1: opt_f(r, "load1")?,
-                    load5: opt_f(r, "load5")?,
-                    load15: opt_f(r, "load15")?,
-                    uptime_seconds: opt_u(r, "uptime_seconds")?,
-                    tasks_total: opt_u(r, "tasks_total")?,
-                    samples: r.try_get("n")?,
-                })
+        let rows = self.tier_rows(tier, Kind::Server, &series, a, b).await?;
+        let rows: Vec<_> = rows
+            .into_values()
+            .flatten()
+            .filter(|r| r.ts >= a && r.ts <= b)
+            .collect();
+        let items = history::bucket(&rows, Kind::Server, a, width)
+            .iter()
+            .map(|p| {
+                let v = PointView {
+                    kind: Kind::Server,
+                    point: p,
+                };
+                let (min, max) = bands(&v, tier, &METRIC_FIELDS);
+                MetricPoint {
+                    timestamp: v.timestamp(),
+                    cpu_busy_percent: v.f("cpu_busy_percent"),
+                    memory_percent: v.f("memory_percent"),
+                    mem_used_bytes: v.u("mem_used_bytes"),
+                    mem_total_bytes: v.u("mem_total_bytes"),
+                    mem_available_bytes: v.u("mem_available_bytes"),
+                    swap_used_bytes: v.u("swap_used_bytes"),
+                    swap_total_bytes: v.u("swap_total_bytes"),
+                    load1: v.f("load1"),
+                    load5: v.f("load5"),
+                    load15: v.f("load15"),
+                    uptime_seconds: v.u("uptime_seconds"),
+                    tasks_total: v.u("tasks_total"),
+                    samples: p.samples,
+                    min,
+                    max,
+                }
             })
-            .collect()
+            .collect();
+        Ok(History {
+            tier,
+            resolution_secs,
+            items,
+        })
     }
 
     /// The mounts of the server's latest sample.
@@ -384,91 +498,64 @@ impl Store {
             .collect())
     }
 
-    /// The mounts of the latest sample of one server, or of every server (`None`).
+    /// The mounts of the latest sample of one server, or of every server (`None`), by path.
     pub async fn latest_disks_of(
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<(Uuid, DiskRow)>, StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select d.server_id, d.ts, d.filesystem, d.mount, d.total_bytes, d.used_bytes, d.available_bytes, d.use_percent \
-             from disk_usage d join servers s on s.id = d.server_id and d.ts = s.last_sample_at",
+            "select server_id, ts, disks from latest_samples",
         );
         if let Some(id) = server_id {
-            q.push(" where d.server_id = ").push_bind(id.to_string());
+            q.push(" where server_id = ").push_bind(id.to_string());
         }
-        q.push(" order by d.mount");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let sid = server_id_of(r, "disk_usage")?;
-                Ok((
+        let mut out = Vec::new();
+        for r in q.build().fetch_all(&self.pool).await? {
+            let sid = server_id_of(&r, "latest_samples")?;
+            let ts = from_ms(r.try_get("ts")?);
+            let mut disks: Vec<DiskSample> = json_of(&r, "disks")?;
+            disks.sort_by(|a, b| a.mount.cmp(&b.mount));
+            out.extend(disks.into_iter().map(|d| {
+                (
                     sid,
                     DiskRow {
-                        timestamp: from_ms(r.try_get("ts")?),
-                        filesystem: r.try_get("filesystem")?,
-                        mount: r.try_get("mount")?,
-                        total_bytes: i64_to_u64(r.try_get("total_bytes")?),
-                        used_bytes: i64_to_u64(r.try_get("used_bytes")?),
-                        available_bytes: i64_to_u64(r.try_get("available_bytes")?),
-                        use_percent: opt_f(r, "use_percent")?,
+                        timestamp: ts,
+                        filesystem: d.filesystem,
+                        mount: d.mount,
+                        total_bytes: d.total_bytes,
+                        used_bytes: d.used_bytes,
+                        available_bytes: d.available_bytes,
+                        use_percent: d.use_percent,
                     },
-                ))
-            })
-            .collect()
+                )
+            }));
+        }
+        Ok(out)
     }
 
-    /// The containers of the server's latest sample; `None` for every server at once.
+    /// The containers of the server's latest sample by name; `None` for every server at once.
     pub async fn latest_containers(
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<(Uuid, ContainerRow)>, StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select c.server_id, c.ts, c.container_id, c.name, c.image, c.state, c.status_text, c.exit_code, c.health, c.category, \
-             c.cpu_percent, c.mem_used_bytes, c.mem_limit_bytes, c.mem_percent, c.net_rx_bytes, c.net_tx_bytes, \
-             c.block_read_bytes, c.block_write_bytes, c.pids \
-             from container_metrics c join servers s on s.id = c.server_id and c.ts = s.last_sample_at",
+            "select server_id, ts, containers from latest_samples",
         );
         if let Some(id) = server_id {
-            q.push(" where c.server_id = ").push_bind(id.to_string());
+            q.push(" where server_id = ").push_bind(id.to_string());
         }
-        q.push(" order by c.name");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let sid = server_id_of(r, "container_metrics")?;
-                Ok((
-                    sid,
-                    ContainerRow {
-                        timestamp: from_ms(r.try_get("ts")?),
-                        container_id: r.try_get("container_id")?,
-                        name: r.try_get("name")?,
-                        image: r.try_get("image")?,
-                        state: r.try_get("state")?,
-                        status_text: r.try_get("status_text")?,
-                        exit_code: r.try_get("exit_code")?,
-                        health: r.try_get("health")?,
-                        category: r.try_get::<String, _>("category")?.parse().map_err(
-                            |message| StoreError::Corrupt {
-                                table: "container_metrics",
-                                message,
-                            },
-                        )?,
-                        cpu_percent: opt_f(r, "cpu_percent")?,
-                        mem_used_bytes: i64_to_u64(r.try_get("mem_used_bytes")?),
-                        mem_limit_bytes: i64_to_u64(r.try_get("mem_limit_bytes")?),
-                        mem_percent: opt_f(r, "mem_percent")?,
-                        net_rx_bytes: i64_to_u64(r.try_get("net_rx_bytes")?),
-                        net_tx_bytes: i64_to_u64(r.try_get("net_tx_bytes")?),
-                        block_read_bytes: i64_to_u64(r.try_get("block_read_bytes")?),
-                        block_write_bytes: i64_to_u64(r.try_get("block_write_bytes")?),
-                        pids: i64_to_u64(r.try_get("pids")?),
-                    },
-                ))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for r in q.build().fetch_all(&self.pool).await? {
+            let sid = server_id_of(&r, "latest_samples")?;
+            let ts = from_ms(r.try_get("ts")?);
+            let mut containers: Vec<ContainerSample> = json_of(&r, "containers")?;
+            containers.sort_by(|a, b| a.name.cmp(&b.name));
+            out.extend(containers.into_iter().map(|c| (sid, container_row(ts, c))));
+        }
+        Ok(out)
     }
 
-    /// One container's history (by name or id), averaged into at most `max_points` buckets.
+    /// One container's history (by name or id) in at most `max_points` points.
     pub async fn container_history(
         &self,
         server_id: Uuid,
@@ -476,41 +563,50 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         max_points: i64,
-    ) -> Result<Vec<ContainerPoint>, StoreError> {
+        keep: Keep,
+    ) -> Result<History<ContainerPoint>, StoreError> {
+        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let series: Vec<i64> = self
+            .container_series(server_id, container)
+            .await?
+            .into_iter()
+            .collect();
         let (a, b) = (to_ms(since), to_ms(until));
-        let bucket = ((b - a) / max_points.max(1)).max(1);
-        let rows = sqlx::query(
-            "select max(ts) as ts, count(*) as n, avg(cpu_percent) as cpu_percent, avg(mem_used_bytes) as mem_used_bytes, \
-             avg(mem_limit_bytes) as mem_limit_bytes, max(net_rx_bytes) as net_rx_bytes, max(net_tx_bytes) as net_tx_bytes, \
-             max(block_read_bytes) as block_read_bytes, max(block_write_bytes) as block_write_bytes, avg(pids) as pids \
-             from container_metrics where server_id = ? and (name = ? or container_id = ?) and ts >= ? and ts <= ? \
-             group by (ts - ?) / ? order by 1",
-        )
-        .bind(server_id.to_string())
-        .bind(container)
-        .bind(container)
-        .bind(a)
-        .bind(b)
-        .bind(a)
-        .bind(bucket)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ContainerPoint {
-                    timestamp: from_ms(r.try_get("ts")?),
-                    cpu_percent: opt_f(r, "cpu_percent")?,
-                    mem_used_bytes: opt_u(r, "mem_used_bytes")?,
-                    mem_limit_bytes: opt_u(r, "mem_limit_bytes")?,
-                    net_rx_bytes: opt_u(r, "net_rx_bytes")?,
-                    net_tx_bytes: opt_u(r, "net_tx_bytes")?,
-                    block_read_bytes: opt_u(r, "block_read_bytes")?,
-                    block_write_bytes: opt_u(r, "block_write_bytes")?,
-                    pids: opt_u(r, "pids")?,
-                    samples: r.try_get("n")?,
-                })
+        let rows = self.tier_rows(tier, Kind::Container, &series, a, b).await?;
+        let rows: Vec<_> = rows
+            .into_values()
+            .flatten()
+            .filter(|r| r.ts >= a && r.ts <= b)
+            .collect();
+        let items = history::bucket(&rows, Kind::Container, a, width)
+            .iter()
+            .map(|p| {
+                let v = PointView {
+                    kind: Kind::Container,
+                    point: p,
+                };
+                let (min, max) = bands(&v, tier, &CONTAINER_FIELDS);
+                ContainerPoint {
+                    timestamp: v.timestamp(),
+                    cpu_percent: v.f("cpu_percent"),
+                    mem_used_bytes: v.u("mem_used_bytes"),
+                    mem_limit_bytes: v.u("mem_limit_bytes"),
+                    net_rx_bytes: v.u("net_rx_bytes"),
+                    net_tx_bytes: v.u("net_tx_bytes"),
+                    block_read_bytes: v.u("block_read_bytes"),
+                    block_write_bytes: v.u("block_write_bytes"),
+                    pids: v.u("pids"),
+                    samples: p.samples,
+                    min,
+                    max,
+                }
             })
-            .collect()
+            .collect();
+        Ok(History {
+            tier,
+            resolution_secs,
+            items,
+        })
     }
 
     /// True when the server has ever reported a container of this name or id.
@@ -519,50 +615,37 @@ impl Store {
         server_id: Uuid,
         container: &str,
     ) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "select count(*) from (select 1 from container_metrics where server_id = ? and (name = ? or container_id = ?) limit 1)",
-        )
-        .bind(server_id.to_string())
-        .bind(container)
-        .bind(container)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
+        if self.container_series(server_id, container).await?.is_some() {
+            return Ok(true);
+        }
+        Ok(self
+            .latest_containers(Some(server_id))
+            .await?
+            .iter()
+            .any(|(_, c)| c.name == container || c.container_id == container))
     }
+}
 
-    /// Deletes samples older than `cutoff` in chunks, so a large backlog never holds the
-    /// write lock for long, and logs the run in the activity log in the last transaction.
-    pub async fn apply_retention(
-        &self,
-        cutoff: DateTime<Utc>,
-        event: impl FnOnce(RetentionCounts) -> Option<NewActivity>,
-    ) -> Result<RetentionCounts, StoreError> {
-        const CHUNK: i64 = 5_000;
-        let c = to_ms(cutoff);
-        let mut counts = RetentionCounts::default();
-        for (table, slot) in [
-            ("server_metrics", &mut counts.server_metrics),
-            ("disk_usage", &mut counts.disk_usage),
-            ("container_metrics", &mut counts.container_metrics),
-        ] {
-            loop {
-                let done = sqlx::query(&format!(
-                    "delete from {table} where id in (select id from {table} where ts < ? limit ?)"
-                ))
-                .bind(c)
-                .bind(CHUNK)
-                .execute(&self.pool)
-                .await?;
-                *slot += done.rows_affected();
-                if done.rows_affected() < CHUNK as u64 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-        if let Some(e) = event(counts) {
-            self.append_activity(&[e]).await?;
-        }
-        Ok(counts)
+fn container_row(ts: DateTime<Utc>, c: ContainerSample) -> ContainerRow {
+    let category = c.category();
+    ContainerRow {
+        timestamp: ts,
+        container_id: c.container_id,
+        name: c.name,
+        image: c.image,
+        state: c.state,
+        status_text: c.status_text,
+        exit_code: c.exit_code,
+        health: c.health,
+        category,
+        cpu_percent: c.cpu_percent,
+        mem_used_bytes: c.mem_used_bytes,
+        mem_limit_bytes: c.mem_limit_bytes,
+        mem_percent: c.mem_percent,
+        net_rx_bytes: c.net_rx_bytes,
+        net_tx_bytes: c.net_tx_bytes,
+        block_read_bytes: c.block_read_bytes,
+        block_write_bytes: c.block_write_bytes,
+        pids: c.pids,
     }
 }

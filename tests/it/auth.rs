@@ -706,9 +706,11 @@ async fn expired_sessions_log_no_one_in_and_retention_removes_them() {
         .expect("new");
     assert!(store.session_user("h-old", now).await.expect("q").is_none());
     assert!(store.session_user("h-new", now).await.expect("q").is_some());
-    let scheduler =
-        fleetpoll::scheduler::Scheduler::new(store.clone(), crate::common::settings(dir.path()));
-    scheduler.retention().await.expect("retention");
+    let upkeep = fleetpoll::scheduler::Maintenance::new(
+        store.clone(),
+        std::sync::Arc::new(crate::common::settings(dir.path())),
+    );
+    upkeep.retention().await.expect("retention");
     assert_eq!(
         crate::common::count(&store, "select count(*) from sessions").await,
         1

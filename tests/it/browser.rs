@@ -1087,21 +1087,19 @@ async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
     ];
     let now = Utc::now().timestamp_millis();
     for minutes_ago in [9, 6, 3] {
-        for (i, mount) in mounts.iter().enumerate() {
-            sqlx::query(
-                "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, \
-                 used_bytes, available_bytes, use_percent) values (?, ?, '/dev/x', ?, 100, ?, ?, ?)",
-            )
-            .bind(server.id.to_string())
-            .bind(now - minutes_ago * 60_000)
-            .bind(*mount)
-            .bind(10 * i as i64)
-            .bind(100 - 10 * i as i64)
-            .bind(10.0 * i as f64)
-            .execute(app.store.pool())
-            .await
-            .expect("insert disk row");
-        }
+        let disks = mounts
+            .iter()
+            .enumerate()
+            .map(|(i, mount)| fleetpoll::model::DiskSample {
+                filesystem: "/dev/x".into(),
+                mount: (*mount).into(),
+                total_bytes: Some(100),
+                used_bytes: Some(10 * i as u64),
+                available_bytes: Some(100 - 10 * i as u64),
+                use_percent: Some(10.0 * i as f64),
+            })
+            .collect();
+        common::record_disks(&app.store, server.id, now - minutes_ago * 60_000, disks).await;
     }
 
     let b = Browser::start("csv-formulas").await;
@@ -1681,15 +1679,7 @@ impl Fleet {
         let polled = poll_until(POLL_WAIT, || async {
             let mut least = i64::MAX;
             for s in &self.online {
-                let n = common::count(
-                    &self.app.store,
-                    &format!(
-                        "select count(*) from server_metrics where server_id = '{}' \
-                         and cpu_busy_percent is not null",
-                        s.id
-                    ),
-                )
-                .await;
+                let n = common::samples(&self.app.store, 0, Some(&s.id.to_string())).await;
                 least = least.min(n);
             }
             let (_, summary) = self.app.get("/api/dashboard/summary").await;

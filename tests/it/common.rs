@@ -162,6 +162,48 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
         .expect("count")
 }
 
+/// Samples stored of one kind of series (0 servers, 1 mounts, 2 containers), whether still
+/// open rows or compacted into hour chunks; of one server only when `server` is given.
+pub async fn samples(store: &Store, kind: i64, server: Option<&str>) -> i64 {
+    let filter = server.map_or(String::new(), |id| format!(" and s.server_id = '{id}'"));
+    count(
+        store,
+        &format!(
+            "select (select count(*) from raw_points r join series s on s.id = r.series \
+             where s.kind = {kind}{filter}) + (select coalesce(sum(c.rows), 0) from chunks c \
+             join series s on s.id = c.series where c.tier = 0 and s.kind = {kind}{filter})"
+        ),
+    )
+    .await
+}
+
+/// Records one poll of `server` taken at `ts_ms` with these mounts and no other figure, as
+/// the writer would store it.
+pub async fn record_disks(
+    store: &Store,
+    server: uuid::Uuid,
+    ts_ms: i64,
+    disks: Vec<fleetpoll::model::DiskSample>,
+) {
+    let snapshot = fleetpoll::model::Snapshot {
+        taken_at: chrono::DateTime::from_timestamp_millis(ts_ms).expect("time"),
+        server: fleetpoll::model::ServerSample::default(),
+        disks,
+        containers: vec![],
+        docker: fleetpoll::model::DockerState::Available,
+        problems: vec![],
+    };
+    store
+        .record_poll(
+            server,
+            Some(&snapshot),
+            &fleetpoll::store::ServerUpdate::default(),
+            &[],
+        )
+        .await
+        .expect("record a poll");
+}
+
 /// A running `serve` (scheduler + API) on a port-0 listener.
 pub struct TestApp {
     pub addr: SocketAddr,

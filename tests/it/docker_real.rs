@@ -62,11 +62,10 @@ async fn containers_of_a_real_docker_engine_are_stored_as_started() {
     assert_eq!(g.state, "exited");
     assert_eq!(g.exit_code, Some(3));
     assert_eq!(g.category(), ContainerHealth::Error);
-    let stored: i64 =
-        sqlx::query_scalar("select mem_limit_bytes from container_metrics where name = ?")
-            .bind(&idle.name)
-            .fetch_one(store.pool())
-            .await
-            .expect("stored row");
-    assert_eq!(stored, 256 * 1024 * 1024);
+    let stored = store.latest_containers(None).await.expect("stored rows");
+    let (_, stored) = stored
+        .iter()
+        .find(|(_, c)| c.name == idle.name)
+        .expect("stored row");
+    assert_eq!(stored.mem_limit_bytes, Some(256 * 1024 * 1024));
 }

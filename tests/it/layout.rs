@@ -20,6 +20,8 @@ const RANKS: &[(&str, u8)] = &[
     ("probe", 1),
     ("ssh", 1),
     ("inventory", 2),
+    // What history keeps and how it is summed up, over model types.
+    ("history", 2),
     // Rules and their pure evaluation, over inventory and model types.
     ("alerts", 3),
     ("store", 4),

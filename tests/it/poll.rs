@@ -98,17 +98,13 @@ async fn a_real_host_is_polled_and_its_values_match_the_truth() {
         Some(sshd.host_key_fingerprint().as_str()),
         "first connect pins the key"
     );
-    let mem: i64 =
-        sqlx::query_scalar("select mem_total_bytes from server_metrics where server_id = ?")
-            .bind(server.id.to_string())
-            .fetch_one(store.pool())
-            .await
-            .expect("stored metrics");
-    assert_eq!(mem as u64, meminfo_total_bytes());
-    assert_eq!(
-        count(&store, "select count(*) from container_metrics").await,
-        8
-    );
+    let (_, latest) = store
+        .latest_server_sample(server.id)
+        .await
+        .expect("read")
+        .expect("stored metrics");
+    assert_eq!(latest.mem_total_bytes, Some(meminfo_total_bytes()));
+    assert_eq!(crate::common::samples(&store, 2, None).await, 8);
     let kinds: Vec<String> = sqlx::query_scalar("select type from activity order by id")
         .fetch_all(store.pool())
         .await
@@ -129,10 +125,7 @@ async fn a_real_host_is_polled_and_its_values_match_the_truth() {
         .await,
         1
     );
-    assert_eq!(
-        count(&store, "select count(*) from server_metrics").await,
-        2
-    );
+    assert_eq!(crate::common::samples(&store, 0, None).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +192,7 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
         Some(second.as_str())
     );
     assert_eq!(
-        count(&store, "select count(*) from server_metrics").await,
+        crate::common::samples(&store, 0, None).await,
         1,
         "no metrics stored"
     );
@@ -576,10 +569,7 @@ async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored()
         "{:?}",
         s.reason
     );
-    assert_eq!(
-        count(&store, "select count(*) from server_metrics").await,
-        1
-    );
+    assert_eq!(crate::common::samples(&store, 0, None).await, 1);
     let raw = store
         .last_failed_output(server.id)
         .await

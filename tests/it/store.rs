@@ -58,7 +58,7 @@ fn snapshot(age: Duration, cpu: f64) -> Snapshot {
 }
 
 #[tokio::test]
-async fn retention_deletes_old_rows_only_and_logs_the_counts() {
+async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let id = server(&store, dir.path()).await;
@@ -73,16 +73,24 @@ async fn retention_deletes_old_rows_only_and_logs_the_counts() {
             .await
             .expect("write");
     }
-    let scheduler =
-        fleetpoll::scheduler::Scheduler::new(store.clone(), common::settings(dir.path()));
-    scheduler.retention().await.expect("retention");
+    let upkeep = fleetpoll::scheduler::Maintenance::new(
+        store.clone(),
+        std::sync::Arc::new(common::settings(dir.path())),
+    );
+    let compacted = upkeep.compact_now().await.expect("compact");
+    // Four closed hours (10, 9, 8 and 1 day ago) of two series (the server and its mount).
+    assert_eq!(compacted.hours, 8);
+    upkeep.retention().await.expect("retention");
+    let raw_chunks = "select count(*) from chunks where tier = 0";
     assert_eq!(
-        common::count(&store, "select count(*) from server_metrics").await,
-        2
+        common::count(&store, raw_chunks).await,
+        2,
+        "only yesterday's hour is left raw"
     );
     assert_eq!(
-        common::count(&store, "select count(*) from disk_usage").await,
-        2
+        common::count(&store, "select count(*) from chunks where tier = 1").await,
+        8,
+        "every day keeps its hourly rollups"
     );
     let details: String =
         sqlx::query_scalar("select details from activity where type = 'retention_cleanup'")
@@ -90,11 +98,27 @@ async fn retention_deletes_old_rows_only_and_logs_the_counts() {
             .await
             .expect("logged");
     let v: serde_json::Value = serde_json::from_str(&details).expect("json");
-    assert_eq!(v["server_metrics"], 3);
-    assert_eq!(v["disk_usage"], 3);
+    assert_eq!(v["raw"], 6);
+    assert_eq!(v["hourly"], 0);
+    assert_eq!(v["reason"], "age");
     assert_eq!(v["retention_days"], 7);
+    // The ten-day-old sample is still on a 30-day chart, from the hourly tier.
+    let until = Utc::now();
+    let month = store
+        .metric_history(
+            id,
+            until - Duration::days(30),
+            until,
+            500,
+            keep(&store, dir.path()),
+        )
+        .await
+        .expect("30 days");
+    assert_eq!(month.tier, fleetpoll::history::Tier::Hourly);
+    assert_eq!(month.items.len(), 5);
+    assert_eq!(month.items.iter().map(|p| p.samples).sum::<i64>(), 5);
     // Nothing left to delete: no second entry.
-    scheduler.retention().await.expect("retention");
+    upkeep.retention().await.expect("retention");
     assert_eq!(
         common::count(
             &store,
@@ -103,6 +127,10 @@ async fn retention_deletes_old_rows_only_and_logs_the_counts() {
         .await,
         1
     );
+}
+
+fn keep(_store: &Store, dir: &std::path::Path) -> fleetpoll::history::Keep {
+    common::settings(dir).keep()
 }
 
 #[tokio::test]
@@ -126,14 +154,16 @@ async fn history_is_downsampled_to_the_requested_number_of_points() {
     let until = Utc::now();
     let since = until - Duration::hours(2);
     let raw = store
-        .metric_history(id, since, until, 1000)
+        .metric_history(id, since, until, 1000, keep(&store, dir.path()))
         .await
-        .expect("raw");
+        .expect("raw")
+        .items;
     assert_eq!(raw.len(), 120);
     let points = store
-        .metric_history(id, since, until, 12)
+        .metric_history(id, since, until, 12, keep(&store, dir.path()))
         .await
-        .expect("downsampled");
+        .expect("downsampled")
+        .items;
     assert!(
         points.len() <= 13 && points.len() >= 11,
         "{} points",
@@ -257,14 +287,8 @@ async fn a_batch_of_polls_updates_each_server_with_only_its_own_fields() {
             .as_deref(),
         Some("SHA256:pinned-by-trust")
     );
-    assert_eq!(
-        common::count(&store, "select count(*) from server_metrics").await,
-        2
-    );
-    assert_eq!(
-        common::count(&store, "select count(*) from disk_usage").await,
-        2
-    );
+    assert_eq!(common::samples(&store, 0, None).await, 2);
+    assert_eq!(common::samples(&store, 1, None).await, 2);
     // Status and sample writes are not inventory changes; a pin or an edit is.
     assert_eq!(store.inventory_version().await.expect("version"), before);
     named_server(&store, dir.path(), "d").await;
