@@ -1,10 +1,11 @@
 //! What the dashboard's reads cost at the sizes issue #5 and #7 name: a 10,000-server fleet
 //! overview (summary every 15 s, sparklines) and one server's charts over 30 days of
 //! one-minute samples. Requests go over HTTP to the real router on a real SQLite file, filled
-//! with SQL (no polling: the poller is not what is measured here).
+//! through the store (no polling: the poller is not what is measured here).
 //!
-//! Data: `SERVERS` servers, each with an hour of one-minute samples and three mounts; one of
-//! them (`big`) also has 30 days of one-minute samples (43,200 metric rows, 129,600 disk rows).
+//! Data: `SERVERS` servers, each with an hour of one-minute samples and a mount; one of them
+//! (`big`) also has a year of one-minute samples with three mounts, compacted and rolled up
+//! and past retention as `serve` keeps them (raw 7 days, hourly 90, daily the rest).
 //!
 //! Run: `cargo bench --bench dashboard -- --warm-up-time 1 --measurement-time 5`; results and
 //! machine in BENCHMARKS.md (`## Dashboard`).
@@ -17,7 +18,8 @@ use fleetpoll::activity::Actor;
 use fleetpoll::api::{serve, AppState};
 use fleetpoll::auth::Role;
 use fleetpoll::config::Settings;
-use fleetpoll::store::Store;
+use fleetpoll::model::{DiskSample, DockerState, ServerSample, Snapshot};
+use fleetpoll::store::{PollWrite, ServerUpdate, Store};
 
 const SERVERS: i64 = 10_000;
 const MINUTE_MS: i64 = 60_000;
@@ -28,6 +30,61 @@ struct Bench {
     base: String,
     big: String,
     _dir: tempfile::TempDir,
+}
+
+/// A sample with CPU `per_mille` / 10 and `mounts` mounts.
+fn sample(ts: i64, per_mille: i64, mounts: usize) -> Snapshot {
+    let disks = ["/", "/boot", "/data"][..mounts]
+        .iter()
+        .map(|m| DiskSample {
+            filesystem: format!("/dev/sd{m}"),
+            mount: (*m).into(),
+            total_bytes: Some(100_000_000_000),
+            used_bytes: Some(40_000_000_000),
+            available_bytes: Some(60_000_000_000),
+            use_percent: Some(40.0),
+        })
+        .collect();
+    Snapshot {
+        taken_at: chrono::DateTime::from_timestamp_millis(ts).expect("time"),
+        server: ServerSample {
+            cpu_busy_percent: Some(per_mille as f64 / 10.0),
+            load1: Some(0.5),
+            load5: Some(0.4),
+            load15: Some(0.3),
+            uptime_seconds: Some(86_400),
+            tasks_total: Some(200),
+            mem_total_bytes: Some(8_589_934_592),
+            mem_used_bytes: Some(4_294_967_296),
+            mem_free_bytes: Some(1_073_741_824),
+            mem_available_bytes: Some(4_294_967_296),
+            swap_total_bytes: Some(1_073_741_824),
+            swap_used_bytes: Some(0),
+            ..Default::default()
+        },
+        disks,
+        containers: vec![],
+        docker: DockerState::Available,
+        problems: vec![],
+    }
+}
+
+/// Writes polls 500 at a time, as the scheduler's writer batches them.
+async fn write(store: &Store, ids: &[uuid::Uuid], snaps: &[Snapshot], update: &ServerUpdate) {
+    let writes: Vec<PollWrite<'_>> = ids
+        .iter()
+        .zip(snaps)
+        .map(|(id, s)| PollWrite {
+            server_id: *id,
+            snapshot: Some(s),
+            update,
+            events: &[],
+            alerts: &[],
+        })
+        .collect();
+    for batch in writes.chunks(500) {
+        store.record_polls(batch).await.expect("write");
+    }
 }
 
 async fn fill(store: &Store, now: i64) -> String {
@@ -47,55 +104,38 @@ async fn fill(store: &Store, now: i64) -> String {
     .execute(pool)
     .await
     .expect("servers");
-    // One hour of one-minute samples for everyone: what the overview's sparklines read.
-    sqlx::query(
-        "with recursive m(j) as (select 0 union all select j + 1 from m where j + 1 < 60) \
-         insert into server_metrics (server_id, ts, cpu_busy_percent, load1, load5, load15, uptime_seconds, tasks_total, \
-         mem_total_bytes, mem_used_bytes, mem_free_bytes, mem_available_bytes, swap_total_bytes, swap_used_bytes) \
-         select s.id, ? - m.j * ?, (abs(random()) % 1000) / 10.0, 0.5, 0.4, 0.3, 86400, 200, \
-         8589934592, 4294967296, 1073741824, 4294967296, 1073741824, 0 from servers s, m",
-    )
-    .bind(now)
-    .bind(MINUTE_MS)
-    .execute(pool)
-    .await
-    .expect("metrics");
-    sqlx::query(
-        "insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, used_bytes, available_bytes, use_percent) \
-         select s.id, ?, d.fs, d.mount, 100000000000, 40000000000, 60000000000, 40.0 from servers s, \
-         (select '/dev/sda1' as fs, '/' as mount union all select '/dev/sda2', '/boot' union all select '/dev/sdb1', '/data') d",
-    )
-    .bind(now)
-    .execute(pool)
-    .await
-    .expect("disks");
-    // 30 days of one-minute samples for one server, before the hour above.
+    // One hour of one-minute samples for everyone, written through the store as the writer
+    // would: what the overview's sparklines read.
+    let ids: Vec<uuid::Uuid> = (0..SERVERS)
+        .map(|i| uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+        .collect();
+    let update = ServerUpdate::default();
+    for m in (0..60).rev() {
+        let snaps: Vec<Snapshot> = (0..SERVERS)
+            .map(|i| sample(now - m * MINUTE_MS, (i * 7 + m * 13) % 1000, 1))
+            .collect();
+        write(store, &ids, &snaps, &update).await;
+    }
+    // A year of one-minute samples for one server, before the hour above, compacted into
+    // hour chunks and rolled up, then retention as `serve` applies it (raw kept 7 days,
+    // hourly 90): the 30-day chart reads hourly rows, the year daily ones.
     let big = "00000000-0000-4000-8000-000000000000".to_string();
-    sqlx::query(
-        "with recursive m(j) as (select 60 union all select j + 1 from m where j + 1 < 43200) \
-         insert into server_metrics (server_id, ts, cpu_busy_percent, load1, load5, load15, uptime_seconds, tasks_total, \
-         mem_total_bytes, mem_used_bytes, mem_free_bytes, mem_available_bytes, swap_total_bytes, swap_used_bytes) \
-         select ?, ? - m.j * ?, (abs(random()) % 1000) / 10.0, 0.5, 0.4, 0.3, 86400, 200, \
-         8589934592, 4294967296, 1073741824, 4294967296, 1073741824, 0 from m",
-    )
-    .bind(&big)
-    .bind(now)
-    .bind(MINUTE_MS)
-    .execute(pool)
-    .await
-    .expect("30 days");
-    sqlx::query(
-        "with recursive m(j) as (select 1 union all select j + 1 from m where j + 1 < 43200) \
-         insert into disk_usage (server_id, ts, filesystem, mount, total_bytes, used_bytes, available_bytes, use_percent) \
-         select ?, ? - m.j * ?, d.fs, d.mount, 100000000000, 40000000000, 60000000000, 40.0 from m, \
-         (select '/dev/sda1' as fs, '/' as mount union all select '/dev/sda2', '/boot' union all select '/dev/sdb1', '/data') d",
-    )
-    .bind(&big)
-    .bind(now)
-    .bind(MINUTE_MS)
-    .execute(pool)
-    .await
-    .expect("30 days of disks");
+    let big_id = ids[0];
+    let year = 365 * 1440;
+    let mut k = 60;
+    while k < year {
+        let upto = (k + 1440).min(year);
+        let snaps: Vec<Snapshot> = (k..upto)
+            .map(|j| sample(now - j * MINUTE_MS, (j * 7919) % 1000, 3))
+            .collect();
+        let same: Vec<uuid::Uuid> = vec![big_id; snaps.len()];
+        write(store, &same, &snaps, &update).await;
+        k = upto;
+    }
+    let settings = Settings::default();
+    let upkeep = fleetpoll::scheduler::Maintenance::new(store.clone(), Arc::new(settings));
+    upkeep.compact_now().await.expect("compact");
+    upkeep.retention().await.expect("retention");
     sqlx::query("analyze").execute(pool).await.expect("analyze");
     big
 }
@@ -184,6 +224,18 @@ fn dashboard(c: &mut Criterion) {
         (
             "disks_30d_600_points",
             format!("/api/servers/{big}/disks/history?period=30d&points=600"),
+        ),
+        (
+            "metrics_90d_600_points",
+            format!("/api/servers/{big}/metrics?period=90d&points=600"),
+        ),
+        (
+            "metrics_1y_600_points",
+            format!("/api/servers/{big}/metrics?period=1y&points=600"),
+        ),
+        (
+            "metrics_7d_600_points",
+            format!("/api/servers/{big}/metrics?period=7d&points=600"),
         ),
         (
             "metrics_1h_600_points",

@@ -36,6 +36,16 @@ pub enum ActivityEvent {
         listen: String,
     },
     SystemStopped,
+    /// `fleetpoll db backup`: an online copy of the database was written.
+    DatabaseBackedUp {
+        path: String,
+        bytes: u64,
+    },
+    /// `fleetpoll db vacuum`: the file was rewritten.
+    DatabaseVacuumed {
+        before: u64,
+        after: u64,
+    },
     ServerAdded {
         host: String,
         port: u16,
@@ -231,6 +241,8 @@ impl ActivityEvent {
         match self {
             Self::SystemStarted { .. } => "system_started",
             Self::SystemStopped => "system_stopped",
+            Self::DatabaseBackedUp { .. } => "database_backed_up",
+            Self::DatabaseVacuumed { .. } => "database_vacuumed",
             Self::ServerAdded { .. } => "server_added",
             Self::ServerUpdated { .. } => "server_updated",
             Self::ServerRemoved => "server_removed",
@@ -314,6 +326,14 @@ impl ActivityEvent {
         match self {
             Self::SystemStarted { version, listen } => format!("fleetpoll {version} started, listening on {listen}"),
             Self::SystemStopped => "fleetpoll stopped".into(),
+            Self::DatabaseBackedUp { path, bytes } => {
+                format!("Database backed up to {path} ({})", crate::text::bytes(*bytes))
+            }
+            Self::DatabaseVacuumed { before, after } => format!(
+                "Database vacuumed: {} -> {}",
+                crate::text::bytes(*before),
+                crate::text::bytes(*after)
+            ),
             Self::ServerAdded { host, port, user, .. } => format!("Server {s} added ({user}@{host}:{port})"),
             Self::ServerUpdated { .. } => format!("Server {s} updated"),
             Self::ServerRemoved => format!("Server {s} removed"),
@@ -427,6 +447,10 @@ impl ActivityEvent {
         match self {
             Self::SystemStarted { version, listen } => {
                 json!({ "version": version, "listen": listen })
+            }
+            Self::DatabaseBackedUp { path, bytes } => json!({ "path": path, "bytes": bytes }),
+            Self::DatabaseVacuumed { before, after } => {
+                json!({ "bytes_before": before, "bytes_after": after })
             }
             Self::ServerAdded {
                 host,

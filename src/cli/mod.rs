@@ -5,7 +5,7 @@
 //! This file owns the global flags, the `Command` enum and `run`, whose one `match` decides
 //! what each command needs (settings, a runtime, the database) and hands it to its family's
 //! file: `server`, `accounts` (users and tokens), `key`, `poll`, `activity`, `alert` (rules,
-//! alerts, silences), `channel`, `parse`, `sim`.
+//! alerts, silences), `channel`, `db`, `parse`, `sim`.
 //! Those files print; they never load settings or open the database themselves.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ mod accounts;
 mod activity;
 mod alert;
 mod channel;
+mod db;
 mod key;
 mod parse;
 mod poll;
@@ -32,6 +33,7 @@ pub use accounts::{TokenCommand, UserCommand};
 pub use activity::ActivityArgs;
 pub use alert::{AlertCommand, RuleArgs, RuleCommand, SilenceCommand};
 pub use channel::ChannelCommand;
+pub use db::DbCommand;
 pub use key::KeyCommand;
 pub use parse::{FreeUnit, ParseArgs, ParseKind};
 pub use poll::{PollArgs, RemoteScriptArgs};
@@ -99,6 +101,9 @@ pub enum Command {
     /// Notification channels: where alerts go.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// The database: size per history tier, online backup, vacuum, upkeep now.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print the script a poll runs on a host (the default one, or the one for a probed server).
     RemoteScript(RemoteScriptArgs),
     /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
@@ -183,6 +188,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Alert(cmd) => with_store(settings()?, async |store, _| {
             alert::alert(store, cmd, json).await
+        }),
+        Command::Db(cmd) => with_store(settings()?, async |store, settings| {
+            db::run(store, settings, cmd, json).await
         }),
         Command::Silence(cmd) => with_store(settings()?, async |store, _| {
             alert::silence(store, cmd, json).await

@@ -301,9 +301,11 @@ impl Keep {
 pub fn choose(since: i64, until: i64, points: i64, now: i64, keep: Keep) -> (Tier, i64) {
     let width = ((until - since) / points.max(1)).max(1);
     let age = now - since;
+    // Retention drops whole chunks, so a tier holds up to one chunk beyond its age: a
+    // window just as long as a tier is kept is still that tier's.
     let holding: Vec<Tier> = Tier::ALL
         .into_iter()
-        .filter(|t| age <= keep.of(*t))
+        .filter(|t| age <= keep.of(*t).saturating_add(t.chunk_ms()))
         .collect();
     let tier = holding
         .iter()
@@ -548,6 +550,11 @@ mod tests {
     #[test]
     fn an_old_window_reads_a_tier_that_still_holds_it() {
         let now = 1_000 * DAY_MS;
+        // A window as long as a tier is kept, asked a moment later, is still that tier's.
+        assert_eq!(
+            choose(now - 90 * DAY_MS - 5, now, 500, now, KEEP).0,
+            Tier::Hourly
+        );
         // One hour, ten days ago: raw is gone, hourly is what is left.
         let (tier, _) = choose(
             now - 10 * DAY_MS,

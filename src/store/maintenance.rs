@@ -116,7 +116,16 @@ impl Store {
     ) -> Result<CompactCounts, StoreError> {
         let mut counts = CompactCounts::default();
         let mut after = 0;
-        while let Some(last) = self.compact_step(boundary, after, &mut counts).await? {
+        // Days that close in this pass get their daily row even when their last hours had
+        // no samples to compact (a host down at midnight).
+        let closed_days = (
+            self.done_until(Tier::Daily).await?,
+            period_start(boundary, DAY_MS),
+        );
+        while let Some(last) = self
+            .compact_step(boundary, closed_days, after, &mut counts)
+            .await?
+        {
             after = last;
             tokio::time::sleep(pause).await;
         }
@@ -139,6 +148,7 @@ impl Store {
     async fn compact_step(
         &self,
         boundary: i64,
+        (closed_from, closed_to): (i64, i64),
         after: i64,
         counts: &mut CompactCounts,
     ) -> Result<Option<i64>, StoreError> {
@@ -178,6 +188,17 @@ impl Store {
             .iter()
             .filter_map(|(id, k)| Kind::from_code(*k).map(|k| (*id, k)))
             .collect();
+        let mut days: std::collections::BTreeSet<(i64, i64)> = std::collections::BTreeSet::new();
+        // On a first pass (`closed_from` 0) only the days with samples are looked at.
+        if closed_from > 0 {
+            for id in kinds.keys() {
+                let mut day = closed_from;
+                while day < closed_to {
+                    days.insert((*id, day));
+                    day += DAY_MS;
+                }
+            }
+        }
         for ((id, hour), fresh) in hours {
             let Some(kind) = kinds.get(&id).copied() else {
                 continue;
@@ -197,9 +218,26 @@ impl Store {
             let samples: Vec<AggRow> = rows.iter().map(AggRow::of_sample).collect();
             let hourly = history::rollup(&samples, HOUR_MS);
             let day = period_start(hour, DAY_MS);
-            let day_rows = put_rollups(&mut tx, id, Tier::Hourly, day, width, hourly).await?;
+            put_rollups(&mut tx, id, Tier::Hourly, day, width, hourly).await?;
             if day + DAY_MS <= boundary {
-                let daily = history::rollup(&day_rows, DAY_MS);
+                days.insert((id, day));
+            }
+        }
+        for (id, day) in days {
+            let Some(kind) = kinds.get(&id).copied() else {
+                continue;
+            };
+            let width = kind.fields().len();
+            let hours: Vec<AggRow> = read_chunk(&mut tx, id, Tier::Hourly, day)
+                .await?
+                .iter()
+                .map(|r| {
+                    AggRow::from_row(r, width)
+                        .ok_or_else(|| corrupt("chunks", "a rollup row of the wrong width"))
+                })
+                .collect::<Result<_, _>>()?;
+            if !hours.is_empty() {
+                let daily = history::rollup(&hours, DAY_MS);
                 put_rollups(&mut tx, id, Tier::Daily, day, width, daily).await?;
             }
         }

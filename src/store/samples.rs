@@ -210,7 +210,8 @@ pub(super) fn plan(
 ) -> (Tier, i64, i64) {
     let (a, b) = (to_ms(since), to_ms(until));
     let (tier, width) = history::choose(a, b, max_points, to_ms(Utc::now()), keep);
-    let resolution = width.max(tier.row_ms(keep.poll_interval_ms)) / 1000;
+    // Whole seconds, rounded up: a point never stands for less than it does.
+    let resolution = (width.max(tier.row_ms(keep.poll_interval_ms)) + 999) / 1000;
     (tier, width, resolution.max(1))
 }
 

@@ -162,6 +162,31 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
         .expect("count")
 }
 
+/// Registers a server called `name` with a fresh key (ssh-keygen) that is never dialled.
+pub async fn named_server(store: &Store, dir: &std::path::Path, name: &str) -> uuid::Uuid {
+    // A registration needs a loadable key; make one with ssh-keygen.
+    let key = dir.join(format!("id-{name}"));
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(ok.success());
+    let new = fleetpoll::inventory::NewServer {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: 22,
+        user: "monitor".into(),
+        key_path: key.to_string_lossy().into_owned(),
+        key_passphrase_env: None,
+        tags: vec![],
+        enabled: true,
+        key_material: None,
+        key_stored: false,
+    };
+    add(store, new).await.id
+}
+
 /// Samples stored of one kind of series (0 servers, 1 mounts, 2 containers), whether still
 /// open rows or compacted into hour chunks; of one server only when `server` is given.
 pub async fn samples(store: &Store, kind: i64, server: Option<&str>) -> i64 {

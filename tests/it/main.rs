@@ -31,6 +31,9 @@ mod docker_real;
 /// The store on a real SQLite file: retention and downsampling.
 mod store;
 
+/// Issue #12: history in tiers, compaction, rollups, the size cap, the upgrade.
+mod history;
+
 /// `fleetpoll parse` run as a process on every fixture.
 mod parse_cli;
 

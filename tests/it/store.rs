@@ -4,34 +4,10 @@ use fleetpoll::model::{DiskSample, DockerState, ServerSample, Snapshot};
 use fleetpoll::store::{PollWrite, ServerUpdate, Store};
 use uuid::Uuid;
 
-use crate::common;
+use crate::common::{self, named_server};
 
 async fn server(store: &Store, dir: &std::path::Path) -> Uuid {
     named_server(store, dir, "s1").await
-}
-
-async fn named_server(store: &Store, dir: &std::path::Path, name: &str) -> Uuid {
-    // A registration needs a loadable key; make one with ssh-keygen.
-    let key = dir.join(format!("id-{name}"));
-    let ok = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(ok.success());
-    let new = fleetpoll::inventory::NewServer {
-        name: name.into(),
-        host: "127.0.0.1".into(),
-        port: 22,
-        user: "monitor".into(),
-        key_path: key.to_string_lossy().into_owned(),
-        key_passphrase_env: None,
-        tags: vec![],
-        enabled: true,
-        key_material: None,
-        key_stored: false,
-    };
-    common::add(store, new).await.id
 }
 
 fn snapshot(age: Duration, cpu: f64) -> Snapshot {
