@@ -182,3 +182,93 @@ fn serve_stops_cleanly_on_sigterm_within_ten_seconds() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Issue #12: `db stats` reports each tier, `db backup` makes a copy that opens and refuses
+/// to overwrite, `db vacuum` and `db maintain` run, and backup and vacuum are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_stats_backup_vacuum_and_maintain_work_on_a_live_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::common::store(dir.path()).await;
+    let id = crate::common::named_server(&store, dir.path(), "db-1").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for m in 0..30 {
+        let disk = fleetpoll::model::DiskSample {
+            filesystem: "/dev/vda1".into(),
+            mount: "/".into(),
+            total_bytes: Some(1000),
+            used_bytes: Some(10 * m),
+            available_bytes: Some(1000 - 10 * m),
+            use_percent: Some(m as f64),
+        };
+        crate::common::record_disks(
+            &store,
+            id,
+            now - i64::try_from(m).expect("m") * 60_000,
+            vec![disk],
+        )
+        .await;
+    }
+    store.close().await;
+    let db = dir.path().join("fleetpoll.db");
+    let run = |args: &[&str]| {
+        let out = fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        crate::common::assert_ok(&out);
+        out
+    };
+    let out = run(&["db", "stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON");
+    let tiers: Vec<&str> = v["tiers"]
+        .as_array()
+        .expect("tiers")
+        .iter()
+        .map(|t| t["tier"].as_str().expect("name"))
+        .collect();
+    assert_eq!(tiers, ["raw_open", "raw", "hourly", "daily"]);
+    // 30 samples of a server (17 fields) and a mount (4), none compacted yet.
+    assert_eq!(v["tiers"][0]["values"], 30 * (17 + 4));
+    assert!(v["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .any(|t| t[0] == "raw_points"));
+    let human = run(&["db", "stats"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("raw_open"));
+
+    let copy = dir.path().join("copy.db");
+    run(&["db", "backup", copy.to_str().expect("path")]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&copy).expect("copy").permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the copy is its owner's only");
+    let copied = fleetpoll::store::Store::open(&copy)
+        .await
+        .expect("the copy opens");
+    assert_eq!(crate::common::samples(&copied, 1, None).await, 30);
+    copied.close().await;
+    let again = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["db", "backup", copy.to_str().expect("path")])
+        .output()
+        .expect("run");
+    assert!(
+        !again.status.success(),
+        "a second backup onto the same file is refused"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    run(&["db", "vacuum"]);
+    run(&["db", "maintain"]);
+    let store = fleetpoll::store::Store::open(&db).await.expect("reopen");
+    let kinds: Vec<String> =
+        sqlx::query_scalar("select type from activity where type like 'database_%' order by id")
+            .fetch_all(store.pool())
+            .await
+            .expect("activity");
+    assert_eq!(kinds, ["database_backed_up", "database_vacuumed"]);
+}
