@@ -451,7 +451,7 @@ pub fn rollup(rows: &[AggRow], span: i64) -> Vec<AggRow> {
 /// One chart point: each field's summary over the rows of one bucket, as figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// The latest row time in the bucket.
+    /// The bucket's start, or its latest row's time (see [`bucket`]).
     pub ts: i64,
     pub samples: i64,
     /// Per field: the mean, or the max for fields summed up by their max.
@@ -461,7 +461,10 @@ pub struct Point {
 }
 
 /// Groups rows into buckets of `width` from `since` and summarises each, buckets in order.
-pub fn bucket(rows: &[AggRow], kind: Kind, since: i64, width: i64) -> Vec<Point> {
+/// A point is stamped with its bucket's start when buckets are at least `row_ms` wide (so
+/// neighbours are exactly one bucket apart and a chart can tell a gap from a late sample),
+/// and with its latest row's time when each bucket holds about one row.
+pub fn bucket(rows: &[AggRow], kind: Kind, since: i64, width: i64, row_ms: i64) -> Vec<Point> {
     let fields = kind.fields();
     let width = width.max(1);
     let mut sorted: Vec<&AggRow> = rows.iter().collect();
@@ -487,7 +490,12 @@ pub fn bucket(rows: &[AggRow], kind: Kind, since: i64, width: i64) -> Vec<Point>
     }
     groups
         .into_iter()
-        .map(|(_, ts, acc)| {
+        .map(|(b, last, acc)| {
+            let ts = if width >= row_ms {
+                since + b * width
+            } else {
+                last
+            };
             let get = |i: usize| acc.fields.get(i).copied().flatten();
             let each = |pick: &dyn Fn(FieldAgg) -> f64| -> Vec<Option<f64>> {
                 fields
@@ -617,7 +625,7 @@ mod tests {
             raw(0, &[Some(1000), None, None, None]),
             raw(60_000, &[Some(3000), None, None, None]),
         ];
-        let points = bucket(&rows, Kind::Container, 0, 120_000);
+        let points = bucket(&rows, Kind::Container, 0, 120_000, 180_000);
         assert_eq!(points.len(), 1);
         assert_eq!(points[0].value[0], Some(20.0));
         assert_eq!(points[0].min[0], Some(10.0));
@@ -627,8 +635,14 @@ mod tests {
             raw(0, &[None, None, None, None, Some(100)]),
             raw(1, &[None, None, None, None, Some(900)]),
         ];
-        let p = bucket(&counters, Kind::Container, 0, 10);
+        let p = bucket(&counters, Kind::Container, 0, 10, 60_000);
         assert_eq!(p[0].value[4], Some(900.0));
+        // Wide buckets are stamped at their start: neighbours exactly one bucket apart.
+        let wide = bucket(&rows, Kind::Container, -30_000, 45_000, 60_000);
+        assert_eq!(
+            wide.iter().map(|p| p.ts).collect::<Vec<_>>(),
+            [-30_000, 60_000]
+        );
     }
 
     #[test]

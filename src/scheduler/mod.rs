@@ -11,14 +11,14 @@ mod timing;
 mod transition;
 mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, Semaphore};
-use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -41,8 +41,10 @@ use writer::Done;
 /// How long in-flight polls may finish after shutdown is asked, before they are dropped
 /// (unwritten: a poll's rows are written in one transaction or not at all).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
-/// How often the loop looks for due servers: the resolution of the schedule.
-const RESOLUTION: Duration = Duration::from_millis(100);
+/// Due servers are started together when their slots fall this close: the loop sleeps until
+/// the next slot (not on a fixed tick, which cost a small fleet a wake-up every 100 ms),
+/// and a large fleet's slots a few ms apart still make one wake-up.
+const COALESCE: Duration = Duration::from_millis(5);
 /// How often the loop checks whether the inventory changed, so CLI and API changes reach
 /// it; it re-reads the servers only when they did.
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -123,9 +125,8 @@ impl Scheduler {
         &self.metrics
     }
 
-    /// The poll loop, until `cancel` fires: every tick, re-read the
-    /// inventory when they are due, push back servers that failed, and start the polls whose
-    /// slot has come. Then let in-flight polls finish (for a grace period) and the writer
+    /// The poll loop, until `cancel` fires: re-read the inventory when due, push back servers
+    /// that failed, start the polls whose slot has come, and sleep until the next slot. Then let in-flight polls finish (for a grace period) and the writer
     /// drain.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let polls = Polls {
@@ -136,18 +137,18 @@ impl Scheduler {
         let (backoff_tx, mut backoff_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
         let writer = tokio::spawn(self.clone().writer(done_rx));
         let mut plan = Plan::new(Instant::now(), self.settings.poll_interval());
-        let mut tick = tokio::time::interval(RESOLUTION);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tick.tick() => {}
-            }
             let now = Instant::now();
             self.reload_if_due(&mut plan, now).await;
             plan.push_back(&mut backoff_rx);
-            for (server, slot) in plan.take_due(now) {
+            for (server, slot) in plan.take_due(now + COALESCE) {
                 self.dispatch(server, slot, &polls, &done_tx, &backoff_tx);
+            }
+            // A backoff only ever moves a slot later, so it need not wake the loop: it is
+            // applied before the slots are taken at the next wake-up.
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                () = tokio::time::sleep_until(plan.next_wake()) => {}
             }
         }
         polls.finish().await;
@@ -350,13 +351,14 @@ impl Polls {
     }
 }
 
-/// The loop's state: which servers are polled, when each is next due,
-/// and the inventory are next looked at.
+/// The loop's state: which servers are polled, when each is next due (also in time order,
+/// so the loop finds the next slot without a scan), and when the inventory is next looked at.
 struct Plan {
     start: Instant,
     interval: Duration,
     servers: HashMap<Uuid, Server>,
     due: HashMap<Uuid, Instant>,
+    queue: BTreeSet<(Instant, Uuid)>,
     loaded: Option<InventoryVersion>,
     next_reload: Instant,
     next_full_reload: Instant,
@@ -369,6 +371,7 @@ impl Plan {
             interval,
             servers: HashMap::new(),
             due: HashMap::new(),
+            queue: BTreeSet::new(),
             loaded: None,
             next_reload: start,
             next_full_reload: start,
@@ -383,19 +386,48 @@ impl Plan {
             .filter(|s| s.enabled)
             .map(|s| (s.id, s))
             .collect();
-        self.due.retain(|id, _| self.servers.contains_key(id));
-        for id in self.servers.keys() {
-            self.due.entry(*id).or_insert_with(|| {
-                next_slot(self.start, offset(*id, self.interval), self.interval, now)
-            });
+        let gone: Vec<Uuid> = self
+            .due
+            .keys()
+            .filter(|id| !self.servers.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(t) = self.due.remove(&id) {
+                self.queue.remove(&(t, id));
+            }
         }
+        let new: Vec<Uuid> = self
+            .servers
+            .keys()
+            .filter(|id| !self.due.contains_key(id))
+            .copied()
+            .collect();
+        for id in new {
+            let t = next_slot(self.start, offset(id, self.interval), self.interval, now);
+            self.set_due(id, t);
+        }
+    }
+
+    fn set_due(&mut self, id: Uuid, t: Instant) {
+        if let Some(old) = self.due.insert(id, t) {
+            self.queue.remove(&(old, id));
+        }
+        self.queue.insert((t, id));
+    }
+
+    /// When the loop must next look: the next slot, or the next inventory check.
+    fn next_wake(&self) -> Instant {
+        self.queue
+            .first()
+            .map_or(self.next_reload, |(t, _)| (*t).min(self.next_reload))
     }
 
     /// Moves failing servers' next slots back to the end of their backoff.
     fn push_back(&mut self, backoff_rx: &mut mpsc::UnboundedReceiver<(Uuid, Instant)>) {
         while let Ok((id, until)) = backoff_rx.try_recv() {
-            if let Some(t) = self.due.get_mut(&id) {
-                *t = (*t).max(until);
+            if let Some(t) = self.due.get(&id).copied() {
+                self.set_due(id, t.max(until));
             }
         }
     }
@@ -404,18 +436,68 @@ impl Plan {
     /// moves on by whole intervals.
     fn take_due(&mut self, now: Instant) -> Vec<(Server, Instant)> {
         let mut out = Vec::new();
-        for (id, slot) in self.due.iter_mut() {
-            if *slot > now {
-                continue;
+        while let Some(&(scheduled, id)) = self.queue.first() {
+            if scheduled > now {
+                break;
             }
-            let scheduled = *slot;
-            while *slot <= now {
-                *slot += self.interval;
+            let mut next = scheduled;
+            while next <= now {
+                next += self.interval;
             }
-            if let Some(server) = self.servers.get(id) {
+            self.set_due(id, next);
+            if let Some(server) = self.servers.get(&id) {
                 out.push((server.clone(), scheduled));
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::ServerStatus;
+
+    #[test]
+    fn the_loop_sleeps_until_the_next_slot_and_takes_servers_in_slot_order() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(60);
+        let mut plan = Plan::new(start, interval);
+        plan.next_reload = start + Duration::from_secs(3600);
+        let servers: Vec<Server> = (0..50)
+            .map(|_| transition::tests::server(ServerStatus::Online, 0))
+            .collect();
+        plan.replace_servers(servers, start);
+        let first = plan.next_wake();
+        assert!(first >= start && first < start + interval);
+        // Nothing is due before the first slot; at it, that server (and any within the
+        // coalescing window) is taken, and the next wake-up is later.
+        assert!(plan.take_due(first - Duration::from_millis(1)).is_empty());
+        let taken = plan.take_due(first);
+        assert!(!taken.is_empty());
+        assert!(taken.iter().all(|(_, slot)| *slot <= first));
+        assert!(plan.next_wake() > first);
+        // Over one interval every server is taken exactly once, in slot order.
+        let all = plan.take_due(first + interval - Duration::from_millis(1));
+        assert_eq!(taken.len() + all.len(), 50);
+        assert!(all.windows(2).all(|w| w[0].1 <= w[1].1));
+        let ids: HashSet<Uuid> = taken.iter().chain(&all).map(|(s, _)| s.id).collect();
+        assert_eq!(ids.len(), 50);
+        // A backoff moves a slot later; a removed server leaves the queue.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (victim, _) = &all[0];
+        tx.send((victim.id, start + Duration::from_secs(600)))
+            .expect("send");
+        plan.push_back(&mut rx);
+        assert_eq!(plan.due[&victim.id], start + Duration::from_secs(600));
+        let keep: Vec<Server> = plan
+            .servers
+            .values()
+            .filter(|s| s.id != victim.id)
+            .cloned()
+            .collect();
+        plan.replace_servers(keep, start);
+        assert_eq!(plan.queue.len(), 49);
+        assert!(plan.queue.iter().all(|(_, id)| *id != victim.id));
     }
 }

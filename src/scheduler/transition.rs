@@ -120,7 +120,7 @@ pub fn transition(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use uuid::Uuid;
@@ -128,7 +128,8 @@ mod tests {
     use super::*;
     use crate::model::{DockerState, SectionProblem, Snapshot};
 
-    fn server(status: ServerStatus, failures: u32) -> Server {
+    /// A registered server in `status` after `failures` failed polls in a row.
+    pub(in crate::scheduler) fn server(status: ServerStatus, failures: u32) -> Server {
         let now = Utc::now();
         Server {
             id: Uuid::new_v4(),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::samples::{bands, plan, Band, PointView};
+use super::samples::{bands, plan, Band, Plan, PointView};
 use super::{to_ms, Store, StoreError};
 use crate::history::{self, AggRow, Keep, Kind, Tier};
 
@@ -60,7 +60,12 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<DiskHistory, StoreError> {
-        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let Plan {
+            tier,
+            width,
+            row_ms,
+            resolution_secs,
+        } = plan(since, until, max_points, keep);
         let series = self.series_of(Kind::Mount, Some(&[server_id])).await?;
         let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
         let (a, b) = (to_ms(since), to_ms(until));
@@ -76,7 +81,7 @@ impl Store {
             if rows.is_empty() {
                 continue;
             }
-            let points = history::bucket(&rows, Kind::Mount, a, width)
+            let points = history::bucket(&rows, Kind::Mount, a, width, row_ms)
                 .iter()
                 .map(|p| {
                     let v = PointView {
@@ -132,7 +137,8 @@ impl Store {
             };
             let rows: Vec<AggRow> = rows.iter().map(AggRow::of_sample).collect();
             let mut line = vec![None; buckets.max(1)];
-            for p in history::bucket(&rows, Kind::Server, a, width) {
+            // Stamped by their rows: each slice is placed by the time of its samples.
+            for p in history::bucket(&rows, Kind::Server, a, width, i64::MAX) {
                 let slice = usize::try_from((p.ts - a) / width)
                     .unwrap_or(0)
                     .min(line.len() - 1);

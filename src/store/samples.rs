@@ -201,18 +201,33 @@ pub(super) fn bands(v: &PointView<'_>, tier: Tier, names: &[&str]) -> (Option<Ba
     (Some(v.band(names, false)), Some(v.band(names, true)))
 }
 
-/// The tier, bucket width and resolution of a chart of `since..until`.
+/// How a chart of a window is read: the tier, the bucket width, the width of the tier's own
+/// rows, and what one point stands for.
+pub(super) struct Plan {
+    pub tier: Tier,
+    pub width: i64,
+    pub row_ms: i64,
+    pub resolution_secs: i64,
+}
+
+/// The plan of a chart of `since..until` in at most `max_points` points.
 pub(super) fn plan(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     max_points: i64,
     keep: Keep,
-) -> (Tier, i64, i64) {
+) -> Plan {
     let (a, b) = (to_ms(since), to_ms(until));
     let (tier, width) = history::choose(a, b, max_points, to_ms(Utc::now()), keep);
+    let row_ms = tier.row_ms(keep.poll_interval_ms);
     // Whole seconds, rounded up: a point never stands for less than it does.
-    let resolution = (width.max(tier.row_ms(keep.poll_interval_ms)) + 999) / 1000;
-    (tier, width, resolution.max(1))
+    let resolution_secs = ((width.max(row_ms) + 999) / 1000).max(1);
+    Plan {
+        tier,
+        width,
+        row_ms,
+        resolution_secs,
+    }
 }
 
 impl Store {
@@ -440,7 +455,12 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<MetricPoint>, StoreError> {
-        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let Plan {
+            tier,
+            width,
+            row_ms,
+            resolution_secs,
+        } = plan(since, until, max_points, keep);
         let series: Vec<i64> = self
             .series_of(Kind::Server, Some(&[server_id]))
             .await?
@@ -454,7 +474,7 @@ impl Store {
             .flatten()
             .filter(|r| r.ts >= a && r.ts <= b)
             .collect();
-        let items = history::bucket(&rows, Kind::Server, a, width)
+        let items = history::bucket(&rows, Kind::Server, a, width, row_ms)
             .iter()
             .map(|p| {
                 let v = PointView {
@@ -566,7 +586,12 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<ContainerPoint>, StoreError> {
-        let (tier, width, resolution_secs) = plan(since, until, max_points, keep);
+        let Plan {
+            tier,
+            width,
+            row_ms,
+            resolution_secs,
+        } = plan(since, until, max_points, keep);
         let series: Vec<i64> = self
             .container_series(server_id, container)
             .await?
@@ -579,7 +604,7 @@ impl Store {
             .flatten()
             .filter(|r| r.ts >= a && r.ts <= b)
             .collect();
-        let items = history::bucket(&rows, Kind::Container, a, width)
+        let items = history::bucket(&rows, Kind::Container, a, width, row_ms)
             .iter()
             .map(|p| {
                 let v = PointView {
