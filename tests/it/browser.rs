@@ -233,11 +233,29 @@ async fn an_operator_zooms_a_chart_exports_its_csv_and_filters_the_activity_log(
 
     let cpu = "div.chart[data-chart=cpu]";
     reload_until_points(&b, cpu, 3).await;
-    for chart in ["memory", "swap", "load", "disk"] {
+    for chart in ["memory", "load", "disk"] {
         let sel = format!("div.chart[data-chart={chart}]");
         b.wait_for(&sel, WAIT).await;
         let n = points(&b, &sel).await;
         assert!(n >= 1, "chart {chart} has {n} points");
+    }
+    // Swap: a chart, or "no swap" when this machine has none (#18), as the API's history says.
+    let (_, history) = fleet
+        .app
+        .get(&format!("/api/servers/{}/metrics?period=1h", server.id))
+        .await;
+    let has_swap = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|p| p["swap_total_bytes"].as_u64().unwrap_or(0) > 0);
+    let swap = "div.chart[data-chart=swap]";
+    b.wait_for(swap, WAIT).await;
+    if has_swap {
+        let n = points(&b, swap).await;
+        assert!(n >= 1, "the swap chart has {n} points");
+    } else {
+        assert_eq!(text_of(&b, &format!("{swap} .note")).await, "no swap");
     }
     // The shim's containers, in the table and each with a chart.
     let (_, containers) = fleet
@@ -1054,29 +1072,7 @@ async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
     fleetpoll::ops::create_user(&app.store, "cara", Role::Viewer, PASSWORD, &Actor::system())
         .await
         .expect("create user");
-    let key = app.dir.path().join("k");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
-    let server = common::add(
-        &app.store,
-        fleetpoll::inventory::NewServer {
-            name: "formula-host".into(),
-            host: "127.0.0.1".into(),
-            port: harness::closed_port(),
-            user: "u".into(),
-            key_path: key.to_string_lossy().into_owned(),
-            key_passphrase_env: None,
-            tags: vec![],
-            enabled: false,
-            key_material: None,
-            key_stored: false,
-        },
-    )
-    .await;
+    let server = unpolled_server(&app, "formula-host").await;
     // What a host's `df` could report; stored as a poll would store it.
     let mounts = [
         "=HYPERLINK(\"http://evil.example/x\",\"open\")",
@@ -1149,6 +1145,343 @@ async fn the_chart_csv_defuses_formulas_in_names_from_the_host() {
             );
         }
     }
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    drop(b);
+    app.stop().await;
+}
+
+/// Issue #18 on a host that was down for 20 minutes of the last hour and has no swap: every
+/// history chart and the overview's sparkline break their lines at the hole rather than join
+/// across it, the swap chart says "no swap", and the axes read at round values in the unit shown,
+/// with time labels in one format that never overlap, at desktop and at phone width.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_break_their_lines_at_a_gap_say_no_swap_and_tick_round_values() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Polls a minute apart, as the samples below: an API that names the resolution (#12) gives
+    // at least that, and one that does not leaves the page the median spacing, a minute too.
+    let app = TestApp::start_with_interval(60).await;
+    fleetpoll::ops::create_user(&app.store, "cara", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let server = unpolled_server(&app, "gappy").await;
+    // A sample a minute from 55 to 35 minutes ago, then nothing for 20 minutes, then a sample a
+    // minute from 15 minutes ago to now.
+    for minutes_ago in (35..=55).rev().chain((0..=15).rev()) {
+        record_sample(&app, &server, minutes_ago).await;
+    }
+
+    let b = Browser::start("gaps").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "cara").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    // The sparkline's hour has empty slices in the hole: two pieces of line.
+    let spark = format!("tr.server-row[data-id=\"{}\"] svg.sparkline", server.id);
+    b.wait_js(
+        "the sparkline to be drawn in two pieces",
+        &format!(
+            "document.querySelectorAll({}).length === 2",
+            json!(format!("{spark} polyline"))
+        ),
+        WAIT,
+    )
+    .await;
+    b.screenshot("sparkline").await;
+
+    b.goto(&app.url(&format!("/servers/{}", server.id))).await;
+    wait_ready(&b).await;
+    // Two pieces of line per series: CPU, memory, three loads, two mounts, a container's CPU and
+    // memory.
+    let want = [
+        ("cpu", 2),
+        ("memory", 2),
+        ("load", 6),
+        ("disk", 4),
+        ("container:web-1", 4),
+    ];
+    for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        b.set_window_size(w, h).await;
+        b.wait_js(
+            &format!("the viewport to be {w} px wide"),
+            &format!("Math.abs(window.innerWidth - {w}) <= 20"),
+            WAIT,
+        )
+        .await;
+        let axes = b
+            .eventually(
+                &format!("every chart drawn in pieces at {label} width"),
+                || async {
+                    let axes = chart_axes(&b).await;
+                    let pieces: Vec<(String, u64)> = want
+                        .iter()
+                        .map(|(key, _)| (key.to_string(), axes[key]["lines"].as_u64().unwrap_or(0)))
+                        .collect();
+                    let wanted: Vec<(String, u64)> =
+                        want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+                    if pieces == wanted {
+                        Ok(axes)
+                    } else {
+                        Err(format!(
+                            "lines per chart {pieces:?}, want {wanted:?}: {axes}"
+                        ))
+                    }
+                },
+            )
+            .await;
+        b.screenshot(&format!("charts-{label}")).await;
+        for (key, _) in want {
+            let chart = &axes[key];
+            assert_eq!(chart["dots"], 0, "{key}: {chart}");
+            for side in ["left", "right"] {
+                let labels: Vec<String> =
+                    serde_json::from_value(chart[side].clone()).expect("labels");
+                if side == "left" || !labels.is_empty() {
+                    assert_round_ticks(&format!("{key} ({side}, {label})"), &labels);
+                }
+            }
+            assert_time_labels_apart(&format!("{key} ({label})"), chart);
+        }
+        // One format for the time labels of every chart (they share the range).
+        let shapes: std::collections::BTreeSet<String> = want
+            .iter()
+            .flat_map(|(key, _)| {
+                axes[key]["x"]
+                    .as_array()
+                    .expect("x labels")
+                    .iter()
+                    .map(|l| label_shape(l["text"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            shapes.len(),
+            1,
+            "time labels in several formats: {shapes:?}"
+        );
+        // The container's memory, 150 to 190 MiB: ticked in whole MiB.
+        assert_eq!(
+            axes["container:web-1"]["right"],
+            json!(["0 MiB", "50 MiB", "100 MiB", "150 MiB", "200 MiB"]),
+            "{}",
+            axes["container:web-1"]
+        );
+    }
+    let swap = "div.chart[data-chart=swap]";
+    assert_eq!(text_of(&b, &format!("{swap} .note")).await, "no swap");
+    assert!(
+        b.try_find(&format!("{swap} svg")).await.is_none(),
+        "a host without swap still gets a swap plot"
+    );
+    let resolution = text_of(&b, "#resolution").await;
+    assert!(
+        resolution.starts_with("1 point"),
+        "#resolution says {resolution:?}"
+    );
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    drop(b);
+    app.stop().await;
+}
+
+/// #12: the period selector offers 90 days and a year. Until the API serves them from its
+/// tiers it refuses them (400); the page then says so in the banner, keeps working, and the next
+/// period it can show clears the banner. Once the API serves them, the charts span the period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_period_selector_offers_90d_and_1y_and_shows_an_api_refusal_in_the_banner() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start_with_interval(60).await;
+    fleetpoll::ops::create_user(&app.store, "cara", Role::Viewer, PASSWORD, &Actor::system())
+        .await
+        .expect("create user");
+    let server = unpolled_server(&app, "long-lived").await;
+    for minutes_ago in (0..=5).rev() {
+        record_sample(&app, &server, minutes_ago).await;
+    }
+    let b = Browser::start("periods").await;
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "cara").await;
+    wait_path(&b, "/").await;
+    b.goto(&app.url(&format!("/servers/{}", server.id))).await;
+    wait_ready(&b).await;
+    let offered = b
+        .execute(
+            "return [...document.querySelectorAll('#period button')].map(b => b.dataset.period);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(offered, json!(["1h", "24h", "7d", "30d", "90d", "1y"]));
+
+    let cpu = "div.chart[data-chart=cpu]";
+    let mut refused = Vec::new();
+    for period in ["90d", "1y"] {
+        let (status, answer) = app
+            .get(&format!(
+                "/api/servers/{}/metrics?period={period}",
+                server.id
+            ))
+            .await;
+        b.find(&format!("#period button[data-period=\"{period}\"]"))
+            .await
+            .click()
+            .await;
+        b.wait_js(
+            &format!("the {period} button to be active"),
+            &format!(
+                "document.querySelector('#period button[data-period=\"{period}\"]').classList.contains('active')"
+            ),
+            WAIT,
+        )
+        .await;
+        assert_eq!(query_param(&b, "period").await.as_deref(), Some(period));
+        if status == 400 {
+            refused.push(period);
+            let error = answer["error"].as_str().expect("the refusal's error");
+            b.wait_js(
+                &format!("the banner to show the API's refusal of {period}"),
+                &format!(
+                    "(() => {{ const b = document.querySelector('#banner'); \
+                       return b && !b.hidden && b.textContent.includes('Could not load') \
+                         && b.textContent.includes({}); }})()",
+                    json!(error)
+                ),
+                WAIT,
+            )
+            .await;
+            b.screenshot(&format!("refused-{period}")).await;
+            // The page did not break: the charts of the period before are still there.
+            b.find(cpu).await;
+        } else {
+            assert_eq!(status, 200, "GET metrics?period={period}: {answer}");
+            let since: DateTime<Utc> = answer["since"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("since");
+            b.wait_js(
+                &format!("the CPU chart to span {period}"),
+                &format!(
+                    "Math.abs(Date.parse(document.querySelector('{cpu}').dataset.from) - {}) < 600e3",
+                    since.timestamp_millis()
+                ),
+                WAIT,
+            )
+            .await;
+            wait_ready(&b).await;
+            b.screenshot(&format!("period-{period}")).await;
+        }
+    }
+    println!("periods the API refused: {refused:?}");
+
+    // Back to an hour: the banner goes and the chart has the samples.
+    b.find("#period button[data-period=\"1h\"]")
+        .await
+        .click()
+        .await;
+    b.wait_js(
+        "the banner to clear on 1h",
+        "document.querySelector('#banner').hidden",
+        WAIT,
+    )
+    .await;
+    b.wait_js(
+        "the 1h CPU chart's samples",
+        &format!("Number(document.querySelector('{cpu}').dataset.points) >= 5"),
+        WAIT,
+    )
+    .await;
+    // Clean but for the refusals themselves (a 400 is a failed load in the console).
+    let origin = format!("http://{}", app.addr);
+    let problems: Vec<String> = b
+        .problems(&origin)
+        .await
+        .into_iter()
+        .filter(|p| {
+            !(p.contains("400") && refused.iter().any(|r| p.contains(&format!("period={r}"))))
+        })
+        .collect();
+    assert!(problems.is_empty(), "the page was not clean: {problems:#?}");
+    drop(b);
+    app.stop().await;
+}
+
+/// #12: rollup points carry a min and a max; the chart draws them as a translucent band in the
+/// line's colour behind the line, broken where the line is. Today's API sends no min/max, so the
+/// page's own chart is given a synthetic hourly series (a 5-hour hole in it) in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollup_band_spans_min_to_max_in_its_lines_colour_and_breaks_with_it() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    let b = Browser::start("band").await;
+    // Any page with the dashboard's script will do; the login page needs no session.
+    b.goto(&app.url("/login")).await;
+    b.wait_for("form#login", WAIT).await;
+    b.execute(
+        "const t0 = Date.parse('2024-01-01T00:00:00Z');
+         const rows = [0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 16].map(h =>
+           ({ t: t0 + h * 3600e3, v: [50 + h], lo: [30 + h], hi: [70 + h] }));
+         const series = [{ name: 'cpu_percent', label: 'busy', unit: 'pct', fmt: v => v + '%' }];
+         document.body.append(lineChart({ key: 'band-test', title: 'band', series, rows, yMax: 100,
+           domain: [t0, t0 + 17 * 3600e3], resolution: 3600, exportName: 'band.csv' }));
+         window.bandCsv = toCsv(series, rows).split('\\n')[0];",
+        json!([]),
+    )
+    .await;
+    b.wait_js(
+        "the band chart to be drawn",
+        "!!document.querySelector('div.chart[data-chart=\"band-test\"] svg polyline')",
+        WAIT,
+    )
+    .await;
+    b.screenshot("band").await;
+    let v = b
+        .execute(
+            "const svg = document.querySelector('div.chart[data-chart=\"band-test\"] svg');
+             const bands = [...svg.querySelectorAll('path.band')];
+             const lines = [...svg.querySelectorAll('polyline.series')];
+             const pairs = s => (s.match(/-?[0-9.]+,-?[0-9.]+/g) || []).map(p => p.split(',').map(Number));
+             // Each line point lies between its band's top and bottom edge at the same x.
+             const inside = lines.every((l, i) => pairs(l.getAttribute('points')).every(([x, y]) => {
+               const ys = pairs(bands[i].getAttribute('d')).filter(p => p[0] === x).map(p => p[1]);
+               return ys.length === 2 && Math.min(...ys) < y && y < Math.max(...ys);
+             }));
+             const order = [...svg.children];
+             // The pure builder: no band without min/max, a lone banded point is a tick.
+             const x = t => t / 1e5, y = v => 100 - v;
+             const plain = seriesShapes({ rows: [{ t: 0, v: [1] }, { t: 1, v: [2] }], si: 0, x, y, maxGapMs: 10, color: '#123456' });
+             const lone = seriesShapes({ rows: [{ t: 0, v: [1], lo: [0], hi: [2] }], si: 0, x, y, maxGapMs: 10, color: '#123456' });
+             return {
+               bands: bands.length, lines: lines.length, inside,
+               fills: bands.map(b => b.getAttribute('fill')), strokes: lines.map(l => l.getAttribute('stroke')),
+               opacity: Number(getComputedStyle(bands[0]).fillOpacity),
+               behind: bands.every(b => lines.every(l => order.indexOf(b) < order.indexOf(l))),
+               points: lines.map(l => pairs(l.getAttribute('points')).length),
+               plain: [plain.bands.length, plain.lines.length],
+               lone: [lone.bands.length, lone.bands[0] && lone.bands[0].getAttribute('class'), lone.lines[0].tagName],
+               csv: window.bandCsv,
+             };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(v["bands"], 2, "a band per piece of line: {v}");
+    assert_eq!(v["lines"], 2, "{v}");
+    assert_eq!(v["points"], json!([6, 6]), "{v}");
+    assert_eq!(v["inside"], true, "a line point outside its band: {v}");
+    assert_eq!(
+        v["fills"], v["strokes"],
+        "band and line colours differ: {v}"
+    );
+    assert_eq!(v["behind"], true, "a band is drawn over a line: {v}");
+    let opacity = v["opacity"].as_f64().expect("fill-opacity");
+    assert!(
+        0.0 < opacity && opacity < 0.5,
+        "band fill-opacity {opacity}"
+    );
+    assert_eq!(v["plain"], json!([0, 1]), "{v}");
+    assert_eq!(v["lone"], json!([1, "band band-tick", "circle"]), "{v}");
+    assert_eq!(
+        v["csv"], "time,cpu_percent,cpu_percent_min,cpu_percent_max",
+        "{v}"
+    );
     b.assert_clean(&format!("http://{}", app.addr)).await;
     drop(b);
     app.stop().await;
@@ -2116,6 +2449,213 @@ fn container_chart(name: &str) -> String {
         "div.chart[data-chart={}]",
         json!(format!("container:{name}"))
     )
+}
+
+/// A server that is never polled (disabled, on a closed port), for tests that store its
+/// samples themselves.
+async fn unpolled_server(app: &TestApp, name: &str) -> Server {
+    let key = app.dir.path().join(format!("key-{name}"));
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    common::add(
+        &app.store,
+        fleetpoll::inventory::NewServer {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port: harness::closed_port(),
+            user: "u".into(),
+            key_path: key.to_string_lossy().into_owned(),
+            key_passphrase_env: None,
+            tags: vec![],
+            enabled: false,
+            key_material: None,
+            key_stored: false,
+        },
+    )
+    .await
+}
+
+/// Stores, as a poll would, a sample of `server` taken `minutes_ago` (and a second) ago: CPU,
+/// memory, load and two mounts that move from minute to minute, no swap (total 0), and one
+/// container `web-1` using 150 to 190 MiB. The server's latest sample becomes this one (its
+/// container list is the latest sample's), so store them oldest first.
+async fn record_sample(app: &TestApp, server: &Server, minutes_ago: i64) {
+    use fleetpoll::model::{ContainerSample, DiskSample, DockerState, ServerSample, Snapshot};
+    let wave = (minutes_ago % 5) as u64;
+    let disk = |mount: &str, used: u64| DiskSample {
+        filesystem: "/dev/vda".into(),
+        mount: mount.into(),
+        total_bytes: Some(100 << 30),
+        used_bytes: Some(used << 30),
+        available_bytes: Some((100 - used) << 30),
+        use_percent: Some(used as f64),
+    };
+    let snapshot = Snapshot {
+        taken_at: Utc::now()
+            - chrono::Duration::minutes(minutes_ago)
+            - chrono::Duration::seconds(1),
+        server: ServerSample {
+            cpu_busy_percent: Some(20.0 + 10.0 * wave as f64),
+            load1: Some(0.5 + 0.1 * wave as f64),
+            load5: Some(0.4),
+            load15: Some(0.3),
+            mem_total_bytes: Some(8 << 30),
+            mem_used_bytes: Some((3 << 30) + (wave << 28)),
+            mem_available_bytes: Some((5 << 30) - (wave << 28)),
+            swap_total_bytes: Some(0),
+            swap_used_bytes: Some(0),
+            ..Default::default()
+        },
+        disks: vec![disk("/", 40 + wave), disk("/data", 70 - wave)],
+        containers: vec![ContainerSample {
+            container_id: "c0ffee".into(),
+            name: "web-1".into(),
+            image: Some("nginx:1.27".into()),
+            state: "running".into(),
+            status_text: "Up 2 hours".into(),
+            exit_code: None,
+            health: None,
+            cpu_percent: Some(1.0 + wave as f64),
+            cpu_time_seconds: None,
+            mem_used_bytes: Some((150 + 10 * wave) << 20),
+            mem_limit_bytes: Some(1 << 30),
+            mem_percent: None,
+            net_rx_bytes: None,
+            net_tx_bytes: None,
+            block_read_bytes: None,
+            block_write_bytes: None,
+            pids: Some(3),
+        }],
+        docker: DockerState::Available,
+        problems: vec![],
+    };
+    app.store
+        .record_poll(
+            server.id,
+            Some(&snapshot),
+            &fleetpoll::store::ServerUpdate {
+                last_sample_at: Some(snapshot.taken_at),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .expect("record a sample");
+}
+
+/// Every chart on the page by its `data-chart`: its pieces of line (`lines`) and lone points
+/// (`dots`), its y tick labels (`left`, `right`), its time labels (`x`: text and left/right
+/// edge on screen) and its plot's left/right edge (`svg`).
+async fn chart_axes(b: &Browser) -> Value {
+    b.execute(
+        "const out = {};
+         for (const c of document.querySelectorAll('div.chart')) {
+           const svg = c.querySelector('svg');
+           if (!svg) { out[c.dataset.chart] = { note: c.textContent }; continue; }
+           const texts = sel => [...svg.querySelectorAll(sel)].map(t => t.textContent);
+           const r = svg.getBoundingClientRect();
+           out[c.dataset.chart] = {
+             lines: svg.querySelectorAll('polyline.series').length,
+             dots: svg.querySelectorAll('circle.series-dot').length,
+             left: texts('text.tick-y:not(.right)'),
+             right: texts('text.tick-y.right'),
+             x: [...svg.querySelectorAll('text.tick-x')].map(t => {
+               const b = t.getBoundingClientRect();
+               return { text: t.textContent, left: b.left, right: b.right };
+             }),
+             svg: { left: r.left, right: r.right },
+           };
+         }
+         return out;",
+        json!([]),
+    )
+    .await
+}
+
+/// Checks that y tick labels read at round values in one unit: `0 MiB, 50 MiB, 100 MiB`, or
+/// `0%, 25%, ...`, or `0, 0.5, 1`: from 0, in equal steps of 1, 2, 2.5 or 5 times a power of 10.
+fn assert_round_ticks(what: &str, labels: &[String]) {
+    assert!(labels.len() >= 2, "{what}: tick labels {labels:?}");
+    let parsed: Vec<(f64, &str)> = labels
+        .iter()
+        .map(|l| {
+            let end = l
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(l.len());
+            let n = l[..end]
+                .parse()
+                .unwrap_or_else(|e| panic!("{what}: tick {l:?} is not a number: {e}"));
+            (n, l[end..].trim())
+        })
+        .collect();
+    assert!(
+        parsed.iter().all(|(_, unit)| *unit == parsed[0].1),
+        "{what}: ticks in several units: {labels:?}"
+    );
+    assert_eq!(
+        parsed[0].0, 0.0,
+        "{what}: the axis does not start at 0: {labels:?}"
+    );
+    let step = parsed[1].0 - parsed[0].0;
+    let mag = 10f64.powf(step.log10().floor());
+    assert!(
+        [1.0, 2.0, 2.5, 5.0, 10.0]
+            .iter()
+            .any(|m| (step / mag - m).abs() < 1e-9),
+        "{what}: a step of {step} is not round: {labels:?}"
+    );
+    for (i, (v, _)) in parsed.iter().enumerate() {
+        assert!(
+            (v - step * i as f64).abs() < step * 1e-9,
+            "{what}: uneven ticks {labels:?}"
+        );
+    }
+}
+
+/// Checks that a chart (from [`chart_axes`]) has at least two time labels, all inside the plot's
+/// box and none overlapping its neighbour.
+fn assert_time_labels_apart(what: &str, chart: &Value) {
+    let labels = chart["x"].as_array().expect("x labels");
+    assert!(labels.len() >= 2, "{what}: time labels {labels:?}");
+    let edge = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    for l in labels {
+        assert!(
+            edge(l, "left") >= edge(&chart["svg"], "left") - 0.5
+                && edge(l, "right") <= edge(&chart["svg"], "right") + 0.5,
+            "{what}: time label {l} sticks out of {}",
+            chart["svg"]
+        );
+    }
+    for pair in labels.windows(2) {
+        assert!(
+            edge(&pair[0], "right") + 2.0 <= edge(&pair[1], "left"),
+            "{what}: time labels overlap: {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+/// A label's shape: runs of digits as `9`, of letters as `a` ("13:40" → "9:9", "Mar 4" → "a 9").
+fn label_shape(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        let k = if c.is_ascii_digit() {
+            '9'
+        } else if c.is_alphabetic() {
+            'a'
+        } else {
+            c
+        };
+        if !(out.ends_with(k) && (k == '9' || k == 'a')) {
+            out.push(k);
+        }
+    }
+    out
 }
 
 /// `data-points` of the first element matching `css` (a chart or a sparkline), or -1 if there

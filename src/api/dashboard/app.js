@@ -164,32 +164,170 @@ async function loadMe() {
 
 // ---------- charts ----------
 
-/// Nice round tick values between lo and hi.
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+/// Round tick values from lo up to the first one at or above hi: steps of 1, 2, 2.5 or 5 times a
+/// power of ten, about `count` of them. Values are rounded to 12 digits so that 3 × 0.1 is 0.3.
 function ticks(lo, hi, count = 4) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= raw) || raw;
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+  const first = Math.ceil(lo / step - 1e-9);
+  for (let i = first; out.length < 50; i++) {
+    const v = +(i * step).toPrecision(12);
+    out.push(v);
+    if (v >= hi - step * 1e-9) break;
+  }
   return out;
 }
 
-function timeTickLabel(t, spanMs) {
-  const d = new Date(t);
-  if (spanMs <= 15 * 60e3) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  if (spanMs <= 2 * 86400e3) return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
-  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+/// A y axis from 0 to at least `hi`, ticked at round values in the unit its labels show: bytes
+/// in the largest binary unit below `hi` (0, 100, 200 MiB; not 97.7 / 195.3 KiB), percentages
+/// and plain numbers as they are. Returns the tick values (in the data's own unit), the axis top
+/// (the last tick) and the label of a tick.
+function axisTicks(unit, hi) {
+  const plain = v => String(+v.toPrecision(12));
+  if (unit === "bytes") {
+    // An all-zero series still gets a readable axis: up to 1 KiB, not fractions of a byte.
+    if (!(hi > 0)) hi = 1024;
+    let k = 0;
+    while (k < BYTE_UNITS.length - 1 && hi >= Math.pow(1024, k + 1)) k++;
+    const div = Math.pow(1024, k);
+    // Whole bytes only: below 4 B a step of 1 B.
+    const tk = ticks(0, k === 0 ? Math.max(hi, 4) : hi / div);
+    return { tk: tk.map(v => v * div), top: tk[tk.length - 1] * div, label: v => `${plain(v / div)} ${BYTE_UNITS[k]}` };
+  }
+  if (!(hi > 0)) hi = 1;
+  const tk = ticks(0, hi);
+  return { tk, top: tk[tk.length - 1], label: unit === "pct" ? v => plain(v) + "%" : plain };
+}
+
+/// Candidate spacings of the time axis, finest first: fixed lengths up to hours, then calendar
+/// days and months in local time (so day ticks fall on midnight whatever the time zone).
+const TIME_STEPS = [
+  ...[1, 2, 5, 10, 15, 30].map(n => ({ ms: n * 1e3 })),
+  ...[1, 2, 5, 10, 15, 30].map(n => ({ ms: n * 60e3 })),
+  ...[1, 2, 3, 6, 12].map(n => ({ ms: n * 3600e3 })),
+  ...[1, 2, 7, 14].map(n => ({ days: n })),
+  ...[1, 2, 3, 6, 12].map(n => ({ months: n })),
+];
+const stepMs = s => s.ms || (s.days ? s.days * 86400e3 : s.months * 30.44 * 86400e3);
+const TIME_FORMATS = {
+  seconds: new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }),
+  minutes: new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }),
+  days: new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" }),
+};
+
+/// One label format per step, so every label of an axis reads the same way: 24-hour clock time
+/// (with seconds only when the step is under a minute), or the date from a step of a day up.
+function timeFormatOf(step) {
+  const f = !step.ms ? TIME_FORMATS.days : step.ms < 60e3 ? TIME_FORMATS.seconds : TIME_FORMATS.minutes;
+  return t => f.format(new Date(t));
+}
+
+/// The tick times of `step` within [t0, t1], on round local clock or calendar values.
+function timeTicksOf(t0, t1, step) {
+  const out = [];
+  if (step.ms) {
+    // Aligned to the local clock: in "local milliseconds since the epoch" a multiple of the step.
+    const off = new Date(t0).getTimezoneOffset() * 60e3;
+    for (let t = Math.ceil((t0 - off) / step.ms) * step.ms + off; t <= t1 && out.length < 1000; t += step.ms) out.push(t);
+    return out;
+  }
+  const d = new Date(t0);
+  d.setHours(0, 0, 0, 0);
+  if (step.months) {
+    d.setDate(1);
+    while (d.getTime() < t0 || d.getMonth() % step.months) d.setMonth(d.getMonth() + 1);
+    for (; d.getTime() <= t1 && out.length < 1000; d.setMonth(d.getMonth() + step.months)) out.push(d.getTime());
+  } else {
+    while (d.getTime() < t0) d.setDate(d.getDate() + 1);
+    for (; d.getTime() <= t1 && out.length < 1000; d.setDate(d.getDate() + step.days)) out.push(d.getTime());
+  }
+  return out;
+}
+
+/// The time axis of a plot `pw` px wide from `x0`: the finest step whose labels, as wide as
+/// `measure` says, keep a gap between neighbours (so they never overlap, even at 390 px). Labels
+/// that would stick out of [0, W] are dropped. Returns `[{t, x, label}]`.
+function timeAxis(t0, t1, x0, pw, W, measure) {
+  const span = t1 - t0 || 1;
+  const xOf = t => x0 + ((t - t0) / span) * pw;
+  for (const step of TIME_STEPS) {
+    // Skip at once what cannot fit (a 1 s step over a year), before measuring anything.
+    if ((stepMs(step) / span) * pw < 20 && step !== TIME_STEPS[TIME_STEPS.length - 1]) continue;
+    const fmt = timeFormatOf(step);
+    const ts = timeTicksOf(t0, t1, step);
+    const labs = ts.map(t => { const label = fmt(t); return { t, x: xOf(t), label, w: measure(label) }; });
+    const fits = labs.every((l, i) => i === 0 || l.x - labs[i - 1].x >= (l.w + labs[i - 1].w) / 2 + 16);
+    if (fits || step === TIME_STEPS[TIME_STEPS.length - 1]) return labs.filter(l => l.x - l.w / 2 >= 0 && l.x + l.w / 2 <= W);
+  }
+  return [];
+}
+
+/// The longest time between two consecutive points that still draws as one line: 1.5 times what
+/// one point stands for (`resolutionSecs`, from the API's `resolution_secs`), or, from an API
+/// that does not say, 1.5 times the median spacing of the points (issue #18).
+function gapLimitMs(times, resolutionSecs) {
+  if (resolutionSecs > 0) return 1.5 * resolutionSecs * 1000;
+  const d = [];
+  for (let i = 1; i < times.length; i++) d.push(times[i] - times[i - 1]);
+  if (!d.length) return Infinity;
+  d.sort((a, b) => a - b);
+  const mid = d.length >> 1;
+  return 1.5 * (d.length % 2 ? d[mid] : (d[mid - 1] + d[mid]) / 2);
+}
+
+/// The unbroken runs of `rows` for which `has(row)` holds: a row without a value, or a step
+/// longer than `maxGapMs` from the previous row with one, starts a new run.
+function runs(rows, has, maxGapMs) {
+  const out = [];
+  let cur = [];
+  for (const r of rows) {
+    if (!has(r)) { if (cur.length) out.push(cur); cur = []; continue; }
+    if (cur.length && r.t - cur[cur.length - 1].t > maxGapMs) { out.push(cur); cur = []; }
+    cur.push(r);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/// The SVG of series `si` of `rows` (`[{t, v: [...], lo?: [...], hi?: [...]}]`), with `x(t)` and
+/// `y(value)` in px: `lines`, a polyline per unbroken run (a dot for a lone point), and `bands`,
+/// a translucent area between min (`lo`) and max (`hi`) per run that has them, in the line's
+/// colour. Runs break at gaps longer than `maxGapMs`. Pure: nothing is added to the page.
+function seriesShapes({ rows, si, x, y, maxGapMs, color }) {
+  const xy = (t, v) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`;
+  const lines = runs(rows, r => r.v[si] != null, maxGapMs).map(run => run.length === 1
+    ? svgEl("circle", { class: "series-dot", cx: x(run[0].t).toFixed(1), cy: y(run[0].v[si]).toFixed(1), r: 1.8, fill: color })
+    : svgEl("polyline", { class: "series", stroke: color, points: run.map(r => xy(r.t, r.v[si])).join(" ") }));
+  const banded = r => r.lo && r.hi && r.lo[si] != null && r.hi[si] != null;
+  const bands = runs(rows, banded, maxGapMs).map(run => {
+    // Along the max from left to right, back along the min: one closed area.
+    const top = run.map(r => xy(r.t, r.hi[si]));
+    const bottom = run.map(r => xy(r.t, r.lo[si])).reverse();
+    const d = run.length === 1
+      ? `M${top[0]}L${bottom[0]}`
+      : `M${top.join("L")}L${bottom.join("L")}Z`;
+    return svgEl("path", { class: run.length === 1 ? "band band-tick" : "band", d, fill: color, stroke: run.length === 1 ? color : null });
+  });
+  return { lines, bands };
 }
 
 /// A line chart over the time window `domain` ([sinceMs, untilMs]: the whole asked-for period,
 /// so a gap or a late start shows as such). `rows` is `[{t: ms, v: [value per series]}]`, oldest
-/// first; `series` is `[{name, label, fmt, axis: "left"|"right"}]`. The element carries
-/// `data-points` = rows drawn and `data-from`/`data-to` = the window. Dragging across the plot
-/// calls `onZoom(sinceMs, untilMs)`.
-function lineChart({ key, title, series, rows, domain, yMax, exportName, onZoom }) {
+/// first, each maybe with `lo` and `hi` (min and max per series, drawn as bands); `series` is
+/// `[{name, label, fmt, unit: "pct"|"bytes"|undefined, axis: "left"|"right"}]`. `resolution` is
+/// the seconds one point stands for (the API's `resolution_secs`, when it says). The element
+/// carries `data-points` = rows drawn and `data-from`/`data-to` = the window. Dragging across the
+/// plot calls `onZoom(sinceMs, untilMs)`.
+function lineChart({ key, title, series, rows, domain, yMax, resolution, exportName, onZoom }) {
+  const maxGapMs = gapLimitMs(rows.map(r => r.t), resolution);
   const box = el("div", { class: "chart", "data-chart": key, "data-points": rows.length,
-    "data-from": new Date(domain[0]).toISOString(), "data-to": new Date(domain[1]).toISOString() });
+    "data-from": new Date(domain[0]).toISOString(), "data-to": new Date(domain[1]).toISOString(),
+    "data-gap-ms": isFinite(maxGapMs) ? Math.round(maxGapMs) : null });
   const head = el("div", { class: "chart-head" },
     el("span", { class: "title", text: title }),
     el("span", { class: "legend" }, series.map((s, i) => el("span", {}, legendSwatch(i), s.label))),
@@ -206,10 +344,17 @@ function lineChart({ key, title, series, rows, domain, yMax, exportName, onZoom 
     const w = svg.clientWidth;
     if (!w || w === lastWidth) return;
     lastWidth = w;
-    drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: w, height: svg.clientHeight || 180 });
+    drawLines(box, svg, tip, { series, rows, domain, yMax, maxGapMs, onZoom, width: w, height: svg.clientHeight || 180 });
   };
   new ResizeObserver(draw).observe(svg);
   return box;
+}
+
+/// A chart's place holding a sentence instead of a plot ("no swap"): same title, no axes.
+function noteChart({ key, title, note }) {
+  return el("div", { class: "chart chart-note", "data-chart": key, "data-points": 0 },
+    el("div", { class: "chart-head" }, el("span", { class: "title", text: title })),
+    el("div", { class: "note", text: note }));
 }
 
 function legendSwatch(i) {
@@ -218,7 +363,7 @@ function legendSwatch(i) {
   return s;
 }
 
-function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W, height: H }) {
+function drawLines(box, svg, tip, { series, rows, domain, yMax, maxGapMs, onZoom, width: W, height: H }) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const hasRight = series.some(s => s.axis === "right");
@@ -231,13 +376,10 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
   const scale = axis => {
     const idx = series.map((s, i) => ((s.axis || "left") === axis ? i : -1)).filter(i => i >= 0);
     let hi = 0;
-    for (const r of rows) for (const i of idx) if (r.v[i] != null && r.v[i] > hi) hi = r.v[i];
+    for (const r of rows) for (const i of idx) for (const v of [r.v[i], r.hi && r.hi[i]]) if (v != null && v > hi) hi = v;
     if (axis === "left" && yMax != null) hi = Math.max(yMax, hi);
-    // An all-zero series still gets a readable axis (bytes: up to 1 KiB, not fractions of a byte).
-    if (hi <= 0) hi = idx.some(i => series[i].tick === fmtBytes) ? 1024 : 1;
-    const tk = ticks(0, hi);
-    const top = Math.max(hi, tk[tk.length - 1]);
-    return { idx, top, tk, y: v => m.t + ph - (v / top) * ph };
+    const a = axisTicks((series[idx[0]] || {}).unit, hi);
+    return { ...a, idx, y: v => m.t + ph - (v / a.top) * ph };
   };
   const left = scale("left");
   const right = hasRight ? scale("right") : null;
@@ -245,37 +387,32 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
   for (const v of left.tk) {
     const yy = left.y(v);
     svg.append(svgEl("line", { class: "grid", x1: m.l, x2: m.l + pw, y1: yy, y2: yy }));
-    const lab = svgEl("text", { x: m.l - 4, y: yy + 3, "text-anchor": "end" });
-    lab.textContent = (series[left.idx[0]] || {}).tick ? series[left.idx[0]].tick(v) : String(+v.toFixed(2));
+    const lab = svgEl("text", { class: "tick-y", x: m.l - 4, y: yy + 3, "text-anchor": "end" });
+    lab.textContent = left.label(v);
     svg.append(lab);
   }
   if (right) for (const v of right.tk) {
-    const lab = svgEl("text", { x: m.l + pw + 4, y: right.y(v) + 3 });
-    lab.textContent = series[right.idx[0]].tick ? series[right.idx[0]].tick(v) : String(v);
+    const lab = svgEl("text", { class: "tick-y right", x: m.l + pw + 4, y: right.y(v) + 3 });
+    lab.textContent = right.label(v);
     svg.append(lab);
   }
-  const span = t1 - t0;
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + (span * i) / 4;
-    const lab = svgEl("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" });
-    lab.textContent = timeTickLabel(t, span);
+  // Labels are measured in place (the font is the page's), then the probe goes.
+  const probe = svgEl("text", { class: "tick-x", x: 0, y: -10 });
+  svg.append(probe);
+  const measure = s => { probe.textContent = s; return probe.getComputedTextLength() || s.length * 6; };
+  const timeLabels = timeAxis(t0, t1, m.l, pw, W, measure);
+  probe.remove();
+  for (const l of timeLabels) {
+    svg.append(svgEl("line", { class: "grid-x", x1: l.x, x2: l.x, y1: m.t + ph, y2: m.t + ph + 3 }));
+    const lab = svgEl("text", { class: "tick-x", x: l.x.toFixed(1), y: H - 6, "text-anchor": "middle" });
+    lab.textContent = l.label;
     svg.append(lab);
   }
-  series.forEach((s, si) => {
-    const y = (s.axis === "right" ? right : left).y;
-    // A gap in the data (null) breaks the line rather than bridging it.
-    let pts = [];
-    const flush = () => {
-      if (pts.length === 1) svg.append(svgEl("circle", { cx: pts[0][0], cy: pts[0][1], r: 1.8, fill: COLORS[si % COLORS.length] }));
-      else if (pts.length) svg.append(svgEl("polyline", { class: "series", stroke: COLORS[si % COLORS.length], points: pts.map(p => p.join(",")).join(" ") }));
-      pts = [];
-    };
-    for (const r of rows) {
-      if (r.v[si] == null) flush();
-      else pts.push([x(r.t).toFixed(1), y(r.v[si]).toFixed(1)]);
-    }
-    flush();
-  });
+  // Every band first, then every line: no band covers another series' line.
+  const shapes = series.map((s, si) => seriesShapes({ rows, si, x, y: (s.axis === "right" ? right : left).y, maxGapMs,
+    color: COLORS[si % COLORS.length] }));
+  for (const sh of shapes) svg.append(...sh.bands);
+  for (const sh of shapes) svg.append(...sh.lines);
 
   const cursor = svgEl("line", { class: "cursor", y1: m.t, y2: m.t + ph, visibility: "hidden" });
   const sel = svgEl("rect", { class: "selection", y: m.t, height: ph, width: 0, visibility: "hidden" });
@@ -293,6 +430,11 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
     for (const r of rows) if (Math.abs(r.t - t) < Math.abs(best.t - t)) best = r;
     return best;
   };
+  const valueText = (s, r, i) => {
+    if (r.v[i] == null) return "–";
+    const lo = r.lo && r.lo[i], hi = r.hi && r.hi[i];
+    return s.fmt(r.v[i]) + (lo != null && hi != null ? ` (${s.fmt(lo)}–${s.fmt(hi)})` : "");
+  };
   let dragFrom = null;
   plot.addEventListener("pointermove", ev => {
     const px = localX(ev);
@@ -301,7 +443,7 @@ function drawLines(box, svg, tip, { series, rows, domain, yMax, onZoom, width: W
       const cx = x(r.t);
       cursor.setAttribute("x1", cx); cursor.setAttribute("x2", cx); cursor.setAttribute("visibility", "visible");
       tip.replaceChildren(el("div", { text: fmtTime(new Date(r.t).toISOString()) }),
-        ...series.map((s, i) => el("div", {}, legendSwatch(i), `${s.label}: ${r.v[i] == null ? "–" : s.fmt(r.v[i])}`)));
+        ...series.map((s, i) => el("div", {}, legendSwatch(i), `${s.label}: ${valueText(s, r, i)}`)));
       tip.hidden = false;
       // Positioned inside the chart box (position: relative), beside the cursor line.
       const b = svg.getBoundingClientRect(), outer = box.getBoundingClientRect();
@@ -350,10 +492,17 @@ function csvCell(v) {
   return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
-/// The shown rows as CSV: RFC 3339 UTC time, then one column per series.
+/// The shown rows as CSV: RFC 3339 UTC time, then one column per series, each followed by
+/// `<name>_min` and `<name>_max` when its points carry a min and max (rollup tiers).
 function toCsv(series, rows) {
-  const lines = [["time", ...series.map(s => s.name)].map(csvCell).join(",")];
-  for (const r of rows) lines.push([new Date(r.t).toISOString(), ...r.v.map(v => (v == null ? "" : v))].map(csvCell).join(","));
+  const banded = series.map((_, i) => rows.some(r => (r.lo && r.lo[i] != null) || (r.hi && r.hi[i] != null)));
+  const cell = v => (v == null ? "" : v);
+  const head = ["time", ...series.flatMap((s, i) => (banded[i] ? [s.name, s.name + "_min", s.name + "_max"] : [s.name]))];
+  const lines = [head.map(csvCell).join(",")];
+  for (const r of rows) {
+    const values = r.v.flatMap((v, i) => (banded[i] ? [v, r.lo && r.lo[i], r.hi && r.hi[i]] : [v]));
+    lines.push([new Date(r.t).toISOString(), ...values.map(cell)].map(csvCell).join(","));
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -366,17 +515,19 @@ function downloadCsv(name, series, rows) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-/// `cpu`: one value (or null) per equal slice of the last hour, oldest first.
+/// `cpu`: one value (or null) per equal slice of the last hour, oldest first. A null slice (no
+/// sample in it: the host was down or not polled) breaks the line rather than joining across it
+/// (issue #18); a lone value between gaps is a dot.
 function sparkline(cpu) {
   const n = cpu.length;
   const vals = cpu.map((v, i) => [i, v]).filter(p => p[1] != null);
   const svg = svgEl("svg", { class: "sparkline", viewBox: "0 0 100 24", preserveAspectRatio: "none", "data-points": vals.length });
   const xs = i => (n > 1 ? (i / (n - 1)) * 100 : 50);
   const ys = v => 23 - (Math.min(100, Math.max(0, v)) / 100) * 22;
-  if (vals.length === 1) {
-    svg.append(svgEl("circle", { cx: xs(vals[0][0]), cy: ys(vals[0][1]), r: 1.5, fill: "#1f4e79" }));
-  } else if (vals.length) {
-    svg.append(svgEl("polyline", { points: vals.map(([i, v]) => `${xs(i).toFixed(1)},${ys(v).toFixed(1)}`).join(" ") }));
+  const rows = cpu.map((v, i) => ({ t: i, v: [v] }));
+  for (const run of runs(rows, r => r.v[0] != null, 1)) {
+    if (run.length === 1) svg.append(svgEl("circle", { cx: xs(run[0].t), cy: ys(run[0].v[0]), r: 1.5, fill: "#1f4e79" }));
+    else svg.append(svgEl("polyline", { points: run.map(r => `${xs(r.t).toFixed(1)},${ys(r.v[0]).toFixed(1)}`).join(" ") }));
   }
   if (vals.length) {
     const lo = Math.min(...vals.map(p => p[1])), hi = Math.max(...vals.map(p => p[1]));
@@ -629,7 +780,40 @@ async function overviewPage() {
 
 // ---------- server page ----------
 
-const PERIODS = ["1h", "24h", "7d", "30d"];
+// 90d and 1y come from the hourly and daily tiers (#12); an API without them answers 400, which
+// shows in the banner while the charts of the period before stay.
+const PERIODS = ["1h", "24h", "7d", "30d", "90d", "1y"];
+
+/// A length of time for "1 point = ...": 6 s, 2.4 min, 1 h, 1 d.
+function fmtSpan(secs) {
+  const n = (v, unit) => `${+v.toFixed(1)} ${unit}`;
+  return secs < 60 ? n(secs, "s") : secs < 3600 ? n(secs / 60, "min") : secs < 86400 ? n(secs / 3600, "h") : n(secs / 86400, "d");
+}
+
+/// What one point of a history answer stands for, for the line beside the range: the tier and
+/// the API's `resolution_secs` when it gives them; else (an older API) the median spacing.
+function resolutionText(h, times, hasBands) {
+  const res = h.resolution_secs;
+  const band = hasBands ? ", band = min–max" : "";
+  if (h.tier === "hourly" || h.tier === "daily") {
+    const own = h.tier === "hourly" ? 3600 : 86400;
+    return `${h.tier} averages${res && res !== own ? `, 1 point = ${fmtSpan(res)}` : ""}${band}`;
+  }
+  if (res > 0) return `1 point = ${fmtSpan(res)}${band}`;
+  const limit = gapLimitMs(times);
+  return isFinite(limit) ? `1 point ≈ ${fmtSpan(Math.round(limit / 1.5 / 1000))}${band}` : "";
+}
+
+/// A chart row from one history point: `fields` its values, and from `min`/`max` (rollup
+/// tiers only) the band around each.
+function historyRow(p, fields) {
+  const row = { t: new Date(p.timestamp).getTime(), v: fields.map(f => p[f] ?? null) };
+  if (p.min || p.max) {
+    row.lo = fields.map(f => (p.min ? p.min[f] ?? null : null));
+    row.hi = fields.map(f => (p.max ? p.max[f] ?? null : null));
+  }
+  return row;
+}
 
 async function serverPage(id) {
   const q = params();
@@ -643,11 +827,15 @@ async function serverPage(id) {
   const statusText = el("span", { id: "server-status", class: "muted" });
   const facts = el("dl", { id: "server-facts", class: "facts" });
   const actions = el("div", { class: "toolbar" });
+  // The button asked for shows at once, before (and whether or not) the API answers.
+  const markPeriod = () => { for (const b of $$("button", periodBox)) b.classList.toggle("active", !validZoom() && b.dataset.period === state.period); };
   const periodBox = el("div", { id: "period", class: "segmented" },
-    PERIODS.map(p => el("button", { type: "button", "data-period": p, text: p, onclick: () => { state.period = p; state.since = state.until = null; save(); refresh(); } })));
+    PERIODS.map(p => el("button", { type: "button", "data-period": p, text: p,
+      onclick: () => { state.period = p; state.since = state.until = null; save(); markPeriod(); refresh(); } })));
   const resetZoom = el("button", { id: "reset-zoom", type: "button", text: "Reset zoom", hidden: true,
     onclick: () => { state.since = state.until = null; save(); refresh(); } });
   const rangeText = el("span", { class: "muted", id: "range" });
+  const resolutionNote = el("span", { class: "muted", id: "resolution" });
   const charts = el("div", { class: "charts", id: "charts" });
   const containerBody = el("tbody");
   const containerCharts = el("div", { class: "charts", id: "container-charts" });
@@ -663,7 +851,7 @@ async function serverPage(id) {
     containerPager,
     el("h3", { class: "muted", text: "Per container" }), containerCharts);
   $("#main").replaceChildren(el("h1", {}, title, healthBadge, statusText), facts, actions,
-    el("div", { class: "toolbar" }, periodBox, resetZoom, rangeText), charts, containersSection);
+    el("div", { class: "toolbar" }, periodBox, resetZoom, rangeText, resolutionNote), charts, containersSection);
 
   const zoomTo = (a, b) => {
     state.since = new Date(a).toISOString();
@@ -718,8 +906,8 @@ async function serverPage(id) {
     actions.replaceChildren(...buttons, confirmBox);
   }
 
-  const pctSeries = (name, label) => ({ name, label, fmt: v => v.toFixed(1) + "%", tick: v => v + "%" });
-  const bytesSeries = (name, label, axis) => ({ name, label, axis, fmt: fmtBytes, tick: fmtBytes });
+  const pctSeries = (name, label) => ({ name, label, unit: "pct", fmt: v => v.toFixed(1) + "%" });
+  const bytesSeries = (name, label, axis) => ({ name, label, axis, unit: "bytes", fmt: fmtBytes });
   const numSeries = (name, label) => ({ name, label, fmt: v => v.toFixed(2) });
 
   async function load() {
@@ -735,35 +923,48 @@ async function serverPage(id) {
     const last = metrics.items[metrics.items.length - 1];
     drawFacts(s, { health: s.health || "unknown", uptime: last ? last.uptime_seconds : null });
     drawActions(s);
-    for (const b of $$("button", periodBox)) b.classList.toggle("active", !validZoom() && b.dataset.period === state.period);
+    markPeriod();
     resetZoom.hidden = !validZoom();
     rangeText.textContent = `${fmtTime(metrics.since)} – ${fmtTime(metrics.until)}`;
 
-    const m = metrics.items.map(p => ({ ...p, t: new Date(p.timestamp).getTime() }));
     const base = `fleetpoll-${s.name}`;
     const spanOf = h => [Date.parse(h.since), Date.parse(h.until)];
-    const chartOf = (key, title, series, pick, yMax) => lineChart({
+    const chartOf = (key, title, series, fields, yMax) => lineChart({
       key, title, series, yMax, onZoom: zoomTo, exportName: `${base}-${key}.csv`, domain: spanOf(metrics),
-      rows: m.map(p => ({ t: p.t, v: pick(p) })),
+      resolution: metrics.resolution_secs, rows: metrics.items.map(p => historyRow(p, fields)),
     });
     // One row per time point across mounts: every mount is sampled by the same poll.
     const mounts = disks.mounts.map(d => d.mount);
     const byTime = new Map();
     disks.mounts.forEach((d, i) => {
       for (const p of d.points) {
-        const t = new Date(p.timestamp).getTime();
-        if (!byTime.has(t)) byTime.set(t, { t, v: mounts.map(() => null) });
-        byTime.get(t).v[i] = p.use_percent;
+        const one = historyRow(p, ["use_percent"]);
+        if (!byTime.has(one.t)) byTime.set(one.t, { t: one.t, v: mounts.map(() => null) });
+        const row = byTime.get(one.t);
+        row.v[i] = one.v[0];
+        if (one.lo) {
+          row.lo = row.lo || mounts.map(() => null);
+          row.hi = row.hi || mounts.map(() => null);
+          row.lo[i] = one.lo[0];
+          row.hi[i] = one.hi[0];
+        }
       }
     });
     const diskRows = [...byTime.values()].sort((a, b) => a.t - b.t);
+    resolutionNote.textContent = resolutionText(metrics, metrics.items.map(p => Date.parse(p.timestamp)), metrics.items.some(p => p.min || p.max));
+    resolutionNote.dataset.tier = metrics.tier || "";
+    resolutionNote.dataset.resolution = metrics.resolution_secs ?? "";
+    // A host without swap (#18): total 0 or unknown, nothing used, throughout the range.
+    const noSwap = metrics.items.length > 0 &&
+      metrics.items.every(p => !p.swap_total_bytes && !p.swap_used_bytes && !(p.max && (p.max.swap_used_bytes || p.max.swap_total_bytes)));
     charts.replaceChildren(
-      chartOf("cpu", "CPU", [pctSeries("cpu_percent", "busy")], p => [p.cpu_busy_percent], 100),
-      chartOf("memory", "Memory", [pctSeries("memory_percent", "used")], p => [p.memory_percent], 100),
-      chartOf("swap", "Swap", [bytesSeries("swap_used_bytes", "used")], p => [p.swap_used_bytes]),
-      chartOf("load", "Load", [numSeries("load1", "1 min"), numSeries("load5", "5 min"), numSeries("load15", "15 min")], p => [p.load1, p.load5, p.load15]),
+      chartOf("cpu", "CPU", [pctSeries("cpu_percent", "busy")], ["cpu_busy_percent"], 100),
+      chartOf("memory", "Memory", [pctSeries("memory_percent", "used")], ["memory_percent"], 100),
+      noSwap ? noteChart({ key: "swap", title: "Swap", note: "no swap" })
+        : chartOf("swap", "Swap", [bytesSeries("swap_used_bytes", "used")], ["swap_used_bytes"]),
+      chartOf("load", "Load", [numSeries("load1", "1 min"), numSeries("load5", "5 min"), numSeries("load15", "15 min")], ["load1", "load5", "load15"]),
       lineChart({ key: "disk", title: "Disk use", series: mounts.map(mt => pctSeries(mt, mt)), rows: diskRows, yMax: 100, domain: spanOf(disks),
-        onZoom: zoomTo, exportName: `${base}-disk.csv` }));
+        resolution: disks.resolution_secs, onZoom: zoomTo, exportName: `${base}-disk.csv` }));
 
     containerBody.replaceChildren(...containers.items.map(c => el("tr", { class: "container-row", "data-name": c.name },
       el("td", { text: c.name }),
@@ -791,7 +992,7 @@ async function serverPage(id) {
     containerCharts.replaceChildren(...histories.map((h, i) => lineChart({
       key: "container:" + shownContainers[i].name, title: shownContainers[i].name,
       series: [pctSeries("cpu_percent", "CPU"), bytesSeries("mem_used_bytes", "memory", "right")],
-      rows: h.items.map(p => ({ t: new Date(p.timestamp).getTime(), v: [p.cpu_percent, p.mem_used_bytes] })), domain: spanOf(h),
+      rows: h.items.map(p => historyRow(p, ["cpu_percent", "mem_used_bytes"])), domain: spanOf(h), resolution: h.resolution_secs,
       onZoom: zoomTo, exportName: `${base}-container-${shownContainers[i].name}.csv`,
     })));
     if (containers.items.length > shownContainers.length) containerCharts.append(el("p", { class: "muted", text: `Charts for the first ${shownContainers.length} of ${containers.items.length} containers.` }));
