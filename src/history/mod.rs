@@ -383,13 +383,21 @@ impl AggRow {
         }
     }
 
-    /// As a chunk row: samples, then n, min, max, sum per field (all null when n = 0).
-    pub fn to_row(&self) -> Row {
+    /// As a chunk row: samples, then n, min, max, sum per field (all null when n = 0). A field
+    /// shown by its max (uptime, byte counters) keeps no sum: the mean of a counter means
+    /// nothing, and its sums were the largest numbers of a rollup row.
+    pub fn to_row(&self, fields: &[Field]) -> Row {
         let mut values = Vec::with_capacity(1 + 4 * self.fields.len());
         values.push(Some(self.samples));
-        for a in &self.fields {
+        for (i, a) in self.fields.iter().enumerate() {
+            let keep_sum = fields.get(i).is_none_or(|f| f.summary == Mean);
             match a {
-                Some(a) => values.extend([Some(a.n), Some(a.min), Some(a.max), Some(a.sum)]),
+                Some(a) => values.extend([
+                    Some(a.n),
+                    Some(a.min),
+                    Some(a.max),
+                    keep_sum.then_some(a.sum),
+                ]),
                 None => values.extend([None, None, None, None]),
             }
         }
@@ -409,9 +417,12 @@ impl AggRow {
         let fields = row.values[1..]
             .chunks_exact(4)
             .map(|c| match (c[0], c[1], c[2], c[3]) {
-                (Some(n), Some(min), Some(max), Some(sum)) if n > 0 => {
-                    Some(FieldAgg { n, min, max, sum })
-                }
+                (Some(n), Some(min), Some(max), sum) if n > 0 => Some(FieldAgg {
+                    n,
+                    min,
+                    max,
+                    sum: sum.unwrap_or(0),
+                }),
                 _ => None,
             })
             .collect();
@@ -614,9 +625,13 @@ mod tests {
             &[raw(5, &[Some(1), None]), raw(7, &[Some(3), None])],
             HOUR_MS,
         );
-        let row = r[0].to_row();
+        let row = r[0].to_row(&Kind::Server.fields()[..2]);
         assert_eq!(AggRow::from_row(&row, 2), Some(r[0].clone()));
         assert_eq!(AggRow::from_row(&row, 3), None);
+        // A counter keeps its min and max but no sum.
+        let c = rollup(&[raw(5, &[None, None, None, None, Some(7)])], HOUR_MS);
+        let row = c[0].to_row(Kind::Container.fields());
+        assert_eq!(&row.values[17..21], &[Some(1), Some(7), Some(7), None]);
     }
 
     #[test]

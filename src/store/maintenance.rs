@@ -218,7 +218,7 @@ impl Store {
             let samples: Vec<AggRow> = rows.iter().map(AggRow::of_sample).collect();
             let hourly = history::rollup(&samples, HOUR_MS);
             let day = period_start(hour, DAY_MS);
-            put_rollups(&mut tx, id, Tier::Hourly, day, width, hourly).await?;
+            put_rollups(&mut tx, id, Tier::Hourly, day, kind, hourly).await?;
             if day + DAY_MS <= boundary {
                 days.insert((id, day));
             }
@@ -238,7 +238,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             if !hours.is_empty() {
                 let daily = history::rollup(&hours, DAY_MS);
-                put_rollups(&mut tx, id, Tier::Daily, day, width, daily).await?;
+                put_rollups(&mut tx, id, Tier::Daily, day, kind, daily).await?;
             }
         }
         tx.commit().await?;
@@ -380,15 +380,15 @@ impl Store {
             .sum();
         let oldest = open.iter().filter_map(|o| o.2).min();
         let newest = open.iter().filter_map(|o| o.3).max();
+        let days = span_days(oldest, newest.map(|n| n + 60_000));
         tiers.push(tier_stats(
             "raw_open",
             size_of("raw_points"),
             rows,
             values,
-            oldest,
-            newest,
+            (oldest, newest),
             servers,
-            HOUR_MS,
+            days,
         ));
         let chunked: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
             "select c.tier, s.kind, sum(c.rows), count(*), sum(length(c.data)), min(c.start), max(c.start) \
@@ -413,15 +413,29 @@ impl Store {
                 .sum();
             let oldest = mine.iter().map(|c| c.5).min();
             let newest = mine.iter().map(|c| c.6 + tier.chunk_ms()).max();
+            // Days of history per server: the span of raw chunks; for a rollup, its server
+            // rows (one per server and hour or day) times their width.
+            let server_rows = mine
+                .iter()
+                .filter(|c| c.1 == Kind::Server.code())
+                .map(|c| c.2)
+                .sum::<i64>();
+            let days = match tier {
+                Tier::Raw => span_days(oldest, newest),
+                rollup => {
+                    server_rows as f64 * rollup.row_ms(0) as f64
+                        / DAY_MS as f64
+                        / servers.max(1) as f64
+                }
+            };
             tiers.push(tier_stats(
                 tier.as_str(),
                 bytes,
                 rows,
                 values,
-                oldest,
-                newest,
+                (oldest, newest),
                 servers,
-                tier.chunk_ms(),
+                days,
             ));
         }
         Ok(DbStats {
@@ -658,21 +672,23 @@ impl Store {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+fn span_days(oldest: Option<i64>, newest: Option<i64>) -> f64 {
+    match (oldest, newest) {
+        (Some(a), Some(b)) => (b - a).max(0) as f64 / DAY_MS as f64,
+        _ => 0.0,
+    }
+}
+
+/// `days`: how many days of history each server has in the tier.
 fn tier_stats(
     tier: &'static str,
     bytes: u64,
     rows: u64,
     values: u64,
-    oldest: Option<i64>,
-    newest: Option<i64>,
+    (oldest, newest): (Option<i64>, Option<i64>),
     servers: i64,
-    span: i64,
+    days: f64,
 ) -> TierStats {
-    let days = match (oldest, newest) {
-        (Some(a), Some(b)) => ((b - a).max(span) as f64) / DAY_MS as f64,
-        _ => 0.0,
-    };
     TierStats {
         tier,
         bytes,
@@ -742,17 +758,11 @@ async fn put_rollups(
     series: i64,
     tier: Tier,
     start: i64,
-    fields: usize,
+    kind: Kind,
     new: Vec<AggRow>,
-) -> Result<Vec<AggRow>, StoreError> {
-    let stored = read_chunk(&mut *tx, series, tier, start).await?;
-    let mut rows: Vec<Row> = stored;
-    merge_rows(&mut rows, new.iter().map(AggRow::to_row).collect());
-    write_chunk(&mut *tx, series, tier, start, 1 + 4 * fields, &rows).await?;
-    rows.iter()
-        .map(|r| {
-            AggRow::from_row(r, fields)
-                .ok_or_else(|| corrupt("chunks", "a rollup row of the wrong width"))
-        })
-        .collect()
+) -> Result<(), StoreError> {
+    let fields = kind.fields();
+    let mut rows = read_chunk(&mut *tx, series, tier, start).await?;
+    merge_rows(&mut rows, new.iter().map(|r| r.to_row(fields)).collect());
+    write_chunk(&mut *tx, series, tier, start, 1 + 4 * fields.len(), &rows).await
 }
