@@ -653,7 +653,7 @@ mod tests {
         let p = bucket(&counters, Kind::Container, 0, 10, 60_000);
         assert_eq!(p[0].value[4], Some(900.0));
         // Wide buckets are stamped at their start: neighbours exactly one bucket apart.
-        let wide = bucket(&rows, Kind::Container, -30_000, 45_000, 60_000);
+        let wide = bucket(&rows, Kind::Container, -30_000, 45_000, 30_000);
         assert_eq!(
             wide.iter().map(|p| p.ts).collect::<Vec<_>>(),
             [-30_000, 60_000]
