@@ -2,6 +2,8 @@
 //! (8 running containers, 3 mounts) polled every 60 s for `HOURS` hours through the store,
 //! as the scheduler's writer would, compacts the closed hours, checkpoints, and prints
 //! `fleetpoll db stats` for the file, plus the open-hour figure measured before compaction.
+//! It also times the writer's batches: over the last hour written (normal), and while the
+//! compaction and then a cleanup of all raw history but the last hour run beside it.
 //!
 //! Values: a random walk per host and figure (CPU, load, memory, disk, container CPU and
 //! memory; counters that grow by a random amount), not captured output. Real hosts change
@@ -162,6 +164,8 @@ async fn main() -> anyhow::Result<()> {
     let update = ServerUpdate::default();
     let t0 = Instant::now();
     let mut open_measured = None;
+    // Batch write latencies of the last hour written: the writer's normal.
+    let mut normal: Vec<f64> = Vec::new();
     for k in 0..polls {
         let at = start + Duration::seconds(60 * k) + Duration::milliseconds((k * 37) % 400);
         if at > now {
@@ -182,7 +186,11 @@ async fn main() -> anyhow::Result<()> {
                 alerts: &[],
             })
             .collect();
+        let b = Instant::now();
         store.record_polls(&writes).await?;
+        if k >= polls - 60 {
+            normal.push(b.elapsed().as_secs_f64() * 1000.0);
+        }
         // The first hour, complete and still open (nothing compacted yet): its bytes per value.
         if k == 59 {
             sqlx::query("pragma wal_checkpoint(truncate)")
@@ -193,15 +201,60 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let write_secs = t0.elapsed().as_secs_f64();
-    let settings = Settings {
-        database_path: path.clone(),
-        ..Settings::default()
-    };
-    let upkeep =
-        fleetpoll::scheduler::Maintenance::new(store.clone(), std::sync::Arc::new(settings));
     let t1 = Instant::now();
-    let c = upkeep.compact_now().await?;
-    let compact_secs = t1.elapsed().as_secs_f64();
+    // Compaction, then a cleanup of all raw history but the last hour, while the writer goes
+    // on writing a poll of every host each 50 ms (in the future, after the data above).
+    let job = {
+        let upkeep = fleetpoll::scheduler::Maintenance::new(
+            store.clone(),
+            std::sync::Arc::new(Settings {
+                database_path: path.clone(),
+                ..Settings::default()
+            }),
+        );
+        let store = store.clone();
+        tokio::spawn(async move {
+            let c = upkeep.compact_now().await?;
+            let secs = t1.elapsed().as_secs_f64();
+            let cut = Utc::now().timestamp_millis() - 3_600_000;
+            let r = store
+                .apply_retention(fleetpoll::store::Cutoffs {
+                    raw: cut,
+                    hourly: 0,
+                    daily: 0,
+                })
+                .await?;
+            anyhow::Ok((c, secs, r))
+        })
+    };
+    let mut during: Vec<f64> = Vec::new();
+    let mut k = polls;
+    while !job.is_finished() || during.len() < 20 {
+        let at = start + Duration::seconds(60 * k);
+        k += 1;
+        let snaps: Vec<Snapshot> = state
+            .iter_mut()
+            .map(|h| snapshot(h, &mut w, at, 86_400 + 60 * k.unsigned_abs()))
+            .collect();
+        let writes: Vec<PollWrite<'_>> = ids
+            .iter()
+            .zip(&snaps)
+            .map(|(id, s)| PollWrite {
+                server_id: *id,
+                snapshot: Some(s),
+                update: &update,
+                events: &[],
+                alerts: &[],
+            })
+            .collect();
+        let b = Instant::now();
+        store.record_polls(&writes).await?;
+        if !job.is_finished() {
+            during.push(b.elapsed().as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (c, compact_secs, cleaned) = job.await??;
     store.release_free_pages().await?;
     let stats = store.stats().await?;
     println!("{hosts} hosts x {hours} h at 60 s (8 containers, 3 mounts each)");
@@ -217,6 +270,25 @@ async fn main() -> anyhow::Result<()> {
             t.bytes_per_value.unwrap_or(0.0)
         );
     }
+    println!(
+        "cleanup during the writes: {} raw chunks and rows, {} bytes freed",
+        cleaned.raw, cleaned.bytes_freed
+    );
+    let pct = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "batch write ms ({hosts} polls per batch): normal p50 {:.1} p99 {:.1} ({} batches); during compaction and cleanup p50 {:.1} p99 {:.1} ({} batches)",
+        pct(&mut normal, 0.5),
+        pct(&mut normal, 0.99),
+        normal.len(),
+        pct(&mut during, 0.5),
+        pct(&mut during, 0.99),
+        during.len()
+    );
     println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }

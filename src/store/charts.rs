@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::samples::{bands, plan, Band, Plan, PointView};
+use super::samples::{bands, Band, PointView};
 use super::{to_ms, Store, StoreError};
 use crate::history::{self, AggRow, Keep, Kind, Tier};
 
@@ -60,28 +60,18 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<DiskHistory, StoreError> {
-        let Plan {
-            tier,
-            width,
-            row_ms,
-            resolution_secs,
-        } = plan(since, until, max_points, keep);
         let series = self.series_of(Kind::Mount, Some(&[server_id])).await?;
         let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
-        let (a, b) = (to_ms(since), to_ms(until));
-        let mut rows = self.tier_rows(tier, Kind::Mount, &ids, a, b).await?;
+        let (plan, mut points) = self
+            .points(Kind::Mount, &ids, since, until, max_points, keep)
+            .await?;
+        let tier = plan.tier;
         let mut mounts = Vec::new();
         for s in series {
-            let rows: Vec<AggRow> = rows
-                .remove(&s.id)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.ts >= a && r.ts <= b)
-                .collect();
-            if rows.is_empty() {
+            let Some(points) = points.remove(&s.id) else {
                 continue;
-            }
-            let points = history::bucket(&rows, Kind::Mount, a, width, row_ms)
+            };
+            let points = points
                 .iter()
                 .map(|p| {
                     let v = PointView {
@@ -108,7 +98,7 @@ impl Store {
         mounts.sort_by(|a, b| a.mount.cmp(&b.mount));
         Ok(DiskHistory {
             tier,
-            resolution_secs,
+            resolution_secs: plan.resolution_secs,
             mounts,
         })
     }

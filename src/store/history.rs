@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::history::codec::{self, Row};
-use crate::history::{self, period_start, AggRow, Kind, Tier, HOUR_MS};
+use crate::history::{self, period_start, AggRow, Kind, Tier};
 use crate::model::Snapshot;
 
 /// Rows per statement, well below SQLite's limit on bound variables.
@@ -258,35 +258,14 @@ impl Store {
     ) -> Result<HashMap<i64, Vec<Row>>, StoreError> {
         let mut out: HashMap<i64, Vec<Row>> = HashMap::new();
         for chunk in series.chunks(ROWS) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select series, data from chunks where tier = 0 and series in (",
-            );
-            let mut sep = q.separated(", ");
-            for s in chunk {
-                sep.push_bind(*s);
-            }
-            q.push(") and start >= ")
-                .push_bind(period_start(a, HOUR_MS))
-                .push(" and start <= ")
-                .push_bind(b);
-            for r in q.build().fetch_all(&self.pool).await? {
-                let id: i64 = r.try_get("series")?;
-                let data: Vec<u8> = r.try_get("data")?;
-                let rows = out.entry(id).or_default();
-                rows.extend(
-                    decode_chunk(&data)?
-                        .into_iter()
-                        .filter(|r| r.ts >= a && r.ts <= b),
-                );
+            for (id, rows) in self.chunk_rows(Tier::Raw, chunk, a, b).await? {
+                out.entry(id).or_default().extend(rows);
             }
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select series, ts, vals from raw_points where series in (",
+                "select series, ts, vals from raw_points where series in ",
             );
-            let mut sep = q.separated(", ");
-            for s in chunk {
-                sep.push_bind(*s);
-            }
-            q.push(") and ts >= ")
+            in_list(&mut q, chunk);
+            q.push(" and ts >= ")
                 .push_bind(a)
                 .push(" and ts <= ")
                 .push_bind(b);
@@ -305,6 +284,36 @@ impl Store {
         Ok(out)
     }
 
+    /// The rows between `a` and `b` (inclusive) of the chunks of `tier` of these series (at
+    /// most [`ROWS`] of them), per chunk.
+    async fn chunk_rows(
+        &self,
+        tier: Tier,
+        series: &[i64],
+        a: i64,
+        b: i64,
+    ) -> Result<Vec<(i64, Vec<Row>)>, StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "select series, data from chunks where tier = ",
+        );
+        q.push_bind(tier.code()).push(" and series in ");
+        in_list(&mut q, series);
+        q.push(" and start >= ")
+            .push_bind(period_start(a, tier.chunk_ms()))
+            .push(" and start <= ")
+            .push_bind(b);
+        let mut out = Vec::new();
+        for r in q.build().fetch_all(&self.pool).await? {
+            let data: Vec<u8> = r.try_get("data")?;
+            let rows = decode_chunk(&data)?
+                .into_iter()
+                .filter(|r| r.ts >= a && r.ts <= b)
+                .collect();
+            out.push((r.try_get("series")?, rows));
+        }
+        Ok(out)
+    }
+
     /// Stored rollup rows of `tier` for these series with a period start in `a..=b`.
     async fn stored_rollups(
         &self,
@@ -317,27 +326,10 @@ impl Store {
         let width = kind.fields().len();
         let mut out: HashMap<i64, Vec<AggRow>> = HashMap::new();
         for chunk in series.chunks(ROWS) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select series, data from chunks where tier = ",
-            );
-            q.push_bind(tier.code()).push(" and series in (");
-            let mut sep = q.separated(", ");
-            for s in chunk {
-                sep.push_bind(*s);
-            }
-            q.push(") and start >= ")
-                .push_bind(period_start(a, tier.chunk_ms()))
-                .push(" and start <= ")
-                .push_bind(b);
-            for r in q.build().fetch_all(&self.pool).await? {
-                let id: i64 = r.try_get("series")?;
-                let data: Vec<u8> = r.try_get("data")?;
-                let rows = out.entry(id).or_default();
-                for row in decode_chunk(&data)? {
-                    if row.ts < a || row.ts > b {
-                        continue;
-                    }
-                    rows.push(
+            for (id, rows) in self.chunk_rows(tier, chunk, a, b).await? {
+                let stored = out.entry(id).or_default();
+                for row in rows {
+                    stored.push(
                         AggRow::from_row(&row, width)
                             .ok_or_else(|| corrupt("chunks", "a rollup row of the wrong width"))?,
                     );
@@ -386,4 +378,14 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Pushes `(?, ?, ...)` with the ids bound.
+pub(super) fn in_list(q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, ids: &[i64]) {
+    q.push("(");
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    sep.push_unseparated(")");
 }

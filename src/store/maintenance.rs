@@ -164,13 +164,11 @@ impl Store {
             return Ok(None);
         };
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select series, ts, vals from raw_points where series in (",
+            "select series, ts, vals from raw_points where series in ",
         );
-        let mut sep = q.separated(", ");
-        for (id, _) in &ids {
-            sep.push_bind(*id);
-        }
-        q.push(") and ts < ")
+        let list: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
+        series::in_list(&mut q, &list);
+        q.push(" and ts < ")
             .push_bind(boundary)
             .push(" order by series, ts");
         let mut hours: BTreeMap<(i64, i64), Vec<Row>> = BTreeMap::new();

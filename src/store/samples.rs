@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -445,6 +447,35 @@ impl Store {
         ])
     }
 
+    /// These series' history between `since` and `until` in at most `max_points` points
+    /// each, from the tier that fits the window; series without a point are left out.
+    pub(super) async fn points(
+        &self,
+        kind: Kind,
+        series: &[i64],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        max_points: i64,
+        keep: Keep,
+    ) -> Result<(Plan, HashMap<i64, Vec<Point>>), StoreError> {
+        let plan = plan(since, until, max_points, keep);
+        let (a, b) = (to_ms(since), to_ms(until));
+        let points = self
+            .tier_rows(plan.tier, kind, series, a, b)
+            .await?
+            .into_iter()
+            .filter_map(|(id, rows)| {
+                let rows: Vec<_> = rows
+                    .into_iter()
+                    .filter(|r| r.ts >= a && r.ts <= b)
+                    .collect();
+                (!rows.is_empty())
+                    .then(|| (id, history::bucket(&rows, kind, a, plan.width, plan.row_ms)))
+            })
+            .collect();
+        Ok((plan, points))
+    }
+
     /// Server history between `since` and `until` in at most `max_points` points, from the
     /// tier that fits the window.
     pub async fn metric_history(
@@ -455,26 +486,20 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<MetricPoint>, StoreError> {
-        let Plan {
-            tier,
-            width,
-            row_ms,
-            resolution_secs,
-        } = plan(since, until, max_points, keep);
         let series: Vec<i64> = self
             .series_of(Kind::Server, Some(&[server_id]))
             .await?
             .iter()
             .map(|s| s.id)
             .collect();
-        let (a, b) = (to_ms(since), to_ms(until));
-        let rows = self.tier_rows(tier, Kind::Server, &series, a, b).await?;
-        let rows: Vec<_> = rows
-            .into_values()
-            .flatten()
-            .filter(|r| r.ts >= a && r.ts <= b)
-            .collect();
-        let items = history::bucket(&rows, Kind::Server, a, width, row_ms)
+        let (plan, mut points) = self
+            .points(Kind::Server, &series, since, until, max_points, keep)
+            .await?;
+        let tier = plan.tier;
+        let items = series
+            .first()
+            .and_then(|id| points.remove(id))
+            .unwrap_or_default()
             .iter()
             .map(|p| {
                 let v = PointView {
@@ -504,7 +529,7 @@ impl Store {
             .collect();
         Ok(History {
             tier,
-            resolution_secs,
+            resolution_secs: plan.resolution_secs,
             items,
         })
     }
@@ -586,25 +611,19 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<ContainerPoint>, StoreError> {
-        let Plan {
-            tier,
-            width,
-            row_ms,
-            resolution_secs,
-        } = plan(since, until, max_points, keep);
         let series: Vec<i64> = self
             .container_series(server_id, container)
             .await?
             .into_iter()
             .collect();
-        let (a, b) = (to_ms(since), to_ms(until));
-        let rows = self.tier_rows(tier, Kind::Container, &series, a, b).await?;
-        let rows: Vec<_> = rows
-            .into_values()
-            .flatten()
-            .filter(|r| r.ts >= a && r.ts <= b)
-            .collect();
-        let items = history::bucket(&rows, Kind::Container, a, width, row_ms)
+        let (plan, mut points) = self
+            .points(Kind::Container, &series, since, until, max_points, keep)
+            .await?;
+        let tier = plan.tier;
+        let items = series
+            .first()
+            .and_then(|id| points.remove(id))
+            .unwrap_or_default()
             .iter()
             .map(|p| {
                 let v = PointView {
@@ -630,7 +649,7 @@ impl Store {
             .collect();
         Ok(History {
             tier,
-            resolution_secs,
+            resolution_secs: plan.resolution_secs,
             items,
         })
     }
