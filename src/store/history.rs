@@ -31,6 +31,24 @@ pub(super) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreEr
     }
 }
 
+/// The series ids (with their detail) and container ids this process has written, so a
+/// batch in steady state names no series and reads nothing back: the per-batch upsert and
+/// read of every series were most of a write's statements. Emptied whenever this process
+/// deletes series; a batch that meets a series deleted by another process (a foreign-key
+/// failure) empties it and is written again.
+#[derive(Debug, Default)]
+pub(super) struct SeriesCache {
+    ids: HashMap<SeriesKey, (i64, Option<String>)>,
+    containers: std::collections::HashSet<(i64, String)>,
+}
+
+impl SeriesCache {
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.containers.clear();
+    }
+}
+
 /// Names every series the samples touch (creating those new, updating a changed
 /// filesystem or image) and returns their ids.
 pub(super) async fn series_ids(
@@ -87,6 +105,7 @@ pub(super) async fn series_ids(
 /// container name was seen with.
 pub(super) async fn append(
     tx: &mut sqlx::SqliteConnection,
+    cache: &std::sync::Mutex<SeriesCache>,
     samples: &[(String, i64, &Snapshot)],
 ) -> Result<(), StoreError> {
     let mut wanted: Vec<(SeriesKey, Option<&str>)> = Vec::new();
@@ -130,7 +149,34 @@ pub(super) async fn append(
         ))
     });
     wanted.dedup_by(|a, b| a.0 == b.0);
-    let series = series_ids(&mut *tx, &wanted).await?;
+    let (mut series, unknown): (HashMap<SeriesKey, i64>, Vec<(SeriesKey, Option<&str>)>) = {
+        let c = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = HashMap::with_capacity(wanted.len());
+        let mut unknown = Vec::new();
+        for (k, detail) in wanted {
+            match c.ids.get(&k) {
+                Some((id, d)) if d.as_deref() == detail => {
+                    known.insert(k, *id);
+                }
+                _ => unknown.push((k, detail)),
+            }
+        }
+        (known, unknown)
+    };
+    if !unknown.is_empty() {
+        let fresh = series_ids(&mut *tx, &unknown).await?;
+        let mut c = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (k, detail) in &unknown {
+            if let Some(id) = fresh.get(k) {
+                c.ids.insert(k.clone(), (*id, detail.map(str::to_owned)));
+            }
+        }
+        series.extend(fresh);
+    }
     let rows: Vec<(i64, i64, Vec<u8>)> = points
         .iter()
         .filter_map(|(k, ts, v)| series.get(k).map(|id| (*id, *ts, codec::encode_row(v))))
@@ -145,10 +191,15 @@ pub(super) async fn append(
         q.push(" on conflict do nothing");
         q.build().persistent(false).execute(&mut *tx).await?;
     }
-    let ids: Vec<(i64, &str)> = ids
-        .iter()
-        .filter_map(|(k, cid)| series.get(k).map(|id| (*id, *cid)))
-        .collect();
+    let ids: Vec<(i64, &str)> = {
+        let c = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ids.iter()
+            .filter_map(|(k, cid)| series.get(k).map(|id| (*id, *cid)))
+            .filter(|(id, cid)| !c.containers.contains(&(*id, (*cid).to_owned())))
+            .collect()
+    };
     for chunk in ids.chunks(ROWS) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "insert into container_ids (series, container_id) ",
@@ -159,6 +210,13 @@ pub(super) async fn append(
         q.push(" on conflict do nothing");
         q.build().persistent(false).execute(&mut *tx).await?;
     }
+    // Remembered only once written: the transaction may yet fail, and then the next batch
+    // writes them again (each insert ignores what is there).
+    let mut c = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    c.containers
+        .extend(ids.iter().map(|(id, cid)| (*id, (*cid).to_owned())));
     Ok(())
 }
 

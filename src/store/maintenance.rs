@@ -293,6 +293,8 @@ impl Store {
             .await?;
             tokio::task::yield_now().await;
         }
+        // Series may have gone: the writer names the ones it meets again.
+        self.forget_series();
         self.release_free_pages().await?;
         counts.bytes_freed = before.saturating_sub(self.used_bytes().await?);
         Ok(counts)
@@ -650,7 +652,7 @@ impl Store {
             .iter()
             .map(|(ts, s)| (sid.to_owned(), *ts, s))
             .collect();
-        series::append(&mut tx, &samples).await?;
+        series::append(&mut tx, &self.series, &samples).await?;
         if let Some(latest) = samples.last() {
             write_latest(&mut tx, std::slice::from_ref(latest)).await?;
         }

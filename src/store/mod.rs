@@ -133,6 +133,8 @@ pub struct Store {
     pool: SqlitePool,
     /// The database's directory: where the master key file lives.
     dir: std::path::PathBuf,
+    /// Series this process has named, shared by its clones (the writer's and the API's).
+    series: std::sync::Arc<std::sync::Mutex<history::SeriesCache>>,
 }
 
 impl Store {
@@ -187,7 +189,11 @@ impl Store {
                 || std::path::PathBuf::from("."),
                 std::path::Path::to_path_buf,
             );
-        let store = Self { pool, dir };
+        let store = Self {
+            pool,
+            dir,
+            series: std::sync::Arc::default(),
+        };
         store.convert_legacy().await?;
         Ok(store)
     }

@@ -140,8 +140,16 @@ pub(super) struct PointView<'a> {
 }
 
 impl PointView<'_> {
+    /// A figure as shown: percentages and loads to 0.01, what the tools print (a mean of
+    /// hundredths has as many decimals as the division gives, and every one of them is
+    /// bytes in a 30-day answer).
     pub fn f(&self, name: &str) -> Option<f64> {
-        self.kind.field(name).and_then(|i| self.point.value[i])
+        let i = self.kind.field(name)?;
+        let v = self.point.value[i]?;
+        Some(match self.kind.fields()[i].scale {
+            history::Scale::Hundredths => (v * 100.0).round() / 100.0,
+            history::Scale::Unit => v,
+        })
     }
 
     pub fn u(&self, name: &str) -> Option<u64> {
@@ -263,10 +271,36 @@ impl Store {
     /// # Errors
     /// Database failure; nothing of the batch is written then.
     pub async fn record_polls(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
+        match self.try_record_polls(batch).await {
+            Ok(()) => Ok(()),
+            // A series this process remembered was deleted by another (`db maintain`, a
+            // server removed from the CLI): forget them all and name them again.
+            Err(StoreError::Sqlx(sqlx::Error::Database(e)))
+                if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            {
+                self.forget_series();
+                self.try_record_polls(batch).await
+            }
+            Err(e) => {
+                self.forget_series();
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_record_polls(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        write_batch(&mut tx, batch).await?;
+        write_batch(&mut tx, &self.series, batch).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Empties the series cache (after series were deleted, or a write failed).
+    pub(super) fn forget_series(&self) {
+        self.series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -344,6 +378,7 @@ pub(super) async fn write_latest(
 
 async fn write_batch(
     tx: &mut sqlx::SqliteConnection,
+    cache: &std::sync::Mutex<series::SeriesCache>,
     batch: &[PollWrite<'_>],
 ) -> Result<(), StoreError> {
     // Every row of one poll carries its server id and time; format each id once.
@@ -355,7 +390,7 @@ async fn write_batch(
         })
         .collect();
     if !samples.is_empty() {
-        series::append(&mut *tx, &samples).await?;
+        series::append(&mut *tx, cache, &samples).await?;
         write_latest(&mut *tx, &samples).await?;
     }
     let updates: Vec<(Uuid, &ServerUpdate)> =
