@@ -20,9 +20,10 @@ pub struct ParseArgs {
     /// File with the captured output; stdin when absent.
     pub file: Option<PathBuf>,
     /// For `free`: the unit of plain numbers, i.e. the flag free ran with. The poller
-    /// runs `free -b` (bytes); `free` typed by hand prints KiB.
-    #[arg(long, value_enum, default_value_t = FreeUnit::Kib)]
-    pub unit: FreeUnit,
+    /// runs `free -b` (bytes); `free` typed by hand prints KiB, which is assumed (and said
+    /// on stderr and as `unit_assumed` in the JSON) when this is absent.
+    #[arg(long, value_enum)]
+    pub unit: Option<FreeUnit>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,6 +73,29 @@ impl From<FreeUnit> for free::Unit {
     }
 }
 
+/// `free` has no way to say which unit it printed, so the report says which unit was used:
+/// `unit_assumed` when `--unit` was absent (KiB, free's default), and `warning` (also on
+/// stderr) when the memory total is implausible for the unit, as `free -b` read as KiB is.
+fn free_json(text: &str, unit: Option<FreeUnit>) -> Result<serde_json::Value, parse::ParseError> {
+    let assumed = unit.is_none();
+    let unit: free::Unit = unit.unwrap_or(FreeUnit::Kib).into();
+    let report = free::parse_with_unit(text, unit)?;
+    let mut value = json!(report);
+    if assumed {
+        eprintln!(
+            "note: free: no --unit given, plain numbers read as {} (free's default; the poller's \
+             `free -b` needs --unit bytes)",
+            unit.label()
+        );
+        value["unit_assumed"] = json!(unit.label());
+    }
+    if let Some(why) = free::implausible_total(&report, unit) {
+        eprintln!("warning: free: {why}");
+        value["warning"] = json!(why);
+    }
+    Ok(value)
+}
+
 pub(super) fn run(args: &ParseArgs) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     match &args.file {
@@ -89,7 +113,7 @@ pub(super) fn run(args: &ParseArgs) -> anyhow::Result<ExitCode> {
     }
     let result: Result<serde_json::Value, parse::ParseError> = match args.kind {
         ParseKind::Top => parse::top::parse(&text).map(|r| json!(r)),
-        ParseKind::Free => free::parse_with_unit(&text, args.unit.into()).map(|r| json!(r)),
+        ParseKind::Free => free_json(&text, args.unit),
         ParseKind::Df => parse::df::parse(&text).map(|r| json!(r)),
         ParseKind::DockerStats => parse::docker_stats::parse(&text).map(|r| json!(r)),
         ParseKind::DockerPs => parse::docker_ps::parse(&text).map(|r| json!(r)),

@@ -20,6 +20,11 @@
 //! - `-T`/`-hT` (coreutils) and `-PT`/`-T` (BusyBox, which wraps after a long name there too)
 //!   are read the same way; OpenWrt's `overlayfs:/overlay` is an ordinary device name.
 //!
+//! - A header in another language (`Dateisystem 1K-Blöcke Benutzt Verfügbar Verw% Eingehängt auf`,
+//!   `Sys. de fichiers blocs de 1024 Utilisé Disponible Capacité Monté sur`) is read by position
+//!   as the POSIX six columns, its block size taken from the word starting with a digit; see
+//!   `localised_header`. A translated `-T` header is not recognised (its rows are refused).
+//!
 //! Filesystem names containing spaces cannot be told apart from the columns and are not supported.
 
 use std::collections::HashSet;
@@ -55,8 +60,12 @@ pub struct DfRow {
 /// What the header told us.
 #[derive(Debug, Clone, Copy)]
 struct Header {
-    /// Bytes per plain number.
-    block: u64,
+    /// Bytes per plain number; `None` when a translated header names no block size, and then
+    /// only sizes with a suffix (or `0`) are read.
+    block: Option<u64>,
+    /// Recognised by position only (a translated header): without a row after it, it was not
+    /// df output at all, so it must be followed by one.
+    localised: bool,
     /// `-T`: a filesystem type column follows the device.
     has_type: bool,
 }
@@ -80,7 +89,51 @@ fn header(line: &str) -> Option<Header> {
         return None;
     }
     let block = block_size(words.get(size_at)?)?;
-    Some(Header { block, has_type })
+    Some(Header {
+        block: Some(block),
+        localised: false,
+        has_type,
+    })
+}
+
+/// A header in another language (operators paste output captured under `de_DE`, `fr_FR`...):
+/// coreutils translates the words but keeps the POSIX six columns, so rows are read by position.
+/// The block size is the header's `1024-Blöcke`, `1K-Blöcke`, `blocs de 1024`, `blocs de 1K`:
+/// the first word that starts with a digit, read as `1024-blocks` would be. Without one (`-h`'s
+/// `Größe`/`Taille`, but also `-i`'s `Inodes`) `block` is `None` and only sizes with a suffix
+/// are accepted, so inode counts are never read as bytes.
+/// ```text
+/// Dateisystem    1024-Blöcke  Benutzt Verfügbar Kapazität Eingehängt auf
+/// Sys. de fichiers blocs de 1024  Utilisé Disponible Capacité Monté sur
+/// ```
+fn localised_header(line: &str) -> Option<Header> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // Six column titles, some of several words; a data row would start with `/` or a digit.
+    let first = words.first()?;
+    if words.len() < 6
+        || first.starts_with(['/', '-'])
+        || first.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return None;
+    }
+    if words.first() == Some(&"Filesystem") {
+        return None; // English, and not a form `header` reads (e.g. `df -i`): refuse it
+    }
+    let block = match words
+        .iter()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        Some(word) => {
+            let spec = word.split_once('-').map_or(*word, |(spec, _)| spec);
+            Some(block_size(&format!("{spec}-blocks"))?)
+        }
+        None => None,
+    };
+    Some(Header {
+        block,
+        localised: true,
+        has_type: false,
+    })
 }
 
 /// `1024-blocks` → 1024, `1K-blocks` → 1024, `1B-blocks`/`1-blocks` → 1, `512-blocks` → 512,
@@ -129,14 +182,19 @@ pub fn parse(out: &str) -> Result<DfReport, ParseError> {
             continue;
         }
         let Some(h) = head else {
-            head = Some(header(line).ok_or_else(|| {
-                ParseError::at(
+            head = Some(
+                header(line)
+                    .or_else(|| localised_header(line))
+                    .ok_or_else(|| {
+                        ParseError::at(
                     COMMAND,
                     line_no,
                     line,
-                    "the header 'Filesystem 1024-blocks Used Available Capacity Mounted on'",
+                    "the header 'Filesystem 1024-blocks Used Available Capacity Mounted on' \
+                     (or its six columns in another language)",
                 )
-            })?);
+                    })?,
+            );
             continue;
         };
         let bad = |what: &str| ParseError::at(COMMAND, line_no, line, what);
@@ -166,9 +224,21 @@ pub fn parse(out: &str) -> Result<DfReport, ParseError> {
             if t == "-" {
                 return Ok(None);
             }
-            parse_size_with(t, h.block, BareSuffix::Binary)
-                .map(Some)
-                .ok_or_else(|| bad(&format!("a size or '-', not '{t}'")))
+            match h.block {
+                Some(block) => parse_size_with(t, block, BareSuffix::Binary),
+                // A translated header without a block size: `-h` values carry a suffix; a
+                // plain number could be a block count of unknown size or an inode count.
+                None if t == "0" => Some(0),
+                None if t.ends_with(|c: char| c.is_ascii_digit()) => None,
+                None => parse_size_with(t, 1, BareSuffix::Binary),
+            }
+            .map(Some)
+            .ok_or_else(|| match h.block {
+                Some(_) => bad(&format!("a size or '-', not '{t}'")),
+                None => bad(&format!(
+                    "a size with a unit, not '{t}' (the header names no block size)"
+                )),
+            })
         };
         let use_percent = match pct {
             "-" => None,
@@ -204,6 +274,18 @@ pub fn parse(out: &str) -> Result<DfReport, ParseError> {
         ));
     }
     match head {
+        Some(h) if h.localised && rows.is_empty() => {
+            let (line_no, line) = super::numbered_lines(out)
+                .find(|(_, l)| !l.trim().is_empty())
+                .unwrap_or((0, ""));
+            Err(ParseError::at(
+                COMMAND,
+                line_no,
+                line,
+                "the df header followed by rows (a header in another language is only \
+                 recognised by the rows under it)",
+            ))
+        }
         Some(_) => Ok(DfReport { rows }),
         None => Err(ParseError::empty(COMMAND, "the df header")),
     }
@@ -405,6 +487,63 @@ mod tests {
         let text = "Filesystem         1024-blocks      Used Available Capacity Mounted on\n\
                     /dev/mapper/VolGroup-lv_root 51606140 4840040 44144660 10% /\n";
         assert_eq!(parse(text).unwrap().rows.len(), 1);
+    }
+
+    #[test]
+    fn translated_headers_are_read_by_position() {
+        // Issue #18: df captured under de_DE/fr_FR was refused at its header.
+        for (text, rounding) in [
+            (
+                include_str!("../../fixtures/df/coreutils-9.1-kP-de_DE.txt"),
+                0,
+            ),
+            (
+                include_str!("../../fixtures/df/coreutils-9.1-default-de_DE.txt"),
+                0,
+            ),
+            (
+                include_str!("../../fixtures/df/coreutils-9.1-kP-fr_FR.txt"),
+                0,
+            ),
+            (
+                include_str!("../../fixtures/df/coreutils-9.1-default-fr_FR.txt"),
+                0,
+            ),
+            // `Größe`: no block size in the header, every size carries its unit
+            (
+                include_str!("../../fixtures/df/coreutils-9.1-h-de_DE.txt"),
+                1 << 29,
+            ),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.rows.len(), 4, "{text}");
+            let root = row(&r, "/");
+            assert_eq!(root.filesystem, "/dev/vda");
+            let total = root.total_bytes.unwrap();
+            assert!(
+                total.abs_diff(264_212_084 * 1024) <= rounding,
+                "{total}: {text}"
+            );
+            assert_eq!(root.use_percent, Some(75.0));
+            let shm = row(&r, "/dev/shm");
+            assert_eq!(shm.filesystem, "tmpfs");
+            if rounding == 0 {
+                assert_eq!(shm.used_bytes, Some(84 * 1024));
+                assert_eq!(shm.available_bytes, Some(24_683_708 * 1024));
+            }
+            assert_eq!(row(&r, "/dev").used_bytes, Some(0));
+        }
+    }
+
+    #[test]
+    fn translated_inode_header_is_refused_not_read_as_bytes() {
+        // `df -i` under de_DE: `Inodes IBenutzt IFrei IUse%` names no block size
+        let err = parse(include_str!("../../fixtures/df/coreutils-9.1-i-de_DE.txt")).unwrap_err();
+        assert_eq!(err.line_no, 2);
+        assert!(err.expected.contains("names no block size"), "{err}");
+        // six words and no rows is not df output
+        let err = parse("ssh: connect to host db1 port 22: Connection refused\n").unwrap_err();
+        assert_eq!(err.line_no, 1);
     }
 
     #[test]

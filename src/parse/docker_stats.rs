@@ -14,8 +14,8 @@
 //!   command line), `MEM USAGE/LIMIT` without spaces (1.5-1.8), no `BLOCK I/O` (before 1.9) or
 //!   `PIDS` (before 1.11), and a space between number and unit (`1.5 MiB / 1.952 GiB`, `648 B`);
 //!   columns that are absent are `None`. A custom `--format "table {{.Name}}\t{{.CPUPerc}}..."`
-//!   table is read the same way as long as it has an ID, CONTAINER or NAME column; without an
-//!   ID column `id` is empty. podman's `CPU TIME` and `AVG CPU %` columns (and `cpu_time`,
+//!   table is read the same way as long as it has an ID, CONTAINER or NAME column; a column the
+//!   table lacks gives `None` (`null`), never `""`. podman's `CPU TIME` and `AVG CPU %` columns (and `cpu_time`,
 //!   `avg_cpu` JSON keys) fill [`ContainerStats::cpu_time_seconds`] and
 //!   [`ContainerStats::avg_cpu_percent`].
 //!
@@ -39,10 +39,12 @@ pub struct DockerStatsReport {
 /// One container's line.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct ContainerStats {
-    /// Short (12-hex) container id as printed.
-    pub id: String,
-    /// Container name (empty if the output had no name column).
-    pub name: String,
+    /// Container id as printed (12 hex, or 64 with `--no-trunc`); `None` (null in JSON) when
+    /// the output had no ID column (a custom `--format 'table {{.Name}}...'`). Never empty.
+    pub id: Option<String>,
+    /// Container name; `None` when the output had no NAME column (Docker 1.5-17.x tables, a
+    /// custom table without `{{.Name}}`). Never empty. At least one of `id` and `name` is set.
+    pub name: Option<String>,
     /// Percent of one CPU; may exceed 100 on multi-core hosts.
     pub cpu_percent: Option<f64>,
     pub mem_used_bytes: Option<u64>,
@@ -97,12 +99,17 @@ struct Raw<'a> {
 
 /// Turns raw strings into typed stats; `Err` carries what was wrong, for the caller's line.
 fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
-    // A custom `--format "table {{.Name}}..."` may print a name and no ID.
-    let id = match (raw.id, raw.name) {
-        (Some(id), _) => id.trim().to_string(),
-        (None, Some(_)) => String::new(),
-        (None, None) => return Err("a container ID or name".to_string()),
+    // A custom `--format "table {{.Name}}..."` may print a name and no ID, and old Docker tables
+    // an id and no name: what the text does not give is `None`, never `""`.
+    let text = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
     };
+    let (id, name) = (text(raw.id), text(raw.name));
+    if id.is_none() && name.is_none() {
+        return Err("a container ID or name".to_string());
+    }
     let percent = |v: Option<&str>, what: &str| -> Result<Option<f64>, String> {
         match v.map(str::trim) {
             None | Some("--") => Ok(None),
@@ -149,7 +156,7 @@ fn convert(raw: &Raw<'_>) -> Result<ContainerStats, String> {
     };
     Ok(ContainerStats {
         id,
-        name: raw.name.unwrap_or_default().trim().to_string(),
+        name,
         cpu_percent: percent(raw.cpu, "a CPU percentage")?,
         mem_used_bytes,
         mem_limit_bytes,
@@ -318,7 +325,9 @@ fn parse_table(out: &str) -> Result<DockerStatsReport, ParseError> {
                 "MEM %" => &mut raw.mem_percent,
                 "NET I/O" | "NET IO" => &mut raw.net,
                 "BLOCK I/O" | "BLOCK IO" => &mut raw.block,
-                "PIDS" => &mut raw.pids,
+                // podman 4 titles a custom `{{.PIDs}}` column `PI DS` (its header humaniser
+                // splits the camel case), so `split_wide_columns` keeps it as one cell.
+                "PIDS" | "PI DS" => &mut raw.pids,
                 "CPU TIME" => &mut raw.cpu_time,
                 "AVG CPU %" => &mut raw.avg_cpu,
                 _ => continue,
@@ -341,7 +350,7 @@ mod tests {
     fn by_name<'a>(r: &'a DockerStatsReport, name: &str) -> &'a ContainerStats {
         r.containers
             .iter()
-            .find(|c| c.name == name)
+            .find(|c| c.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("no {name} in {r:#?}"))
     }
 
@@ -356,8 +365,8 @@ mod tests {
         assert_eq!(
             *busy,
             ContainerStats {
-                id: "12219b8fa017".into(),
-                name: "busy".into(),
+                id: Some("12219b8fa017".into()),
+                name: Some("busy".into()),
                 cpu_percent: Some(49.98),
                 mem_used_bytes: Some(328 * KIB),
                 mem_limit_bytes: Some(268_435_456),
@@ -394,7 +403,7 @@ mod tests {
         assert!(r
             .containers
             .iter()
-            .all(|c| c.name != "gone" && c.name != "fresh"));
+            .all(|c| !matches!(c.name.as_deref(), Some("gone" | "fresh"))));
         assert_eq!(by_name(&r, "idle").mem_limit_bytes, Some(256 * MIB));
     }
 
@@ -417,7 +426,7 @@ mod tests {
             let r = parse(text).unwrap();
             assert_eq!(r.containers.len(), n);
             let busy = by_name(&r, "busy");
-            assert_eq!(busy.id, "12219b8fa017");
+            assert_eq!(busy.id.as_deref(), Some("12219b8fa017"));
             assert_eq!(busy.mem_limit_bytes, Some(268_435_456));
             assert!(busy.cpu_percent.unwrap() > 40.0);
             assert_eq!(busy.pids, Some(1));
@@ -447,7 +456,7 @@ mod tests {
         // synthetic: Docker prints `--` for a container that is starting or being removed
         let json = r#"{"BlockIO":"--","CPUPerc":"--","Container":"abc","ID":"abc","MemPerc":"--","MemUsage":"-- / --","Name":"x","NetIO":"--","PIDs":"--"}"#;
         let c = parse(json).unwrap().containers.pop().unwrap();
-        assert_eq!(c.id, "abc");
+        assert_eq!(c.id.as_deref(), Some("abc"));
         assert_eq!(
             (c.cpu_percent, c.mem_used_bytes, c.mem_limit_bytes, c.pids),
             (None, None, None, None)
@@ -471,7 +480,7 @@ mod tests {
             let r = parse(text).unwrap();
             assert_eq!(r.containers.len(), 4);
             let busy = by_name(&r, "pbusy");
-            assert_eq!(busy.id, "d1e337870abf");
+            assert_eq!(busy.id.as_deref(), Some("d1e337870abf"));
             assert_eq!(
                 (busy.mem_used_bytes, busy.mem_limit_bytes),
                 (Some(348_200), Some(268_400_000))
@@ -488,7 +497,10 @@ mod tests {
         let table = "ID            NAME        CPU %       MEM USAGE / LIMIT  MEM %       NET IO      BLOCK IO    PIDS        CPU TIME      AVG CPU %\n\
                      d7c267040bfa  pbusy       51.33%      356.4kB / 268.4MB  0.13%       0B / 0B     0B / 0B     1           1.245326504s  51.33%\n";
         let c = parse(table).unwrap().containers.pop().unwrap();
-        assert_eq!((c.id.as_str(), c.name.as_str()), ("d7c267040bfa", "pbusy"));
+        assert_eq!(
+            (c.id.as_deref(), c.name.as_deref()),
+            (Some("d7c267040bfa"), Some("pbusy"))
+        );
         assert_eq!(
             (c.mem_used_bytes, c.mem_limit_bytes),
             (Some(356_400), Some(268_400_000))
@@ -587,7 +599,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.containers.len(), 4);
         let busy = by_name(&r, "busy");
-        assert_eq!(busy.id, "", "no ID column: empty id");
+        assert_eq!(busy.id, None, "no ID column: null, not \"\"");
         assert_eq!(busy.cpu_percent, Some(51.01));
         assert_eq!(
             (busy.mem_used_bytes, busy.mem_limit_bytes),
@@ -605,9 +617,9 @@ mod tests {
         let busy = r
             .containers
             .iter()
-            .find(|c| c.id == "71970e2bf5bf")
+            .find(|c| c.id.as_deref() == Some("71970e2bf5bf"))
             .unwrap();
-        assert_eq!(busy.name, "");
+        assert_eq!(busy.name, None, "no NAME column: null, not \"\"");
         assert_eq!(busy.cpu_percent, Some(49.17));
         assert_eq!(busy.mem_percent, None);
         assert_eq!((busy.net_tx_bytes, busy.pids), (Some(0), Some(1)));
@@ -618,6 +630,46 @@ mod tests {
         .unwrap();
         assert_eq!(r.containers.len(), 2);
         assert_eq!(by_name(&r, "idle").mem_used_bytes, Some(328 * KIB));
+    }
+
+    #[test]
+    fn podman_custom_tables_keep_pids_and_leave_missing_columns_null() {
+        // podman 4.3 titles `{{.PIDs}}` as `PI DS` in a custom table (issue #18: pids were lost)
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/podman-4.3-custom-table-pids.txt"
+        ))
+        .unwrap();
+        assert_eq!(r.containers.len(), 2);
+        let busy = by_name(&r, "wtparse-pbusy");
+        assert_eq!(busy.id.as_deref(), Some("c39e43aa3f1d"));
+        assert_eq!(busy.pids, Some(1));
+        assert_eq!(busy.cpu_percent, Some(51.01));
+        assert_eq!(
+            (busy.mem_used_bytes, busy.mem_limit_bytes),
+            (Some(770_000), Some(268_400_000))
+        );
+        assert_eq!(busy.mem_percent, None, "not printed");
+        // no ID column: id is null; no NAME column: name is null (issue #18: not "")
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/podman-4.3-custom-table-name-pids.txt"
+        ))
+        .unwrap();
+        let idle = by_name(&r, "wtparse-pidle");
+        assert_eq!((idle.id.as_deref(), idle.pids), (None, Some(1)));
+        let r = parse(include_str!(
+            "../../fixtures/docker_stats/podman-4.3-custom-table-id-pids.txt"
+        ))
+        .unwrap();
+        assert!(r
+            .containers
+            .iter()
+            .all(|c| c.name.is_none() && c.pids == Some(1)));
+        assert_eq!(
+            r.containers.first().and_then(|c| c.id.as_deref()),
+            Some("5501640f077c")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["containers"][0]["name"].is_null(), "{json}");
     }
 
     #[test]
@@ -644,7 +696,7 @@ mod tests {
         let t = "CONTAINER           CPU %               MEM USAGE/LIMIT       MEM %               NET I/O\n\
                  redis1              0.07%               796 KiB/64 MiB        1.21%               788 B/648 B\n";
         let c = parse(t).unwrap().containers.pop().unwrap();
-        assert_eq!((c.id.as_str(), c.name.as_str()), ("redis1", ""));
+        assert_eq!((c.id.as_deref(), c.name.as_deref()), (Some("redis1"), None));
         assert_eq!(c.cpu_percent, Some(0.07));
         assert_eq!(
             (c.mem_used_bytes, c.mem_limit_bytes),

@@ -82,6 +82,20 @@ impl Unit {
         }
     }
 
+    /// How the unit is written in messages and JSON: `bytes`, `KiB`, `MB`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Unit::Bytes => "bytes",
+            Unit::Kibibytes => "KiB",
+            Unit::Mebibytes => "MiB",
+            Unit::Gibibytes => "GiB",
+            Unit::Tebibytes => "TiB",
+            Unit::Kilobytes => "kB",
+            Unit::Megabytes => "MB",
+            Unit::Gigabytes => "GB",
+        }
+    }
+
     fn bare_suffix(self) -> BareSuffix {
         match self {
             Unit::Kilobytes | Unit::Megabytes | Unit::Gigabytes => BareSuffix::Decimal,
@@ -104,6 +118,40 @@ pub fn parse_bytes(out: &str) -> Result<FreeReport, ParseError> {
 /// See [`parse_with_unit`].
 pub fn parse(out: &str) -> Result<FreeReport, ParseError> {
     parse_with_unit(out, Unit::Kibibytes)
+}
+
+/// Largest memory total taken as plausible: 64 TiB (the largest single machines sold have 32).
+pub const PLAUSIBLE_MAX_TOTAL_BYTES: u64 = 64 << 40;
+/// Smallest memory total taken as plausible: 1 MiB.
+pub const PLAUSIBLE_MIN_TOTAL_BYTES: u64 = 1 << 20;
+
+/// Why `report`'s memory total is implausible when plain numbers were read as `unit`, and
+/// which unit would make it plausible; `None` when it is plausible (or absent). `free` cannot say
+/// which flag it ran with, so a total above 64 TiB or below 1 MiB almost always means the wrong
+/// unit was assumed: `free -b` read as KiB gives 25 TB for a 24 GiB machine.
+pub fn implausible_total(report: &FreeReport, unit: Unit) -> Option<String> {
+    let total = report.mem_total_bytes?;
+    if (PLAUSIBLE_MIN_TOTAL_BYTES..=PLAUSIBLE_MAX_TOTAL_BYTES).contains(&total) {
+        return None;
+    }
+    let side = if total > PLAUSIBLE_MAX_TOTAL_BYTES {
+        "more than 64 TiB"
+    } else {
+        "less than 1 MiB"
+    };
+    // The one confusion worth naming: `free -b` (what the poller runs) read as anything else.
+    let plain = total / unit.multiplier().max(1);
+    let bytes_fit = unit != Unit::Bytes
+        && (PLAUSIBLE_MIN_TOTAL_BYTES..=PLAUSIBLE_MAX_TOTAL_BYTES).contains(&plain);
+    let hint = if bytes_fit {
+        "; if this is `free -b` output, pass --unit bytes".to_string()
+    } else {
+        "; pass --unit with the flag free ran with".to_string()
+    };
+    Some(format!(
+        "memory total {total} bytes is {side}: plain numbers were read as {}{hint}",
+        unit.label()
+    ))
 }
 
 /// Column meanings we use; others (`shared`, `buffers`, `cache`, `buff/cache`) are skipped.
@@ -263,6 +311,39 @@ mod tests {
         assert_eq!(
             r.mem_total_bytes.unwrap() - r.mem_available_bytes.unwrap(),
             r.mem_used_bytes.unwrap()
+        );
+    }
+
+    #[test]
+    fn implausible_totals_name_the_unit_that_fits() {
+        // Issue #18: `free -b` read in a larger unit. On this 24 GiB machine, read as KiB it is
+        // 23.5 TiB, under the 64 TiB line (caught only on hosts with more than 64 GiB); read as
+        // MiB it is far over.
+        let text = include_str!("../../fixtures/free/procps-ng-4.0.2-b.txt");
+        assert_eq!(
+            implausible_total(&parse(text).unwrap(), Unit::Kibibytes),
+            None
+        );
+        let as_mib = parse_with_unit(text, Unit::Mebibytes).unwrap();
+        let why = implausible_total(&as_mib, Unit::Mebibytes).unwrap();
+        assert!(why.contains("more than 64 TiB"), "{why}");
+        assert!(why.contains("read as MiB"), "{why}");
+        assert!(why.contains("--unit bytes"), "{why}");
+        assert_eq!(
+            implausible_total(&parse_bytes(text).unwrap(), Unit::Bytes),
+            None
+        );
+        // plain `free` (KiB) read as bytes: 24 MiB is plausible, so only `free -m` read as bytes
+        // (24105 bytes) falls below 1 MiB
+        let m = include_str!("../../fixtures/free/procps-ng-4.0.2-m.txt");
+        let why = implausible_total(&parse_bytes(m).unwrap(), Unit::Bytes).unwrap();
+        assert!(why.contains("less than 1 MiB"), "{why}");
+        assert_eq!(
+            implausible_total(
+                &parse_with_unit(m, Unit::Mebibytes).unwrap(),
+                Unit::Mebibytes
+            ),
+            None
         );
     }
 

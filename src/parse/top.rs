@@ -26,7 +26,8 @@
 //! `avail Mem`); memory figures are matched by their word, see `mem_line`.
 //!
 //! `top -1` (or a toprc with the `1` toggle) prints `%Cpu0  :` rows instead of `%Cpu(s)`; they
-//! go to [`TopReport::per_cpu`] and the aggregate stays `None`. When the line is wide enough
+//! go to [`TopReport::per_cpu`], and the aggregate is their mean when every CPU has a row (not
+//! in the 80-column form, which cuts off every second CPU: then it stays `None`). When the line is wide enough
 //! procps-ng 4 prints two CPUs, and Mem and Swap, abreast on one line; each half is read. Bar
 //! graph mode (`t`/`m` toggles saved in a toprc: `%Cpu(s):  50.0/50.0  100[|||...]`) is refused
 //! with an error naming the line.
@@ -64,7 +65,8 @@ pub struct TopReport {
     pub load15: Option<f64>,
     /// procps `Tasks: N total`; BusyBox: the total in `Load average: ... running/total`.
     pub tasks_total: Option<u64>,
-    /// CPU time split of the last frame, in percent.
+    /// CPU time split of the last frame, in percent: the `%Cpu(s)` line, or in per-CPU mode
+    /// the mean of the `%CpuN` rows when every CPU has one (see [`TopReport::per_cpu`]).
     pub cpu: CpuPercents,
     /// `100 - idle`, clamped to 0..=100; `None` when idle is unknown.
     pub cpu_busy_percent: Option<f64>,
@@ -77,11 +79,12 @@ pub struct TopReport {
     pub mem_available_bytes: Option<u64>,
     pub swap_total_bytes: Option<u64>,
     pub swap_used_bytes: Option<u64>,
-    /// Per-CPU rows (`%Cpu0  :`), present when `top -1` or a toprc with the `1` toggle shows
-    /// them instead of `%Cpu(s)`. In that mode top prints no aggregate, so [`TopReport::cpu`] and
-    /// [`TopReport::cpu_busy_percent`] are `None`: averaging the rows shown would be a guess,
-    /// because at 80 columns (batch mode's default width) procps-ng 4 cuts off every second CPU.
-    /// Average these only when the count matches the host's CPU count.
+    /// Per-CPU rows (`%Cpu0  :`), present when `top -1`, a toprc with the `1` toggle or a
+    /// system-wide `/etc/topdefaultrc` shows them instead of `%Cpu(s)`. top then prints no
+    /// aggregate; when every CPU has a row (numbered 0..N, and the frame reached its Swap line)
+    /// [`TopReport::cpu`] and [`TopReport::cpu_busy_percent`] are the rows' mean. Otherwise they
+    /// stay `None`: at 80 columns (batch mode's default width) procps-ng 4 cuts off every
+    /// second CPU, and averaging the rows shown would be a guess.
     pub per_cpu: Vec<CpuRow>,
 }
 
@@ -174,12 +177,58 @@ pub fn parse(out: &str) -> Result<TopReport, ParseError> {
             "a top summary ('top - ...' or BusyBox 'Mem: ...')",
         ));
     }
-    // top prints idle to 0.1; rounding the difference keeps 0.4 from reading 0.4000000000000057.
+    if frame.cpu == CpuPercents::default() && every_cpu_has_a_row(&frame, &seen) {
+        frame.cpu = mean_of_rows(&frame.per_cpu);
+    }
+    // top prints idle to 0.1 (a mean of rows to 0.01 or finer); rounding the difference to
+    // 0.01 keeps 0.4 from reading 0.4000000000000057.
     frame.cpu_busy_percent = frame
         .cpu
         .id
-        .map(|id| ((100.0 - id) * 10.0).round().clamp(0.0, 1000.0) / 10.0);
+        .map(|id| ((100.0 - id) * 100.0).round().clamp(0.0, 10_000.0) / 100.0);
     Ok(frame)
+}
+
+/// Whether the last frame's `%CpuN` rows cover every CPU, so their mean is the host's figure.
+///
+/// top prints no `%Cpu(s)` line in per-CPU mode, and the rows shown are not always all of them:
+/// at 80 columns (batch mode's default width) procps-ng 4 prints two CPUs abreast and cuts off
+/// the second of each pair, and Mem and Swap abreast, cutting off Swap; a capture cut short
+/// with `head` may stop inside the CPU rows. So the rows count only when they are numbered
+/// 0..N without a gap or repeat (a cut-off odd CPU leaves a gap from 4 CPUs up) and the frame
+/// reached its Swap line (cut off too at 80 columns, which is what gives away the 2-CPU case,
+/// where `%Cpu0` alone looks like a 1-CPU host).
+fn every_cpu_has_a_row(frame: &TopReport, seen: &[Kind]) -> bool {
+    let numbered_from_zero = frame
+        .per_cpu
+        .iter()
+        .enumerate()
+        .all(|(i, row)| u32::try_from(i).is_ok_and(|i| i == row.cpu));
+    !frame.per_cpu.is_empty() && numbered_from_zero && seen.contains(&Kind::Swap)
+}
+
+/// The mean of each field over `rows`, rounded to 0.01; `None` for a field some row lacks.
+/// top computes `%Cpu(s)` from the summed ticks of all CPUs, and each CPU ticks at the same
+/// rate, so the mean of the rows is that figure (to the rows' 0.1 rounding).
+fn mean_of_rows(rows: &[CpuRow]) -> CpuPercents {
+    let mean = |field: fn(&CpuPercents) -> Option<f64>| -> Option<f64> {
+        let sum = rows
+            .iter()
+            .map(|r| field(&r.percents))
+            .sum::<Option<f64>>()?;
+        let n = rows.len() as f64;
+        (n > 0.0).then(|| (sum / n * 100.0).round() / 100.0)
+    };
+    CpuPercents {
+        us: mean(|p| p.us),
+        sy: mean(|p| p.sy),
+        ni: mean(|p| p.ni),
+        id: mean(|p| p.id),
+        wa: mean(|p| p.wa),
+        hi: mean(|p| p.hi),
+        si: mean(|p| p.si),
+        st: mean(|p| p.st),
+    }
 }
 
 /// Reads one summary line (or one half of an abreast line) of known `kind` into `frame`;
@@ -916,6 +965,54 @@ mod tests {
         assert_eq!(r.per_cpu.len(), 2);
         assert_eq!(r.per_cpu.get(1).unwrap().percents.us, Some(3.0));
         assert_eq!(r.uptime_seconds, Some(12 * 86_400 + 3 * 3600 + 2 * 60));
+    }
+
+    #[test]
+    fn per_cpu_rows_one_per_line_give_their_mean() {
+        // Issue #18: a toprc with the `1` toggle (one CPU per line) gave no cpu_busy_percent.
+        let r = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-toprc-1-per-cpu-two-frames-one-core-busy.txt"
+        ))
+        .unwrap();
+        // last frame: %Cpu0 9.4 us 6.0 sy 73.5 id 7.7 wa 0.9 st; %Cpu1 54.8 us 44.3 sy 0.0 id
+        assert_eq!(r.per_cpu.len(), 2, "the last frame only");
+        assert_eq!(r.cpu.us, Some(32.1));
+        assert_eq!(r.cpu.sy, Some(25.15));
+        assert_eq!(r.cpu.id, Some(36.75));
+        assert_eq!(r.cpu.wa, Some(3.85));
+        assert_eq!(r.cpu.si, Some(1.3));
+        assert_eq!(r.cpu.st, Some(0.9));
+        assert_eq!(r.cpu_busy_percent, Some(63.25));
+        assert_eq!(r.swap_total_bytes, Some(0));
+    }
+
+    #[test]
+    fn per_cpu_rows_abreast_give_their_mean() {
+        let r = parse(include_str!(
+            "../../fixtures/top/procps-ng-4.0.2-1-abreast-two-frames.txt"
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.cpu.id, r.cpu.us, r.cpu.st),
+            (Some(100.0), Some(0.0), Some(0.0))
+        );
+        assert_eq!(r.cpu_busy_percent, Some(0.0));
+        // synthetic: four CPUs abreast at 80 columns lose %Cpu1 and %Cpu3 (a gap) and Swap
+        let text = "top - 10:00:00 up 5 min,  0 user,  load average: 0.00, 0.01, 0.05\n\
+                    %Cpu0  : 10.0 us,  0.0 sy,  0.0 ni, 90.0 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st \n\
+                    %Cpu2  : 30.0 us,  0.0 sy,  0.0 ni, 70.0 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st \n\
+                    MiB Mem :  24105.6 total,  19863.2 free,    442.5 used,   4112.6 buff/cache     \n";
+        let r = parse(text).unwrap();
+        assert_eq!(
+            (r.cpu_busy_percent, r.cpu.us),
+            (None, None),
+            "a gap: no mean"
+        );
+        // synthetic: cut by `head` before the memory lines: the rows may not be all of them
+        let text = "top - 10:00:00 up 5 min,  0 user,  load average: 0.00, 0.01, 0.05\n\
+                    %Cpu0  : 10.0 us,  0.0 sy,  0.0 ni, 90.0 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st \n\
+                    %Cpu1  : 30.0 us,  0.0 sy,  0.0 ni, 70.0 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st \n";
+        assert_eq!(parse(text).unwrap().cpu_busy_percent, None);
     }
 
     #[test]

@@ -382,12 +382,39 @@ fn containers(
             return (Vec::new(), DockerState::Available);
         }
     };
-    let mut stats = HashMap::new();
+    // The stats parser leaves `id` or `name` null when its table had no such column (a custom
+    // `--format 'table {{.Name}}...'`, Docker 1.5-17.x tables without NAME), while every
+    // `docker ps` row has both; the `ContainerSample` keeps docker ps's id and name. So a stats
+    // row is matched by its id when it has one and by its name otherwise; an old table's
+    // CONTAINER column holds the name when names were typed on the command line, so an id that
+    // matches no container id is tried as a name too. A row with neither cannot be matched: it
+    // is reported as a section problem instead of being stored under an empty name.
+    let mut stats_by_id = HashMap::new();
+    let mut stats_by_name = HashMap::new();
     if let Some(s) = sections.get("docker_stats") {
         match parse::docker_stats::parse(&s.stdout) {
             Ok(r) => {
-                for c in r.containers {
-                    stats.insert(short_id(&c.id).to_string(), c);
+                for (row, c) in r.containers.into_iter().enumerate() {
+                    match (c.id.clone(), c.name.clone()) {
+                        (Some(id), _) => {
+                            stats_by_id.insert(short_id(&id).to_string(), c);
+                        }
+                        (None, Some(name)) => {
+                            stats_by_name.insert(name, c);
+                        }
+                        (None, None) => problems.push(SectionProblem {
+                            section: "docker_stats".into(),
+                            cause: ProblemCause::Unreadable(ParseError {
+                                command: "docker stats",
+                                line_no: 0,
+                                line: String::new(),
+                                expected: format!(
+                                    "a container ID or name in row {}, to match it to a container",
+                                    row + 1
+                                ),
+                            }),
+                        }),
+                    }
                 }
             }
             Err(e) => problems.push(problem("docker_stats", s, e)),
@@ -396,7 +423,10 @@ fn containers(
     let rows = states
         .into_iter()
         .map(|st| {
-            let usage = stats.remove(short_id(&st.id));
+            let usage = stats_by_id
+                .remove(short_id(&st.id))
+                .or_else(|| stats_by_name.remove(&st.name))
+                .or_else(|| stats_by_id.remove(&st.name));
             ContainerSample {
                 container_id: host_text(short_id(&st.id)),
                 name: host_text(&st.name),
@@ -463,6 +493,27 @@ mod tests {
         assert!(rows.is_empty());
         assert_eq!(state, DockerState::Missing);
         assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn stats_without_an_id_column_match_containers_by_name() {
+        // Issue #18: a custom `--format 'table {{.Name}}...'` table has no ID column; its rows
+        // used to carry `id: ""` and match nothing.
+        let ps = include_str!("../../fixtures/docker_ps/docker-28.2-json-all.txt");
+        let stats =
+            include_str!("../../fixtures/docker_stats/docker-28.2-custom-table-name-cpu-mem.txt");
+        let out = format!(
+            "@@fleetpoll-begin docker_ps\n{ps}@@fleetpoll-end docker_ps 0\n\
+             @@fleetpoll-begin docker_stats\n{stats}@@fleetpoll-end docker_stats 0\n"
+        );
+        let mut problems = Vec::new();
+        let (rows, _) = containers(&split_sections(&out, ""), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let busy = rows.iter().find(|r| r.name == "busy").expect("busy");
+        assert_eq!(busy.cpu_percent, Some(51.01));
+        assert_eq!(busy.container_id.len(), 12, "the id comes from docker ps");
+        let fresh = rows.iter().find(|r| r.name == "fresh").expect("fresh");
+        assert_eq!(fresh.cpu_percent, None, "not in the stats table");
     }
 
     #[test]

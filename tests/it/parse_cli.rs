@@ -17,6 +17,10 @@ const REFUSED: &[(&str, &str)] = &[
         "top/procps-ng-4.0.2-toprc-graphs.txt",
         "top's bar-graph mode from a toprc",
     ),
+    (
+        "df/coreutils-9.1-i-de_DE.txt",
+        "df -i under de_DE: a translated header naming no block size, inode counts are not bytes",
+    ),
 ];
 
 fn fixtures_root() -> PathBuf {
@@ -225,4 +229,55 @@ fn parse_reads_stdin_and_refuses_garbage_naming_the_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("free: line 2"), "{stderr}");
+}
+
+/// Issue #18: `free -b | fleetpoll parse free` (no --unit) read bytes as KiB and reported 25 TB
+/// without a word; now the assumed unit is said, and the implausible total warned about.
+#[test]
+fn free_without_unit_says_kib_was_assumed_and_warns_on_an_implausible_total() {
+    let run = |file: &str, unit: Option<&str>| {
+        let mut cmd = crate::common::fleetpoll();
+        cmd.args(["parse", "free"])
+            .arg(fixtures_root().join("free").join(file));
+        if let Some(u) = unit {
+            cmd.args(["--unit", u]);
+        }
+        let out = cmd.output().expect("run fleetpoll");
+        crate::common::assert_ok(&out);
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        (json, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // the poller's `free -b`, no --unit: KiB assumed and said. (Its 23.5 TiB total is under
+    // the 64 TiB line on this 24 GiB machine, so only hosts over 64 GiB also get a warning.)
+    let (json, stderr) = run("procps-ng-4.0.2-b.txt", None);
+    assert_eq!(json["unit_assumed"], "KiB", "{json}");
+    assert!(stderr.contains("read as KiB"), "{stderr}");
+    assert!(stderr.contains("--unit bytes"), "{stderr}");
+    // `free -b` read as MiB: over 64 TiB, warned on stderr and in the JSON
+    let (json, stderr) = run("procps-ng-4.0.2-b.txt", Some("mib"));
+    assert!(json.get("unit_assumed").is_none(), "{json}");
+    let warning = json["warning"].as_str().expect("a warning field");
+    assert!(warning.contains("more than 64 TiB"), "{warning}");
+    assert!(warning.contains("--unit bytes"), "{warning}");
+    assert!(stderr.contains("warning: free:"), "{stderr}");
+    // plain `free` (KiB), no --unit: assumed and said, but plausible, so no warning
+    let (json, stderr) = run("procps-ng-4.0.2-default.txt", None);
+    assert_eq!(json["unit_assumed"], "KiB");
+    assert!(json.get("warning").is_none(), "{json}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // an explicit --unit assumes nothing
+    let (json, stderr) = run("procps-ng-4.0.2-b.txt", Some("bytes"));
+    assert!(
+        json.get("unit_assumed").is_none() && json.get("warning").is_none(),
+        "{json}"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+    // `free -m` read as bytes: 24 KB total, under 1 MiB
+    let (json, _) = run("procps-ng-4.0.2-m.txt", Some("bytes"));
+    assert!(
+        json["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("less than 1 MiB")),
+        "{json}"
+    );
 }
