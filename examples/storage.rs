@@ -229,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut during: Vec<f64> = Vec::new();
     let mut k = polls;
-    while !job.is_finished() || during.len() < 20 {
+    while !job.is_finished() {
         let at = start + Duration::seconds(60 * k);
         k += 1;
         let snaps: Vec<Snapshot> = state
