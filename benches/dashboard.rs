@@ -3,7 +3,7 @@
 //! one-minute samples. Requests go over HTTP to the real router on a real SQLite file, filled
 //! through the store (no polling: the poller is not what is measured here).
 //!
-//! Data: `SERVERS` servers, each with an hour of one-minute samples and a mount; one of them
+//! Data (`sizes`): 10,000 servers, each with an hour of one-minute samples and a mount; one of them
 //! (`big`) also has a year of one-minute samples with three mounts, compacted and rolled up
 //! and past retention as `serve` keeps them (raw 7 days, hourly 90, daily the rest).
 //!
@@ -21,7 +21,16 @@ use fleetpoll::config::Settings;
 use fleetpoll::model::{DiskSample, DockerState, ServerSample, Snapshot};
 use fleetpoll::store::{PollWrite, ServerUpdate, Store};
 
-const SERVERS: i64 = 10_000;
+/// The fleet and the big server's history: the sizes of the issues under `cargo bench`, small
+/// under `cargo test --all-targets` (which runs each bench once, unoptimised, as a check that
+/// it still works: a year of samples through the store would take it many minutes).
+fn sizes() -> (i64, i64) {
+    if std::env::args().any(|a| a == "--bench") {
+        (10_000, 365 * 1440)
+    } else {
+        (50, 3 * 1440)
+    }
+}
 const MINUTE_MS: i64 = 60_000;
 
 struct Bench {
@@ -96,7 +105,7 @@ async fn fill(store: &Store, now: i64) -> String {
          select printf('00000000-0000-4000-8000-%012d', i), printf('srv-%05d', i), printf('10.%d.%d.%d', i / 65536, (i / 256) % 256, i % 256), 22, 'mon', '/k', \
          '[\"bench\"]', 'online', ?, ?, ?, ? from n",
     )
-    .bind(SERVERS)
+    .bind(sizes().0)
     .bind(now)
     .bind(now)
     .bind(now)
@@ -106,12 +115,13 @@ async fn fill(store: &Store, now: i64) -> String {
     .expect("servers");
     // One hour of one-minute samples for everyone, written through the store as the writer
     // would: what the overview's sparklines read.
-    let ids: Vec<uuid::Uuid> = (0..SERVERS)
+    let (servers, year) = sizes();
+    let ids: Vec<uuid::Uuid> = (0..servers)
         .map(|i| uuid::Uuid::parse_str(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
         .collect();
     let update = ServerUpdate::default();
     for m in (0..60).rev() {
-        let snaps: Vec<Snapshot> = (0..SERVERS)
+        let snaps: Vec<Snapshot> = (0..servers)
             .map(|i| sample(now - m * MINUTE_MS, (i * 7 + m * 13) % 1000, 1))
             .collect();
         write(store, &ids, &snaps, &update).await;
@@ -121,7 +131,6 @@ async fn fill(store: &Store, now: i64) -> String {
     // hourly 90): the 30-day chart reads hourly rows, the year daily ones.
     let big = "00000000-0000-4000-8000-000000000000".to_string();
     let big_id = ids[0];
-    let year = 365 * 1440;
     let mut k = 60;
     while k < year {
         let upto = (k + 1440).min(year);
