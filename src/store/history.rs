@@ -49,6 +49,9 @@ impl SeriesCache {
     }
 }
 
+/// A series a batch writes to, with its detail (a mount's filesystem, a container's image).
+type Wanted<'a> = (SeriesKey, Option<&'a str>);
+
 /// Names every series the samples touch (creating those new, updating a changed
 /// filesystem or image) and returns their ids.
 pub(super) async fn series_ids(
@@ -149,7 +152,7 @@ pub(super) async fn append(
         ))
     });
     wanted.dedup_by(|a, b| a.0 == b.0);
-    let (mut series, unknown): (HashMap<SeriesKey, i64>, Vec<(SeriesKey, Option<&str>)>) = {
+    let (mut series, unknown): (HashMap<SeriesKey, i64>, Vec<Wanted<'_>>) = {
         let c = cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
