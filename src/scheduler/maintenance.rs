@@ -50,7 +50,7 @@ impl Maintenance {
     /// Database failure.
     pub async fn compact_now(&self) -> Result<crate::store::CompactCounts, StoreError> {
         self.store
-            .compact(self.boundary(Utc::now()), Duration::ZERO)
+            .compact(self.boundary(Utc::now()), STEP_PAUSE)
             .await
     }
 

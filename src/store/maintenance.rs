@@ -18,8 +18,11 @@ use crate::history::codec::{self, Row};
 use crate::history::{self, period_start, AggRow, Kind, Tier, DAY_MS, HOUR_MS};
 use crate::model::{ContainerSample, DiskSample, ServerSample, Snapshot};
 
-/// Series per compaction step: one step is one short write transaction.
-const SERIES_PER_STEP: i64 = 40;
+/// Series per compaction step: one step is one short write transaction (at 40, the writer's
+/// batches waited behind steps for up to 5x their own time).
+const SERIES_PER_STEP: i64 = 10;
+/// Series per retention statement, for the same reason.
+const SERIES_PER_CLEANUP: i64 = 100;
 
 /// What one compaction pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -254,8 +257,9 @@ impl Store {
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> =
-                sqlx::query_scalar("select id from series where id > ? order by id limit 500")
+                sqlx::query_scalar("select id from series where id > ? order by id limit ?")
                     .bind(after)
+                    .bind(SERIES_PER_CLEANUP)
                     .fetch_all(&self.pool)
                     .await?;
             let Some(&last) = ids.last() else { break };
@@ -319,8 +323,9 @@ impl Store {
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> =
-                sqlx::query_scalar("select id from series where id > ? order by id limit 500")
+                sqlx::query_scalar("select id from series where id > ? order by id limit ?")
                     .bind(after)
+                    .bind(SERIES_PER_CLEANUP)
                     .fetch_all(&self.pool)
                     .await?;
             let Some(&last) = ids.last() else { break };
