@@ -20,10 +20,12 @@ pub enum UserCommand {
     /// Create a user; the password is asked for on the terminal, or read as one line from
     /// standard input with --password-stdin.
     Add {
+        /// The user's login name.
         name: String,
         /// admin, operator or viewer.
         #[arg(long)]
         role: String,
+        /// Read the password as one line from standard input instead of the terminal.
         #[arg(long)]
         password_stdin: bool,
     },
@@ -31,19 +33,25 @@ pub enum UserCommand {
     List,
     /// Set a new password (ends the user's sessions).
     Passwd {
+        /// The user's login name.
         name: String,
+        /// Read the password as one line from standard input instead of the terminal.
         #[arg(long)]
         password_stdin: bool,
     },
     /// Change a user's role (ends the user's sessions).
     SetRole {
+        /// The user's login name.
         name: String,
+        /// admin, operator or viewer.
         #[arg(long)]
         role: String,
     },
     /// Delete a user and their sessions.
     Remove {
+        /// The user's login name.
         name: String,
+        /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
     },
@@ -53,6 +61,7 @@ pub enum UserCommand {
 pub enum TokenCommand {
     /// Create a token and print it once (alone on stdout, or `{"token": ...}` with --json).
     Create {
+        /// The token's name (unique), shown in the activity log as token:NAME.
         #[arg(long)]
         name: String,
         /// admin, operator or viewer.
@@ -65,7 +74,10 @@ pub enum TokenCommand {
     /// List tokens (never the secret).
     List,
     /// Revoke a token by name.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 pub(super) async fn user(store: &Store, cmd: UserCommand, json: bool) -> anyhow::Result<ExitCode> {

@@ -20,6 +20,7 @@ pub struct ActivityArgs {
     /// Server name.
     #[arg(long)]
     pub server: Option<String>,
+    /// Who acted: system, cli:LOGIN, user:NAME or token:NAME (API), anonymous (failed login).
     #[arg(long)]
     pub actor: Option<String>,
     /// info, warning or critical.
@@ -28,11 +29,13 @@ pub struct ActivityArgs {
     /// RFC 3339 time, e.g. 2026-11-24T00:00:00Z.
     #[arg(long)]
     pub since: Option<String>,
+    /// RFC 3339 time; entries before it.
     #[arg(long)]
     pub until: Option<String>,
     /// Entries at most (default 50; 100000 with --format).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub limit: Option<u32>,
+    /// Entries to skip (paging).
     #[arg(long, default_value_t = 0)]
     pub offset: u32,
     /// Export instead of a table: csv or jsonl (all matching entries unless --limit).

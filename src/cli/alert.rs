@@ -29,6 +29,7 @@ pub enum AlertCommand {
         /// Server name.
         #[arg(long)]
         server: Option<String>,
+        /// Alerts at most.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
     },
@@ -36,6 +37,7 @@ pub enum AlertCommand {
     Ack {
         /// The alert's id (see `alert list`).
         id: String,
+        /// Why, for the activity log.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -45,15 +47,19 @@ pub enum AlertCommand {
 pub enum RuleCommand {
     /// Add a rule, e.g. `--name "disk full" --metric disk_percent --op '>=' --threshold 90`.
     Add(Box<RuleArgs>),
+    /// List the rules.
     List,
     /// Change the named rule: only the options given change (--name renames it).
     Edit {
+        /// The rule to change, by its current name.
         #[arg(value_name = "NAME")]
         target: String,
         #[command(flatten)]
         rule: Box<RuleArgs>,
     },
+    /// Delete a rule (its alerts resolve).
     Remove {
+        /// The rule's name.
         name: String,
     },
 }
@@ -61,6 +67,7 @@ pub enum RuleCommand {
 /// A rule's fields; each optional, so `edit` changes only what is given.
 #[derive(Debug, Args)]
 pub struct RuleArgs {
+    /// The rule's name (unique; `edit --name` renames it).
     #[arg(long)]
     pub name: Option<String>,
     /// cpu_percent, memory_percent, swap_percent, load1_per_core, disk_percent,
@@ -105,8 +112,10 @@ pub struct RuleArgs {
     /// Say nothing when the alert resolves.
     #[arg(long)]
     pub no_notify_resolved: bool,
+    /// Keep the rule but stop evaluating it.
     #[arg(long, conflicts_with = "enable")]
     pub disable: bool,
+    /// Evaluate a disabled rule again.
     #[arg(long)]
     pub enable: bool,
 }
@@ -151,10 +160,13 @@ impl RuleArgs {
 pub enum SilenceCommand {
     /// Silence alerts matching every given matcher, now or in a window ahead.
     Add {
+        /// Only alerts of this rule.
         #[arg(long)]
         rule: Option<String>,
+        /// Only alerts of this server.
         #[arg(long)]
         server: Option<String>,
+        /// Only alerts of servers with this tag.
         #[arg(long)]
         tag: Option<String>,
         /// RFC 3339 start (default now).
@@ -172,11 +184,15 @@ pub enum SilenceCommand {
     },
     /// Silences running or ahead (--all: also those over).
     List {
+        /// Also the silences that are over.
         #[arg(long)]
         all: bool,
     },
     /// End a silence now.
-    Expire { id: String },
+    Expire {
+        /// The silence's id (see `silence list`).
+        id: String,
+    },
 }
 
 fn id(s: &str) -> anyhow::Result<uuid::Uuid> {

@@ -19,6 +19,7 @@ use crate::store::Store;
 pub enum ChannelCommand {
     /// Add a channel, e.g. `--name pager --kind webhook --settings '{"url": "https://..."}'`.
     Add {
+        /// The channel's name (unique; rules name it).
         #[arg(long)]
         name: String,
         /// webhook, slack, discord, teams, telegram, ntfy, gotify, pushover, matrix or email.
@@ -29,13 +30,16 @@ pub enum ChannelCommand {
         #[arg(long, value_name = "JSON")]
         settings: String,
     },
+    /// List channels (never their secrets).
     List,
     /// Send a test message now and print what the receiver answered.
     Test {
+        /// The channel's name.
         name: String,
     },
     /// Remove a channel (refused while a rule names it).
     Remove {
+        /// The channel's name.
         name: String,
     },
 }

@@ -22,7 +22,10 @@ pub enum DbCommand {
     Stats,
     /// A consistent copy of the live database in FILE (safe while `serve` runs; FILE must not
     /// exist).
-    Backup { file: PathBuf },
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+    },
     /// Rewrites the file at its smallest size (takes the write lock while it runs).
     Vacuum,
     /// Compacts closed hours with their rollups and applies retention and the size cap now,

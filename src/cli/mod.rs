@@ -289,4 +289,31 @@ mod tests {
     fn every_command_is_well_defined() {
         super::Cli::command().debug_assert();
     }
+
+    /// `--help` lists every flag with what it does (issue #18 found `--name`, `--port`,
+    /// `--actor` and `--until` bare).
+    #[test]
+    fn every_flag_and_command_says_what_it_is_for() {
+        fn walk(cmd: &clap::Command, path: &str, bare: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                    bare.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none()
+                    && sub.get_long_about().is_none()
+                    && sub.get_name() != "help"
+                {
+                    bare.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &path, bare);
+            }
+        }
+        let mut bare = Vec::new();
+        walk(&super::Cli::command(), "", &mut bare);
+        assert!(bare.is_empty(), "without a description: {bare:#?}");
+    }
 }

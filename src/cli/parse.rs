@@ -15,6 +15,7 @@ use crate::parse::{self, free};
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
+    /// Which command's output it is.
     #[arg(value_enum)]
     pub kind: ParseKind,
     /// File with the captured output; stdin when absent.

@@ -25,20 +25,30 @@ pub enum ServerCommand {
     /// List servers.
     List,
     /// Show one server.
-    Show { name: String },
+    Show {
+        /// The server's name.
+        name: String,
+    },
     /// Change a server's registration.
     Edit(EditArgs),
     /// Remove a server and its samples (the activity log keeps its history).
     Remove {
+        /// The server's name.
         name: String,
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
     },
     /// Accept the host key the server presents now (after a legitimate key change).
-    Trust { name: String },
+    Trust {
+        /// The server's name.
+        name: String,
+    },
     /// Print the raw output of the server's last poll that could not all be read.
-    LastOutput { name: String },
+    LastOutput {
+        /// The server's name.
+        name: String,
+    },
     /// Register servers from a CSV file with the header name,host,port,user,key_path,tags.
     ///
     /// Each row is validated like `server add`; bad rows are reported by line number and
@@ -47,6 +57,7 @@ pub enum ServerCommand {
     /// by ';'; a relative key_path is relative to the file's directory; an optional
     /// key_passphrase_env column may be added.
     Import {
+        /// The CSV file.
         file: PathBuf,
         /// Validate and report, register nothing.
         #[arg(long)]
@@ -56,11 +67,13 @@ pub enum ServerCommand {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// Name of the server in fleetpoll (unique; used by every other command).
     #[arg(long)]
     pub name: String,
     /// Hostname or IP address.
     #[arg(long)]
     pub host: String,
+    /// SSH port.
     #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Login name on the server.
@@ -87,17 +100,24 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
+    /// The server to edit, by its current name.
     pub name: String,
+    /// New name.
     #[arg(long)]
     pub rename: Option<String>,
+    /// New hostname or IP address.
     #[arg(long)]
     pub host: Option<String>,
+    /// New SSH port.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
+    /// New login name.
     #[arg(long)]
     pub user: Option<String>,
+    /// New private key path.
     #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
+    /// New environment variable holding the key's passphrase.
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,
     /// Replace the tags (repeatable).
@@ -106,8 +126,10 @@ pub struct EditArgs {
     /// Remove all tags.
     #[arg(long, conflicts_with = "tags")]
     pub clear_tags: bool,
+    /// Poll it again.
     #[arg(long, conflicts_with = "disable")]
     pub enable: bool,
+    /// Stop polling it, keeping its registration and history.
     #[arg(long)]
     pub disable: bool,
 }

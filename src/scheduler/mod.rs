@@ -80,6 +80,28 @@ pub struct Scheduler {
     /// When the writer last read the inventory for its once-a-minute work (the correlator's
     /// groups, the stale sweep, silences that ended).
     minutely: Mutex<Option<chrono::DateTime<Utc>>>,
+    /// Servers whose slot came while their previous poll still ran, until one starts again:
+    /// the skip is warned about once per episode.
+    skipping: SkipEpisodes,
+}
+
+/// A silent host holds its poll for the whole connect deadline at every interval, so its
+/// next slot finds the poll still running: one warning per such episode, not per interval.
+#[derive(Debug, Default)]
+struct SkipEpisodes(Mutex<HashSet<Uuid>>);
+
+impl SkipEpisodes {
+    /// A skip of `id`; true when it starts an episode.
+    fn skipped(&self, id: Uuid) -> bool {
+        self.0.lock().is_ok_and(|mut s| s.insert(id))
+    }
+
+    /// A poll of `id` started: its episode, if any, is over.
+    fn started(&self, id: Uuid) {
+        if let Ok(mut s) = self.0.lock() {
+            s.remove(&id);
+        }
+    }
 }
 
 impl Scheduler {
@@ -118,6 +140,7 @@ impl Scheduler {
             correlator: Mutex::new(correlator),
             restarts: Mutex::new(RestartTracker::default()),
             minutely: Mutex::new(None),
+            skipping: SkipEpisodes::default(),
         })
     }
 
@@ -204,9 +227,14 @@ impl Scheduler {
     ) {
         if !self.claim(server.id) {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(server = %server.name, "Previous poll still running; skipping this one");
+            if self.skipping.skipped(server.id) {
+                tracing::warn!(server = %server.name, "Previous poll still running; skipping this one (said once until a poll starts again)");
+            } else {
+                tracing::debug!(server = %server.name, "Previous poll still running; skipping this one");
+            }
             return;
         }
+        self.skipping.started(server.id);
         let this = self.clone();
         let hard_stop = polls.hard_stop.clone();
         let done_tx = done_tx.clone();
@@ -457,6 +485,24 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::inventory::ServerStatus;
+
+    #[test]
+    fn a_skipped_poll_is_warned_about_once_per_episode() {
+        let episodes = SkipEpisodes::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(episodes.skipped(a));
+        assert!(
+            !episodes.skipped(a),
+            "the second skip in a row is not a new episode"
+        );
+        assert!(episodes.skipped(b));
+        episodes.started(a);
+        assert!(
+            episodes.skipped(a),
+            "after a poll started, a skip starts a new episode"
+        );
+        assert!(!episodes.skipped(b));
+    }
 
     #[test]
     fn the_loop_sleeps_until_the_next_slot_and_takes_servers_in_slot_order() {
