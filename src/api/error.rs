@@ -79,6 +79,10 @@ impl From<StoreError> for ApiError {
                 field: field.to_string(),
                 message: format!("'{value}' is already taken"),
             },
+            StoreError::Already { .. } => Self::Conflict {
+                field: "id".into(),
+                message: e.to_string(),
+            },
             other => Self::Internal(other.to_string()),
         }
     }

@@ -342,13 +342,13 @@ impl Store {
     }
 
     /// # Errors
-    /// `NotFound`, or `Conflict` when already revoked.
+    /// `NotFound`, or `Already` when already revoked.
     pub async fn revoke_token(&self, id: Uuid) -> Result<TokenRow, StoreError> {
         let t = self.token(id).await?;
         if t.revoked_at.is_some() {
-            return Err(StoreError::Conflict {
-                field: "token",
-                value: format!("{} (already revoked)", t.name),
+            return Err(StoreError::Already {
+                what: format!("token '{}'", t.name),
+                state: "revoked",
             });
         }
         sqlx::query("update api_tokens set revoked_at = ? where id = ?")

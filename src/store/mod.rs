@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A UNIQUE constraint: names the field that must be unique.
     #[error("{field} '{value}' is already taken")]
     Conflict { field: &'static str, value: String },
+    /// A change already made: revoking a revoked token.
+    #[error("{what} is already {state}")]
+    Already { what: String, state: &'static str },
     /// The database's directory or file could not be created or made private.
     #[error("cannot create database directory or file '{path}': {source}")]
     CreateDir {

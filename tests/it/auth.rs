@@ -184,6 +184,11 @@ async fn every_route_enforces_its_role_for_every_kind_of_caller() {
     fleetpoll::ops::revoke_token(&app.store, revoked_row.id, &system())
         .await
         .expect("revoke");
+    // Issue #18: a second revoke says what is the matter, not "already taken".
+    let again = fleetpoll::ops::revoke_token(&app.store, revoked_row.id, &system())
+        .await
+        .expect_err("revoked twice");
+    assert_eq!(again.to_string(), "token 'm-revoked' is already revoked");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     let callers: [(&str, Option<&str>, Option<Role>); 6] = [
