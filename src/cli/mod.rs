@@ -131,6 +131,29 @@ pub enum Command {
 ///
 /// # Errors
 /// Anything that stops the command; `main` prints it and exits 2.
+impl Command {
+    /// Commands that only read the database: they never create one.
+    fn reads_only(&self) -> bool {
+        match self {
+            Self::Server(c) => matches!(
+                c,
+                ServerCommand::List | ServerCommand::Show { .. } | ServerCommand::LastOutput { .. }
+            ),
+            Self::User(c) => matches!(c, UserCommand::List),
+            Self::Token(c) => matches!(c, TokenCommand::List),
+            Self::Activity(_) | Self::Db(_) => true,
+            Self::Alert(c) => matches!(
+                c,
+                AlertCommand::List { .. } | AlertCommand::Rule(RuleCommand::List)
+            ),
+            Self::Silence(c) => matches!(c, SilenceCommand::List { .. }),
+            Self::Channel(c) => matches!(c, ChannelCommand::List),
+            Self::RemoteScript(a) => a.server.is_some(),
+            _ => false,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli {
         config,
@@ -141,7 +164,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } = cli;
     // Loaded per arm, not up front: commands that need no settings must keep working on a
     // broken config.
-    let settings = || load_settings(config.as_deref(), db.as_deref());
+    let reads_only = command.reads_only();
+    let settings = || {
+        let s = load_settings(config.as_deref(), db.as_deref())?;
+        // A mistyped --db must not leave a new empty database (and its directories) behind
+        // a command that only reads.
+        if reads_only && !s.database_path.exists() {
+            bail!(
+                "database {} does not exist (`fleetpoll serve`, `demo` or a command that writes, \
+                 such as `server add`, creates it)",
+                s.database_path.display()
+            );
+        }
+        Ok(s)
+    };
     match command {
         // Parsing needs neither settings nor a runtime.
         Command::Parse(args) => parse::run(&args),

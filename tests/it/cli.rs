@@ -272,3 +272,55 @@ async fn db_stats_backup_vacuum_and_maintain_work_on_a_live_file() {
             .expect("activity");
     assert_eq!(kinds, ["database_backed_up", "database_vacuumed"]);
 }
+
+/// Issue #18: a command that only reads never creates a database (nor its directories)
+/// under a mistyped --db; one that writes still does.
+#[test]
+fn a_reading_command_refuses_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("no/such/dir/fleetpoll.db");
+    for args in [
+        &["server", "list"][..],
+        &["activity"],
+        &["db", "stats"],
+        &["alert", "rule", "list"],
+    ] {
+        let out = fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(
+            !dir.path().join("no").exists(),
+            "{args:?} made the directories"
+        );
+    }
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "user",
+            "add",
+            "first",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"a long enough password\n")?;
+            c.wait_with_output()
+        })
+        .expect("run");
+    crate::common::assert_ok(&out);
+    assert!(db.exists(), "a command that writes creates the database");
+}
