@@ -235,6 +235,10 @@ pub async fn update_server(
             json!({ "from": before.host_key_fingerprint, "to": null }),
         );
     }
+    // An edit that changed nothing is not an event an auditor needs (issue #18).
+    if changes.is_empty() {
+        return Ok(server);
+    }
     activity::record(
         store,
         ActivityEvent::ServerUpdated {

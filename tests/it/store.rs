@@ -284,3 +284,38 @@ async fn a_first_pin_changes_the_inventory_version() {
     store.record_poll(id, None, &pin, &[]).await.expect("write");
     assert_ne!(store.inventory_version().await.expect("version"), before);
 }
+
+/// Issue #18: an edit that changes nothing writes no `server_updated` entry; one that
+/// changes something writes one naming the change.
+#[tokio::test]
+async fn an_edit_that_changes_nothing_is_not_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let id = server(&store, dir.path()).await;
+    let actor = fleetpoll::activity::Actor::system();
+    let updated = "select count(*) from activity where type = 'server_updated'";
+    fleetpoll::ops::update_server(
+        &store,
+        id,
+        fleetpoll::inventory::ServerPatch::default(),
+        &actor,
+    )
+    .await
+    .expect("no-op edit");
+    let same_port = fleetpoll::inventory::ServerPatch {
+        port: Some(22),
+        ..Default::default()
+    };
+    fleetpoll::ops::update_server(&store, id, same_port, &actor)
+        .await
+        .expect("same value");
+    assert_eq!(common::count(&store, updated).await, 0);
+    let new_port = fleetpoll::inventory::ServerPatch {
+        port: Some(2222),
+        ..Default::default()
+    };
+    fleetpoll::ops::update_server(&store, id, new_port, &actor)
+        .await
+        .expect("edit");
+    assert_eq!(common::count(&store, updated).await, 1);
+}
