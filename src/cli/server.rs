@@ -166,6 +166,7 @@ pub(super) async fn run(
                 key_stored: false,
             };
             let s = ops::add_server(store, new, &actor).await?;
+            warn_if_shared(&a.key);
             if json {
                 print_json(&server_json(&s, settings));
             } else {
@@ -365,4 +366,21 @@ async fn import(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// OpenSSH refuses a private key that others may read; fleetpoll reads it all the same (it
+/// may run as a user that shares a group with the key's owner on purpose), but says so once,
+/// when the key is registered.
+fn warn_if_shared(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(key) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: {} is readable by others (mode {mode:03o}); OpenSSH refuses such keys: chmod 600 {}",
+                key.display(),
+                key.display()
+            );
+        }
+    }
 }

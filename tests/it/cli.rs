@@ -324,3 +324,46 @@ fn a_reading_command_refuses_a_database_that_does_not_exist() {
     crate::common::assert_ok(&out);
     assert!(db.exists(), "a command that writes creates the database");
 }
+
+/// Issue #18: a private key others can read is registered, with a warning saying how to fix it.
+#[test]
+fn server_add_warns_about_a_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fleetpoll.db");
+    let key = dir.path().join("id_shared");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let add = |name: &str| {
+        fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "server",
+                "add",
+                "--name",
+                name,
+                "--host",
+                "127.0.0.1",
+                "--user",
+                "u",
+                "--key",
+            ])
+            .arg(&key)
+            .output()
+            .expect("run")
+    };
+    let private = add("private");
+    crate::common::assert_ok(&private);
+    assert!(!String::from_utf8_lossy(&private.stderr).contains("readable by others"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let shared = add("shared");
+    crate::common::assert_ok(&shared);
+    let err = String::from_utf8_lossy(&shared.stderr);
+    assert!(err.contains("readable by others (mode 644)"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+}
