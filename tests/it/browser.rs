@@ -536,6 +536,10 @@ async fn an_operator_edits_trusts_the_new_host_key_of_and_removes_a_server() {
         .await;
     wait_ready(&b).await;
     assert_eq!(text_of(&b, "h1 #server-name").await, "epsilon-key");
+    // Issue #18: the platform line names top's implementation once ("top: procps-ng 4.0.2").
+    let page = text_of(&b, "body").await;
+    assert!(page.contains("top: procps-ng "), "{page}");
+    assert!(!page.contains("procps procps"), "{page}");
 
     // A container chart's CSV: the header names its two series, one row per drawn point.
     let (_, containers) = fleet.app.get(&format!("{path}/containers")).await;

@@ -868,7 +868,8 @@ async function serverPage(id) {
     healthBadge.textContent = summary.health;
     statusText.textContent = s.status.replace(/_/g, " ") + (s.enabled ? "" : " (disabled)");
     const p = s.platform || {};
-    const tool = t => (t && t.kind ? `${t.kind}${t.version ? " " + t.version : ""}` : "–");
+    // procps's version already names it ("procps-ng 4.0.2"): no "procps procps-ng 4.0.2".
+    const tool = t => (!t || !t.kind ? "–" : !t.version ? t.kind : t.version.startsWith(t.kind) ? t.version : `${t.kind} ${t.version}`);
     const engine = p.engine ? `${p.engine.kind} ${p.engine.server || p.engine.client || ""} (${p.engine.access})` : "none found";
     const platform = s.platform
       ? `${p.os || "?"}, kernel ${p.kernel || "?"}, ${p.arch || "?"}, ${p.cpus ?? "?"} CPUs; top: ${tool(p.top)}, df: ${tool(p.df)}; containers: ${engine}`
