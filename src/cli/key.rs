@@ -36,6 +36,7 @@ pub(super) async fn run(
     store: &Store,
     settings: &Settings,
     cmd: KeyCommand,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         KeyCommand::Generate { out } => {
@@ -50,7 +51,13 @@ pub(super) async fn run(
                     path.display()
                 )
             })?;
-            println!("{}", path.display());
+            if json {
+                super::print_json(
+                    &serde_json::json!({ "key": path, "public_key": format!("{}.pub", path.display()) }),
+                );
+            } else {
+                println!("{}", path.display());
+            }
             eprintln!(
                 "Wrote {} and {}.pub. Put `fleetpoll key authorized-line --key {}` in the monitored user's authorized_keys.",
                 path.display(),
@@ -75,7 +82,12 @@ pub(super) async fn run(
                 .transpose()?;
             let key = keys::load_private_key(&path, passphrase.as_ref())?;
             let public = keys::public_line(&key)?;
-            println!("{}", crate::probe::authorized_line(&public, "fleetpoll"));
+            let line = crate::probe::authorized_line(&public, "fleetpoll");
+            if json {
+                super::print_json(&serde_json::json!({ "key": path, "authorized_line": line }));
+            } else {
+                println!("{line}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -182,9 +182,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Parsing needs neither settings nor a runtime.
         Command::Parse(args) => parse::run(&args),
         Command::RemoteScript(args) => match args.server {
-            None => Ok(poll::print_default_script(args.probe)),
+            None => Ok(poll::print_default_script(args.probe, json)),
             Some(name) => with_store(settings()?, async |store, _| {
-                poll::print_server_script(store, &name).await
+                poll::print_server_script(store, &name, json).await
             }),
         },
         // The simulated fleet needs neither settings nor a database.
@@ -208,7 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server::run(store, &settings, cmd, json).await
         }),
         Command::Key(cmd) => with_store(settings()?, async |store, settings| {
-            key::run(store, &settings, cmd).await
+            key::run(store, &settings, cmd, json).await
         }),
         Command::User(cmd) => with_store(settings()?, async |store, _| {
             accounts::user(store, cmd, json).await

@@ -148,20 +148,35 @@ fn one_decimal(v: Option<f64>) -> String {
         .map_or("-".to_string(), |x| format!("{x:.1}"))
 }
 
-pub(super) fn print_default_script(probe: bool) -> ExitCode {
-    if probe {
-        print!("{}", crate::probe::PROBE_SCRIPT);
+pub(super) fn print_default_script(probe: bool, json: bool) -> ExitCode {
+    let script = if probe {
+        crate::probe::PROBE_SCRIPT.to_string()
     } else {
-        print!("{}", crate::probe::poll_script(None));
-    }
+        crate::probe::poll_script(None)
+    };
+    print_script(&script, if probe { "probe" } else { "default" }, json);
     ExitCode::SUCCESS
 }
 
-pub(super) async fn print_server_script(store: &Store, name: &str) -> anyhow::Result<ExitCode> {
+/// The script as is, or with --json as `{"script": ..., "for": ...}`.
+fn print_script(script: &str, what: &str, json: bool) {
+    if json {
+        super::print_json(&serde_json::json!({ "for": what, "script": script }));
+    } else {
+        print!("{script}");
+    }
+}
+
+pub(super) async fn print_server_script(
+    store: &Store,
+    name: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let s = find(store, name).await?;
     if s.platform.is_none() {
         eprintln!("{name} has not been probed yet; this is the default script");
     }
-    print!("{}", crate::probe::poll_script(s.platform.as_ref()));
+    let script = crate::probe::poll_script(s.platform.as_ref());
+    print_script(&script, &format!("server {name}"), json);
     Ok(ExitCode::SUCCESS)
 }

@@ -367,3 +367,44 @@ fn server_add_warns_about_a_key_others_can_read() {
     assert!(err.contains("readable by others (mode 644)"), "{err}");
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+/// Issue #18: `--json` is honoured by `remote-script` and `key generate|authorized-line`:
+/// stdout is one JSON object carrying what the plain form prints.
+#[test]
+fn remote_script_and_key_commands_speak_json_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fleetpoll.db");
+    let key = dir.path().join("k");
+    let run = |args: &[&str]| {
+        let out = fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        crate::common::assert_ok(&out);
+        out
+    };
+    let plain = run(&["remote-script"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["remote-script", "--json"]).stdout).expect("only JSON");
+    assert_eq!(v["for"], "default");
+    assert_eq!(
+        v["script"].as_str(),
+        Some(String::from_utf8_lossy(&plain.stdout).as_ref())
+    );
+    let keypath = key.to_str().expect("path");
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["key", "generate", "--out", keypath, "--json"]).stdout)
+            .expect("only JSON");
+    assert_eq!(v["key"], keypath);
+    let line = run(&["key", "authorized-line", "--key", keypath]);
+    let v: serde_json::Value = serde_json::from_slice(
+        &run(&["key", "authorized-line", "--key", keypath, "--json"]).stdout,
+    )
+    .expect("only JSON");
+    assert_eq!(
+        v["authorized_line"].as_str().map(str::trim),
+        Some(String::from_utf8_lossy(&line.stdout).trim())
+    );
+}
