@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match fleetpoll::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", fleetpoll::cli::error_message(&e));
             ExitCode::from(2)
         }
     }

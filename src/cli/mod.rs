@@ -295,6 +295,21 @@ async fn find(store: &Store, name: &str) -> anyhow::Result<Server> {
     }
 }
 
+/// An error and its causes on one line, each said once: many of our errors already show
+/// their cause in their own message (`cannot read X: No such file or directory (os error 2)`),
+/// and the chain would repeat it.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
 fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -321,6 +336,25 @@ mod tests {
 
     /// clap checks a command's definition (unique names, existing conflicts) only when that
     /// command is parsed; this checks every one at once.
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file (os error 2)");
+        let e = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: "/etc/x.toml".into(),
+            source: io,
+        })
+        .context("loading settings");
+        let msg = super::error_message(&e);
+        assert_eq!(msg.matches("No such file").count(), 1, "{msg}");
+        assert!(
+            msg.starts_with("loading settings: cannot read config file"),
+            "{msg}"
+        );
+        // A cause not in the message above it is still said.
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_message(&e), "outer: inner");
+    }
+
     #[test]
     fn every_command_is_well_defined() {
         super::Cli::command().debug_assert();
