@@ -94,7 +94,8 @@ pub fn secret_hash(secret: &str) -> String {
 /// A password unusable for login: hashing failed (never expected) or the policy refused it.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    #[error("password: must be 8 to 1024 characters")]
+    // The field is named by whoever reports it (`password: must be ...`), once.
+    #[error("must be 8 to 1024 characters")]
     Policy,
     #[error("password hashing failed: {0}")]
     Hash(String),

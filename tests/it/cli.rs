@@ -408,3 +408,29 @@ fn remote_script_and_key_commands_speak_json_when_asked() {
         Some(String::from_utf8_lossy(&line.stdout).trim())
     );
 }
+
+/// Issue #18: a refused password is reported with its field named once.
+#[test]
+fn a_short_password_is_refused_naming_the_field_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(dir.path().join("fleetpoll.db"))
+        .args(["user", "add", "ann", "--role", "viewer", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(b"short\n")?;
+            c.wait_with_output()
+        })
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("password: must be 8 to 1024 characters"),
+        "{err}"
+    );
+    assert_eq!(err.matches("password:").count(), 1, "{err}");
+}
