@@ -116,6 +116,18 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
             "Demo dashboard: http://{addr}/  user: demo  password: {}",
             password.expose()
         );
+        // The first cycle logs a line per host (online, offline, alerts) and pushes the
+        // login out of sight: say it again, in a block, once that cycle is over.
+        let again = format!(
+            "\n  fleetpoll demo: http://{addr}/\n  user: demo   password: {}\n  database: {}   (Ctrl-C stops it)\n",
+            password.expose(),
+            settings.database_path.display()
+        );
+        let after = Duration::from_secs(settings.poll_interval_secs.saturating_add(5));
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            eprintln!("{again}");
+        });
         crate::app::run(settings, store, listener, crate::app::shutdown_signal()).await
     }
     .await;

@@ -336,6 +336,7 @@ struct Demo {
     addr: String,
     /// The throwaway password demo prints at start.
     password: String,
+    stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl Demo {
@@ -376,6 +377,21 @@ impl Demo {
             child,
             addr,
             password: password.expect("demo prints its login"),
+            stderr: rx,
+        }
+    }
+
+    /// Waits up to `secs` for a stderr line containing `text`.
+    fn wait_line(&self, text: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no line with {text:?} within {secs} s"));
+            if line.contains(text) {
+                return line;
+            }
         }
     }
 
@@ -458,6 +474,9 @@ async fn demo_serves_fifty_sim_hosts_with_online_ones_within_30_s_and_a_rerun_ke
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Issue #18: after the first cycle's lines, the login is said again, last.
+    let again = demo.wait_line("user: demo   password:", 30);
+    assert!(again.contains(&demo.password), "{again}");
     let status = demo.stop();
     assert!(status.success(), "exit status {status}");
 
