@@ -249,7 +249,9 @@ impl Settings {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim().replace('\n', " "),
+            // toml's message points at the spot with a caret under a quoted line: kept on
+            // its lines (squashed onto one, the caret pointed nowhere).
+            message: e.to_string().trim_end().to_string(),
         })
     }
 

@@ -434,3 +434,29 @@ fn a_short_password_is_refused_naming_the_field_once() {
     );
     assert_eq!(err.matches("password:").count(), 1, "{err}");
 }
+
+/// Issue #18: a syntax error in the config file keeps TOML's own layout (the quoted line and
+/// the caret under the spot), instead of one squashed line.
+#[test]
+fn a_config_syntax_error_shows_the_line_and_the_spot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("fleetpoll.toml");
+    std::fs::write(
+        &config,
+        "poll_interval_secs = 60\nlisten = \"127.0.0.1:8080\nconcurrency = 4\n",
+    )
+    .expect("write");
+    let out = fleetpoll()
+        .arg("--config")
+        .arg(&config)
+        .args(["server", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    let caret = err
+        .lines()
+        .find(|l| l.trim_start().starts_with('|') && l.contains('^'));
+    assert!(caret.is_some(), "no line with the caret: {err}");
+}
