@@ -74,9 +74,14 @@ pub async fn run(
     let notify_task = tokio::spawn(notifier.run(cancel.clone()));
     let state = AppState::new(store.clone(), settings.clone(), metrics);
     if store.count_users().await? == 0 {
+        // With this database named: `serve` may run on a --db or a config the operator's
+        // next command would not find by default.
         tracing::warn!(
             "No users yet: every /api route answers 401. Create the first admin with \
-             `fleetpoll user add NAME --role admin` (it asks for a password)"
+             `fleetpoll --db {} user add NAME --role admin` (it asks for a password)",
+            std::path::absolute(&settings.database_path)
+                .unwrap_or_else(|_| settings.database_path.clone())
+                .display()
         );
     }
     let api_cancel = cancel.clone();

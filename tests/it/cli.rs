@@ -164,6 +164,23 @@ fn serve_stops_cleanly_on_sigterm_within_ten_seconds() {
         }
         assert!(Instant::now() < deadline, "serve did not start");
     }
+    // Issue #18: the first-admin hint names the database serve runs on.
+    let db = dir.path().join("serve.db");
+    let hint = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("serve hints at the first admin");
+        if line.contains("No users yet") {
+            break line;
+        }
+    };
+    assert!(
+        hint.contains(&format!(
+            "fleetpoll --db {} user add NAME --role admin",
+            db.display()
+        )),
+        "{hint}"
+    );
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
