@@ -124,6 +124,35 @@ fn snapshot(h: &mut Host, w: &mut Walk, at: chrono::DateTime<Utc>, uptime: u64) 
     }
 }
 
+/// One poll of every host at `at`, written as one batch, as the writer would.
+async fn write_round(
+    store: &Store,
+    ids: &[uuid::Uuid],
+    state: &mut [Host],
+    w: &mut Walk,
+    at: chrono::DateTime<Utc>,
+    k: i64,
+) -> anyhow::Result<()> {
+    let update = ServerUpdate::default();
+    let snaps: Vec<Snapshot> = state
+        .iter_mut()
+        .map(|h| snapshot(h, w, at, 86_400 + 60 * k.unsigned_abs()))
+        .collect();
+    let writes: Vec<PollWrite<'_>> = ids
+        .iter()
+        .zip(&snaps)
+        .map(|(id, s)| PollWrite {
+            server_id: *id,
+            snapshot: Some(s),
+            update: &update,
+            events: &[],
+            alerts: &[],
+        })
+        .collect();
+    store.record_polls(&writes).await?;
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -161,7 +190,6 @@ async fn main() -> anyhow::Result<()> {
     let start = now - Duration::hours(hours);
     let start = start - Duration::milliseconds(start.timestamp_millis().rem_euclid(3_600_000));
     let polls = hours * 60;
-    let update = ServerUpdate::default();
     let t0 = Instant::now();
     let mut open_measured = None;
     // Batch write latencies of the last hour written: the writer's normal.
@@ -171,23 +199,8 @@ async fn main() -> anyhow::Result<()> {
         if at > now {
             break;
         }
-        let snaps: Vec<Snapshot> = state
-            .iter_mut()
-            .map(|h| snapshot(h, &mut w, at, 86_400 + 60 * k.unsigned_abs()))
-            .collect();
-        let writes: Vec<PollWrite<'_>> = ids
-            .iter()
-            .zip(&snaps)
-            .map(|(id, s)| PollWrite {
-                server_id: *id,
-                snapshot: Some(s),
-                update: &update,
-                events: &[],
-                alerts: &[],
-            })
-            .collect();
         let b = Instant::now();
-        store.record_polls(&writes).await?;
+        write_round(&store, &ids, &mut state, &mut w, at, k).await?;
         if k >= polls - 60 {
             normal.push(b.elapsed().as_secs_f64() * 1000.0);
         }
@@ -232,23 +245,8 @@ async fn main() -> anyhow::Result<()> {
     while !job.is_finished() {
         let at = start + Duration::seconds(60 * k);
         k += 1;
-        let snaps: Vec<Snapshot> = state
-            .iter_mut()
-            .map(|h| snapshot(h, &mut w, at, 86_400 + 60 * k.unsigned_abs()))
-            .collect();
-        let writes: Vec<PollWrite<'_>> = ids
-            .iter()
-            .zip(&snaps)
-            .map(|(id, s)| PollWrite {
-                server_id: *id,
-                snapshot: Some(s),
-                update: &update,
-                events: &[],
-                alerts: &[],
-            })
-            .collect();
         let b = Instant::now();
-        store.record_polls(&writes).await?;
+        write_round(&store, &ids, &mut state, &mut w, at, k).await?;
         if !job.is_finished() {
             during.push(b.elapsed().as_secs_f64() * 1000.0);
         }

@@ -245,23 +245,20 @@ impl Store {
         servers: Option<&[Uuid]>,
     ) -> Result<Vec<SeriesRow>, StoreError> {
         let mut out = Vec::new();
-        let all: Vec<Uuid> = Vec::new();
-        let list = servers.unwrap_or(&all);
-        // Run once with no filter when every server is asked for.
-        let chunks: Vec<&[Uuid]> = if servers.is_none() {
-            vec![&[]]
-        } else {
-            list.chunks(ROWS).collect()
+        // Every server: one query without a filter (`None` below); else a query per ROWS ids.
+        let chunks: Vec<Option<&[Uuid]>> = match servers {
+            None => vec![None],
+            Some(ids) => ids.chunks(ROWS).map(Some).collect(),
         };
         for chunk in chunks {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "select id, server_id, name, detail from series where kind = ",
             );
             q.push_bind(kind.code());
-            if servers.is_some() {
+            if let Some(ids) = chunk {
                 q.push(" and server_id in (");
                 let mut sep = q.separated(", ");
-                for id in chunk {
+                for id in ids {
                     sep.push_bind(id.to_string());
                 }
                 sep.push_unseparated(")");

@@ -511,6 +511,24 @@ impl Store {
         Ok((plan, points))
     }
 
+    /// One series' points (none when the series does not exist), as [`Store::points`].
+    async fn one_series(
+        &self,
+        kind: Kind,
+        series: Option<i64>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        max_points: i64,
+        keep: Keep,
+    ) -> Result<(Plan, Vec<Point>), StoreError> {
+        let ids: Vec<i64> = series.into_iter().collect();
+        let (plan, mut points) = self
+            .points(kind, &ids, since, until, max_points, keep)
+            .await?;
+        let points = series.and_then(|id| points.remove(&id)).unwrap_or_default();
+        Ok((plan, points))
+    }
+
     /// Server history between `since` and `until` in at most `max_points` points, from the
     /// tier that fits the window.
     pub async fn metric_history(
@@ -521,20 +539,16 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<MetricPoint>, StoreError> {
-        let series: Vec<i64> = self
+        let series = self
             .series_of(Kind::Server, Some(&[server_id]))
             .await?
-            .iter()
-            .map(|s| s.id)
-            .collect();
-        let (plan, mut points) = self
-            .points(Kind::Server, &series, since, until, max_points, keep)
+            .first()
+            .map(|s| s.id);
+        let (plan, points) = self
+            .one_series(Kind::Server, series, since, until, max_points, keep)
             .await?;
         let tier = plan.tier;
-        let items = series
-            .first()
-            .and_then(|id| points.remove(id))
-            .unwrap_or_default()
+        let items = points
             .iter()
             .map(|p| {
                 let v = PointView {
@@ -646,19 +660,12 @@ impl Store {
         max_points: i64,
         keep: Keep,
     ) -> Result<History<ContainerPoint>, StoreError> {
-        let series: Vec<i64> = self
-            .container_series(server_id, container)
-            .await?
-            .into_iter()
-            .collect();
-        let (plan, mut points) = self
-            .points(Kind::Container, &series, since, until, max_points, keep)
+        let series = self.container_series(server_id, container).await?;
+        let (plan, points) = self
+            .one_series(Kind::Container, series, since, until, max_points, keep)
             .await?;
         let tier = plan.tier;
-        let items = series
-            .first()
-            .and_then(|id| points.remove(id))
-            .unwrap_or_default()
+        let items = points
             .iter()
             .map(|p| {
                 let v = PointView {
