@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The test command: installs what the suite needs (as root on Debian), starts a throwaway Docker
-# engine, then runs `cargo test --locked --all-targets "$@"` and exits with its status.
+# engine and a throwaway PostgreSQL, then runs `cargo test --locked --all-targets "$@"` (every
+# store on SQLite), and, without arguments, the integration tests that touch the store a second
+# time on PostgreSQL (issue #14). Exits non-zero when either pass fails.
 #
-#   scripts/test.sh                      # everything
-#   scripts/test.sh sshd -- --nocapture  # extra arguments go to `cargo test`
+#   scripts/test.sh                      # everything, both backends
+#   scripts/test.sh sshd -- --nocapture  # extra arguments go to `cargo test` (SQLite pass only)
 #
-# Environment: FLEETPOLL_TEST_DRY_RUN=1 does everything except cargo (prints its command line).
+# Environment: FLEETPOLL_TEST_DRY_RUN=1 does everything except cargo (prints its command lines).
 # Logs: apt output in ${TMPDIR:-/tmp}/fleetpoll-apt.log; dockerd's in /tmp/fleetpoll-dockerd/.
 set -euo pipefail
 
@@ -16,7 +18,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # podman test, with runc named so that apt does not pick crun (which refuses hybrid cgroups);
 # headless Chromium and its chromedriver for the dashboard's browser tests; aiosmtpd as the real
 # SMTP server of the email-channel tests (run with Debian's /usr/bin/python3).
-PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver python3-aiosmtpd)
+# PostgreSQL's server for the second pass (the package's own cluster is never started: see
+# policy-rc.d below; the tests run their own with scripts/postgres.sh).
+PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver python3-aiosmtpd postgresql)
 APT_LOG=${TMPDIR:-/tmp}/fleetpoll-apt.log
 
 say() { echo "test.sh: $*" >&2; }
@@ -38,6 +42,7 @@ missing_packages() {
         [[ -x /usr/bin/chromium ]] || echo chromium
         [[ -x /usr/bin/chromedriver ]] || echo chromium-driver
         /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || echo python3-aiosmtpd
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo postgresql
     fi
 }
 
@@ -59,9 +64,11 @@ apt_retry() {
 
 CREATED_POLICY=0
 STARTED_ENGINE=0
+PG_DIR=
 cleanup() {
     if ((CREATED_POLICY)); then rm -f /usr/sbin/policy-rc.d; fi
     if ((STARTED_ENGINE)); then bash scripts/docker-engine.sh stop || say "warning: could not stop dockerd"; fi
+    if [[ -n $PG_DIR ]]; then bash scripts/postgres.sh stop "$PG_DIR"; rm -rf "$PG_DIR"; fi
 }
 trap cleanup EXIT
 
@@ -116,10 +123,25 @@ fi
 command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
 
 CMD=(cargo test --locked --all-targets "$@")
+# The integration tests whose stores go through tests/it/common.rs: the API, accounts, alerts,
+# notifications, history, polls and the store itself.
+PG_MODULES=(store:: history:: api:: auth:: alerts:: notify:: poll:: hostile:: hardening:: sim::)
+PG_CMD=(cargo test --locked --test it -- "${PG_MODULES[@]}")
 if [[ ${FLEETPOLL_TEST_DRY_RUN:-0} == 1 ]]; then
     say "dry run: would run: ${CMD[*]}"
+    (($#)) || say "dry run: then, on PostgreSQL: ${PG_CMD[*]}"
     exit 0
 fi
 status=0
 "${CMD[@]}" || status=$?
+if ((!$#)); then
+    PG_DIR=$(mktemp -d /tmp/fleetpoll-pg.XXXXXX)
+    if url=$(bash scripts/postgres.sh start "$PG_DIR"); then
+        say "second pass on PostgreSQL ($url)"
+        FLEETPOLL_TEST_POSTGRES=$url "${PG_CMD[@]}" || status=$?
+    else
+        say "could not start PostgreSQL for the second pass"
+        status=1
+    fi
+fi
 exit "$status"

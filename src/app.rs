@@ -23,13 +23,22 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(9);
 /// # Errors
 /// The database cannot be opened or the address cannot be bound.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database_path)
-        .await
-        .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+    let store = open_store(&settings).await?;
     let listener = TcpListener::bind(settings.listen_addr())
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     run(settings, store, listener, shutdown_signal()).await
+}
+
+/// Opens the database the settings name, with the master key's directory.
+///
+/// # Errors
+/// The database cannot be opened or migrated.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let db = settings.database();
+    Store::open_at(&db, Some(&settings.key_dir()))
+        .await
+        .with_context(|| format!("opening database {db}"))
 }
 
 /// Runs scheduler and API on the given listener until `shutdown` resolves. Tests call this
@@ -55,7 +64,7 @@ pub async fn run(
         None,
     )
     .await?;
-    tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database_path.display(), "Serving the API and dashboard on http://{addr}/");
+    tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database(), "Serving the API and dashboard on http://{addr}/");
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(crate::observe::Metrics::default());
@@ -79,9 +88,12 @@ pub async fn run(
         tracing::warn!(
             "No users yet: every /api route answers 401. Create the first admin with \
              `fleetpoll --db {} user add NAME --role admin` (it asks for a password)",
-            std::path::absolute(&settings.database_path)
-                .unwrap_or_else(|_| settings.database_path.clone())
-                .display()
+            match settings.database() {
+                crate::store::Location::Sqlite(p) =>
+                    std::path::absolute(&p).unwrap_or(p).display().to_string(),
+                // Shown without its password: the operator types their own.
+                db @ crate::store::Location::Postgres(_) => format!("'{db}'"),
+            }
         );
     }
     let api_cancel = cancel.clone();

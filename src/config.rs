@@ -40,6 +40,7 @@ pub enum ConfigError {
 }
 
 pub use crate::model::Thresholds;
+use crate::store::Location;
 
 /// Every setting, with the defaults documented in `config/fleetpoll.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,12 @@ pub struct Settings {
     pub listen: String,
     /// SQLite database file; created with its directory on first run.
     pub database_path: PathBuf,
+    /// When set, the database instead: a `postgres://` URL (PostgreSQL 15 or later, shared
+    /// by several fleetpoll processes) or a SQLite path or `sqlite://` URL.
+    pub database_url: String,
+    /// The master key's directory (it unseals stored SSH keys and channel secrets); empty
+    /// means the SQLite file's directory, or `data` with PostgreSQL.
+    pub state_dir: PathBuf,
     /// Seconds between two polls of the same server.
     pub poll_interval_secs: u64,
     /// Polls in flight at once.
@@ -116,6 +123,8 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_path: PathBuf::from("data/fleetpoll.db"),
+            database_url: String::new(),
+            state_dir: PathBuf::new(),
             poll_interval_secs: 60,
             concurrency: 256,
             connect_timeout_secs: 10,
@@ -149,6 +158,8 @@ impl Default for Settings {
 const TOP_KEYS: &[&str] = &[
     "listen",
     "database_path",
+    "database_url",
+    "state_dir",
     "poll_interval_secs",
     "concurrency",
     "connect_timeout_secs",
@@ -279,6 +290,8 @@ impl Settings {
         match key {
             "listen" => self.listen = value.to_string(),
             "database_path" => self.database_path = PathBuf::from(value),
+            "database_url" => self.database_url = value.to_string(),
+            "state_dir" => self.state_dir = PathBuf::from(value),
             "poll_interval_secs" => self.poll_interval_secs = int()?,
             "concurrency" => {
                 self.concurrency = usize::try_from(int()?).map_err(|_| bad("too large"))?
@@ -369,6 +382,27 @@ impl Settings {
         }
         if self.database_path.as_os_str().is_empty() {
             return Err(bad("database_path", String::new(), "must not be empty"));
+        }
+        let url = self.database_url.trim();
+        if let Some((scheme, _)) = url.split_once("://") {
+            if !["postgres", "postgresql", "sqlite"].contains(&scheme) {
+                return Err(bad(
+                    "database_url",
+                    format!("{scheme}://..."),
+                    "expected postgres://USER@HOST:PORT/DB, or a SQLite path or sqlite:// URL",
+                ));
+            }
+        }
+        // PostgreSQL's files do not shrink when rows go (only VACUUM FULL, which locks every
+        // poller out, gives space back), so a cap on their size would delete history that
+        // frees nothing.
+        if self.max_db_size_mb > 0 && matches!(self.database(), Location::Postgres(_)) {
+            return Err(bad(
+                "max_db_size_mb",
+                self.max_db_size_mb.to_string(),
+                "applies to SQLite only; on PostgreSQL history is kept by age \
+                 (retention_days, rollup_hourly_days, rollup_daily_days)",
+            ));
         }
         for (key, v) in [
             ("poll_interval_secs", self.poll_interval_secs),
@@ -536,14 +570,45 @@ impl Settings {
                 .map(PathBuf::from)
                 .collect();
         }
-        let mut dirs = vec![match self.database_path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        }];
+        let mut dirs = vec![self.key_dir()];
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             dirs.push(PathBuf::from(home).join(".ssh"));
         }
         dirs
+    }
+
+    /// Where the database is: `database_url` when set, else the `database_path` file.
+    pub fn database(&self) -> Location {
+        if self.database_url.trim().is_empty() {
+            Location::Sqlite(self.database_path.clone())
+        } else {
+            Location::parse(self.database_url.trim())
+        }
+    }
+
+    /// `--db`: a URL replaces `database_url`, a path `database_path`.
+    pub fn set_database(&mut self, db: &str) {
+        if db.contains("://") || db.starts_with("sqlite:") {
+            self.database_url = db.to_owned();
+        } else {
+            self.database_path = PathBuf::from(db);
+            self.database_url.clear();
+        }
+    }
+
+    /// The directory of the master key: `state_dir`, else the SQLite file's directory, else
+    /// `data`.
+    pub fn key_dir(&self) -> PathBuf {
+        if !self.state_dir.as_os_str().is_empty() {
+            return self.state_dir.clone();
+        }
+        match self.database() {
+            Location::Sqlite(path) => match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            Location::Postgres(_) => PathBuf::from("data"),
+        }
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -576,6 +641,46 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/fleetpoll.toml");
         let s = Settings::load(Some(&path), env(&[])).expect("shipped config loads");
         assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn the_database_is_a_file_or_a_postgres_url() {
+        let mut s = Settings::default();
+        assert_eq!(
+            s.database(),
+            Location::Sqlite(PathBuf::from("data/fleetpoll.db"))
+        );
+        assert_eq!(s.key_dir(), PathBuf::from("data"));
+        s.set_database("postgres://fp:pw@db:5432/fleet");
+        assert_eq!(
+            s.database(),
+            Location::Postgres("postgres://fp:pw@db:5432/fleet".into())
+        );
+        assert_eq!(s.database().to_string(), "postgres://fp:***@db:5432/fleet");
+        s.set_database("/var/lib/fleetpoll/f.db");
+        assert_eq!(
+            s.database(),
+            Location::Sqlite(PathBuf::from("/var/lib/fleetpoll/f.db"))
+        );
+        assert_eq!(s.key_dir(), PathBuf::from("/var/lib/fleetpoll"));
+        s.set_database("sqlite:///tmp/x.db");
+        assert_eq!(s.database(), Location::Sqlite(PathBuf::from("/tmp/x.db")));
+    }
+
+    #[test]
+    fn a_size_cap_or_an_unknown_scheme_is_refused_with_postgres() {
+        let err = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_DATABASE_URL", "postgres://db/fleet"),
+                ("FLEETPOLL_MAX_DB_SIZE_MB", "100"),
+            ]),
+        )
+        .expect_err("cap on postgres");
+        assert!(err.to_string().contains("max_db_size_mb"), "{err}");
+        let err = Settings::load(None, env(&[("FLEETPOLL_DATABASE_URL", "mysql://db/fleet")]))
+            .expect_err("mysql");
+        assert!(err.to_string().contains("database_url"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `fleetpoll key ...`: make the fleet's SSH key pair and print the restricted
 //! authorized_keys line that lets it run fleetpoll's scripts and nothing else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -95,10 +95,5 @@ pub(super) async fn run(
 
 /// Where `key generate` writes and `key authorized-line` reads when given no path.
 fn default_key_path(settings: &Settings) -> PathBuf {
-    settings
-        .database_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("fleetpoll_ed25519")
+    settings.key_dir().join("fleetpoll_ed25519")
 }

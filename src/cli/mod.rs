@@ -50,9 +50,9 @@ pub struct Cli {
     /// Config file (default: config/fleetpoll.toml when present, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// SQLite database path (overrides database_path).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// SQLite database path, or a postgres:// URL (overrides database_path / database_url).
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    pub db: Option<String>,
     /// Print JSON on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -169,12 +169,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let s = load_settings(config.as_deref(), db.as_deref())?;
         // A mistyped --db must not leave a new empty database (and its directories) behind
         // a command that only reads.
-        if reads_only && !s.database_path.exists() {
-            bail!(
-                "database {} does not exist (`fleetpoll serve`, `demo` or a command that writes, \
-                 such as `server add`, creates it)",
-                s.database_path.display()
-            );
+        if let Some(path) = s.database().sqlite_path().filter(|_| reads_only) {
+            if !path.exists() {
+                bail!(
+                    "database {} does not exist (`fleetpoll serve`, `demo` or a command that writes, \
+                     such as `server add`, creates it)",
+                    path.display()
+                );
+            }
         }
         Ok(s)
     };
@@ -250,10 +252,10 @@ fn time(v: Option<&str>, flag: &str) -> anyhow::Result<Option<chrono::DateTime<c
 }
 
 /// The config file, then the environment, then `--db` on top.
-fn load_settings(config: Option<&Path>, db: Option<&Path>) -> anyhow::Result<Settings> {
+fn load_settings(config: Option<&Path>, db: Option<&str>) -> anyhow::Result<Settings> {
     let mut settings = Settings::load(config, std::env::vars())?;
     if let Some(db) = db {
-        settings.database_path = db.to_path_buf();
+        settings.set_database(db);
     }
     Ok(settings)
 }
@@ -275,9 +277,7 @@ fn with_store(
     command: impl AsyncFnOnce(&Store, Settings) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let store = Store::open(&settings.database_path)
-            .await
-            .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+        let store = crate::app::open_store(&settings).await?;
         let code = command(&store, settings).await?;
         store.close().await;
         Ok(code)

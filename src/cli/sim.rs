@@ -141,7 +141,10 @@ pub(super) fn demo(
     explicit_db: bool,
     a: &DemoArgs,
 ) -> anyhow::Result<ExitCode> {
-    if !explicit_db && settings.database_path == Settings::default().database_path {
+    if !explicit_db
+        && settings.database_url.is_empty()
+        && settings.database_path == Settings::default().database_path
+    {
         settings.database_path = PathBuf::from(DEMO_DATABASE);
     }
     if let Some(l) = &a.listen {

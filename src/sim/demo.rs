@@ -37,12 +37,7 @@ const FLAPPING_PCT: f64 = 4.0;
 /// # Errors
 /// Files cannot be written, an address is taken, the database or the API fails.
 pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
-    let dir = settings
-        .database_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let dir = settings.key_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_path =
         std::path::absolute(dir.join("demo_ed25519")).context("resolving the demo key path")?;
@@ -90,9 +85,7 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
             &["demo".to_string(), "sim".to_string()],
         )
         .with_context(|| format!("writing {}", csv.display()))?;
-        let store = Store::open(&settings.database_path)
-            .await
-            .with_context(|| format!("opening database {}", settings.database_path.display()))?;
+        let store = crate::app::open_store(&settings).await?;
         let report =
             crate::import::import_file(&store, &csv, &crate::activity::Actor::cli(), false)
                 .await
@@ -121,7 +114,7 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
         let again = format!(
             "\n  fleetpoll demo: http://{addr}/\n  user: demo   password: {}\n  database: {}   (Ctrl-C stops it)\n",
             password.expose(),
-            settings.database_path.display()
+            settings.database()
         );
         let after = Duration::from_secs(settings.poll_interval_secs.saturating_add(5));
         tokio::spawn(async move {

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::sql::Builder;
 use uuid::Uuid;
 
 use super::{from_ms, to_ms, Store, StoreError};
@@ -52,7 +54,7 @@ pub struct ActivityFilter {
     pub offset: u32,
 }
 
-fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
+fn read(row: &AnyRow) -> Result<ActivityRow, StoreError> {
     let details: String = row.try_get("details")?;
     Ok(ActivityRow {
         id: row.try_get("id")?,
@@ -82,11 +84,11 @@ fn read(row: &SqliteRow) -> Result<ActivityRow, StoreError> {
 /// Appends entries, one statement per chunk of rows (a statement is a round trip to sqlx's
 /// SQLite thread; see `servers::apply_updates`).
 pub(super) async fn insert_many(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     entries: &[NewActivity],
 ) -> Result<(), StoreError> {
     for chunk in entries.chunks(super::servers::ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "insert into activity (ts, type, severity, actor, server_id, server_name, message, details) ",
         );
         q.push_values(chunk, |mut b, a| {
@@ -104,7 +106,7 @@ pub(super) async fn insert_many(
     Ok(())
 }
 
-fn push_filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a ActivityFilter) {
+fn push_filters<'a>(q: &mut Builder<'a>, f: &'a ActivityFilter) {
     q.push(" where 1 = 1");
     if let Some(k) = &f.kind {
         q.push(" and type = ").push_bind(k);
@@ -143,10 +145,10 @@ impl Store {
         &self,
         f: &ActivityFilter,
     ) -> Result<(i64, Vec<ActivityRow>), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("select count(*) from activity");
+        let mut count = Builder::new("select count(*) from activity");
         push_filters(&mut count, f);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "select id, ts, type, severity, actor, server_id, server_name, message, details from activity",
         );
         push_filters(&mut q, f);

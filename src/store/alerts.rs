@@ -4,8 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::sql::{Builder, Real};
 use uuid::Uuid;
 
 use super::activity::NewActivity;
@@ -58,12 +60,12 @@ fn corrupt(message: impl Into<String>) -> StoreError {
     }
 }
 
-fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
+fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, StoreError> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| corrupt(format!("{col} '{s}': {e}")))
 }
 
-fn read_rule(row: &SqliteRow) -> Result<AlertRule, StoreError> {
+fn read_rule(row: &AnyRow) -> Result<AlertRule, StoreError> {
     let threshold = match (
         row.try_get::<Option<f64>, _>("threshold")?,
         row.try_get::<Option<String>, _>("threshold_text")?,
@@ -94,8 +96,8 @@ fn read_rule(row: &SqliteRow) -> Result<AlertRule, StoreError> {
         container: row.try_get("container_glob")?,
         channels: serde_json::from_str(&json("channels")?).map_err(|e| corrupt(e.to_string()))?,
         repeat_secs: u64::try_from(row.try_get::<i64, _>("repeat_secs")?).unwrap_or(0),
-        notify_resolved: row.try_get("notify_resolved")?,
-        enabled: row.try_get("enabled")?,
+        notify_resolved: row.try_get::<i64, _>("notify_resolved")? != 0,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
         follows_health: row
             .try_get::<Option<String>, _>("follows_health")?
             .map(|l| l.parse())
@@ -106,7 +108,7 @@ fn read_rule(row: &SqliteRow) -> Result<AlertRule, StoreError> {
     })
 }
 
-fn read_alert(row: &SqliteRow) -> Result<Alert, StoreError> {
+fn read_alert(row: &AnyRow) -> Result<Alert, StoreError> {
     let opt_ms = |col: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(row.try_get::<Option<i64>, _>(col)?.map(from_ms))
     };
@@ -139,7 +141,7 @@ fn read_alert(row: &SqliteRow) -> Result<Alert, StoreError> {
 }
 
 /// An alert with the names `ALERT_ROW_JOIN` adds.
-fn read_alert_row(row: &SqliteRow) -> Result<AlertRow, StoreError> {
+fn read_alert_row(row: &AnyRow) -> Result<AlertRow, StoreError> {
     Ok(AlertRow {
         alert: read_alert(row)?,
         rule: row.try_get("rule_name")?,
@@ -173,7 +175,7 @@ fn observed(v: &Option<Observed>) -> (Option<f64>, Option<&str>) {
 
 fn unique_name(e: sqlx::Error, name: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.message().contains("UNIQUE") => StoreError::Conflict {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
             field: "name",
             value: name.to_string(),
         },
@@ -196,7 +198,7 @@ impl Store {
     /// `NotFound` when no rule has this id.
     pub async fn alert_rule(&self, id: Uuid) -> Result<AlertRule, StoreError> {
         let row = sqlx::query(&format!(
-            "select {RULE_COLUMNS} from alert_rules where id = ?"
+            "select {RULE_COLUMNS} from alert_rules where id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -214,7 +216,7 @@ impl Store {
         sqlx::query(
             "insert into alert_rules (id, name, metric, op, threshold, threshold_text, clear_threshold, for_secs, \
              severity, scope, mount_glob, container_glob, channels, repeat_secs, notify_resolved, enabled, created_at, updated_at, \
-             follows_health) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             follows_health) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              on conflict (id) do update set name = excluded.name, metric = excluded.metric, op = excluded.op, \
              threshold = excluded.threshold, threshold_text = excluded.threshold_text, \
              clear_threshold = excluded.clear_threshold, for_secs = excluded.for_secs, severity = excluded.severity, \
@@ -227,9 +229,9 @@ impl Store {
         .bind(&r.name)
         .bind(r.metric.as_str())
         .bind(r.op.as_str())
-        .bind(threshold)
+        .bind(Real(threshold))
         .bind(threshold_text)
-        .bind(r.clear_threshold)
+        .bind(Real(r.clear_threshold))
         .bind(i64::try_from(r.for_secs).unwrap_or(i64::MAX))
         .bind(r.severity.as_str())
         .bind(serde_json::to_string(&r.scope).unwrap_or_else(|_| "{}".into()))
@@ -237,8 +239,8 @@ impl Store {
         .bind(&r.container)
         .bind(serde_json::to_string(&r.channels).unwrap_or_else(|_| "[]".into()))
         .bind(i64::try_from(r.repeat_secs).unwrap_or(i64::MAX))
-        .bind(r.notify_resolved)
-        .bind(r.enabled)
+        .bind(i64::from(r.notify_resolved))
+        .bind(i64::from(r.enabled))
         .bind(to_ms(r.created_at))
         .bind(to_ms(r.updated_at))
         .bind(r.follows_health.map(|l| l.as_str()))
@@ -253,7 +255,7 @@ impl Store {
     /// # Errors
     /// `NotFound`.
     pub async fn delete_alert_rule(&self, id: Uuid) -> Result<(), StoreError> {
-        let done = sqlx::query("delete from alert_rules where id = ?")
+        let done = sqlx::query("delete from alert_rules where id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -269,7 +271,7 @@ impl Store {
             .unwrap_or_else(|_| "[]".into());
         let rows = sqlx::query(&format!(
             "select {ALERT_COLUMNS} from alerts a where a.state != 'resolved' \
-             and a.server_id in (select value from json_each(?))"
+             and a.server_id in (select value from json_each($1))"
         ))
         .bind(ids)
         .fetch_all(&self.pool)
@@ -279,7 +281,7 @@ impl Store {
 
     /// Alerts newest first, with their total.
     pub async fn alerts(&self, f: &AlertFilter) -> Result<(u64, Vec<AlertRow>), StoreError> {
-        let filter = |q: &mut QueryBuilder<'_, Sqlite>| {
+        let filter = |q: &mut Builder<'_>| {
             q.push(" where 1 = 1");
             if let Some(s) = f.state {
                 q.push(" and a.state = ").push_bind(s.as_str());
@@ -294,10 +296,10 @@ impl Store {
                 q.push(" and a.started_at >= ").push_bind(to_ms(t));
             }
         };
-        let mut count = QueryBuilder::<Sqlite>::new("select count(*) from alerts a");
+        let mut count = Builder::new("select count(*) from alerts a");
         filter(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
+        let mut q = Builder::new(format!(
             "select {ALERT_COLUMNS}, r.name as rule_name, r.severity, r.metric, s.name as server_name \
              from alerts a join alert_rules r on r.id = a.rule_id join servers s on s.id = a.server_id"
         ));
@@ -322,7 +324,7 @@ impl Store {
         let row = sqlx::query(&format!(
             "select {ALERT_COLUMNS}, r.name as rule_name, r.severity, r.metric, s.name as server_name \
              from alerts a join alert_rules r on r.id = a.rule_id join servers s on s.id = a.server_id \
-             where a.id = ?"
+             where a.id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -334,7 +336,7 @@ impl Store {
     /// Those of `names` that are notification channels.
     pub async fn known_channels(&self, names: &[String]) -> Result<Vec<String>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "select name from notification_channels where name in (select value from json_each(?))",
+            "select name from notification_channels where name in (select value from json_each($1))",
         )
         .bind(serde_json::to_string(names).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&self.pool)
@@ -354,8 +356,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "update alerts set acked_at = ?, acked_by = ?, ack_comment = ?, updated_at = ? \
-             where id = ? and state != 'resolved'",
+            "update alerts set acked_at = $1, acked_by = $2, ack_comment = $3, updated_at = $4 \
+             where id = $5 and state != 'resolved'",
         )
         .bind(to_ms(now))
         .bind(by)
@@ -410,7 +412,7 @@ impl Store {
     }
 }
 
-fn read_silence(row: &SqliteRow) -> Result<Silence, StoreError> {
+fn read_silence(row: &AnyRow) -> Result<Silence, StoreError> {
     Ok(Silence {
         id: uuid(row, "id")?,
         rule: row.try_get("rule")?,
@@ -431,7 +433,7 @@ const SILENCE_COLUMNS: &str =
 impl Store {
     pub async fn insert_silence(&self, s: &Silence) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "insert into silences ({SILENCE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "insert into silences ({SILENCE_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(s.id.to_string())
         .bind(&s.rule)
@@ -471,7 +473,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Silence, StoreError> {
         let row = sqlx::query(&format!(
-            "update silences set expired_at = ? where id = ? and expired_at is null returning {SILENCE_COLUMNS}"
+            "update silences set expired_at = $1 where id = $2 and expired_at is null returning {SILENCE_COLUMNS}"
         ))
         .bind(to_ms(now))
         .bind(id.to_string())
@@ -487,7 +489,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Silence>, StoreError> {
         let rows = sqlx::query(&format!(
-            "update silences set expired_at = ends_at where expired_at is null and ends_at <= ? \
+            "update silences set expired_at = ends_at where expired_at is null and ends_at <= $1 \
              returning {SILENCE_COLUMNS}"
         ))
         .bind(to_ms(now))
@@ -512,7 +514,7 @@ impl Store {
         let rows = sqlx::query(
             "delete from notification_intents where notification_id is null and alert_id in \
              (select a.id from alerts a join alert_rules r on r.id = a.rule_id \
-              where r.metric = 'server_status' and a.server_id in (select value from json_each(?))) \
+              where r.metric = 'server_status' and a.server_id in (select value from json_each($1))) \
              returning alert_id, (select server_id from alerts where alerts.id = alert_id) as server_id",
         )
         .bind(ids)
@@ -544,7 +546,7 @@ impl Store {
         let names = serde_json::to_string(channels).unwrap_or_else(|_| "[]".into());
         let ids: Vec<String> = sqlx::query_scalar(
             "select id from notification_channels where enabled = 1 \
-             and name in (select value from json_each(?))",
+             and name in (select value from json_each($1))",
         )
         .bind(&names)
         .fetch_all(&mut *tx)
@@ -552,7 +554,7 @@ impl Store {
         for channel in ids {
             sqlx::query(
                 "insert into notifications (id, channel_id, group_key, status, body, created_at, \
-                 next_attempt_at, attempts) values (?, ?, ?, 'pending', ?, ?, ?, 0)",
+                 next_attempt_at, attempts) values ($1, $2, $3, 'pending', $4, $5, $6, 0)",
             )
             .bind(Uuid::new_v4().to_string())
             .bind(channel)
@@ -568,11 +570,11 @@ impl Store {
                 .unwrap_or_else(|_| "[]".into());
             sqlx::query(
                 "insert into notification_intents (alert_id, channel_id, status, created_at) \
-                 select a.id, c.id, 'firing', ? from alerts a \
+                 select a.id, c.id, 'firing', $1 from alerts a \
                  join alert_rules r on r.id = a.rule_id \
                  join notification_channels c on c.enabled = 1 \
                    and c.name in (select value from json_each(r.channels)) \
-                 where a.state = 'firing' and a.id in (select value from json_each(?))",
+                 where a.state = 'firing' and a.id in (select value from json_each($2))",
             )
             .bind(to_ms(now))
             .bind(held)
@@ -609,7 +611,7 @@ impl Store {
 
     pub async fn set_threshold_override(&self, o: &ThresholdOverride) -> Result<(), StoreError> {
         sqlx::query(
-            "insert into threshold_overrides (kind, name, thresholds, updated_at) values (?, ?, ?, ?) \
+            "insert into threshold_overrides (kind, name, thresholds, updated_at) values ($1, $2, $3, $4) \
              on conflict (kind, name) do update set thresholds = excluded.thresholds, updated_at = excluded.updated_at",
         )
         .bind(&o.kind)
@@ -628,7 +630,7 @@ impl Store {
         kind: &str,
         name: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("delete from threshold_overrides where kind = ? and name = ?")
+        let done = sqlx::query("delete from threshold_overrides where kind = $1 and name = $2")
             .bind(kind)
             .bind(name)
             .execute(&self.pool)
@@ -639,14 +641,14 @@ impl Store {
 
 /// Writes a batch's alert decisions and their notification intents, inside its transaction.
 pub(super) async fn write_alerts(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     writes: &[&AlertWrite],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for w in writes {
         let alert = match &w.change {
             Change::Drop(id) => {
-                sqlx::query("delete from alerts where id = ?")
+                sqlx::query("delete from alerts where id = $1")
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
@@ -659,7 +661,7 @@ pub(super) async fn write_alerts(
         sqlx::query(
             "insert into alerts (id, rule_id, server_id, subject, state, value, value_text, started_at, fired_at, \
              resolved_at, last_notified_at, acked_at, acked_by, ack_comment, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              on conflict (id) do update set state = excluded.state, value = excluded.value, \
              value_text = excluded.value_text, fired_at = excluded.fired_at, resolved_at = excluded.resolved_at, \
              last_notified_at = excluded.last_notified_at, updated_at = excluded.updated_at",
@@ -669,7 +671,7 @@ pub(super) async fn write_alerts(
         .bind(alert.server_id.to_string())
         .bind(&alert.subject)
         .bind(alert.state.as_str())
-        .bind(value)
+        .bind(Real(value))
         .bind(value_text)
         .bind(to_ms(alert.started_at))
         .bind(opt(alert.fired_at))
@@ -691,8 +693,8 @@ pub(super) async fn write_alerts(
         };
         sqlx::query(
             "insert into notification_intents (alert_id, channel_id, status, created_at) \
-             select ?, c.id, ?, ? from notification_channels c \
-             where c.enabled = 1 and c.name in (select value from json_each(?))",
+             select $1, c.id, $2, $3 from notification_channels c \
+             where c.enabled = 1 and c.name in (select value from json_each($4))",
         )
         .bind(alert.id.to_string())
         .bind(status)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -36,7 +36,7 @@ fn corrupt(table: &'static str, message: String) -> StoreError {
     StoreError::Corrupt { table, message }
 }
 
-fn read_user(r: &SqliteRow) -> Result<UserRow, StoreError> {
+fn read_user(r: &AnyRow) -> Result<UserRow, StoreError> {
     let id: String = r.try_get("id")?;
     let role: String = r.try_get("role")?;
     Ok(UserRow {
@@ -48,7 +48,7 @@ fn read_user(r: &SqliteRow) -> Result<UserRow, StoreError> {
     })
 }
 
-fn read_token(r: &SqliteRow) -> Result<TokenRow, StoreError> {
+fn read_token(r: &AnyRow) -> Result<TokenRow, StoreError> {
     let id: String = r.try_get("id")?;
     let role: String = r.try_get("role")?;
     Ok(TokenRow {
@@ -88,7 +88,7 @@ impl Store {
     ) -> Result<UserRow, StoreError> {
         let id = Uuid::new_v4();
         let now = to_ms(Utc::now());
-        sqlx::query("insert into users (id, name, role, password_hash, created_at, updated_at) values (?, ?, ?, ?, ?, ?)")
+        sqlx::query("insert into users (id, name, role, password_hash, created_at, updated_at) values ($1, $2, $3, $4, $5, $6)")
             .bind(id.to_string())
             .bind(name)
             .bind(role.as_str())
@@ -104,7 +104,7 @@ impl Store {
     /// # Errors
     /// `NotFound`.
     pub async fn user(&self, id: Uuid) -> Result<UserRow, StoreError> {
-        let r = sqlx::query(&format!("select {USER_COLUMNS} from users where id = ?"))
+        let r = sqlx::query(&format!("select {USER_COLUMNS} from users where id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -118,7 +118,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<(UserRow, String)>, StoreError> {
         let r = sqlx::query(&format!(
-            "select {USER_COLUMNS}, password_hash from users where name = ?"
+            "select {USER_COLUMNS}, password_hash from users where name = $1"
         ))
         .bind(name)
         .fetch_optional(&self.pool)
@@ -164,7 +164,7 @@ impl Store {
     ) -> Result<UserRow, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "update users set role = coalesce(?, role), password_hash = coalesce(?, password_hash), updated_at = ? where id = ?",
+            "update users set role = coalesce($1, role), password_hash = coalesce($2, password_hash), updated_at = $3 where id = $4",
         )
         .bind(role.map(Role::as_str))
         .bind(password_hash)
@@ -175,7 +175,7 @@ impl Store {
         one_row(&done, Missing::User)?;
         if password_hash.is_some() || role.is_some() {
             // New credentials or powers start with a fresh login.
-            sqlx::query("delete from sessions where user_id = ?")
+            sqlx::query("delete from sessions where user_id = $1")
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
@@ -189,7 +189,7 @@ impl Store {
     /// # Errors
     /// `NotFound`.
     pub async fn delete_user(&self, id: Uuid) -> Result<(), StoreError> {
-        let done = sqlx::query("delete from users where id = ?")
+        let done = sqlx::query("delete from users where id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -203,7 +203,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         source: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("insert into sessions (token_hash, user_id, created_at, expires_at, source) values (?, ?, ?, ?, ?)")
+        sqlx::query("insert into sessions (token_hash, user_id, created_at, expires_at, source) values ($1, $2, $3, $4, $5)")
             .bind(token_hash)
             .bind(user.to_string())
             .bind(to_ms(Utc::now()))
@@ -222,7 +222,7 @@ impl Store {
     ) -> Result<Option<UserRow>, StoreError> {
         let r = sqlx::query(
             "select u.id, u.name, u.role, u.created_at, u.updated_at from sessions s join users u on u.id = s.user_id \
-             where s.token_hash = ? and s.expires_at > ?",
+             where s.token_hash = $1 and s.expires_at > $2",
         )
         .bind(token_hash)
         .bind(to_ms(now))
@@ -233,7 +233,7 @@ impl Store {
 
     /// Deletes sessions past their expiry (they no longer log anyone in); returns how many.
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query("delete from sessions where expires_at <= ?")
+        let done = sqlx::query("delete from sessions where expires_at <= $1")
             .bind(to_ms(now))
             .execute(&self.pool)
             .await?;
@@ -242,7 +242,7 @@ impl Store {
 
     /// Ends a session; true when there was one.
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("delete from sessions where token_hash = ?")
+        let done = sqlx::query("delete from sessions where token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
@@ -261,7 +261,7 @@ impl Store {
     ) -> Result<TokenRow, StoreError> {
         let id = Uuid::new_v4();
         sqlx::query(
-            "insert into api_tokens (id, name, role, token_hash, created_by, created_at, expires_at) values (?, ?, ?, ?, ?, ?, ?)",
+            "insert into api_tokens (id, name, role, token_hash, created_by, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.to_string())
         .bind(name)
@@ -280,7 +280,7 @@ impl Store {
     /// `NotFound`.
     pub async fn token(&self, id: Uuid) -> Result<TokenRow, StoreError> {
         let r = sqlx::query(&format!(
-            "select {TOKEN_COLUMNS} from api_tokens where id = ?"
+            "select {TOKEN_COLUMNS} from api_tokens where id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -293,7 +293,7 @@ impl Store {
     /// `NotFound`.
     pub async fn token_by_name(&self, name: &str) -> Result<TokenRow, StoreError> {
         let r = sqlx::query(&format!(
-            "select {TOKEN_COLUMNS} from api_tokens where name = ?"
+            "select {TOKEN_COLUMNS} from api_tokens where name = $1"
         ))
         .bind(name)
         .fetch_optional(&self.pool)
@@ -318,8 +318,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<TokenRow>, StoreError> {
         let r = sqlx::query(&format!(
-            "select {TOKEN_COLUMNS} from api_tokens where token_hash = ? and revoked_at is null \
-             and (expires_at is null or expires_at > ?)"
+            "select {TOKEN_COLUMNS} from api_tokens where token_hash = $1 and revoked_at is null \
+             and (expires_at is null or expires_at > $2)"
         ))
         .bind(token_hash)
         .bind(to_ms(now))
@@ -332,7 +332,7 @@ impl Store {
             .last_used_at
             .is_none_or(|t| now - t > chrono::Duration::minutes(1));
         if stale {
-            sqlx::query("update api_tokens set last_used_at = ? where id = ?")
+            sqlx::query("update api_tokens set last_used_at = $1 where id = $2")
                 .bind(to_ms(now))
                 .bind(token.id.to_string())
                 .execute(&self.pool)
@@ -351,7 +351,7 @@ impl Store {
                 state: "revoked",
             });
         }
-        sqlx::query("update api_tokens set revoked_at = ? where id = ?")
+        sqlx::query("update api_tokens set revoked_at = $1 where id = $2")
             .bind(to_ms(Utc::now()))
             .bind(id.to_string())
             .execute(&self.pool)

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use sqlx::Row as _;
 use uuid::Uuid;
 
+use super::sql::Builder;
 use super::{Store, StoreError};
 use crate::history::codec::{self, Row};
 use crate::history::{self, period_start, AggRow, Kind, Tier};
@@ -55,13 +56,12 @@ type Wanted<'a> = (SeriesKey, Option<&'a str>);
 /// Names every series the samples touch (creating those new, updating a changed
 /// filesystem or image) and returns their ids.
 pub(super) async fn series_ids(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     wanted: &[(SeriesKey, Option<&str>)],
 ) -> Result<HashMap<SeriesKey, i64>, StoreError> {
+    let wanted = super::sql::last_per_key(wanted, |(k, _)| k.clone());
     for chunk in wanted.chunks(ROWS) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "insert into series (server_id, kind, name, detail) ",
-        );
+        let mut q = Builder::new("insert into series (server_id, kind, name, detail) ");
         q.push_values(chunk, |mut b, (k, detail)| {
             b.push_bind(k.server_id.as_str())
                 .push_bind(k.kind.code())
@@ -71,7 +71,7 @@ pub(super) async fn series_ids(
         // Only a changed detail writes: an unchanged series costs a lookup, not a page.
         q.push(
             " on conflict (server_id, kind, name) do update set detail = excluded.detail \
-             where detail is not excluded.detail",
+             where series.detail is distinct from excluded.detail",
         );
         q.build().persistent(false).execute(&mut *tx).await?;
     }
@@ -80,9 +80,8 @@ pub(super) async fn series_ids(
     servers.dedup();
     let mut out = HashMap::with_capacity(wanted.len());
     for chunk in servers.chunks(ROWS) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select id, server_id, kind, name from series where server_id in (",
-        );
+        let mut q =
+            Builder::new("select id, server_id, kind, name from series where server_id in (");
         let mut list = q.separated(", ");
         for s in chunk {
             list.push_bind(*s);
@@ -107,7 +106,7 @@ pub(super) async fn series_ids(
 /// Appends the samples of a batch of polls as open rows (`raw_points`), with the ids each
 /// container name was seen with.
 pub(super) async fn append(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     cache: &std::sync::Mutex<SeriesCache>,
     samples: &[(String, i64, &Snapshot)],
 ) -> Result<(), StoreError> {
@@ -185,8 +184,7 @@ pub(super) async fn append(
         .filter_map(|(k, ts, v)| series.get(k).map(|id| (*id, *ts, codec::encode_row(v))))
         .collect();
     for chunk in rows.chunks(ROWS) {
-        let mut q =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("insert into raw_points (series, ts, vals) ");
+        let mut q = Builder::new("insert into raw_points (series, ts, vals) ");
         q.push_values(chunk, |mut b, (id, ts, vals)| {
             b.push_bind(*id).push_bind(*ts).push_bind(vals.as_slice());
         });
@@ -204,9 +202,7 @@ pub(super) async fn append(
             .collect()
     };
     for chunk in ids.chunks(ROWS) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "insert into container_ids (series, container_id) ",
-        );
+        let mut q = Builder::new("insert into container_ids (series, container_id) ");
         q.push_values(chunk, |mut b, (id, cid)| {
             b.push_bind(*id).push_bind(*cid);
         });
@@ -251,9 +247,8 @@ impl Store {
             Some(ids) => ids.chunks(ROWS).map(Some).collect(),
         };
         for chunk in chunks {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select id, server_id, name, detail from series where kind = ",
-            );
+            let mut q =
+                Builder::new("select id, server_id, name, detail from series where kind = ");
             q.push_bind(kind.code());
             if let Some(ids) = chunk {
                 q.push(" and server_id in (");
@@ -284,9 +279,9 @@ impl Store {
         container: &str,
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "select s.id from series s where s.server_id = ?1 and s.kind = 2 and (s.name = ?2 \
-             or exists (select 1 from container_ids c where c.series = s.id and c.container_id = ?2)) \
-             order by s.name = ?2 desc limit 1",
+            "select s.id from series s where s.server_id = $1 and s.kind = 2 and (s.name = $2 \
+             or exists (select 1 from container_ids c where c.series = s.id and c.container_id = $2)) \
+             order by s.name = $2 desc limit 1",
         )
         .bind(server_id.to_string())
         .bind(container)
@@ -298,7 +293,7 @@ impl Store {
     /// tier when read.
     pub(super) async fn done_until(&self, tier: Tier) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar("select done_until from history_state where tier = ?")
+            sqlx::query_scalar("select done_until from history_state where tier = $1")
                 .bind(tier.code())
                 .fetch_optional(&self.pool)
                 .await?
@@ -319,9 +314,7 @@ impl Store {
             for (id, rows) in self.chunk_rows(Tier::Raw, chunk, a, b).await? {
                 out.entry(id).or_default().extend(rows);
             }
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select series, ts, vals from raw_points where series in ",
-            );
+            let mut q = Builder::new("select series, ts, vals from raw_points where series in ");
             in_list(&mut q, chunk);
             q.push(" and ts >= ")
                 .push_bind(a)
@@ -351,9 +344,7 @@ impl Store {
         a: i64,
         b: i64,
     ) -> Result<Vec<(i64, Vec<Row>)>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select series, data from chunks where tier = ",
-        );
+        let mut q = Builder::new("select series, data from chunks where tier = ");
         q.push_bind(tier.code()).push(" and series in ");
         in_list(&mut q, series);
         q.push(" and start >= ")
@@ -439,7 +430,7 @@ impl Store {
 }
 
 /// Pushes `(?, ?, ...)` with the ids bound.
-pub(super) fn in_list(q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, ids: &[i64]) {
+pub(super) fn in_list(q: &mut Builder<'_>, ids: &[i64]) {
     q.push("(");
     let mut sep = q.separated(", ");
     for id in ids {

@@ -13,7 +13,8 @@ use sqlx::Row as _;
 
 use super::history::{self as series, corrupt, decode_chunk};
 use super::samples::write_latest;
-use super::{from_ms, Store, StoreError};
+use super::sql::Builder;
+use super::{from_ms, Backend, Store, StoreError};
 use crate::history::codec::{self, Row};
 use crate::history::{self, period_start, AggRow, Kind, Tier, DAY_MS, HOUR_MS};
 use crate::model::{ContainerSample, DiskSample, ServerSample, Snapshot};
@@ -92,6 +93,9 @@ fn fields(kind: i64) -> u64 {
 impl Store {
     /// Bytes the database holds in pages in use (what the size cap counts).
     pub async fn used_bytes(&self) -> Result<u64, StoreError> {
+        if self.backend == Backend::Postgres {
+            return self.file_bytes().await;
+        }
         let mut conn = self.pool.acquire().await?;
         let pages: i64 = sqlx::query_scalar("pragma page_count")
             .fetch_one(&mut *conn)
@@ -138,7 +142,8 @@ impl Store {
             (Tier::Hourly, boundary),
             (Tier::Daily, period_start(boundary, DAY_MS)),
         ] {
-            sqlx::query("update history_state set done_until = max(done_until, ?) where tier = ?")
+            sqlx::query("update history_state set done_until = case when done_until > $1 then done_until else $1 end \
+                 where tier = $2")
                 .bind(mark)
                 .bind(tier.code())
                 .execute(&self.pool)
@@ -155,9 +160,9 @@ impl Store {
         after: i64,
         counts: &mut CompactCounts,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let ids: Vec<(i64, i64)> =
-            sqlx::query_as("select id, kind from series where id > ? order by id limit ?")
+            sqlx::query_as("select id, kind from series where id > $1 order by id limit $2")
                 .bind(after)
                 .bind(SERIES_PER_STEP)
                 .fetch_all(&mut *tx)
@@ -166,9 +171,7 @@ impl Store {
             tx.commit().await?;
             return Ok(None);
         };
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select series, ts, vals from raw_points where series in ",
-        );
+        let mut q = Builder::new("select series, ts, vals from raw_points where series in ");
         let list: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
         series::in_list(&mut q, &list);
         q.push(" and ts < ")
@@ -210,7 +213,7 @@ impl Store {
             let mut rows = read_chunk(&mut tx, id, Tier::Raw, hour).await?;
             merge_rows(&mut rows, fresh);
             write_chunk(&mut tx, id, Tier::Raw, hour, width, &rows).await?;
-            sqlx::query("delete from raw_points where series = ? and ts >= ? and ts < ?")
+            sqlx::query("delete from raw_points where series = $1 and ts >= $2 and ts < $3")
                 .bind(id)
                 .bind(hour)
                 .bind((hour + HOUR_MS).min(boundary))
@@ -257,7 +260,7 @@ impl Store {
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> =
-                sqlx::query_scalar("select id from series where id > ? order by id limit ?")
+                sqlx::query_scalar("select id from series where id > $1 order by id limit $2")
                     .bind(after)
                     .bind(SERIES_PER_CLEANUP)
                     .fetch_all(&self.pool)
@@ -272,7 +275,7 @@ impl Store {
             ] {
                 // A chunk goes when its whole period is past the cutoff.
                 let done = sqlx::query(&format!(
-                    "delete from chunks where series in ({list}) and tier = ? and start <= ?"
+                    "delete from chunks where series in ({list}) and tier = $1 and start <= $2"
                 ))
                 .bind(tier.code())
                 .bind(cutoff - tier.chunk_ms())
@@ -281,7 +284,7 @@ impl Store {
                 *slot += done.rows_affected();
             }
             let done = sqlx::query(&format!(
-                "delete from raw_points where series in ({list}) and ts < ?"
+                "delete from raw_points where series in ({list}) and ts < $1"
             ))
             .bind(cut.raw)
             .execute(&self.pool)
@@ -307,6 +310,14 @@ impl Store {
     /// Hands free pages back to the file system (the file shrinks at the next checkpoint).
     pub async fn release_free_pages(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            // Makes the deleted rows' space reusable (autovacuum would, later); the files
+            // keep their size, as PostgreSQL files do.
+            sqlx::query("vacuum raw_points, chunks, series")
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
         sqlx::query("pragma incremental_vacuum")
             .execute(&mut *conn)
             .await?;
@@ -323,7 +334,7 @@ impl Store {
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> =
-                sqlx::query_scalar("select id from series where id > ? order by id limit ?")
+                sqlx::query_scalar("select id from series where id > $1 order by id limit $2")
                     .bind(after)
                     .bind(SERIES_PER_CLEANUP)
                     .fetch_all(&self.pool)
@@ -332,7 +343,7 @@ impl Store {
             after = last;
             let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
             let m: Option<i64> = sqlx::query_scalar(&format!(
-                "select min(start) from chunks where series in ({list}) and tier = ?"
+                "select min(start) from chunks where series in ({list}) and tier = $1"
             ))
             .bind(tier.code())
             .fetch_one(&self.pool)
@@ -348,20 +359,36 @@ impl Store {
     /// Statistics for `fleetpoll db stats`: per table from SQLite's `dbstat`, per tier from
     /// the chunks (a table's pages shared out by the bytes each tier's rows hold).
     pub async fn stats(&self) -> Result<DbStats, StoreError> {
+        let file_bytes = self.file_bytes().await?;
         let mut conn = self.pool.acquire().await?;
-        let size: i64 = sqlx::query_scalar("pragma page_size")
-            .fetch_one(&mut *conn)
-            .await?;
-        let pages: i64 = sqlx::query_scalar("pragma page_count")
-            .fetch_one(&mut *conn)
-            .await?;
-        let free: i64 = sqlx::query_scalar("pragma freelist_count")
-            .fetch_one(&mut *conn)
-            .await?;
-        let tables: Vec<(String, i64)> =
-            sqlx::query_as("select name, sum(pgsize) from dbstat group by name order by 2 desc")
+        let (free, tables): (i64, Vec<(String, i64)>) = match self.backend {
+            Backend::Sqlite => {
+                let size: i64 = sqlx::query_scalar("pragma page_size")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let free: i64 = sqlx::query_scalar("pragma freelist_count")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let tables = sqlx::query_as(
+                    "select name, sum(pgsize) from dbstat group by name order by 2 desc",
+                )
                 .fetch_all(&mut *conn)
                 .await?;
+                (free * size, tables)
+            }
+            // Each table with its indexes and TOAST; free space inside PostgreSQL's files is
+            // reused by later rows and not counted apart.
+            Backend::Postgres => (
+                0,
+                sqlx::query_as(
+                    "select cast(c.relname as text), pg_total_relation_size(c.oid) from pg_class c \
+                     join pg_namespace n on n.oid = c.relnamespace \
+                     where c.relkind in ('r', 'p') and n.nspname = current_schema() order by 2 desc",
+                )
+                .fetch_all(&mut *conn)
+                .await?,
+            ),
+        };
         let size_of = |name: &str| -> u64 {
             tables
                 .iter()
@@ -396,7 +423,8 @@ impl Store {
             days,
         ));
         let chunked: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "select c.tier, s.kind, sum(c.rows), count(*), sum(length(c.data)), min(c.start), max(c.start) \
+            "select c.tier, s.kind, cast(sum(c.rows) as bigint), count(*), cast(sum(length(c.data)) as bigint), \
+             min(c.start), max(c.start) \
              from chunks c join series s on s.id = c.series group by c.tier, s.kind",
         )
         .fetch_all(&mut *conn)
@@ -444,8 +472,8 @@ impl Store {
             ));
         }
         Ok(DbStats {
-            file_bytes: u64::try_from(pages * size).unwrap_or(0),
-            free_bytes: u64::try_from(free * size).unwrap_or(0),
+            file_bytes,
+            free_bytes: u64::try_from(free).unwrap_or(0),
             servers: u64::try_from(servers).unwrap_or(0),
             tables: tables
                 .into_iter()
@@ -461,6 +489,12 @@ impl Store {
     /// # Errors
     /// `dest` exists or cannot be written; database failure.
     pub async fn backup(&self, dest: &Path) -> Result<u64, StoreError> {
+        if self.backend == Backend::Postgres {
+            return Err(StoreError::Unsupported(
+                "an online copy is SQLite's; back a PostgreSQL database up with pg_dump or its \
+                 own continuous archiving",
+            ));
+        }
         if dest.exists() {
             return Err(StoreError::CreateDir {
                 path: dest.display().to_string(),
@@ -472,7 +506,7 @@ impl Store {
         }
         super::private_file(dest)?;
         // VACUUM INTO wants a missing or empty file: the private one just made is empty.
-        sqlx::query("vacuum into ?")
+        sqlx::query("vacuum into $1")
             .bind(dest.display().to_string())
             .execute(&self.pool)
             .await?;
@@ -484,6 +518,13 @@ impl Store {
     pub async fn vacuum(&self) -> Result<(u64, u64), StoreError> {
         let before = self.file_bytes().await?;
         let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            // Plain VACUUM: space for reuse and fresh planner statistics, without the
+            // exclusive lock of VACUUM FULL that would stop the other pollers.
+            sqlx::query("vacuum (analyze)").execute(&mut *conn).await?;
+            drop(conn);
+            return Ok((before, self.file_bytes().await?));
+        }
         sqlx::query("pragma auto_vacuum = incremental")
             .execute(&mut *conn)
             .await?;
@@ -496,6 +537,12 @@ impl Store {
     }
 
     async fn file_bytes(&self) -> Result<u64, StoreError> {
+        if self.backend == Backend::Postgres {
+            let size: i64 = sqlx::query_scalar("select pg_database_size(current_database())")
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(u64::try_from(size).unwrap_or(0));
+        }
         let mut conn = self.pool.acquire().await?;
         let pages: i64 = sqlx::query_scalar("pragma page_count")
             .fetch_one(&mut *conn)
@@ -565,9 +612,9 @@ impl Store {
 
     /// Converts up to 500 of one server's oldest legacy samples; false when none was left.
     async fn convert_some(&self, sid: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let metrics = sqlx::query(
-            "select * from legacy_server_metrics where server_id = ? order by ts limit 500",
+            "select * from legacy_server_metrics where server_id = $1 order by ts limit 500",
         )
         .bind(sid)
         .fetch_all(&mut *tx)
@@ -578,7 +625,7 @@ impl Store {
         };
         let (a, b): (i64, i64) = (first.try_get("ts")?, last.try_get("ts")?);
         let mut snaps: BTreeMap<i64, Snapshot> = BTreeMap::new();
-        let u = |r: &sqlx::sqlite::SqliteRow, c: &str| -> Result<Option<u64>, StoreError> {
+        let u = |r: &sqlx::any::AnyRow, c: &str| -> Result<Option<u64>, StoreError> {
             Ok(super::i64_to_u64(r.try_get(c)?))
         };
         for r in &metrics {
@@ -613,7 +660,7 @@ impl Store {
             );
         }
         for r in sqlx::query(
-            "select * from legacy_disk_usage where server_id = ? and ts >= ? and ts <= ? order by mount",
+            "select * from legacy_disk_usage where server_id = $1 and ts >= $2 and ts <= $3 order by mount",
         )
         .bind(sid)
         .bind(a)
@@ -633,7 +680,7 @@ impl Store {
             }
         }
         for r in sqlx::query(
-            "select * from legacy_container_metrics where server_id = ? and ts >= ? and ts <= ? order by name",
+            "select * from legacy_container_metrics where server_id = $1 and ts >= $2 and ts <= $3 order by name",
         )
         .bind(sid)
         .bind(a)
@@ -676,11 +723,13 @@ impl Store {
             "legacy_disk_usage",
             "legacy_container_metrics",
         ] {
-            sqlx::query(&format!("delete from {t} where server_id = ? and ts <= ?"))
-                .bind(sid)
-                .bind(b)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "delete from {t} where server_id = $1 and ts <= $2"
+            ))
+            .bind(sid)
+            .bind(b)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -728,23 +777,24 @@ fn merge_rows(rows: &mut Vec<Row>, fresh: Vec<Row>) {
 }
 
 async fn read_chunk(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     series: i64,
     tier: Tier,
     start: i64,
 ) -> Result<Vec<Row>, StoreError> {
-    let data: Option<Vec<u8>> =
-        sqlx::query_scalar("select data from chunks where series = ? and tier = ? and start = ?")
-            .bind(series)
-            .bind(tier.code())
-            .bind(start)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let data: Option<Vec<u8>> = sqlx::query_scalar(
+        "select data from chunks where series = $1 and tier = $2 and start = $3",
+    )
+    .bind(series)
+    .bind(tier.code())
+    .bind(start)
+    .fetch_optional(&mut *tx)
+    .await?;
     data.map_or(Ok(Vec::new()), |d| decode_chunk(&d))
 }
 
 async fn write_chunk(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     series: i64,
     tier: Tier,
     start: i64,
@@ -753,7 +803,7 @@ async fn write_chunk(
 ) -> Result<(), StoreError> {
     let data = codec::encode_chunk(columns, rows);
     sqlx::query(
-        "insert into chunks (series, tier, start, rows, data) values (?, ?, ?, ?, ?) \
+        "insert into chunks (series, tier, start, rows, data) values ($1, $2, $3, $4, $5) \
          on conflict (series, tier, start) do update set rows = excluded.rows, data = excluded.data",
     )
     .bind(series)
@@ -769,7 +819,7 @@ async fn write_chunk(
 /// Puts rollup rows into the chunk of `tier` starting at `start`, replacing rows of the same
 /// period; returns the chunk's rows after.
 async fn put_rollups(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     series: i64,
     tier: Tier,
     start: i64,

@@ -1,6 +1,11 @@
-//! SQLite through sqlx: the only module that holds SQL. Opens the database (WAL, foreign
-//! keys, created with its directory when missing), applies the embedded migrations, and
-//! exposes one method per question the rest of the program asks. No axum or russh types.
+//! The database through sqlx: the only module that holds SQL. Opens it (SQLite by default:
+//! WAL, foreign keys, created with its directory when missing; or PostgreSQL from a
+//! `postgres://` URL), applies that backend's embedded migrations, and exposes one method per
+//! question the rest of the program asks. No axum or russh types.
+//!
+//! One set of queries serves both backends through sqlx's Any driver: placeholders are `$N`
+//! (SQLite reads them too), columns have the same names and kinds on both, and the few places
+//! where the dialects part ask [`Store::backend`].
 
 mod activity;
 mod alerts;
@@ -12,16 +17,14 @@ mod maintenance;
 pub mod notifications;
 mod samples;
 mod servers;
+mod sql;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::{AnyPool, Executor};
 
 pub use activity::{ActivityFilter, ActivityRow, NewActivity};
 pub use alerts::{AlertFilter, AlertRow, AlertWrite, FiringCounts};
@@ -52,6 +55,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The database server did not answer or refused us (the message names no password).
+    #[error("cannot connect to {location}: {message}")]
+    Connect { location: String, message: String },
+    /// Something one backend does and the other does not; says what to do instead.
+    #[error("not on PostgreSQL: {0}")]
+    Unsupported(&'static str),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -123,81 +132,114 @@ impl std::fmt::Display for Missing {
 }
 
 /// `NotFound` when a statement that targets one row by id touched none.
-fn one_row(done: &sqlx::sqlite::SqliteQueryResult, what: Missing) -> Result<(), StoreError> {
+fn one_row(done: &AnyQueryResult, what: Missing) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(what));
     }
     Ok(())
 }
 
+/// Where the database is: a SQLite file (the default) or a PostgreSQL server.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` or `postgresql://` URL, which may carry a password.
+    Postgres(String),
+}
+
+impl Location {
+    /// A path, `sqlite:PATH` / `sqlite://PATH`, or a `postgres://` / `postgresql://` URL.
+    pub fn parse(text: &str) -> Self {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Self::Postgres(text.to_owned());
+        }
+        let path = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+            .unwrap_or(text);
+        Self::Sqlite(std::path::PathBuf::from(path))
+    }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite(p) => Some(p),
+            Self::Postgres(_) => None,
+        }
+    }
+}
+
+/// Shown in logs and errors: a PostgreSQL URL without its password.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "{}", p.display()),
+            Self::Postgres(url) => f.write_str(&sql::redact_url(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({self})")
+    }
+}
+
+/// Which SQL dialect the open database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The database's directory: where the master key file lives.
+    pool: AnyPool,
+    backend: Backend,
+    /// Where the master key file lives: the SQLite file's directory, or the state directory
+    /// given with a PostgreSQL URL.
     dir: std::path::PathBuf,
     /// Series this process has named, shared by its clones (the writer's and the API's).
     series: std::sync::Arc<std::sync::Mutex<history::SeriesCache>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     ///
     /// # Errors
     /// The directory cannot be created, the file cannot be opened, or a migration fails.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        // The file holds password hashes and sealed keys: only its owner reads it. SQLite
-        // gives the -wal and -shm files the database file's mode.
-        private_file(path)?;
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a crash may lose the last commits but never corrupts the file.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            // Takes effect for a new file (before its first table); older files get it from
-            // the vacuum that ends the conversion of their samples, or `fleetpoll db vacuum`.
-            // Retention and the size cap then give pages back with `incremental_vacuum`.
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
-            // 16 MiB of page cache per connection (SQLite's default is 2 MB): each batch
-            // appends to every series' open rows, one leaf page per series, and with the
-            // default cache a few hundred hosts already reread those pages for each batch.
-            .pragma("cache_size", "-16384")
-            // The CLI and `serve` may write at the same time; wait rather than fail.
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        for suffix in ["-wal", "-shm"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            let side = std::path::PathBuf::from(side);
-            if side.exists() {
-                private_file(&side)?;
-            }
-        }
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(
-                || std::path::PathBuf::from("."),
-                std::path::Path::to_path_buf,
-            );
+        Self::open_at(&Location::Sqlite(path.to_path_buf()), None).await
+    }
+
+    /// Opens the database at `location` and migrates it. `state_dir` holds the master key;
+    /// by default it is the SQLite file's directory, or `data` with PostgreSQL.
+    ///
+    /// # Errors
+    /// The directory cannot be created, the database cannot be reached, or a migration fails.
+    pub async fn open_at(
+        location: &Location,
+        state_dir: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (pool, backend, default_dir) = match location {
+            Location::Sqlite(path) => (open_sqlite(path).await?, Backend::Sqlite, sqlite_dir(path)),
+            Location::Postgres(url) => (
+                open_postgres(url).await?,
+                Backend::Postgres,
+                std::path::PathBuf::from("data"),
+            ),
+        };
         let store = Self {
             pool,
-            dir,
+            backend,
+            dir: state_dir.map_or(default_dir, Path::to_path_buf),
             series: std::sync::Arc::default(),
         };
-        store.convert_legacy().await?;
+        if backend == Backend::Sqlite {
+            store.convert_legacy().await?;
+        }
         Ok(store)
     }
 
@@ -206,14 +248,106 @@ impl Store {
         &self.dir
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a read-then-write step never fails on a lock taken in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn sqlite_dir(path: &Path) -> std::path::PathBuf {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        )
+}
+
+async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    // The file holds password hashes and sealed keys: only its owner reads it. SQLite
+    // gives the -wal and -shm files the database file's mode.
+    private_file(path)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+        .connect(
+            &sql::sqlite_url(path).map_err(|source| StoreError::CreateDir {
+                path: path.display().to_string(),
+                source,
+            })?,
+        )
+        .await?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        if side.exists() {
+            private_file(&side)?;
+        }
+    }
+    Ok(pool)
+}
+
+/// Set on every SQLite connection (sqlx's Any driver takes only a URL).
+const SQLITE_PRAGMAS: &str = "\
+    pragma busy_timeout = 10000; \
+    pragma foreign_keys = on; \
+    pragma auto_vacuum = incremental; \
+    pragma journal_mode = wal; \
+    pragma synchronous = normal; \
+    pragma cache_size = -16384;";
+// Why each: the CLI and `serve` may write at the same time, so wait rather than fail.
+// auto_vacuum takes effect for a new file (before its first table); older files get it from
+// the vacuum that ends the conversion of their samples, or `fleetpoll db vacuum`, and
+// retention and the size cap then give pages back with `incremental_vacuum`. WAL + NORMAL: a
+// crash may lose the last commits but never corrupts the file. 16 MiB of page cache per
+// connection (SQLite's default is 2 MB): each batch appends to every series' open rows, one
+// leaf page per series, and with the default cache a few hundred hosts already reread those
+// pages for each batch.
+
+async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|e| StoreError::Connect {
+            location: sql::redact_url(url),
+            message: sql::redact_error(&e.to_string(), url),
+        })?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    Ok(pool)
 }
 
 pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {

@@ -5,8 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::sql::Builder;
 use uuid::Uuid;
 
 use super::{from_ms, to_ms, NewActivity, Store, StoreError};
@@ -131,7 +133,7 @@ pub struct NotificationFilter {
 const CHANNEL_COLUMNS: &str =
     "c.id, c.name, c.kind, c.config, c.secret_sealed, c.enabled, c.created_at, c.updated_at";
 
-fn read_channel(row: &SqliteRow) -> Result<ChannelRow, StoreError> {
+fn read_channel(row: &AnyRow) -> Result<ChannelRow, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
         table: "notification_channels",
         message,
@@ -170,7 +172,7 @@ impl Store {
         sqlx::query(
             "insert into notification_channels \
              (id, name, kind, config, secret_sealed, enabled, created_at, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?)",
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(c.id.to_string())
         .bind(&c.name)
@@ -199,7 +201,7 @@ impl Store {
     /// One channel, `None` when there is no such id.
     pub async fn channel(&self, id: Uuid) -> Result<Option<ChannelRow>, StoreError> {
         let row = sqlx::query(&format!(
-            "select {CHANNEL_COLUMNS} from notification_channels c where c.id = ?"
+            "select {CHANNEL_COLUMNS} from notification_channels c where c.id = $1"
         ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -216,8 +218,8 @@ impl Store {
     pub async fn update_channel(&self, c: &ChannelRow, old_name: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "update notification_channels set name = ?, config = ?, secret_sealed = ?, \
-             enabled = ?, updated_at = ? where id = ?",
+            "update notification_channels set name = $1, config = $2, secret_sealed = $3, \
+             enabled = $4, updated_at = $5 where id = $6",
         )
         .bind(&c.name)
         .bind(c.config.to_string())
@@ -229,16 +231,30 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, &c.name))?;
         if c.name != old_name {
-            sqlx::query(
-                "update alert_rules set channels = (\
-                     select json_group_array(case when value = ?1 then ?2 else value end) \
-                     from json_each(alert_rules.channels)) \
-                 where exists (select 1 from json_each(alert_rules.channels) where value = ?1)",
+            let rules: Vec<(String, String)> = sqlx::query_as(
+                "select id, channels from alert_rules \
+                 where exists (select 1 from json_each(alert_rules.channels) where value = $1)",
             )
             .bind(old_name)
-            .bind(&c.name)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            for (id, channels) in rules {
+                let mut names: Vec<String> =
+                    serde_json::from_str(&channels).map_err(|e| StoreError::Corrupt {
+                        table: "alert_rules",
+                        message: format!("channels of rule {id}: {e}"),
+                    })?;
+                for n in &mut names {
+                    if n == old_name {
+                        n.clone_from(&c.name);
+                    }
+                }
+                sqlx::query("update alert_rules set channels = $1 where id = $2")
+                    .bind(serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -248,7 +264,7 @@ impl Store {
     pub async fn rules_naming_channel(&self, name: &str) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "select r.name from alert_rules r \
-             where exists (select 1 from json_each(r.channels) where value = ?) order by r.name",
+             where exists (select 1 from json_each(r.channels) where value = $1) order by r.name",
         )
         .bind(name)
         .fetch_all(&self.pool)
@@ -257,7 +273,7 @@ impl Store {
 
     /// Deletes a channel with its intents and notifications (cascade); false when absent.
     pub async fn delete_channel(&self, id: Uuid) -> Result<bool, StoreError> {
-        let done = sqlx::query("delete from notification_channels where id = ?")
+        let done = sqlx::query("delete from notification_channels where id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -275,7 +291,7 @@ impl Store {
              from notification_intents i join alerts a on a.id = i.alert_id \
              where i.notification_id is null \
              group by a.rule_id, i.channel_id, i.status \
-             having min(i.created_at) <= ? order by oldest",
+             having min(i.created_at) <= $1 order by oldest",
         )
         .bind(to_ms(cutoff))
         .fetch_all(&self.pool)
@@ -306,8 +322,8 @@ impl Store {
              join alerts a on a.id = i.alert_id \
              join alert_rules r on r.id = a.rule_id \
              join servers s on s.id = a.server_id \
-             where i.notification_id is null and a.rule_id = ? and i.channel_id = ? \
-               and i.status = ? \
+             where i.notification_id is null and a.rule_id = $1 and i.channel_id = $2 \
+               and i.status = $3 \
              order by s.name, a.subject, i.id",
         )
         .bind(&g.rule_id)
@@ -353,7 +369,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "insert into notifications (id, channel_id, group_key, status, body, created_at, \
-             next_attempt_at, attempts) values (?, ?, ?, 'pending', ?, ?, ?, 0)",
+             next_attempt_at, attempts) values ($1, $2, $3, 'pending', $4, $5, $6, 0)",
         )
         .bind(n.id.to_string())
         .bind(&n.channel_id)
@@ -365,8 +381,7 @@ impl Store {
         .await?;
         let mut claimed = 0;
         for chunk in intent_ids.chunks(super::servers::ROWS_PER_STATEMENT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("update notification_intents set notification_id = ");
+            let mut q = Builder::new("update notification_intents set notification_id = ");
             q.push_bind(n.id.to_string())
                 .push(" where notification_id is null and id in (");
             let mut ids = q.separated(", ");
@@ -394,8 +409,8 @@ impl Store {
             "select n.id as n_id, n.group_key, n.body, n.created_at as n_created_at, n.attempts, \
                     {CHANNEL_COLUMNS} \
              from notifications n join notification_channels c on c.id = n.channel_id \
-             where n.status = 'pending' and n.next_attempt_at <= ? and c.enabled = 1 \
-             order by n.next_attempt_at, n.created_at limit ?"
+             where n.status = 'pending' and n.next_attempt_at <= $1 and c.enabled = 1 \
+             order by n.next_attempt_at, n.created_at limit $2"
         ))
         .bind(to_ms(now))
         .bind(i64::from(limit))
@@ -429,9 +444,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "update notifications set status = ?, attempts = attempts + 1, \
-             last_http_status = ?, last_error = ?, next_attempt_at = ?, delivered_at = ? \
-             where id = ? and status = 'pending'",
+            "update notifications set status = $1, attempts = attempts + 1, \
+             last_http_status = $2, last_error = $3, next_attempt_at = $4, delivered_at = $5 \
+             where id = $6 and status = 'pending'",
         )
         .bind(a.status)
         .bind(a.http_status)
@@ -453,7 +468,7 @@ impl Store {
         &self,
         f: &NotificationFilter,
     ) -> Result<(i64, Vec<NotificationRow>), StoreError> {
-        fn filters<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a NotificationFilter) {
+        fn filters<'a>(q: &mut Builder<'a>, f: &'a NotificationFilter) {
             q.push(" where 1 = 1");
             if let Some(c) = f.channel_id {
                 q.push(" and n.channel_id = ").push_bind(c.to_string());
@@ -462,10 +477,10 @@ impl Store {
                 q.push(" and n.status = ").push_bind(s.as_str());
             }
         }
-        let mut count = QueryBuilder::<Sqlite>::new("select count(*) from notifications n");
+        let mut count = Builder::new("select count(*) from notifications n");
         filters(&mut count, f);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Builder::new(
             "select n.id, n.channel_id, c.name as channel_name, c.kind as channel_kind, \
              n.group_key, n.status, n.created_at, n.next_attempt_at, n.attempts, \
              n.last_http_status, n.last_error, n.delivered_at, n.body \

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -15,6 +15,7 @@ use super::activity::{insert_many as insert_activity, NewActivity};
 use super::alerts::{write_alerts, AlertWrite};
 use super::history::{self as series, corrupt};
 use super::servers::{apply_updates, ServerUpdate, ROWS_PER_STATEMENT};
+use super::sql::{Builder, Real};
 use super::{from_ms, to_ms, Store, StoreError};
 use crate::history::{self, Keep, Kind, Point, Tier};
 use crate::model::{ContainerHealth, ContainerSample, DiskSample, ServerSample, Snapshot};
@@ -124,12 +125,12 @@ pub struct History<P> {
 }
 
 /// The `server_id` column as a UUID; a value that is not one means a hand-edited database.
-pub(super) fn server_id_of(row: &SqliteRow, table: &'static str) -> Result<Uuid, StoreError> {
+pub(super) fn server_id_of(row: &AnyRow, table: &'static str) -> Result<Uuid, StoreError> {
     let id: String = row.try_get("server_id")?;
     Uuid::parse_str(&id).map_err(|e| corrupt(table, e))
 }
 
-pub(super) fn opt_f(row: &SqliteRow, col: &str) -> Result<Option<f64>, StoreError> {
+pub(super) fn opt_f(row: &AnyRow, col: &str) -> Result<Option<f64>, StoreError> {
     Ok(row.try_get::<Option<f64>, _>(col)?)
 }
 
@@ -324,19 +325,32 @@ struct LatestWrite<'a> {
 }
 
 pub(super) async fn write_latest(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     samples: &[(String, i64, &Snapshot)],
 ) -> Result<(), StoreError> {
+    // One row per server, the newest (the last of equals), as the upsert's condition would
+    // leave it; PostgreSQL refuses to reach a row twice in one statement.
+    let mut newest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (sid, ts, _)) in samples.iter().enumerate() {
+        match newest.get(sid.as_str()) {
+            Some(&j) if samples[j].1 > *ts => {}
+            _ => {
+                newest.insert(sid.as_str(), i);
+            }
+        }
+    }
     let rows: Vec<LatestWrite<'_>> = samples
         .iter()
-        .map(|(sid, ts, s)| LatestWrite {
+        .enumerate()
+        .filter(|(i, (sid, _, _))| newest.get(sid.as_str()) == Some(i))
+        .map(|(_, (sid, ts, s))| LatestWrite {
             server_id: sid.as_str(),
             ts: *ts,
             snapshot: s,
         })
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = Builder::new(
             "insert into latest_samples (server_id, ts, cpu_busy_percent, memory_percent, disk_percent, load1, \
              containers_running, containers_stopped, containers_error, server, disks, containers) ",
         );
@@ -352,10 +366,10 @@ pub(super) async fn write_latest(
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
             b.push_bind(w.server_id)
                 .push_bind(w.ts)
-                .push_bind(s.server.cpu_busy_percent)
-                .push_bind(s.server.memory_percent())
-                .push_bind(disk)
-                .push_bind(s.server.load1)
+                .push_bind(Real(s.server.cpu_busy_percent))
+                .push_bind(Real(s.server.memory_percent()))
+                .push_bind(Real(disk))
+                .push_bind(Real(s.server.load1))
                 .push_bind(count(ContainerHealth::Running))
                 .push_bind(count(ContainerHealth::Stopped))
                 .push_bind(count(ContainerHealth::Error))
@@ -377,7 +391,7 @@ pub(super) async fn write_latest(
 }
 
 async fn write_batch(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     cache: &std::sync::Mutex<series::SeriesCache>,
     batch: &[PollWrite<'_>],
 ) -> Result<(), StoreError> {
@@ -409,7 +423,7 @@ async fn write_batch(
 }
 
 /// The latest sample's JSON columns, read back.
-fn json_of<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T, StoreError> {
+fn json_of<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
     let text: String = row.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| corrupt("latest_samples", e))
 }
@@ -420,7 +434,7 @@ impl Store {
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<LatestSample>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = Builder::new(
             "select server_id, ts, cpu_busy_percent, memory_percent, disk_percent, load1 from latest_samples",
         );
         if let Some(id) = server_id {
@@ -446,7 +460,7 @@ impl Store {
         &self,
         server_id: Uuid,
     ) -> Result<Option<(DateTime<Utc>, ServerSample)>, StoreError> {
-        let row = sqlx::query("select ts, server from latest_samples where server_id = ?")
+        let row = sqlx::query("select ts, server from latest_samples where server_id = $1")
             .bind(server_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -461,9 +475,10 @@ impl Store {
     ) -> Result<[(ContainerHealth, u64); 3], StoreError> {
         let mut totals = [0u64; 3];
         for chunk in servers.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "select coalesce(sum(containers_running), 0) as r, coalesce(sum(containers_stopped), 0) as s, \
-                 coalesce(sum(containers_error), 0) as e from latest_samples where server_id in (",
+            let mut q = Builder::new(
+                "select cast(coalesce(sum(containers_running), 0) as bigint) as r, \
+                 cast(coalesce(sum(containers_stopped), 0) as bigint) as s, \
+                 cast(coalesce(sum(containers_error), 0) as bigint) as e from latest_samples where server_id in (",
             );
             let mut sep = q.separated(", ");
             for id in chunk {
@@ -598,9 +613,7 @@ impl Store {
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<(Uuid, DiskRow)>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select server_id, ts, disks from latest_samples",
-        );
+        let mut q = Builder::new("select server_id, ts, disks from latest_samples");
         if let Some(id) = server_id {
             q.push(" where server_id = ").push_bind(id.to_string());
         }
@@ -633,9 +646,7 @@ impl Store {
         &self,
         server_id: Option<Uuid>,
     ) -> Result<Vec<(Uuid, ContainerRow)>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "select server_id, ts, containers from latest_samples",
-        );
+        let mut q = Builder::new("select server_id, ts, containers from latest_samples");
         if let Some(id) = server_id {
             q.push(" where server_id = ").push_bind(id.to_string());
         }

@@ -2,18 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::sql::Builder;
 use super::{from_ms, one_row, to_ms, Missing, Store, StoreError};
 use crate::inventory::{NewServer, Server, ServerStatus};
 use crate::text;
 
-const COLUMNS: &str = "id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, status, reason, \
+const COLUMNS: &str = "id, name, host, port, \"user\", key_path, key_passphrase_env, tags, enabled, status, reason, \
      last_sample_at, last_poll_at, host_key_fingerprint, pending_host_key_fingerprint, created_at, updated_at, platform, consecutive_failures, key_sealed, key_fingerprint, docker_note";
 
-fn read(row: &SqliteRow) -> Result<Server, StoreError> {
+fn read(row: &AnyRow) -> Result<Server, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
         table: "servers",
         message,
@@ -90,9 +91,9 @@ impl Store {
         let id = Uuid::new_v4();
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         sqlx::query(
-            "insert into servers (id, name, host, port, user, key_path, key_passphrase_env, tags, enabled, \
+            "insert into servers (id, name, host, port, \"user\", key_path, key_passphrase_env, tags, enabled, \
              status, created_at, updated_at, key_sealed, key_fingerprint) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?, ?, ?, ?)",
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'unknown', $10, $11, $12, $13)",
         )
         .bind(id.to_string())
         .bind(&s.name)
@@ -102,7 +103,7 @@ impl Store {
         .bind(&s.key_path)
         .bind(&s.key_passphrase_env)
         .bind(tags)
-        .bind(s.enabled)
+        .bind(i64::from(s.enabled))
         .bind(to_ms(now))
         .bind(to_ms(now))
         .bind(sealed)
@@ -116,7 +117,7 @@ impl Store {
     /// # Errors
     /// `NotFound` when no server has this id.
     pub async fn server(&self, id: Uuid) -> Result<Server, StoreError> {
-        let row = sqlx::query(&format!("select {COLUMNS} from servers where id = ?"))
+        let row = sqlx::query(&format!("select {COLUMNS} from servers where id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -127,7 +128,7 @@ impl Store {
     /// # Errors
     /// `NotFound` when no server has this name.
     pub async fn server_by_name(&self, name: &str) -> Result<Server, StoreError> {
-        let row = sqlx::query(&format!("select {COLUMNS} from servers where name = ?"))
+        let row = sqlx::query(&format!("select {COLUMNS} from servers where name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -140,9 +141,7 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         // Well below SQLite's limit on bound variables.
         for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "select {COLUMNS} from servers where id in ("
-            ));
+            let mut q = Builder::new(format!("select {COLUMNS} from servers where id in ("));
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(id.to_string());
@@ -162,7 +161,7 @@ impl Store {
     /// JSON, each few seconds was most of the scheduler's own cost on a large fleet.
     pub async fn inventory_version(&self) -> Result<InventoryVersion, StoreError> {
         let row = sqlx::query(
-            "select count(*) as n, total(updated_at) as edits, max(updated_at) as latest, \
+            "select count(*) as n, cast(coalesce(sum(updated_at), 0) as double precision) as edits, max(updated_at) as latest, \
              count(host_key_fingerprint) as pins from servers",
         )
         .fetch_one(&self.pool)
@@ -196,9 +195,12 @@ impl Store {
         reset_pin: bool,
         now: DateTime<Utc>,
     ) -> Result<Server, StoreError> {
-        let key_sql = match key {
-            StoredKey::Keep => "",
-            StoredKey::Clear | StoredKey::Set { .. } => ", key_sealed = ?, key_fingerprint = ?",
+        // The key's two values, when written, are bound after the nine fields and before the id.
+        let (key_sql, id_param) = match key {
+            StoredKey::Keep => ("", "$10"),
+            StoredKey::Clear | StoredKey::Set { .. } => {
+                (", key_sealed = $10, key_fingerprint = $11", "$12")
+            }
         };
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
         let pin_sql = if reset_pin {
@@ -207,8 +209,8 @@ impl Store {
             ""
         };
         let sql = format!(
-            "update servers set name = ?, host = ?, port = ?, user = ?, key_path = ?, key_passphrase_env = ?, \
-             tags = ?, enabled = ?, updated_at = ?{pin_sql}{key_sql} where id = ?"
+            "update servers set name = $1, host = $2, port = $3, \"user\" = $4, key_path = $5, key_passphrase_env = $6, \
+             tags = $7, enabled = $8, updated_at = $9{pin_sql}{key_sql} where id = {id_param}"
         );
         let q = sqlx::query(&sql);
         let q = q
@@ -219,7 +221,7 @@ impl Store {
             .bind(&s.key_path)
             .bind(&s.key_passphrase_env)
             .bind(tags)
-            .bind(s.enabled)
+            .bind(i64::from(s.enabled))
             .bind(to_ms(now));
         let q = match key {
             StoredKey::Keep => q,
@@ -243,7 +245,7 @@ impl Store {
     /// # Errors
     /// `NotFound`.
     pub async fn delete_server(&self, id: Uuid) -> Result<(), StoreError> {
-        let done = sqlx::query("delete from servers where id = ?")
+        let done = sqlx::query("delete from servers where id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -262,9 +264,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Server, StoreError> {
         let done = sqlx::query(
-            "update servers set host_key_fingerprint = ?, pending_host_key_fingerprint = null, \
+            "update servers set host_key_fingerprint = $1, pending_host_key_fingerprint = null, \
              status = case when status = 'host_key_changed' then 'unknown' else status end, \
-             reason = case when status = 'host_key_changed' then null else reason end, updated_at = ? where id = ?",
+             reason = case when status = 'host_key_changed' then null else reason end, updated_at = $2 where id = $3",
         )
         .bind(fingerprint)
         .bind(to_ms(now))
@@ -329,11 +331,11 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 /// whether an `Option<Option<_>>` field is set, since null is a value there). Ids must be
 /// distinct: with two rows for one server, SQLite applies either.
 pub(super) async fn apply_updates(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     updates: &[(Uuid, &ServerUpdate)],
 ) -> Result<(), StoreError> {
     for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = Builder::new(
             "with v(id, status, set_reason, reason, set_docker_note, docker_note, last_sample_at, last_poll_at, \
              pin, pending, consecutive_failures, platform) as (",
         );
@@ -376,8 +378,9 @@ pub(super) async fn apply_updates(
         .iter()
         .filter_map(|(id, u)| u.raw.as_ref().map(|r| (*id, *u, r)))
         .collect();
+    let raws = super::sql::last_per_key(&raws, |(id, _, _)| *id);
     for chunk in raws.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = Builder::new(
             "insert into last_failed_output (server_id, ts, problems, exit_status, stdout, stderr) ",
         );
         q.push_values(chunk, |mut b, (id, u, raw)| {
@@ -411,7 +414,7 @@ impl Store {
     /// # Errors
     /// `NotFound` when no failed output is stored for this server.
     pub async fn last_failed_output(&self, id: Uuid) -> Result<StoredRawOutput, StoreError> {
-        let row = sqlx::query("select ts, problems, exit_status, stdout, stderr from last_failed_output where server_id = ?")
+        let row = sqlx::query("select ts, problems, exit_status, stdout, stderr from last_failed_output where server_id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?

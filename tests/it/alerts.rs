@@ -257,9 +257,7 @@ fn the_cli_adds_edits_lists_and_removes_rules_and_silences() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("cli.db");
     let run = |args: &[&str]| {
-        let out = common::fleetpoll()
-            .arg("--db")
-            .arg(&db)
+        let out = common::with_db(&mut common::fleetpoll(), &db)
             .args(args)
             .output()
             .expect("run fleetpoll");
@@ -507,9 +505,7 @@ async fn the_cli_adds_tests_lists_and_removes_a_channel_without_printing_its_sec
     let db = dir.path().join("cli.db");
     let url = receiver.url("/hook?token=abc123");
     let run = |args: &[&str], stdin: Option<String>| {
-        let mut child = common::fleetpoll()
-            .arg("--db")
-            .arg(&db)
+        let mut child = common::with_db(&mut common::fleetpoll(), &db)
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -747,7 +743,7 @@ async fn a_server_gone_stale_fires_its_status_rule_without_a_poll_of_its_own() {
     // Its last sample is four intervals old: online, but stale.
     let old =
         chrono::Utc::now() - chrono::Duration::seconds(4 * settings.poll_interval_secs as i64);
-    sqlx::query("update servers set last_sample_at = ? where id = ?")
+    sqlx::query("update servers set last_sample_at = $1 where id = $2")
         .bind(old.timestamp_millis())
         .bind(quiet.id.to_string())
         .execute(app.store.pool())

@@ -430,9 +430,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    let mut child = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let mut child = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args([
             "user",
             "add",
@@ -454,9 +452,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
         .expect("write");
     let out = child.wait_with_output().expect("wait");
     crate::common::assert_ok(&out);
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args([
             "token",
             "create",
@@ -474,9 +470,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
     assert_eq!(stdout.lines().count(), 1);
     let secret = stdout.trim();
     assert!(secret.starts_with("fpt_") && secret.len() == 68, "{stdout}");
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args(["token", "list"])
         .output()
         .expect("run");
@@ -485,9 +479,7 @@ fn token_create_prints_the_secret_alone_and_user_add_reads_stdin() {
         listed.contains("ci") && !listed.contains(secret),
         "{listed}"
     );
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args(["activity", "--json", "--type", "user_created"])
         .output()
         .expect("run");

@@ -94,6 +94,8 @@ pub fn shim_with_ps(dir: &Path, ps: &str) -> (DockerMode, std::path::PathBuf) {
 pub fn settings(dir: &Path) -> Settings {
     Settings {
         database_path: dir.join("fleetpoll.db"),
+        database_url: postgres_url(dir).unwrap_or_default(),
+        state_dir: dir.to_path_buf(),
         connect_timeout_secs: 3,
         auth_timeout_secs: 3,
         command_timeout_secs: 20,
@@ -106,10 +108,119 @@ pub fn settings(dir: &Path) -> Settings {
     }
 }
 
+/// The store of a test: a SQLite file in `dir`, or, when `FLEETPOLL_TEST_POSTGRES` names a
+/// PostgreSQL server (the test command's second pass), a database of its own there.
 pub async fn store(dir: &Path) -> Store {
-    Store::open(&dir.join("fleetpoll.db"))
+    log_when_asked();
+    match postgres_url(dir) {
+        None => Store::open(&dir.join("fleetpoll.db"))
+            .await
+            .expect("open store"),
+        Some(url) => {
+            create_postgres_database(&url).await;
+            Store::open_at(&fleetpoll::store::Location::Postgres(url), Some(dir))
+                .await
+                .expect("open store on PostgreSQL")
+        }
+    }
+}
+
+/// `FLEETPOLL_TEST_LOG=warn` (an env-filter) prints the program's log on stderr, for a
+/// failing test's cause (`cargo test ... -- --nocapture`).
+fn log_when_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if let Ok(filter) = std::env::var("FLEETPOLL_TEST_LOG") {
+        ONCE.call_once(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        });
+    }
+}
+
+/// Whether this run's stores are PostgreSQL (tests of SQLite's own file say so and stop).
+pub fn on_postgres() -> bool {
+    std::env::var_os("FLEETPOLL_TEST_POSTGRES").is_some()
+}
+
+/// The URL of the PostgreSQL database that belongs to the test directory `dir`, when the
+/// tests run on PostgreSQL.
+pub fn postgres_url(dir: &Path) -> Option<String> {
+    postgres_url_for(&dir.join("fleetpoll.db"))
+}
+
+/// The PostgreSQL stand-in for the SQLite file `db` (one database per test directory and
+/// file name), when the tests run on PostgreSQL.
+fn postgres_url_for(db: &Path) -> Option<String> {
+    let base = std::env::var("FLEETPOLL_TEST_POSTGRES").ok()?;
+    let (server, _) = base.rsplit_once('/')?;
+    let mut name = db.parent()?.file_name()?.to_string_lossy().into_owned();
+    let stem = db.file_stem()?.to_string_lossy();
+    if stem != "fleetpoll" {
+        name.push('_');
+        name.push_str(&stem);
+    }
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(format!("{server}/t{name}"))
+}
+
+/// `fleetpoll --db DB`: the SQLite file `db`, or on PostgreSQL its stand-in database (made
+/// here) with the master key in the file's directory, as the test's own store has it.
+pub fn with_db(
+    cmd: &mut std::process::Command,
+    db: impl AsRef<Path>,
+) -> &mut std::process::Command {
+    let db = db.as_ref();
+    match postgres_url_for(db) {
+        None => cmd.arg("--db").arg(db),
+        Some(url) => {
+            let made = url.clone();
+            // A thread of its own: the caller may be inside a runtime already.
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(create_postgres_database(&made));
+            })
+            .join()
+            .expect("create database");
+            cmd.arg("--db")
+                .arg(url)
+                .env("FLEETPOLL_STATE_DIR", db.parent().unwrap_or(Path::new(".")))
+        }
+    }
+}
+
+async fn create_postgres_database(url: &str) {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let (server, name) = url.rsplit_once('/').expect("database name");
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
         .await
-        .expect("open store")
+        .expect("connect to the test PostgreSQL");
+    let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
+        .bind(name)
+        .fetch_optional(&mut admin)
+        .await
+        .expect("look up database");
+    if exists.is_none() {
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+    }
+    let _ = admin.close().await;
 }
 
 pub fn registration(name: &str, sshd: &Sshd) -> NewServer {
@@ -195,7 +306,7 @@ pub async fn samples(store: &Store, kind: i64, server: Option<&str>) -> i64 {
         store,
         &format!(
             "select (select count(*) from raw_points r join series s on s.id = r.series \
-             where s.kind = {kind}{filter}) + (select coalesce(sum(c.rows), 0) from chunks c \
+             where s.kind = {kind}{filter}) + (select cast(coalesce(sum(c.rows), 0) as bigint) from chunks c \
              join series s on s.id = c.series where c.tier = 0 and s.kind = {kind}{filter})"
         ),
     )

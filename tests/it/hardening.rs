@@ -363,9 +363,7 @@ async fn a_password_typed_as_the_user_name_reaches_neither_the_log_nor_stderr() 
     const TYPED: &str = "Tr0ub4dor&3 horse";
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("f.db");
-    let mut add = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let mut add = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args([
             "user",
             "add",
@@ -385,9 +383,7 @@ async fn a_password_typed_as_the_user_name_reaches_neither_the_log_nor_stderr() 
         .expect("write");
     crate::common::assert_ok(&add.wait_with_output().expect("wait"));
     let mut serve = Reaped(
-        crate::common::fleetpoll()
-            .arg("--db")
-            .arg(&db)
+        crate::common::with_db(&mut crate::common::fleetpoll(), &db)
             .args(["serve", "--listen", "127.0.0.1:0", "--interval", "3600"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -546,9 +542,7 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
     // The command line goes through the same check.
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("c.db");
-    let mut add = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let mut add = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args(["user", "add", "solo", "--role", "admin", "--password-stdin"])
         .stdout(std::process::Stdio::null())
         .stdin(std::process::Stdio::piped())
@@ -564,9 +558,7 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
             .expect("write");
     }
     crate::common::assert_ok(&add.wait_with_output().expect("wait"));
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = crate::common::with_db(&mut crate::common::fleetpoll(), &db)
         .args(["user", "set-role", "solo", "--role", "operator"])
         .output()
         .expect("run");

@@ -104,7 +104,7 @@ async fn firing_alerts(store: &Store, servers: &[Uuid], at: DateTime<Utc>) -> Ve
         let id = Uuid::new_v4().to_string();
         sqlx::query(
             "insert into alerts (id, rule_id, server_id, subject, state, value, started_at, \
-             fired_at, updated_at) values (?, ?, ?, '/var', 'firing', ?, ?, ?, ?)",
+             fired_at, updated_at) values ($1, $2, $3, '/var', 'firing', $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(DISK_CRITICAL)
@@ -126,7 +126,7 @@ async fn intents(store: &Store, alerts: &[String], channel: Uuid, status: &str, 
     for a in alerts {
         sqlx::query(
             "insert into notification_intents (alert_id, channel_id, status, created_at) \
-             values (?, ?, ?, ?)",
+             values ($1, $2, $3, $4)",
         )
         .bind(a)
         .bind(channel.to_string())
@@ -275,7 +275,7 @@ async fn intents_of_one_rule_become_one_signed_webhook_with_the_documented_body(
 
     // Resolving two of them is another group: one more notification, status resolved.
     for a in &alerts[..2] {
-        sqlx::query("update alerts set state = 'resolved', resolved_at = ? where id = ?")
+        sqlx::query("update alerts set state = 'resolved', resolved_at = $1 where id = $2")
             .bind(t0.timestamp_millis() + 60_000)
             .bind(a)
             .execute(store.pool())
@@ -482,9 +482,7 @@ async fn a_notification_undelivered_for_24_hours_is_given_up_and_errors_never_sh
 
 /// `fleetpoll serve` on `db`, with notifications sent as soon as they are written.
 fn serve(db: &std::path::Path) -> Child {
-    let mut child = common::fleetpoll()
-        .arg("--db")
-        .arg(db)
+    let mut child = common::with_db(&mut common::fleetpoll(), db)
         .args(["serve", "--listen", "127.0.0.1:0", "--interval", "3600"])
         .env("FLEETPOLL_GROUP_WAIT_SECS", "0")
         .stdout(Stdio::null())
@@ -855,7 +853,7 @@ async fn a_channel_named_by_a_rule_is_renamed_in_the_rule_and_cannot_be_deleted(
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let ch = channel(&store, "pager", "ntfy", json!({"topic": "fp"})).await;
-    sqlx::query("update alert_rules set channels = '[\"pager\",\"other\"]' where id = ?")
+    sqlx::query("update alert_rules set channels = '[\"pager\",\"other\"]' where id = $1")
         .bind(DISK_CRITICAL)
         .execute(store.pool())
         .await
@@ -871,7 +869,7 @@ async fn a_channel_named_by_a_rule_is_renamed_in_the_rule_and_cannot_be_deleted(
     )
     .await
     .expect("rename");
-    let channels: String = sqlx::query_scalar("select channels from alert_rules where id = ?")
+    let channels: String = sqlx::query_scalar("select channels from alert_rules where id = $1")
         .bind(DISK_CRITICAL)
         .fetch_one(store.pool())
         .await

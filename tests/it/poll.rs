@@ -585,9 +585,7 @@ async fn a_section_that_does_not_parse_is_kept_raw_while_the_others_are_stored()
         1
     );
 
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(dir.path().join("fleetpoll.db"))
+    let out = common::with_db(&mut common::fleetpoll(), dir.path().join("fleetpoll.db"))
         .args(["server", "last-output", "odd"])
         .output()
         .expect("run");
@@ -749,17 +747,13 @@ async fn a_restricted_key_polls_and_can_run_nothing_else() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("fleet_key");
     let db = dir.path().join("fleetpoll.db");
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = common::with_db(&mut common::fleetpoll(), &db)
         .args(["key", "generate", "--out"])
         .arg(&key)
         .output()
         .expect("run");
     crate::common::assert_ok(&out);
-    let out = crate::common::fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let out = common::with_db(&mut common::fleetpoll(), &db)
         .args(["key", "authorized-line", "--key"])
         .arg(&key)
         .output()

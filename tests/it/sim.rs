@@ -34,9 +34,7 @@ fn options(key: &Path, hosts: usize, base: Ipv4Addr) -> SimOptions {
 }
 
 fn import(db: &Path, csv: &Path, extra: &[&str]) -> Output {
-    fleetpoll()
-        .arg("--db")
-        .arg(db)
+    crate::common::with_db(&mut fleetpoll(), db)
         .args(["server", "import"])
         .arg(csv)
         .args(extra)
@@ -285,9 +283,7 @@ fn import_reports_each_bad_row_by_line_and_field_and_still_imports_the_good_ones
     );
 
     // A relative key path is relative to the file; tags are split on ';'.
-    let list = fleetpoll()
-        .arg("--db")
-        .arg(&db)
+    let list = crate::common::with_db(&mut fleetpoll(), &db)
         .args(["server", "list", "--json"])
         .output()
         .expect("list");
@@ -341,9 +337,7 @@ struct Demo {
 
 impl Demo {
     fn start(db: &Path) -> Demo {
-        let mut child = fleetpoll()
-            .arg("--db")
-            .arg(db)
+        let mut child = crate::common::with_db(&mut fleetpoll(), db)
             .args([
                 "demo",
                 "--listen",
