@@ -125,7 +125,7 @@ command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rus
 CMD=(cargo test --locked --all-targets "$@")
 # The integration tests whose stores go through tests/it/common.rs: the API, accounts, alerts,
 # notifications, history, polls and the store itself.
-PG_MODULES=(store:: history:: api:: auth:: alerts:: notify:: poll:: hostile:: hardening:: sim::)
+PG_MODULES=(store:: history:: api:: auth:: alerts:: notify:: poll:: hostile:: hardening:: sim:: lease::)
 PG_CMD=(cargo test --locked --test it -- "${PG_MODULES[@]}")
 if [[ ${FLEETPOLL_TEST_DRY_RUN:-0} == 1 ]]; then
     say "dry run: would run: ${CMD[*]}"

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{self, ActivityEvent, Actor};
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::scheduler::lease::Leases;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
@@ -68,19 +69,87 @@ pub async fn run(
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(crate::observe::Metrics::default());
-    let scheduler = Scheduler::with_metrics(store.clone(), (*settings).clone(), metrics.clone());
-    let sched_task = tokio::spawn(scheduler.run(cancel.clone()));
+    let polls = settings.role != "api";
+    // Several processes on one PostgreSQL database (issue #14): each registers; pollers share
+    // the fleet by leases, and the oldest live poller runs the fleet-wide work.
+    let shared = store.backend() == crate::store::Backend::Postgres;
+    let me = uuid::Uuid::new_v4();
+    if shared {
+        store
+            .register_poller(&crate::store::PollerInfo {
+                id: me,
+                hostname: hostname(),
+                role: settings.role.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at: chrono::Utc::now(),
+            })
+            .await
+            .context("registering this process in the database")?;
+        tracing::info!(id = %me, role = %settings.role, lease_secs = settings.lease_secs, "Registered with the shared database");
+    }
+    let lease_time = Duration::from_secs(settings.lease_secs);
+    let leases = (shared && polls).then(|| Leases::new(me, lease_time));
+    // Stopped after the scheduler, so that in-flight polls still write under their leases.
+    let lease_cancel = CancellationToken::new();
+    let lease_task = match &leases {
+        Some(l) => tokio::spawn(l.clone().run(
+            store.clone(),
+            metrics.clone(),
+            lease_cancel.clone(),
+        )),
+        None if shared => tokio::spawn(heartbeat(
+            store.clone(),
+            me,
+            lease_time,
+            lease_cancel.clone(),
+        )),
+        None => tokio::spawn(async {}),
+    };
+    let sched_task = polls.then(|| {
+        let scheduler = Scheduler::with_leases(
+            store.clone(),
+            (*settings).clone(),
+            metrics.clone(),
+            leases.clone(),
+        );
+        tokio::spawn(scheduler.run(cancel.clone()))
+    });
     // History upkeep (issue #12): compaction, rollups, retention and the size cap.
-    let upkeep = crate::scheduler::Maintenance::new(store.clone(), settings.clone());
-    let upkeep_task = tokio::spawn(upkeep.run(cancel.clone()));
+    let upkeep_task = polls.then(|| {
+        let (store, settings) = (store.clone(), settings.clone());
+        tokio::spawn(while_leader(leases.clone(), cancel.clone(), move |c| {
+            let upkeep = crate::scheduler::Maintenance::new(store.clone(), settings.clone());
+            tokio::spawn(upkeep.run(c))
+        }))
+    });
     // Notifications (issue #13): groups alert intents and delivers them, beside the scheduler.
-    let notifier = crate::notify::Dispatcher::new(
-        store.clone(),
-        crate::notify::Policy::from_settings(&settings),
-        metrics.clone(),
-    )
-    .context("starting the notification dispatcher")?;
-    let notify_task = tokio::spawn(notifier.run(cancel.clone()));
+    let notify_task = if polls {
+        // Made once here, so that a bad master key stops the start with its message.
+        crate::notify::Dispatcher::new(
+            store.clone(),
+            crate::notify::Policy::from_settings(&settings),
+            metrics.clone(),
+        )
+        .context("starting the notification dispatcher")?;
+        let (store, settings, metrics) = (store.clone(), settings.clone(), metrics.clone());
+        Some(tokio::spawn(while_leader(
+            leases.clone(),
+            cancel.clone(),
+            move |c| match crate::notify::Dispatcher::new(
+                store.clone(),
+                crate::notify::Policy::from_settings(&settings),
+                metrics.clone(),
+            ) {
+                Ok(d) => tokio::spawn(d.run(c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot start the notification dispatcher");
+                    tokio::spawn(async {})
+                }
+            },
+        )))
+    } else {
+        None
+    };
     let state = AppState::new(store.clone(), settings.clone(), metrics);
     if store.count_users().await? == 0 {
         // With this database named: `serve` may run on a --db or a config the operator's
@@ -105,7 +174,11 @@ pub async fn run(
         _ = shutdown => tracing::info!("Shutdown requested; finishing in-flight work"),
         r = &mut api_task => {
             cancel.cancel();
-            let _ = tokio::time::timeout(SHUTDOWN_BUDGET, sched_task).await;
+            if let Some(t) = sched_task {
+                let _ = tokio::time::timeout(SHUTDOWN_BUDGET, t).await;
+            }
+            lease_cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), lease_task).await;
             return match r {
                 Ok(Ok(())) => Err(anyhow::anyhow!("API server stopped unexpectedly")),
                 Ok(Err(e)) => Err(anyhow::Error::new(e).context("API server failed")),
@@ -116,14 +189,25 @@ pub async fn run(
     cancel.cancel();
     // Upkeep works in transactions of a few series: stopping it mid-way loses nothing, and
     // the next start resumes where it was.
-    upkeep_task.abort();
-    let _ = upkeep_task.await;
+    if let Some(t) = upkeep_task {
+        t.abort();
+        let _ = t.await;
+    }
     let stopping = async {
-        if let Err(e) = sched_task.await {
-            tracing::error!(error = %e, "Scheduler task ended abnormally");
+        if let Some(t) = sched_task {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "Scheduler task ended abnormally");
+            }
         }
-        if let Err(e) = notify_task.await {
-            tracing::error!(error = %e, "Notification dispatcher ended abnormally");
+        // Its hosts go back to the other pollers now, not when the leases run out.
+        lease_cancel.cancel();
+        if let Err(e) = lease_task.await {
+            tracing::error!(error = %e, "Lease task ended abnormally");
+        }
+        if let Some(t) = notify_task {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "Notification dispatcher ended abnormally");
+            }
         }
         match api_task.await {
             Ok(Err(e)) => tracing::error!(error = %e, "API server ended with an error"),
@@ -140,6 +224,61 @@ pub async fn run(
     activity::record(&store, ActivityEvent::SystemStopped, &Actor::system(), None).await?;
     store.close().await;
     Ok(())
+}
+
+/// Runs the fleet-wide work `start` makes while this process leads (always, without leases):
+/// started when it becomes the leader, stopped when another does.
+async fn while_leader(
+    leases: Option<Arc<Leases>>,
+    cancel: CancellationToken,
+    start: impl Fn(CancellationToken) -> tokio::task::JoinHandle<()>,
+) {
+    let Some(leases) = leases else {
+        let _ = start(cancel).await;
+        return;
+    };
+    let check = Duration::from_secs(1);
+    loop {
+        while !leases.is_leader() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                () = tokio::time::sleep(check) => {}
+            }
+        }
+        let term = cancel.child_token();
+        let task = start(term.clone());
+        while leases.is_leader() && !cancel.is_cancelled() {
+            tokio::time::sleep(check).await;
+        }
+        term.cancel();
+        let _ = task.await;
+        if cancel.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// An API node's heartbeat (it holds no leases), until `cancel`; then it says it stopped.
+async fn heartbeat(store: Store, me: uuid::Uuid, lease: Duration, cancel: CancellationToken) {
+    loop {
+        if let Err(e) = store.poller_heartbeat(me, chrono::Utc::now(), None).await {
+            tracing::warn!(error = %e, "Heartbeat not written; retrying");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            () = tokio::time::sleep(lease / 3) => {}
+        }
+    }
+    let _ = store.poller_stopped(me, chrono::Utc::now()).await;
+}
+
+/// This machine's name, for `GET /api/pollers`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when

@@ -103,6 +103,13 @@ pub struct Settings {
     pub max_db_size_mb: u64,
     /// Seconds between two retention runs.
     pub retention_check_secs: u64,
+    /// What `serve` runs: `all` (poll and serve the API), `poller` (poll, and serve
+    /// `/metrics` with the API) or `api` (the API only). Several processes share one
+    /// PostgreSQL database; with SQLite only `all`.
+    pub role: String,
+    /// With PostgreSQL, a poller holds each of its hosts for this long and renews every
+    /// third of it; a poller that dies has its hosts taken over after it.
+    pub lease_secs: u64,
     /// Alerts of one rule that change state within this many seconds go out as one
     /// notification per channel (issue #13); 0 sends each at the next dispatcher tick.
     pub group_wait_secs: u64,
@@ -146,6 +153,8 @@ impl Default for Settings {
             rollup_daily_days: 730,
             max_db_size_mb: 0,
             retention_check_secs: 3600,
+            role: "all".into(),
+            lease_secs: 30,
             group_wait_secs: 30,
             outage_fraction: 0.3,
             api_key_dirs: String::new(),
@@ -181,6 +190,8 @@ const TOP_KEYS: &[&str] = &[
     "rollup_daily_days",
     "max_db_size_mb",
     "retention_check_secs",
+    "role",
+    "lease_secs",
     "group_wait_secs",
     "outage_fraction",
     "api_key_dirs",
@@ -329,6 +340,8 @@ impl Settings {
             "rollup_daily_days" => self.rollup_daily_days = int()?,
             "max_db_size_mb" => self.max_db_size_mb = int()?,
             "retention_check_secs" => self.retention_check_secs = int()?,
+            "role" => self.role = value.trim().to_string(),
+            "lease_secs" => self.lease_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
             "outage_fraction" => self.outage_fraction = float()?,
             "api_key_dirs" => self.api_key_dirs = value.to_string(),
@@ -393,6 +406,28 @@ impl Settings {
                 ));
             }
         }
+        if !["all", "poller", "api"].contains(&self.role.as_str()) {
+            return Err(bad(
+                "role",
+                self.role.clone(),
+                "expected all, poller or api",
+            ));
+        }
+        if self.role != "all" && !matches!(self.database(), Location::Postgres(_)) {
+            return Err(bad(
+                "role",
+                self.role.clone(),
+                "several processes share a PostgreSQL database (database_url = \"postgres://...\"); \
+                 with SQLite one `serve` does everything (role all)",
+            ));
+        }
+        if self.lease_secs < 3 {
+            return Err(bad(
+                "lease_secs",
+                self.lease_secs.to_string(),
+                "must be at least 3",
+            ));
+        }
         // PostgreSQL's files do not shrink when rows go (only VACUUM FULL, which locks every
         // poller out, gives space back), so a cap on their size would delete history that
         // frees nothing.
@@ -438,6 +473,7 @@ impl Settings {
             ("rollup_hourly_days", self.rollup_hourly_days),
             ("rollup_daily_days", self.rollup_daily_days),
             ("retention_check_secs", self.retention_check_secs),
+            ("lease_secs", self.lease_secs),
         ] {
             if v == 0 {
                 return Err(bad(key, v.to_string(), "must be at least 1"));
@@ -681,6 +717,31 @@ mod tests {
         let err = Settings::load(None, env(&[("FLEETPOLL_DATABASE_URL", "mysql://db/fleet")]))
             .expect_err("mysql");
         assert!(err.to_string().contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn several_roles_need_postgres() {
+        let err = Settings::load(None, env(&[("FLEETPOLL_ROLE", "poller")])).expect_err("sqlite");
+        assert!(err.to_string().contains("role"), "{err}");
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_ROLE", "api"),
+                ("FLEETPOLL_DATABASE_URL", "postgres://db/fleet"),
+            ]),
+        )
+        .expect("api on postgres");
+        assert_eq!(s.role, "api");
+        let err = Settings::load(
+            None,
+            env(&[
+                ("FLEETPOLL_ROLE", "leader"),
+                ("FLEETPOLL_DATABASE_URL", "postgres://db/fleet"),
+            ]),
+        )
+        .expect_err("unknown role");
+        assert!(err.to_string().contains("all, poller or api"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub open_sessions: AtomicU64,
     /// One transaction of the writer.
     pub db_write: Histogram,
+    /// Hosts this poller holds a lease on (several pollers on PostgreSQL, issue #14).
+    pub leased_hosts: AtomicU64,
     /// Notification attempts by channel kind and outcome (`delivered`, `retried`, `failed`),
     /// counted by `notify`'s dispatcher. Few pairs: a map under a lock costs nothing here.
     notifications: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
@@ -101,6 +103,7 @@ impl Default for Metrics {
             handshake_failures: AtomicU64::new(0),
             open_sessions: AtomicU64::new(0),
             db_write: Histogram::new(DB_BOUNDS),
+            leased_hosts: AtomicU64::new(0),
             notifications: std::sync::Mutex::default(),
         }
     }
@@ -191,6 +194,12 @@ impl Metrics {
             out,
             "fleetpoll_db_write_seconds",
             "Time of one write transaction (a batch of poll results).",
+        );
+        gauge(
+            out,
+            "fleetpoll_leased_hosts",
+            "Hosts this poller holds a lease on (pollers sharing a PostgreSQL database).",
+            self.leased_hosts.load(Ordering::Relaxed) as f64,
         );
         self.render_notifications(out);
         process(out);

@@ -12,6 +12,7 @@ mod fleet;
 mod json;
 mod metrics;
 mod notify;
+mod pollers;
 mod prometheus;
 mod servers;
 
@@ -185,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/notification-channels/{id}/test", post(notify::test))
         .route("/api/notifications", get(notify::notifications))
+        .route("/api/pollers", get(pollers::list))
         .route("/login", get(dashboard::login))
         .route("/", get(dashboard::app))
         .route("/servers/{id}", get(dashboard::app))

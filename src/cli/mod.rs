@@ -73,6 +73,10 @@ pub enum Command {
         /// Seconds between polls.
         #[arg(long, value_name = "SECONDS")]
         interval: Option<u64>,
+        /// all (poll and serve the API), poller or api: several processes on one PostgreSQL
+        /// database (overrides role).
+        #[arg(long, value_name = "ROLE", value_parser = ["all", "poller", "api"])]
+        role: Option<String>,
     },
     /// Register, list, show, edit, remove servers; trust a changed host key.
     #[command(subcommand)]
@@ -191,8 +195,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         // The simulated fleet needs neither settings nor a database.
         Command::SimFleet(args) => sim::fleet(&args),
-        Command::Serve { listen, interval } => {
+        Command::Serve {
+            listen,
+            interval,
+            role,
+        } => {
             let mut settings = settings()?;
+            if let Some(r) = role {
+                settings.role = r;
+            }
             if let Some(l) = listen {
                 settings.listen = l;
             }

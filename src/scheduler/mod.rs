@@ -6,6 +6,7 @@
 //! a poll with `?`: one broken host never stops the others. History upkeep (compaction,
 //! rollups, retention) runs beside the loop in `maintenance`.
 
+pub mod lease;
 pub mod maintenance;
 mod timing;
 mod transition;
@@ -83,6 +84,8 @@ pub struct Scheduler {
     /// Servers whose slot came while their previous poll still ran, until one starts again:
     /// the skip is warned about once per episode.
     skipping: SkipEpisodes,
+    /// With several pollers on PostgreSQL: the hosts this one holds; it polls only those.
+    leases: Option<Arc<lease::Leases>>,
 }
 
 /// A silent host holds its poll for the whole connect deadline at every interval, so its
@@ -110,6 +113,16 @@ impl Scheduler {
     }
 
     pub fn with_metrics(store: Store, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        Self::with_leases(store, settings, metrics, None)
+    }
+
+    /// A scheduler that polls only the hosts `leases` holds (several pollers, issue #14).
+    pub fn with_leases(
+        store: Store,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        leases: Option<Arc<lease::Leases>>,
+    ) -> Arc<Self> {
         let poller = Poller::new(
             PollTimeouts {
                 connect: Duration::from_secs(settings.connect_timeout_secs),
@@ -141,6 +154,7 @@ impl Scheduler {
             restarts: Mutex::new(RestartTracker::default()),
             minutely: Mutex::new(None),
             skipping: SkipEpisodes::default(),
+            leases,
         })
     }
 
@@ -184,7 +198,8 @@ impl Scheduler {
     /// the loop this way), and at least every [`FULL_RELOAD_EVERY`]; closes the sessions of
     /// servers no longer polled.
     async fn reload_if_due(&self, plan: &mut Plan, now: Instant) {
-        if now < plan.next_reload {
+        let generation = self.leases.as_ref().map(|l| l.generation());
+        if now < plan.next_reload && generation == plan.lease_generation {
             return;
         }
         plan.next_reload = now + RELOAD_EVERY.min(plan.interval);
@@ -195,13 +210,21 @@ impl Scheduler {
                 None
             }
         };
-        let unchanged = version.is_some() && version == plan.loaded && now < plan.next_full_reload;
+        let unchanged = version.is_some()
+            && version == plan.loaded
+            && now < plan.next_full_reload
+            && generation == plan.lease_generation;
         if unchanged {
             return;
         }
         match self.store.servers().await {
-            Ok(list) => {
-                plan.replace_servers(list, now);
+            Ok(mut list) => {
+                if let Some(leases) = &self.leases {
+                    let held = leases.held();
+                    list.retain(|s| held.contains(&s.id));
+                }
+                plan.lease_generation = generation;
+                plan.replace_servers(list, now, self.leases.is_some());
                 let keep: HashSet<Uuid> = plan.servers.keys().copied().collect();
                 self.poller.retain(&keep).await;
                 // The version was read before the servers: a change in between costs one
@@ -225,6 +248,10 @@ impl Scheduler {
         done_tx: &mpsc::Sender<Done>,
         backoff_tx: &mpsc::UnboundedSender<(Uuid, Instant)>,
     ) {
+        // Fencing: a lease that was given up or not renewed in time is not polled on.
+        if self.leases.as_ref().is_some_and(|l| !l.holds(server.id)) {
+            return;
+        }
         if !self.claim(server.id) {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             if self.skipping.skipped(server.id) {
@@ -390,6 +417,8 @@ struct Plan {
     loaded: Option<InventoryVersion>,
     next_reload: Instant,
     next_full_reload: Instant,
+    /// The leases' generation the servers were filtered with.
+    lease_generation: Option<u64>,
 }
 
 impl Plan {
@@ -403,12 +432,15 @@ impl Plan {
             loaded: None,
             next_reload: start,
             next_full_reload: start,
+            lease_generation: None,
         }
     }
 
     /// Takes the enabled servers of a fresh inventory read; a server new to the plan gets
-    /// its stable slot, a known one keeps its due time (and any backoff).
-    fn replace_servers(&mut self, list: Vec<Server>, now: Instant) {
+    /// its stable slot, a known one keeps its due time (and any backoff). `handover`: a
+    /// server new here may come from another poller, so its first slot is no earlier than
+    /// one interval after its last poll (never two polls of a host in one interval).
+    fn replace_servers(&mut self, list: Vec<Server>, now: Instant, handover: bool) {
         self.servers = list
             .into_iter()
             .filter(|s| s.enabled)
@@ -431,8 +463,24 @@ impl Plan {
             .filter(|id| !self.due.contains_key(id))
             .copied()
             .collect();
+        let wall = Utc::now();
         for id in new {
-            let t = next_slot(self.start, offset(id, self.interval), self.interval, now);
+            let slot = next_slot(self.start, offset(id, self.interval), self.interval, now);
+            let last = self.servers.get(&id).and_then(|s| s.last_poll_at);
+            // A host polled lately by another poller: due one interval after that poll (at
+            // once when it has passed), not at this process's own slot for it, which could
+            // be most of an interval away. After a long gap the slot spreads them again.
+            let t = match last.filter(|_| handover) {
+                Some(last) => {
+                    let since = (wall - last).to_std().unwrap_or_default();
+                    if since < self.interval * 2 {
+                        now + self.interval.saturating_sub(since)
+                    } else {
+                        slot
+                    }
+                }
+                None => slot,
+            };
             self.set_due(id, t);
         }
     }
@@ -513,7 +561,7 @@ mod tests {
         let servers: Vec<Server> = (0..50)
             .map(|_| transition::tests::server(ServerStatus::Online, 0))
             .collect();
-        plan.replace_servers(servers, start);
+        plan.replace_servers(servers, start, false);
         let first = plan.next_wake();
         assert!(first >= start && first < start + interval);
         // Nothing is due before the first slot; at it, that server (and any within the
@@ -542,8 +590,34 @@ mod tests {
             .filter(|s| s.id != victim.id)
             .cloned()
             .collect();
-        plan.replace_servers(keep, start);
+        plan.replace_servers(keep, start, false);
         assert_eq!(plan.queue.len(), 49);
         assert!(plan.queue.iter().all(|(_, id)| *id != victim.id));
+    }
+
+    #[test]
+    fn a_host_taken_over_is_due_an_interval_after_its_last_poll_or_at_once() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(60);
+        let mut plan = Plan::new(start, interval);
+        let mut recent = transition::tests::server(ServerStatus::Online, 0);
+        recent.last_poll_at = Some(Utc::now() - chrono::Duration::seconds(20));
+        let mut overdue = transition::tests::server(ServerStatus::Online, 0);
+        overdue.last_poll_at = Some(Utc::now() - chrono::Duration::seconds(90));
+        let mut long_gone = transition::tests::server(ServerStatus::Online, 0);
+        long_gone.last_poll_at = Some(Utc::now() - chrono::Duration::hours(3));
+        let ids = (recent.id, overdue.id, long_gone.id);
+        plan.replace_servers(vec![recent, overdue, long_gone], start, true);
+        let after = plan.due[&ids.0] - start;
+        assert!(
+            after >= Duration::from_secs(39) && after <= Duration::from_secs(41),
+            "{after:?}"
+        );
+        assert_eq!(plan.due[&ids.1], start, "overdue: at once");
+        // After a long gap the stable slot spreads the hosts again.
+        assert_eq!(
+            plan.due[&ids.2],
+            next_slot(start, offset(ids.2, interval), interval, start)
+        );
     }
 }

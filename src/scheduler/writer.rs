@@ -68,6 +68,21 @@ impl Scheduler {
     }
 
     /// Writes polls' outcomes and the status transitions they cause, in one transaction.
+    /// Writes a batch; with leases, only the results of hosts still held here (fencing).
+    async fn record(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
+        let Some(leases) = &self.leases else {
+            return self.store.record_polls(batch).await;
+        };
+        let refused = self.store.record_polls_leased(leases.me(), batch).await?;
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                "Poll results not written: their hosts' leases are no longer this poller's"
+            );
+        }
+        Ok(())
+    }
+
     pub(super) async fn write(&self, batch: &[Done]) -> Result<(), StoreError> {
         let now = Utc::now();
         let system = Actor::system();
@@ -180,7 +195,7 @@ impl Scheduler {
             })
             .collect();
         let started = std::time::Instant::now();
-        self.store.record_polls(&writes).await?;
+        self.record(&writes).await?;
         self.metrics.db_write.observe(started.elapsed());
         for (_, _, _, entries, _) in &prepared {
             activity::emit(entries);
@@ -395,6 +410,11 @@ impl Scheduler {
             .iter()
             .any(|r| r.enabled && r.metric == Metric::ServerStatus)
         {
+            return Ok(());
+        }
+        // Pollers sharing the fleet: a host may be stale because no poller holds it, so the
+        // sweep is fleet-wide work, done once, by the leader (unfenced writes).
+        if self.leases.as_ref().is_some_and(|l| !l.is_leader()) {
             return Ok(());
         }
         let interval = self.settings.poll_interval_secs;

@@ -15,6 +15,7 @@ mod history;
 mod maintenance;
 /// Notification channels, intents and the outbox (issue #13), for `notify`.
 pub mod notifications;
+mod pollers;
 mod samples;
 mod servers;
 mod sql;
@@ -31,6 +32,7 @@ pub use alerts::{AlertFilter, AlertRow, AlertWrite, FiringCounts};
 pub use auth::{TokenRow, UserRow};
 pub use charts::{DiskHistory, DiskPoint, DiskSeries, Sparkline};
 pub use maintenance::{CompactCounts, Cutoffs, DbStats, RetentionCounts, TierStats};
+pub use pollers::{LeaseRound, PollerInfo, PollerRow};
 pub use samples::{
     Band, ContainerPoint, ContainerRow, DiskRow, History, LatestSample, MetricPoint, PollWrite,
 };

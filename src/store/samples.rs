@@ -296,6 +296,57 @@ impl Store {
         Ok(())
     }
 
+    /// Like [`Store::record_polls`] for poller `me` sharing the fleet (issue #14): a result
+    /// for a server whose lease it no longer holds is not written. Returns how many were
+    /// refused.
+    ///
+    /// # Errors
+    /// Database failure; nothing of the batch is written then.
+    pub async fn record_polls_leased(
+        &self,
+        me: Uuid,
+        batch: &[PollWrite<'_>],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = batch.iter().map(|w| w.server_id).collect();
+        let held = self
+            .leased_of(&mut tx, me, &ids, chrono::Utc::now())
+            .await?;
+        let kept: Vec<PollWrite<'_>> = batch
+            .iter()
+            .filter(|w| held.contains(&w.server_id))
+            .copied()
+            .collect();
+        let written = write_batch(&mut tx, &self.series, &kept).await;
+        match written {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(batch.len() - kept.len())
+            }
+            Err(e) => {
+                drop(tx);
+                self.forget_series();
+                if matches!(&e, StoreError::Sqlx(sqlx::Error::Database(d))
+                    if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+                {
+                    let mut tx = self.pool.begin().await?;
+                    let held = self
+                        .leased_of(&mut tx, me, &ids, chrono::Utc::now())
+                        .await?;
+                    let kept: Vec<PollWrite<'_>> = batch
+                        .iter()
+                        .filter(|w| held.contains(&w.server_id))
+                        .copied()
+                        .collect();
+                    write_batch(&mut tx, &self.series, &kept).await?;
+                    tx.commit().await?;
+                    return Ok(batch.len() - kept.len());
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Empties the series cache (after series were deleted, or a write failed).
     pub(super) fn forget_series(&self) {
         self.series

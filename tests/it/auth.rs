@@ -156,6 +156,7 @@ const ROUTES: &[(&str, &str, Role)] = &[
         Role::Admin,
     ),
     ("GET", "/api/tokens", Role::Admin),
+    ("GET", "/api/pollers", Role::Admin),
     ("POST", "/api/tokens", Role::Admin),
     (
         "DELETE",

@@ -53,3 +53,6 @@ mod browser;
 mod hardening;
 /// Notification channels and delivery against a real HTTP receiver and SMTP server (issue #13).
 mod notify;
+
+/// Issue #14: several pollers sharing a PostgreSQL database by leases.
+mod lease;

@@ -1,0 +1,198 @@
+//! Sharing the fleet between pollers (issue #14, PostgreSQL): this process registers itself,
+//! and a balancing round every third of `lease_secs` renews the hosts it holds, gives back
+//! what is over its share and claims what nobody holds. The scheduler polls only the hosts
+//! held here, and only while the last renewal is recent enough: a poller that loses the
+//! database stops polling before its leases run out, so a host that moves is never polled by
+//! two pollers at once (fencing). Clocks of the pollers and the database are assumed to agree
+//! within a few seconds (NTP); the margin below absorbs that.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::observe::Metrics;
+use crate::outcome::Outcome;
+use crate::store::{LeaseRound, Store};
+
+/// This poller's leases as the last balancing round left them.
+#[derive(Debug)]
+pub struct Leases {
+    me: Uuid,
+    lease: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    held: HashSet<Uuid>,
+    /// Until when polling the held hosts is safe: the start of the last successful round
+    /// plus the lease, less a margin. None before the first round.
+    valid_until: Option<Instant>,
+    /// Bumped whenever the held set changes, so the scheduler re-reads its inventory.
+    generation: u64,
+    /// The loss of the database was said (once per episode).
+    fenced: bool,
+    /// Polls counted at the last round, for polls per minute.
+    polls_seen: Option<(Instant, u64)>,
+    /// The oldest live poller runs the fleet-wide work.
+    leader: bool,
+}
+
+impl Leases {
+    pub fn new(me: Uuid, lease: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            me,
+            lease,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn me(&self) -> Uuid {
+        self.me
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Safety margin: a renewal is trusted for the lease less a sixth of it (at least 2 s).
+    fn margin(&self) -> Duration {
+        (self.lease / 6)
+            .max(Duration::from_secs(2))
+            .min(self.lease / 2)
+    }
+
+    /// Whether `id` may be polled now.
+    pub fn holds(&self, id: Uuid) -> bool {
+        let s = self.state();
+        s.valid_until.is_some_and(|t| Instant::now() < t) && s.held.contains(&id)
+    }
+
+    /// The hosts that may be polled now (none once the renewals stopped).
+    pub fn held(&self) -> HashSet<Uuid> {
+        let s = self.state();
+        if s.valid_until.is_some_and(|t| Instant::now() < t) {
+            s.held.clone()
+        } else {
+            HashSet::new()
+        }
+    }
+
+    /// Whether this poller runs the fleet-wide work now (history upkeep, notification
+    /// delivery): the oldest live poller, while its renewals are recent.
+    pub fn is_leader(&self) -> bool {
+        let s = self.state();
+        s.leader && s.valid_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Changes whenever `held` may have changed (a round, or the renewals running out).
+    pub fn generation(&self) -> u64 {
+        let s = self.state();
+        let expired = s.valid_until.is_some_and(|t| Instant::now() >= t);
+        s.generation * 2 + u64::from(expired)
+    }
+
+    /// Balancing rounds until `cancel`, then the leases are given back (a clean stop hands
+    /// the hosts to the others at once; a killed poller's run out after `lease_secs`).
+    pub async fn run(
+        self: Arc<Self>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) {
+        let every = (self.lease / 3).max(Duration::from_millis(500));
+        loop {
+            self.round(&store, &metrics).await;
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+        if let Err(e) = store.poller_stopped(self.me, Utc::now()).await {
+            tracing::warn!(error = %e, "Could not give the leases back; they run out by themselves");
+        }
+    }
+
+    /// One round now (also called by tests).
+    pub async fn round(&self, store: &Store, metrics: &Metrics) {
+        let started = Instant::now();
+        let per_minute = self.polls_per_minute(metrics, started);
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        match store
+            .balance_leases(self.me, Utc::now(), lease_ms, per_minute)
+            .await
+        {
+            Ok(round) => self.apply(round, started, metrics),
+            Err(e) => {
+                let mut s = self.state();
+                let lost = s.valid_until.is_some_and(|t| Instant::now() >= t);
+                if lost && !s.fenced {
+                    s.fenced = true;
+                    s.generation += 1;
+                    tracing::error!(error = %e, hosts = s.held.len(), "Leases not renewed in time: stopped polling this poller's hosts until the database answers");
+                } else {
+                    tracing::warn!(error = %e, "Could not renew leases; retrying");
+                }
+            }
+        }
+    }
+
+    fn apply(&self, round: LeaseRound, started: Instant, metrics: &Metrics) {
+        let mut s = self.state();
+        if s.fenced {
+            tracing::info!("Database back: polling again");
+            s.fenced = false;
+            s.generation += 1;
+        }
+        if round.held != s.held {
+            s.generation += 1;
+        }
+        if round.claimed > 0 || round.released > 0 {
+            tracing::info!(
+                held = round.held.len(),
+                claimed = round.claimed,
+                released = round.released,
+                share = round.share,
+                pollers = round.pollers,
+                servers = round.servers,
+                "Leases rebalanced"
+            );
+        }
+        metrics
+            .leased_hosts
+            .store(round.held.len() as u64, Ordering::Relaxed);
+        if round.leader != s.leader {
+            tracing::info!(
+                leader = round.leader,
+                "Fleet-wide work (history upkeep, notifications) {}",
+                if round.leader {
+                    "runs here now"
+                } else {
+                    "runs on another poller"
+                }
+            );
+        }
+        s.leader = round.leader;
+        s.held = round.held;
+        s.valid_until = Some(started + self.lease.saturating_sub(self.margin()));
+    }
+
+    fn polls_per_minute(&self, metrics: &Metrics, now: Instant) -> Option<f64> {
+        let total: u64 = Outcome::ALL.iter().map(|o| metrics.polls(*o)).sum();
+        let mut s = self.state();
+        let rate = s.polls_seen.and_then(|(at, seen)| {
+            let secs = now.duration_since(at).as_secs_f64();
+            (secs > 0.0).then(|| total.saturating_sub(seen) as f64 * 60.0 / secs)
+        });
+        s.polls_seen = Some((now, total));
+        rate.map(|r| (r * 10.0).round() / 10.0)
+    }
+}

@@ -1,0 +1,312 @@
+//! Several pollers on one PostgreSQL database (issue #14): each registers itself and beats
+//! a heartbeat; hosts are leased to pollers for `lease_secs` at a time, renewed by their
+//! holder, and shared out evenly among the live ones.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::sql::{Builder, Real};
+use super::{from_ms, to_ms, Backend, Store, StoreError};
+
+/// Who a process is, as it registers.
+#[derive(Debug, Clone)]
+pub struct PollerInfo {
+    pub id: Uuid,
+    pub hostname: String,
+    /// `all`, `poller` or `api`.
+    pub role: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// A registered process, for `GET /api/pollers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollerRow {
+    pub id: Uuid,
+    pub hostname: String,
+    pub role: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    /// Set when it stopped cleanly (its leases were given back then).
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// A heartbeat within the lease time and no clean stop.
+    pub live: bool,
+    /// Hosts whose lease it holds now.
+    pub leased_hosts: i64,
+    pub polls_per_minute: Option<f64>,
+}
+
+/// What one balancing round left this poller with.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseRound {
+    /// The hosts it holds, each until `now + lease`.
+    pub held: HashSet<Uuid>,
+    /// Live pollers (this one included) and enabled servers, which make the share.
+    pub pollers: u64,
+    pub servers: u64,
+    /// Its share: servers / pollers, rounded up.
+    pub share: u64,
+    pub claimed: u64,
+    pub released: u64,
+    /// Whether this is the oldest live poller, which runs the fleet-wide work (history
+    /// upkeep, notification delivery) so that it runs once.
+    pub leader: bool,
+}
+
+impl Store {
+    /// Registers this process (a new id at every start).
+    pub async fn register_poller(&self, p: &PollerInfo) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into pollers (id, hostname, role, version, started_at, heartbeat_at) \
+             values ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(p.id.to_string())
+        .bind(&p.hostname)
+        .bind(&p.role)
+        .bind(&p.version)
+        .bind(to_ms(p.started_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A process that holds no leases (an API node) says it is alive.
+    pub async fn poller_heartbeat(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        polls_per_minute: Option<f64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("update pollers set heartbeat_at = $1, polls_per_minute = $2 where id = $3")
+            .bind(to_ms(now))
+            .bind(Real(polls_per_minute))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A clean stop: gives its leases back, so the others take its hosts at once.
+    pub async fn poller_stopped(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("delete from leases where poller_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update pollers set stopped_at = $1 where id = $2")
+            .bind(to_ms(now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Processes seen within the last day, oldest first; `live_ms` is how recent a
+    /// heartbeat must be to count as alive.
+    pub async fn pollers(
+        &self,
+        now: DateTime<Utc>,
+        live_ms: i64,
+    ) -> Result<Vec<PollerRow>, StoreError> {
+        let now_ms = to_ms(now);
+        let rows = sqlx::query(
+            "select p.id, p.hostname, p.role, p.version, p.started_at, p.heartbeat_at, p.stopped_at, \
+             p.polls_per_minute, (select count(*) from leases l where l.poller_id = p.id \
+             and l.expires_at > $1) as leased \
+             from pollers p where p.heartbeat_at > $2 order by p.started_at, p.id",
+        )
+        .bind(now_ms)
+        .bind(now_ms - 86_400_000)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let heartbeat: i64 = r.try_get("heartbeat_at")?;
+                let stopped: Option<i64> = r.try_get("stopped_at")?;
+                Ok(PollerRow {
+                    id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
+                        table: "pollers",
+                        message: format!("id '{id}': {e}"),
+                    })?,
+                    hostname: r.try_get("hostname")?,
+                    role: r.try_get("role")?,
+                    version: r.try_get("version")?,
+                    started_at: from_ms(r.try_get("started_at")?),
+                    last_heartbeat: from_ms(heartbeat),
+                    stopped_at: stopped.map(from_ms),
+                    live: stopped.is_none() && heartbeat > now_ms - live_ms,
+                    leased_hosts: r.try_get("leased")?,
+                    polls_per_minute: r.try_get("polls_per_minute")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One balancing round of poller `me`, in one transaction: heartbeat, renew what it
+    /// holds, give back what is over its share (servers / live pollers, rounded up), and
+    /// claim hosts nobody holds (or whose lease ran out) up to it. PostgreSQL's row locks
+    /// (`for update skip locked`) keep two pollers from claiming one host; a lease renewed
+    /// meanwhile is never taken (the claim only replaces an expired one).
+    pub async fn balance_leases(
+        &self,
+        me: Uuid,
+        now: DateTime<Utc>,
+        lease_ms: i64,
+        polls_per_minute: Option<f64>,
+    ) -> Result<LeaseRound, StoreError> {
+        let now_ms = to_ms(now);
+        let until = now_ms + lease_ms;
+        let me_s = me.to_string();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("update pollers set heartbeat_at = $1, polls_per_minute = $2 where id = $3")
+            .bind(now_ms)
+            .bind(Real(polls_per_minute))
+            .bind(&me_s)
+            .execute(&mut *tx)
+            .await?;
+        let pollers: i64 = sqlx::query_scalar(
+            "select count(*) from pollers where role <> 'api' and stopped_at is null \
+             and heartbeat_at > $1",
+        )
+        .bind(now_ms - lease_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        let servers: i64 = sqlx::query_scalar("select count(*) from servers where enabled = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let leader: Option<String> = sqlx::query_scalar(
+            "select id from pollers where role <> 'api' and stopped_at is null \
+             and heartbeat_at > $1 order by started_at, id limit 1",
+        )
+        .bind(now_ms - lease_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let pollers = pollers.max(1);
+        let share = (servers + pollers - 1) / pollers;
+        // A disabled server is polled by nobody.
+        sqlx::query(
+            "delete from leases where poller_id = $1 \
+             and server_id in (select id from servers where enabled = 0)",
+        )
+        .bind(&me_s)
+        .execute(&mut *tx)
+        .await?;
+        // Only leases still running are renewed: one that ran out may be another's now.
+        sqlx::query("update leases set expires_at = $1 where poller_id = $2 and expires_at > $3")
+            .bind(until)
+            .bind(&me_s)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("delete from leases where poller_id = $1 and expires_at <= $2")
+            .bind(&me_s)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        let mine: i64 = sqlx::query_scalar("select count(*) from leases where poller_id = $1")
+            .bind(&me_s)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut round = LeaseRound {
+            pollers: u64::try_from(pollers).unwrap_or(0),
+            servers: u64::try_from(servers).unwrap_or(0),
+            share: u64::try_from(share).unwrap_or(0),
+            leader: leader.as_deref() == Some(me_s.as_str()),
+            ..LeaseRound::default()
+        };
+        if mine > share {
+            let done = sqlx::query(
+                "delete from leases where server_id in (select server_id from leases \
+                 where poller_id = $1 order by server_id desc limit $2)",
+            )
+            .bind(&me_s)
+            .bind(mine - share)
+            .execute(&mut *tx)
+            .await?;
+            round.released = done.rows_affected();
+        } else if mine < share {
+            let lock = match self.backend {
+                Backend::Postgres => " for update of s skip locked",
+                // SQLite: the transaction holds the write lock already.
+                Backend::Sqlite => "",
+            };
+            let free: Vec<String> = sqlx::query_scalar(&format!(
+                "select s.id from servers s left join leases l on l.server_id = s.id \
+                 where s.enabled = 1 and (l.server_id is null or l.expires_at <= $1) \
+                 order by s.id limit $2{lock}"
+            ))
+            .bind(now_ms)
+            .bind(share - mine)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !free.is_empty() {
+                let mut q = Builder::new("insert into leases (server_id, poller_id, expires_at) ");
+                q.push_values(&free, |mut b, id| {
+                    b.push_bind(id.as_str())
+                        .push_bind(me_s.as_str())
+                        .push_bind(until);
+                });
+                q.push(
+                    " on conflict (server_id) do update set poller_id = excluded.poller_id, \
+                        expires_at = excluded.expires_at where leases.expires_at <= ",
+                );
+                q.push_bind(now_ms);
+                q.push(" returning server_id");
+                round.claimed = q.build().persistent(false).fetch_all(&mut *tx).await?.len() as u64;
+            }
+        }
+        let held: Vec<String> =
+            sqlx::query_scalar("select server_id from leases where poller_id = $1")
+                .bind(&me_s)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        round.held = held
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect();
+        Ok(round)
+    }
+
+    /// Of `ids`, the servers whose lease `me` holds now: a poll result for any other is
+    /// not written (fencing, issue #14). On PostgreSQL the rows are share-locked until the
+    /// caller's transaction ends, so a lease cannot move while the write goes in.
+    pub(super) async fn leased_of(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        me: Uuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let mut out = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut q = Builder::new("select server_id from leases where poller_id = ");
+            q.push_bind(me.to_string());
+            q.push(" and expires_at > ");
+            q.push_bind(to_ms(now));
+            q.push(" and server_id in (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            list.push_unseparated(")");
+            if self.backend == Backend::Postgres {
+                q.push(" for share");
+            }
+            let rows: Vec<String> = q
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            out.extend(rows.iter().filter_map(|s| Uuid::parse_str(s).ok()));
+        }
+        Ok(out)
+    }
+}

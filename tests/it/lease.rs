@@ -1,0 +1,377 @@
+//! Issue #14: several `fleetpoll serve --role poller` processes on one PostgreSQL database
+//! share a simulated fleet by leases. Runs in the PostgreSQL pass of the test command; on
+//! SQLite the roles are refused (config's tests).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fleetpoll::sim::{self, SimOptions};
+use fleetpoll::store::Store;
+
+use crate::common;
+
+const INTERVAL_SECS: i64 = 4;
+const HOSTS: usize = 24;
+
+/// A `serve` process and the address it listens on.
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+fn poller(dir: &Path, role: &str) -> Process {
+    let mut child = common::with_db(&mut common::fleetpoll(), dir.join("fleetpoll.db"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            &INTERVAL_SECS.to_string(),
+            "--role",
+            role,
+        ])
+        .env("FLEETPOLL_LEASE_SECS", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let lines = common::stderr_lines(&mut child);
+    let marker = "Serving the API and dashboard on http://";
+    let addr = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve says where it listens");
+        if let Some(i) = line.find(marker) {
+            let rest = &line[i + marker.len()..];
+            break rest[..rest.find('/').expect("address ends")].to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || while lines.recv().is_ok() {});
+    Process { child, addr }
+}
+
+/// Polls this process has finished, from its `/metrics` (read with a viewer's `token`).
+async fn polls_of(p: &Process, token: &str) -> u64 {
+    let text = reqwest::Client::new()
+        .get(format!("http://{}/metrics", p.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .filter(|l| l.starts_with("fleetpoll_polls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Each server's sample times (its own series), oldest first.
+async fn samples(store: &Store) -> HashMap<String, Vec<DateTime<Utc>>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select s.server_id, r.ts from raw_points r join series s on s.id = r.series \
+         where s.kind = 0 order by r.ts",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("samples");
+    let mut out: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for (id, ts) in rows {
+        out.entry(id)
+            .or_default()
+            .push(DateTime::from_timestamp_millis(ts).expect("time"));
+    }
+    out
+}
+
+/// Leases held per live poller.
+async fn shares(store: &Store) -> Vec<i64> {
+    store
+        .pollers(Utc::now(), 3000)
+        .await
+        .expect("pollers")
+        .iter()
+        .filter(|p| p.live && p.role != "api")
+        .map(|p| p.leased_hosts)
+        .collect()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// No two samples of one host closer than most of an interval: never polled twice in one.
+fn assert_once_per_interval(all: &HashMap<String, Vec<DateTime<Utc>>>) {
+    let min_gap = chrono::Duration::milliseconds(INTERVAL_SECS * 1000 * 3 / 4);
+    for (id, times) in all {
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= min_gap,
+                "server {id} sampled twice within one interval: {} then {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pollers_share_the_fleet_once_per_interval_and_take_over_a_killed_ones_hosts() {
+    if !common::on_postgres() {
+        eprintln!("SKIPPED: several pollers need PostgreSQL (the test command's second pass)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let key_path = dir.path().join("client_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
+    let mut opts = SimOptions::new(HOSTS, key.public_key().clone());
+    opts.base = Ipv4Addr::new(127, 1, 50, 1);
+    opts.dead = 0;
+    opts.silent = 0;
+    opts.flapping = 0;
+    opts.slow = 0;
+    let fleet = sim::start(opts).await.expect("sim fleet");
+    let csv = dir.path().join("hosts.csv");
+    sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
+    let report =
+        fleetpoll::import::import_file(&store, &csv, &fleetpoll::activity::Actor::system(), false)
+            .await
+            .expect("import");
+    assert_eq!(report.added.len(), HOSTS);
+
+    // A token made here is good on every process: tokens are rows of the shared database.
+    let (_, token) = fleetpoll::ops::create_token(
+        &store,
+        "lease-viewer",
+        fleetpoll::auth::Role::Viewer,
+        None,
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("token");
+    let token = token.expose().to_string();
+    let mut pollers: Vec<Process> = (0..3).map(|_| poller(dir.path(), "poller")).collect();
+    let mut api = poller(dir.path(), "api");
+
+    // Every host polled, and the fleet spread: each of the three holds its share.
+    wait_for("every host sampled", Duration::from_secs(30), async || {
+        samples(&store).await.len() == HOSTS
+    })
+    .await;
+    wait_for("an even spread", Duration::from_secs(20), async || {
+        let s = shares(&store).await;
+        s.len() == 3 && s.iter().sum::<i64>() == HOSTS as i64 && s.iter().all(|n| *n == 8)
+    })
+    .await;
+    let roles: Vec<String> = store
+        .pollers(Utc::now(), 3000)
+        .await
+        .expect("pollers")
+        .iter()
+        .filter(|p| p.live)
+        .map(|p| p.role.clone())
+        .collect();
+    assert_eq!(roles.iter().filter(|r| *r == "api").count(), 1, "{roles:?}");
+
+    // Three more intervals: each host once per interval, by one poller. The polls (not only
+    // the samples written) are counted: a poller polling hosts it does not hold would show
+    // here even though its results are not written.
+    let mut before = 0;
+    for p in &pollers {
+        before += polls_of(p, &token).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3 * INTERVAL_SECS as u64)).await;
+    let mut after = 0;
+    for p in &pollers {
+        after += polls_of(p, &token).await;
+    }
+    let polls = after - before;
+    assert!(
+        (2 * HOSTS as u64..=4 * HOSTS as u64).contains(&polls),
+        "{polls} polls of {HOSTS} hosts in three intervals"
+    );
+    assert_once_per_interval(&samples(&store).await);
+
+    // kill -9 one poller: its leases stay until they run out, then the others take its hosts.
+    pollers[0].child.kill().expect("kill -9");
+    pollers[0].child.wait().expect("reap");
+    let killed_at = Utc::now();
+    tokio::time::sleep(Duration::from_secs(2 * INTERVAL_SECS as u64)).await;
+    let after = samples(&store).await;
+    for (id, times) in &after {
+        assert!(
+            times.iter().any(|t| *t > killed_at),
+            "server {id} not sampled within two intervals of the kill: last {:?}",
+            times.last()
+        );
+    }
+    assert_once_per_interval(&after);
+    wait_for(
+        "two pollers hold everything",
+        Duration::from_secs(10),
+        async || {
+            let s = shares(&store).await;
+            s.len() == 2 && s.iter().sum::<i64>() == HOSTS as i64
+        },
+    )
+    .await;
+
+    // A new poller takes its share back within two intervals.
+    pollers[0] = poller(dir.path(), "poller");
+    wait_for(
+        "the restarted poller's share",
+        Duration::from_secs(2 * INTERVAL_SECS as u64 + 2),
+        async || {
+            let s = shares(&store).await;
+            s.len() == 3 && s.iter().sum::<i64>() == HOSTS as i64 && s.iter().all(|n| *n == 8)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(INTERVAL_SECS as u64)).await;
+    assert_once_per_interval(&samples(&store).await);
+
+    // A clean stop gives the leases back at once.
+    for p in pollers.iter_mut().chain(std::iter::once(&mut api)) {
+        let _ = Command::new("kill").arg(p.child.id().to_string()).status();
+    }
+    for p in pollers.iter_mut().chain(std::iter::once(&mut api)) {
+        let status = p.child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+    }
+    let left: i64 = sqlx::query_scalar("select count(*) from leases")
+        .fetch_one(store.pool())
+        .await
+        .expect("leases");
+    assert_eq!(left, 0, "a clean stop gives every lease back");
+    fleet.shutdown().await;
+}
+
+fn sample(at: DateTime<Utc>) -> fleetpoll::model::Snapshot {
+    fleetpoll::model::Snapshot {
+        taken_at: at,
+        server: fleetpoll::model::ServerSample {
+            cpu_busy_percent: Some(12.5),
+            ..Default::default()
+        },
+        disks: vec![],
+        containers: vec![],
+        docker: fleetpoll::model::DockerState::Missing,
+        problems: vec![],
+    }
+}
+
+/// The store's half of the sharing, on both stores: shares, claims, hand-back and the
+/// refusal of a write for a host whose lease the writer does not hold.
+#[tokio::test]
+async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
+    use fleetpoll::store::{PollWrite, PollerInfo, ServerUpdate};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(common::named_server(&store, dir.path(), &format!("h{i}")).await);
+    }
+    let now = Utc::now();
+    let info = |started_ms: i64| PollerInfo {
+        id: uuid::Uuid::new_v4(),
+        hostname: "test".into(),
+        role: "poller".into(),
+        version: "0".into(),
+        started_at: now + chrono::Duration::milliseconds(started_ms),
+    };
+    let (a, b) = (info(-2), info(-1));
+    store.register_poller(&a).await.expect("a");
+    let first = store
+        .balance_leases(a.id, now, 30_000, None)
+        .await
+        .expect("a alone");
+    assert_eq!((first.pollers, first.share, first.held.len()), (1, 5, 5));
+    assert!(first.leader);
+    store.register_poller(&b).await.expect("b");
+    // B's share is 3 (5 / 2 rounded up) but A still holds everything: B gets nothing yet.
+    let b1 = store
+        .balance_leases(b.id, now, 30_000, None)
+        .await
+        .expect("b");
+    assert_eq!((b1.pollers, b1.share, b1.held.len()), (2, 3, 0));
+    assert!(!b1.leader, "the oldest poller leads");
+    // A gives back what is over its share; B takes it at its next round.
+    let a2 = store
+        .balance_leases(a.id, now, 30_000, None)
+        .await
+        .expect("a gives back");
+    assert_eq!((a2.released, a2.held.len()), (2, 3));
+    let b2 = store
+        .balance_leases(b.id, now, 30_000, None)
+        .await
+        .expect("b claims");
+    assert_eq!((b2.claimed, b2.held.len()), (2, 2));
+    assert!(a2.held.is_disjoint(&b2.held));
+
+    // A result for a host of A's, written by B, is refused; written by A, it is kept.
+    let host = *a2.held.iter().next().expect("a holds one");
+    let snap = sample(now);
+    let update = ServerUpdate::default();
+    let write = [PollWrite {
+        server_id: host,
+        snapshot: Some(&snap),
+        update: &update,
+        events: &[],
+        alerts: &[],
+    }];
+    assert_eq!(
+        store
+            .record_polls_leased(b.id, &write)
+            .await
+            .expect("b writes"),
+        1
+    );
+    assert_eq!(common::samples(&store, 0, Some(&host.to_string())).await, 0);
+    assert_eq!(
+        store
+            .record_polls_leased(a.id, &write)
+            .await
+            .expect("a writes"),
+        0
+    );
+    assert_eq!(common::samples(&store, 0, Some(&host.to_string())).await, 1);
+
+    // A stops cleanly: its hosts are free for B at once; an expired lease is free too.
+    store.poller_stopped(a.id, now).await.expect("stop");
+    let b3 = store
+        .balance_leases(b.id, now, 30_000, None)
+        .await
+        .expect("b takes all");
+    assert_eq!((b3.pollers, b3.held.len()), (1, 5));
+    let listed = store.pollers(now, 30_000).await.expect("list");
+    let row = |id| listed.iter().find(|p| p.id == id).expect("listed");
+    assert!(!row(a.id).live && row(a.id).stopped_at.is_some());
+    assert_eq!((row(b.id).live, row(b.id).leased_hosts), (true, 5));
+    let c = info(0);
+    store.register_poller(&c).await.expect("c");
+    let later = now + chrono::Duration::seconds(31);
+    // B's leases ran out (no renewal for 31 s): C, the only live poller then, takes them.
+    let c1 = store
+        .balance_leases(c.id, later, 30_000, None)
+        .await
+        .expect("c");
+    assert_eq!(c1.held.len(), 5);
+    assert_eq!(ids.len(), 5);
+}
