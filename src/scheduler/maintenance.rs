@@ -60,6 +60,15 @@ impl Maintenance {
         let mut compacted_to = i64::MIN;
         let mut next_retention = tokio::time::Instant::now();
         loop {
+            // PostgreSQL: the coming days' history partitions exist before their rows come.
+            let now_ms = Utc::now().timestamp_millis();
+            if let Err(e) = self
+                .store
+                .prepare_partitions(now_ms - DAY_MS, now_ms + 2 * DAY_MS)
+                .await
+            {
+                tracing::error!(error = %e, "Cannot make the next history partitions; rows go to the default ones");
+            }
             let boundary = self.boundary(Utc::now());
             if boundary > compacted_to {
                 match self.store.compact(boundary, STEP_PAUSE).await {

@@ -257,6 +257,36 @@ impl Store {
     pub async fn apply_retention(&self, cut: Cutoffs) -> Result<RetentionCounts, StoreError> {
         let before = self.used_bytes().await?;
         let mut counts = RetentionCounts::default();
+        if self.backend == Backend::Postgres {
+            // Whole partitions first (issue #14); the rows below then go one statement per
+            // few series from the partitions that straddle a cutoff and the defaults.
+            for (parent, before_ms, tier) in [
+                ("chunks_t0", cut.raw - Tier::Raw.chunk_ms() + 1, Tier::Raw),
+                ("raw_points", cut.raw, Tier::Raw),
+                (
+                    "chunks_t1",
+                    cut.hourly - Tier::Hourly.chunk_ms() + 1,
+                    Tier::Hourly,
+                ),
+                (
+                    "chunks_t2",
+                    cut.daily - Tier::Daily.chunk_ms() + 1,
+                    Tier::Daily,
+                ),
+            ] {
+                let rows: i64 = sqlx::query_scalar("select fleetpoll_drop_partitions($1, $2)")
+                    .bind(parent)
+                    .bind(before_ms)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let rows = u64::try_from(rows).unwrap_or(0);
+                match tier {
+                    Tier::Raw => counts.raw += rows,
+                    Tier::Hourly => counts.hourly += rows,
+                    Tier::Daily => counts.daily += rows,
+                }
+            }
+        }
         let mut after = 0i64;
         loop {
             let ids: Vec<i64> =
@@ -305,6 +335,20 @@ impl Store {
         self.release_free_pages().await?;
         counts.bytes_freed = before.saturating_sub(self.used_bytes().await?);
         Ok(counts)
+    }
+
+    /// PostgreSQL: makes the history partitions from `from` to `to` (ms) that are missing;
+    /// returns how many (always 0 on SQLite, which has none).
+    pub async fn prepare_partitions(&self, from: i64, to: i64) -> Result<u32, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(0);
+        }
+        let made: i32 = sqlx::query_scalar("select fleetpoll_prepare_partitions($1, $2)")
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u32::try_from(made).unwrap_or(0))
     }
 
     /// Hands free pages back to the file system (the file shrinks at the next checkpoint).

@@ -241,6 +241,15 @@ impl Store {
         };
         if backend == Backend::Sqlite {
             store.convert_legacy().await?;
+        } else {
+            // Today's and the next days' partitions; the upkeep keeps making them ahead.
+            let now = Utc::now().timestamp_millis();
+            store
+                .prepare_partitions(
+                    now - crate::history::DAY_MS,
+                    now + 2 * crate::history::DAY_MS,
+                )
+                .await?;
         }
         Ok(store)
     }

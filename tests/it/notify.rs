@@ -485,6 +485,9 @@ fn serve(db: &std::path::Path) -> Child {
     let mut child = common::with_db(&mut common::fleetpoll(), db)
         .args(["serve", "--listen", "127.0.0.1:0", "--interval", "3600"])
         .env("FLEETPOLL_GROUP_WAIT_SECS", "0")
+        // On PostgreSQL the killed process leads until its heartbeat is a lease old: a
+        // short lease keeps the restart's delivery within the test's wait.
+        .env("FLEETPOLL_LEASE_SECS", "5")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -38,6 +38,16 @@ async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
     let id = server(&store, dir.path()).await;
+    let day = 86_400_000;
+    if common::on_postgres() {
+        // Partitions for the whole month, so that the old days go as whole partitions.
+        let now = Utc::now().timestamp_millis();
+        let made = store
+            .prepare_partitions(now - 30 * day, now + day)
+            .await
+            .expect("partitions");
+        assert!(made > 20, "{made} partitions made");
+    }
     for age_days in [10, 9, 8, 1, 0] {
         store
             .record_poll(
@@ -57,6 +67,25 @@ async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the
     // Four closed hours (10, 9, 8 and 1 day ago) of two series (the server and its mount).
     assert_eq!(compacted.hours, 8);
     upkeep.retention().await.expect("retention");
+    if common::on_postgres() {
+        let partition = |age: i64| {
+            let k = (Utc::now() - Duration::days(age)).timestamp_millis() / day;
+            format!("select cast(to_regclass('chunks_t0_p{k}') as text)")
+        };
+        let exists = async |age: i64| -> bool {
+            sqlx::query_scalar::<_, Option<String>>(&partition(age))
+                .fetch_one(store.pool())
+                .await
+                .expect("lookup")
+                .is_some()
+        };
+        assert!(
+            !exists(10).await,
+            "the partition of 10 days ago was dropped"
+        );
+        assert!(!exists(8).await, "the partition of 8 days ago was dropped");
+        assert!(exists(1).await, "yesterday's partition stays");
+    }
     let raw_chunks = "select count(*) from chunks where tier = 0";
     assert_eq!(
         common::count(&store, raw_chunks).await,
