@@ -4,6 +4,7 @@
 #
 #   scripts/postgres.sh start DIR   # prints the URL of a database `fleetpoll` on stdout
 #   scripts/postgres.sh stop DIR
+#   scripts/postgres.sh resume DIR  # start a stopped cluster again on its port (outage tests)
 #
 # initdb refuses to run as root: as root the cluster runs as the `postgres` system user
 # (the package creates it), in a directory that user owns.
@@ -32,7 +33,7 @@ free_port() {
 
 cmd=${1:-}
 dir=${2:-}
-[[ -n $cmd && -n $dir ]] || { say "usage: $0 start|stop DIR"; exit 2; }
+[[ -n $cmd && -n $dir ]] || { say "usage: $0 start|stop|resume DIR"; exit 2; }
 
 case $cmd in
 start)
@@ -49,6 +50,13 @@ start)
     echo "$port" >"$dir/port"
     as_owner "$bin/psql" -q -h 127.0.0.1 -p "$port" -U fleetpoll -d postgres -c 'create database fleetpoll' >/dev/null
     echo "postgres://fleetpoll@127.0.0.1:$port/fleetpoll"
+    ;;
+resume)
+    bin=$(bindir)
+    port=$(cat "$dir/port")
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { say "pg_ctl start failed:"; tail -n 20 "$dir/log" >&2; exit 1; }
     ;;
 stop)
     bin=$(bindir)

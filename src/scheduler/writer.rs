@@ -24,6 +24,41 @@ use crate::poll::PollResult;
 use crate::store::{AlertWrite, NewActivity, PollWrite, ServerUpdate, StoreError};
 
 /// A finished poll on its way to the writer.
+/// Poll results kept while the database does not answer, at most this many (about an
+/// interval of a large fleet); past it the oldest go, counted in the log.
+const KEEP_POLLS: usize = 20_000;
+
+/// Batches the database did not take because it did not answer, oldest first.
+#[derive(Default)]
+struct Waiting {
+    batches: std::collections::VecDeque<Vec<Done>>,
+    polls: usize,
+    /// Dropped for room since the database last answered.
+    dropped: usize,
+}
+
+impl Waiting {
+    fn keep(&mut self, batch: Vec<Done>, why: &dyn std::fmt::Display) {
+        if self.batches.is_empty() {
+            tracing::warn!(error = %why, keep = KEEP_POLLS, "Database not answering: keeping poll results until it does");
+        }
+        self.polls += batch.len();
+        self.batches.push_back(batch);
+        while self.polls > KEEP_POLLS {
+            let Some(old) = self.batches.pop_front() else {
+                break;
+            };
+            self.polls -= old.len();
+            self.dropped += old.len();
+            tracing::warn!(
+                dropped = old.len(),
+                dropped_since_outage = self.dropped,
+                "Poll results dropped: the database has been away longer than the buffer holds"
+            );
+        }
+    }
+}
+
 pub(super) struct Done {
     pub(super) polled: Server,
     pub(super) result: PollResult,
@@ -39,6 +74,7 @@ impl Scheduler {
     pub(super) async fn writer(self: Arc<Self>, mut rx: mpsc::Receiver<Done>) {
         let linger = WRITE_LINGER.min(self.settings.poll_interval() / 60);
         let mut next: Option<Done> = None;
+        let mut waiting = Waiting::default();
         loop {
             let first = match next.take() {
                 Some(d) => d,
@@ -61,10 +97,58 @@ impl Scheduler {
                 }
                 batch.push(d);
             }
-            if let Err(e) = self.write(&batch).await {
-                tracing::error!(error = %e, polls = batch.len(), "Cannot store poll results");
+            // Results kept while the database was away go first, oldest first.
+            if self.flush(&mut waiting).await {
+                match self.write(&batch).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_unavailable() => waiting.keep(batch, &e),
+                    Err(e) => {
+                        tracing::error!(error = %e, polls = batch.len(), "Cannot store poll results");
+                    }
+                }
+            } else {
+                waiting.keep(batch, &"the database is still away");
             }
         }
+        // At shutdown, one more try for what waits.
+        self.flush(&mut waiting).await;
+        if waiting.polls > 0 {
+            tracing::error!(
+                polls = waiting.polls,
+                "Stopped with poll results the database never took; they are lost"
+            );
+        }
+    }
+
+    /// Writes the batches kept while the database was away, oldest first; true when none
+    /// is left. A batch the database refuses (rather than not answering) is dropped.
+    async fn flush(&self, waiting: &mut Waiting) -> bool {
+        let mut written = 0;
+        while let Some(old) = waiting.batches.pop_front() {
+            match self.write(&old).await {
+                Ok(()) => {
+                    waiting.polls -= old.len();
+                    written += old.len();
+                }
+                Err(e) if e.is_unavailable() => {
+                    waiting.batches.push_front(old);
+                    break;
+                }
+                Err(e) => {
+                    waiting.polls -= old.len();
+                    tracing::error!(error = %e, polls = old.len(), "Cannot store kept poll results; dropped");
+                }
+            }
+        }
+        if written > 0 {
+            tracing::info!(
+                polls = written,
+                dropped = waiting.dropped,
+                "Database back: kept poll results written"
+            );
+            waiting.dropped = 0;
+        }
+        waiting.batches.is_empty()
     }
 
     /// Writes polls' outcomes and the status transitions they cause, in one transaction.
@@ -592,5 +676,35 @@ fn shown(v: &Observed) -> String {
     match v {
         Observed::Number(n) => format!("{:.1}", (n * 10.0).round() / 10.0),
         Observed::Word(w) => w.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::ServerStatus;
+    use crate::poll::PollError;
+
+    fn batch(n: usize) -> Vec<Done> {
+        (0..n)
+            .map(|_| {
+                let polled = super::super::transition::tests::server(ServerStatus::Online, 0);
+                let result = super::super::failed(&polled, PollError::ShuttingDown);
+                Done { polled, result }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kept_results_are_bounded_and_the_oldest_go_first() {
+        let mut w = Waiting::default();
+        w.keep(batch(KEEP_POLLS / 2), &"down");
+        let first = w.batches[0][0].polled.id;
+        w.keep(batch(KEEP_POLLS / 2), &"down");
+        assert_eq!((w.polls, w.dropped), (KEEP_POLLS, 0), "exactly full keeps all");
+        w.keep(batch(10), &"down");
+        assert_eq!(w.batches.len(), 2, "the oldest batch went");
+        assert_eq!((w.polls, w.dropped), (KEEP_POLLS / 2 + 10, KEEP_POLLS / 2));
+        assert!(w.batches.iter().flatten().all(|d| d.polled.id != first));
     }
 }

@@ -75,6 +75,28 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The database did not answer (down, restarting, unreachable): the same write may
+    /// succeed later, unlike one it refused.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sqlx(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            )
+            | Self::Connect { .. } => true,
+            // Connection exceptions (08...) and an administrator's shutdown (57P..).
+            Self::Sqlx(sqlx::Error::Database(d)) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// Creates `path` with mode 0600 when it does not exist, and narrows an existing file to 0600
 /// (databases created before this rule were 0644 under the usual umask).
 fn private_file(path: &Path) -> Result<(), StoreError> {

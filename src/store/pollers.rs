@@ -161,10 +161,12 @@ impl Store {
         lease_ms: i64,
         polls_per_minute: Option<f64>,
     ) -> Result<LeaseRound, StoreError> {
-        let now_ms = to_ms(now);
-        let until = now_ms + lease_ms;
         let me_s = me.to_string();
         let mut tx = self.begin_write().await?;
+        // Never older than the moment the transaction began: waiting for a connection (the
+        // database just back) must not write leases that have already run out.
+        let now_ms = to_ms(now).max(to_ms(Utc::now()));
+        let until = now_ms + lease_ms;
         sqlx::query("update pollers set heartbeat_at = $1, polls_per_minute = $2 where id = $3")
             .bind(now_ms)
             .bind(Real(polls_per_minute))
@@ -222,10 +224,14 @@ impl Store {
             ..LeaseRound::default()
         };
         if mine > share {
+            // A host given back stays unclaimable for a third of the lease: a poll of it that
+            // this poller just made is written by then, so the next holder reads its time and
+            // waits an interval from it.
             let done = sqlx::query(
-                "delete from leases where server_id in (select server_id from leases \
-                 where poller_id = $1 order by server_id desc limit $2)",
+                "update leases set poller_id = '', expires_at = $1 where server_id in \
+                 (select server_id from leases where poller_id = $2 order by server_id desc limit $3)",
             )
+            .bind(now_ms + lease_ms / 3)
             .bind(&me_s)
             .bind(mine - share)
             .execute(&mut *tx)

@@ -312,14 +312,21 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
         .expect("b");
     assert_eq!((b1.pollers, b1.share, b1.held.len()), (2, 3, 0));
     assert!(!b1.leader, "the oldest poller leads");
-    // A gives back what is over its share; B takes it at its next round.
+    // A gives back what is over its share; B takes it once a third of the lease has passed
+    // (A's last polls of those hosts are written by then).
     let a2 = store
         .balance_leases(a.id, now, 30_000, None)
         .await
         .expect("a gives back");
     assert_eq!((a2.released, a2.held.len()), (2, 3));
-    let b2 = store
+    let early = store
         .balance_leases(b.id, now, 30_000, None)
+        .await
+        .expect("b early");
+    assert_eq!(early.held.len(), 0, "given back, but not claimable yet");
+    let soon = now + chrono::Duration::seconds(11);
+    let b2 = store
+        .balance_leases(b.id, soon, 30_000, None)
         .await
         .expect("b claims");
     assert_eq!((b2.claimed, b2.held.len()), (2, 2));
@@ -374,4 +381,132 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
         .expect("c");
     assert_eq!(c1.held.len(), 5);
     assert_eq!(ids.len(), 5);
+}
+
+/// PostgreSQL stopped for 20 s and started again: the pollers stop polling when they cannot
+/// renew (fencing), keep what they polled, and go on when it answers, each host still polled
+/// once per interval. A cluster of its own: the shared one serves the other tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
+    if !common::on_postgres() {
+        eprintln!("SKIPPED: several pollers need PostgreSQL (the test command's second pass)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = tempfile::Builder::new()
+        .prefix("fleetpoll-pg-outage")
+        .tempdir_in("/tmp")
+        .expect("pg dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+    let cluster = pg.path().to_path_buf();
+    let pg_ctl = |cmd: &str| {
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(cmd)
+            .arg(&cluster)
+            .output()
+            .expect("postgres.sh");
+        assert!(
+            out.status.success(),
+            "postgres.sh {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let url = pg_ctl("start");
+    let store = Store::open_at(
+        &fleetpoll::store::Location::Postgres(url.clone()),
+        Some(dir.path()),
+    )
+    .await
+    .expect("store");
+    let key_path = dir.path().join("client_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
+    let hosts = 12;
+    let mut opts = SimOptions::new(hosts, key.public_key().clone());
+    opts.base = Ipv4Addr::new(127, 1, 51, 1);
+    opts.dead = 0;
+    opts.silent = 0;
+    opts.flapping = 0;
+    opts.slow = 0;
+    let fleet = sim::start(opts).await.expect("sim fleet");
+    let csv = dir.path().join("hosts.csv");
+    sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
+    fleetpoll::import::import_file(&store, &csv, &fleetpoll::activity::Actor::system(), false)
+        .await
+        .expect("import");
+    let spawn = || {
+        let mut child = common::fleetpoll()
+            .args([
+                "--db",
+                &url,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--role",
+                "poller",
+            ])
+            .args(["--interval", &INTERVAL_SECS.to_string()])
+            .env("FLEETPOLL_LEASE_SECS", "3")
+            .env("FLEETPOLL_STATE_DIR", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let lines = common::stderr_lines(&mut child);
+        // What the outage did, in the test's output (`--nocapture`).
+        std::thread::spawn(move || {
+            while let Ok(line) = lines.recv() {
+                if line.contains("Database") || line.contains("Leases") || line.contains("kept") {
+                    eprintln!("poller: {line}");
+                }
+            }
+        });
+        child
+    };
+    let mut pollers = [spawn(), spawn()];
+    wait_for("every host sampled", Duration::from_secs(30), async || {
+        samples(&store).await.len() == hosts
+    })
+    .await;
+
+    pg_ctl("stop");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    pg_ctl("resume");
+    let resumed = Utc::now();
+    wait_for(
+        "every host sampled again after the restart",
+        Duration::from_secs(3 * INTERVAL_SECS as u64 + 5),
+        async || {
+            let all = samples(&store).await;
+            all.len() == hosts && all.values().all(|t| t.iter().any(|t| *t > resumed))
+        },
+    )
+    .await;
+    assert_once_per_interval(&samples(&store).await);
+    wait_for(
+        "both pollers back with their shares",
+        Duration::from_secs(10),
+        async || {
+            let s = shares(&store).await;
+            s.len() == 2 && s.iter().sum::<i64>() == hosts as i64
+        },
+    )
+    .await;
+    for p in &mut pollers {
+        let _ = Command::new("kill").arg(p.id().to_string()).status();
+    }
+    for p in &mut pollers {
+        let status = p.wait().expect("wait");
+        assert!(status.success(), "{status}");
+    }
+    store.close().await;
+    pg_ctl("stop");
+    fleet.shutdown().await;
 }
