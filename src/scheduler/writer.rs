@@ -701,7 +701,11 @@ mod tests {
         w.keep(batch(KEEP_POLLS / 2), &"down");
         let first = w.batches[0][0].polled.id;
         w.keep(batch(KEEP_POLLS / 2), &"down");
-        assert_eq!((w.polls, w.dropped), (KEEP_POLLS, 0), "exactly full keeps all");
+        assert_eq!(
+            (w.polls, w.dropped),
+            (KEEP_POLLS, 0),
+            "exactly full keeps all"
+        );
         w.keep(batch(10), &"down");
         assert_eq!(w.batches.len(), 2, "the oldest batch went");
         assert_eq!((w.polls, w.dropped), (KEEP_POLLS / 2 + 10, KEEP_POLLS / 2));

@@ -272,28 +272,7 @@ impl Store {
     /// # Errors
     /// Database failure; nothing of the batch is written then.
     pub async fn record_polls(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
-        match self.try_record_polls(batch).await {
-            Ok(()) => Ok(()),
-            // A series this process remembered was deleted by another (`db maintain`, a
-            // server removed from the CLI): forget them all and name them again.
-            Err(StoreError::Sqlx(sqlx::Error::Database(e)))
-                if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
-            {
-                self.forget_series();
-                self.try_record_polls(batch).await
-            }
-            Err(e) => {
-                self.forget_series();
-                Err(e)
-            }
-        }
-    }
-
-    async fn try_record_polls(&self, batch: &[PollWrite<'_>]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        write_batch(&mut tx, &self.series, batch).await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_fenced(None, batch).await.map(|_| ())
     }
 
     /// Like [`Store::record_polls`] for poller `me` sharing the fleet (issue #14): a result
@@ -307,44 +286,56 @@ impl Store {
         me: Uuid,
         batch: &[PollWrite<'_>],
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<Uuid> = batch.iter().map(|w| w.server_id).collect();
-        let held = self
-            .leased_of(&mut tx, me, &ids, chrono::Utc::now())
-            .await?;
-        let kept: Vec<PollWrite<'_>> = batch
-            .iter()
-            .filter(|w| held.contains(&w.server_id))
-            .copied()
-            .collect();
-        let written = write_batch(&mut tx, &self.series, &kept).await;
-        match written {
-            Ok(()) => {
-                tx.commit().await?;
-                Ok(batch.len() - kept.len())
+        self.record_fenced(Some(me), batch).await
+    }
+
+    async fn record_fenced(
+        &self,
+        fence: Option<Uuid>,
+        batch: &[PollWrite<'_>],
+    ) -> Result<usize, StoreError> {
+        match self.try_record_polls(fence, batch).await {
+            Ok(refused) => Ok(refused),
+            // A series this process remembered was deleted by another (`db maintain`, a
+            // server removed from the CLI): forget them all and name them again.
+            Err(StoreError::Sqlx(sqlx::Error::Database(e)))
+                if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            {
+                self.forget_series();
+                self.try_record_polls(fence, batch).await
             }
             Err(e) => {
-                drop(tx);
                 self.forget_series();
-                if matches!(&e, StoreError::Sqlx(sqlx::Error::Database(d))
-                    if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
-                {
-                    let mut tx = self.pool.begin().await?;
-                    let held = self
-                        .leased_of(&mut tx, me, &ids, chrono::Utc::now())
-                        .await?;
-                    let kept: Vec<PollWrite<'_>> = batch
-                        .iter()
-                        .filter(|w| held.contains(&w.server_id))
-                        .copied()
-                        .collect();
-                    write_batch(&mut tx, &self.series, &kept).await?;
-                    tx.commit().await?;
-                    return Ok(batch.len() - kept.len());
-                }
                 Err(e)
             }
         }
+    }
+
+    /// One transaction; with a `fence`, only the results of servers it holds a lease on
+    /// (their lease rows share-locked until the commit). Returns how many were refused.
+    async fn try_record_polls(
+        &self,
+        fence: Option<Uuid>,
+        batch: &[PollWrite<'_>],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let kept: Vec<PollWrite<'_>> = match fence {
+            None => batch.to_vec(),
+            Some(me) => {
+                let ids: Vec<Uuid> = batch.iter().map(|w| w.server_id).collect();
+                let held = self
+                    .leased_of(&mut tx, me, &ids, chrono::Utc::now())
+                    .await?;
+                batch
+                    .iter()
+                    .filter(|w| held.contains(&w.server_id))
+                    .copied()
+                    .collect()
+            }
+        };
+        write_batch(&mut tx, &self.series, &kept).await?;
+        tx.commit().await?;
+        Ok(batch.len() - kept.len())
     }
 
     /// Empties the series cache (after series were deleted, or a write failed).

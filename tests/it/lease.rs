@@ -110,6 +110,39 @@ async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> b
     }
 }
 
+/// A sim fleet of `hosts` live hosts from `base` on, registered in `store` with a client key
+/// made in `dir`.
+async fn registered_fleet(
+    store: &Store,
+    dir: &Path,
+    hosts: usize,
+    base: Ipv4Addr,
+) -> fleetpoll::sim::SimFleet {
+    let key_path = dir.join("client_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
+    let mut opts = SimOptions::new(hosts, key.public_key().clone());
+    opts.base = base;
+    opts.dead = 0;
+    opts.silent = 0;
+    opts.flapping = 0;
+    opts.slow = 0;
+    let fleet = sim::start(opts).await.expect("sim fleet");
+    let csv = dir.join("hosts.csv");
+    sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
+    let report =
+        fleetpoll::import::import_file(store, &csv, &fleetpoll::activity::Actor::system(), false)
+            .await
+            .expect("import");
+    assert_eq!(report.added.len(), hosts);
+    fleet
+}
+
 /// No two samples of one host closer than most of an interval: never polled twice in one.
 fn assert_once_per_interval(all: &HashMap<String, Vec<DateTime<Utc>>>) {
     let min_gap = chrono::Duration::milliseconds(INTERVAL_SECS * 1000 * 3 / 4);
@@ -133,28 +166,7 @@ async fn three_pollers_share_the_fleet_once_per_interval_and_take_over_a_killed_
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::store(dir.path()).await;
-    let key_path = dir.path().join("client_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key_path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
-    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
-    let mut opts = SimOptions::new(HOSTS, key.public_key().clone());
-    opts.base = Ipv4Addr::new(127, 1, 50, 1);
-    opts.dead = 0;
-    opts.silent = 0;
-    opts.flapping = 0;
-    opts.slow = 0;
-    let fleet = sim::start(opts).await.expect("sim fleet");
-    let csv = dir.path().join("hosts.csv");
-    sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
-    let report =
-        fleetpoll::import::import_file(&store, &csv, &fleetpoll::activity::Actor::system(), false)
-            .await
-            .expect("import");
-    assert_eq!(report.added.len(), HOSTS);
+    let fleet = registered_fleet(&store, dir.path(), HOSTS, Ipv4Addr::new(127, 1, 50, 1)).await;
 
     // A token made here is good on every process: tokens are rows of the shared database.
     let (_, token) = fleetpoll::ops::create_token(
@@ -420,27 +432,8 @@ async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
     )
     .await
     .expect("store");
-    let key_path = dir.path().join("client_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key_path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
-    let key = fleetpoll::ssh::keys::load_private_key(&key_path, None).expect("key");
     let hosts = 12;
-    let mut opts = SimOptions::new(hosts, key.public_key().clone());
-    opts.base = Ipv4Addr::new(127, 1, 51, 1);
-    opts.dead = 0;
-    opts.silent = 0;
-    opts.flapping = 0;
-    opts.slow = 0;
-    let fleet = sim::start(opts).await.expect("sim fleet");
-    let csv = dir.path().join("hosts.csv");
-    sim::write_hosts_csv(&csv, fleet.hosts(), "fleet", &key_path, &[]).expect("csv");
-    fleetpoll::import::import_file(&store, &csv, &fleetpoll::activity::Actor::system(), false)
-        .await
-        .expect("import");
+    let fleet = registered_fleet(&store, dir.path(), hosts, Ipv4Addr::new(127, 1, 51, 1)).await;
     let spawn = || {
         let mut child = common::fleetpoll()
             .args([
