@@ -240,6 +240,26 @@ pub async fn login(
             });
         }
     };
+    // API nodes sharing a PostgreSQL database count failures together (issue #14): this
+    // node's own count above sees only the attempts made here.
+    let shared = st.store.backend() == crate::store::Backend::Postgres;
+    let window =
+        chrono::Duration::seconds(i64::try_from(st.settings.login_window_secs).unwrap_or(900));
+    let keys = [format!("user:{username}"), format!("source:{source}")];
+    if shared {
+        let since = Utc::now() - window;
+        for (key, limit) in keys.iter().zip([
+            st.settings.login_max_failures_per_user,
+            st.settings.login_max_failures_per_source,
+        ]) {
+            if st.store.login_failures_since(key, since).await? >= i64::from(limit) {
+                return Err(ApiError::TooManyRequests {
+                    what: "failed logins".into(),
+                    retry_after_secs: st.settings.login_window_secs.max(1),
+                });
+            }
+        }
+    }
     let found = st.store.user_for_login(&username).await?;
     // Verify against a fixed hash when the user does not exist, so timing does not tell.
     let (user, ok) = match found {
@@ -255,6 +275,12 @@ pub async fn login(
     let registered = user.is_some();
     let Some(user) = user.filter(|_| ok) else {
         // The attempt stays counted: it was a failure.
+        if shared {
+            let now = Utc::now();
+            st.store
+                .record_login_failure(&keys, now, now - window)
+                .await?;
+        }
         activity::record(
             &st.store,
             fail(&username, registered, "wrong user name or password"),

@@ -359,3 +359,45 @@ impl Store {
         self.token(id).await
     }
 }
+
+/// Failed logins as rows, counted across API nodes sharing a PostgreSQL database (issue #14).
+impl Store {
+    /// Failed logins counted against `key` since `since` (every API node's).
+    pub async fn login_failures_since(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("select count(*) from login_failures where key = $1 and at > $2")
+                .bind(key)
+                .bind(to_ms(since))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a failed login against each of `keys`, and forgets failures older than
+    /// `forget_before`.
+    pub async fn record_login_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("delete from login_failures where at < $1")
+            .bind(to_ms(forget_before))
+            .execute(&mut *tx)
+            .await?;
+        for key in keys {
+            sqlx::query("insert into login_failures (key, at) values ($1, $2)")
+                .bind(key)
+                .bind(to_ms(at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

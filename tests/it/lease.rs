@@ -503,3 +503,84 @@ async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
     pg_ctl("stop");
     fleet.shutdown().await;
 }
+
+/// Two API nodes on one database: a session made through one is good on the other, and
+/// failed logins count across both (each node alone has seen fewer than the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_nodes_share_sessions_and_count_failed_logins_together() {
+    if !common::on_postgres() {
+        eprintln!("SKIPPED: several API nodes need PostgreSQL (the test command's second pass)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    fleetpoll::ops::create_user(
+        &store,
+        "ann",
+        fleetpoll::auth::Role::Viewer,
+        "correct horse battery",
+        &fleetpoll::activity::Actor::system(),
+    )
+    .await
+    .expect("user");
+    let spawn = || {
+        let mut child = common::with_db(&mut common::fleetpoll(), dir.path().join("fleetpoll.db"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--role", "api"])
+            .env("FLEETPOLL_LOGIN_MAX_FAILURES_PER_USER", "3")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let lines = common::stderr_lines(&mut child);
+        let marker = "Serving the API and dashboard on http://";
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("serve says where it listens");
+            if let Some(i) = line.find(marker) {
+                let rest = &line[i + marker.len()..];
+                break rest[..rest.find('/').expect("address ends")].to_string();
+            }
+        };
+        std::thread::spawn(move || while lines.recv().is_ok() {});
+        Process { child, addr }
+    };
+    let mut nodes = [spawn(), spawn()];
+    let http = reqwest::Client::new();
+    let login = async |node: &Process, pass: &str| {
+        http.post(format!("http://{}/api/auth/login", node.addr))
+            .json(&serde_json::json!({"username": "ann", "password": pass}))
+            .send()
+            .await
+            .expect("login")
+    };
+    // A session made through one node is good on the other.
+    let ok = login(&nodes[0], "correct horse battery").await;
+    assert_eq!(ok.status(), 200);
+    let token = ok.json::<serde_json::Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let me = http
+        .get(format!("http://{}/api/auth/me", nodes[1].addr))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), 200);
+    // Three wrong passwords, split over the nodes (two on one, one on the other)...
+    for node in [0, 1, 0] {
+        assert_eq!(login(&nodes[node], "wrong").await.status(), 401);
+    }
+    // ...and the fourth attempt is refused on the node that saw only one, even with the
+    // right password.
+    assert_eq!(
+        login(&nodes[1], "correct horse battery").await.status(),
+        429
+    );
+    for n in &mut nodes {
+        let _ = Command::new("kill").arg(n.child.id().to_string()).status();
+        let status = n.child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+    }
+}
