@@ -26,17 +26,19 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/fleetpoll
 [[ -x $BIN ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 W=$(mktemp -d /tmp/fleetpoll-bench-pollers.XXXXXX)
+# Its own directory: as root the cluster runs as `postgres`, which must reach it.
+PG=$(mktemp -d /tmp/fleetpoll-bench-pg.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     sleep 2
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    bash scripts/postgres.sh stop "$W/pg" || true
-    rm -rf "$W"
+    bash scripts/postgres.sh stop "$PG" || true
+    rm -rf "$W" "$PG"
 }
 trap cleanup EXIT
 
-URL=$(bash scripts/postgres.sh start "$W/pg")
+URL=$(bash scripts/postgres.sh start "$PG")
 ssh-keygen -q -t ed25519 -N '' -f "$W/key"
 RUST_LOG=warn "$BIN" sim-fleet --hosts "$HOSTS" --client-key "$W/key" --hosts-file "$W/hosts.csv" \
     --dead 0 --silent 0 --base "$BASE" --port "$SIM_PORT" --delay-ms "$SIM_DELAY_MS" >"$W/sim.log" 2>&1 &
