@@ -420,14 +420,16 @@ impl Store {
                 .await?;
                 (free * size, tables)
             }
-            // Each table with its indexes and TOAST; free space inside PostgreSQL's files is
-            // reused by later rows and not counted apart.
+            // Each table with its indexes and TOAST, a partitioned one as the sum of its
+            // partitions; free space inside PostgreSQL's files is reused by later rows and not
+            // counted apart.
             Backend::Postgres => (
                 0,
                 sqlx::query_as(
-                    "select cast(c.relname as text), pg_total_relation_size(c.oid) from pg_class c \
+                    "select cast(cast(coalesce(pg_partition_root(c.oid), c.oid) as regclass) as text), \
+                     cast(sum(pg_total_relation_size(c.oid)) as bigint) from pg_class c \
                      join pg_namespace n on n.oid = c.relnamespace \
-                     where c.relkind in ('r', 'p') and n.nspname = current_schema() order by 2 desc",
+                     where c.relkind = 'r' and n.nspname = current_schema() group by 1 order by 2 desc",
                 )
                 .fetch_all(&mut *conn)
                 .await?,
