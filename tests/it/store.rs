@@ -348,3 +348,51 @@ async fn an_edit_that_changes_nothing_is_not_audited() {
         .expect("edit");
     assert_eq!(common::count(&store, updated).await, 1);
 }
+
+/// `db stats` counts the history tables on both stores (on PostgreSQL a partitioned table is
+/// the sum of its partitions).
+#[tokio::test]
+async fn stats_count_the_history_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::store(dir.path()).await;
+    let id = server(&store, dir.path()).await;
+    for age_hours in [3, 2, 0] {
+        store
+            .record_poll(
+                id,
+                Some(&snapshot(Duration::hours(age_hours), 5.0)),
+                &ServerUpdate::default(),
+                &[],
+            )
+            .await
+            .expect("write");
+    }
+    let upkeep = fleetpoll::scheduler::Maintenance::new(
+        store.clone(),
+        std::sync::Arc::new(common::settings(dir.path())),
+    );
+    upkeep.compact_now().await.expect("compact");
+    let stats = store.stats().await.expect("stats");
+    let bytes = |name: &str| {
+        stats
+            .tables
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, b)| *b)
+            .sum::<u64>()
+    };
+    assert!(bytes("chunks") > 0, "{:?}", stats.tables);
+    assert!(bytes("raw_points") > 0, "{:?}", stats.tables);
+    assert!(
+        !stats.tables.iter().any(|(n, _)| n.starts_with("chunks_t")),
+        "partitions are summed into their table: {:?}",
+        stats.tables
+    );
+    let raw = stats
+        .tiers
+        .iter()
+        .find(|t| t.tier == "raw")
+        .expect("raw tier");
+    // The two closed hours' polls; the current hour is still open.
+    assert!(raw.bytes > 0 && raw.rows == 2, "{raw:?}");
+}
