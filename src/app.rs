@@ -114,37 +114,33 @@ pub async fn run(
         );
         tokio::spawn(scheduler.run(cancel.clone()))
     });
-    // History upkeep (issue #12): compaction, rollups, retention and the size cap.
+    // History upkeep (issue #12) and notifications (issue #13): fleet-wide work, run by the
+    // leading poller (always, without leases). One of each per process, for every term.
+    let upkeep = Arc::new(crate::scheduler::Maintenance::new(
+        store.clone(),
+        settings.clone(),
+    ));
     let upkeep_task = polls.then(|| {
-        let (store, settings) = (store.clone(), settings.clone());
         tokio::spawn(while_leader(leases.clone(), cancel.clone(), move |c| {
-            let upkeep = crate::scheduler::Maintenance::new(store.clone(), settings.clone());
-            tokio::spawn(upkeep.run(c))
+            let upkeep = upkeep.clone();
+            tokio::spawn(async move { upkeep.run(c).await })
         }))
     });
-    // Notifications (issue #13): groups alert intents and delivers them, beside the scheduler.
     let notify_task = if polls {
-        // Made once here, so that a bad master key stops the start with its message.
-        crate::notify::Dispatcher::new(
-            store.clone(),
-            crate::notify::Policy::from_settings(&settings),
-            metrics.clone(),
-        )
-        .context("starting the notification dispatcher")?;
-        let (store, settings, metrics) = (store.clone(), settings.clone(), metrics.clone());
-        Some(tokio::spawn(while_leader(
-            leases.clone(),
-            cancel.clone(),
-            move |c| match crate::notify::Dispatcher::new(
+        let notifier = Arc::new(
+            crate::notify::Dispatcher::new(
                 store.clone(),
                 crate::notify::Policy::from_settings(&settings),
                 metrics.clone(),
-            ) {
-                Ok(d) => tokio::spawn(d.run(c)),
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot start the notification dispatcher");
-                    tokio::spawn(async {})
-                }
+            )
+            .context("starting the notification dispatcher")?,
+        );
+        Some(tokio::spawn(while_leader(
+            leases.clone(),
+            cancel.clone(),
+            move |c| {
+                let notifier = notifier.clone();
+                tokio::spawn(async move { notifier.run(c).await })
             },
         )))
     } else {

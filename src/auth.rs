@@ -245,6 +245,12 @@ pub struct Attempt {
     at: Instant,
 }
 
+/// What a login attempt counts against: its user name and its client address (also the
+/// keys of the failures API nodes share in the database).
+pub fn login_keys(user: &str, source: &str) -> [String; 2] {
+    [format!("user:{user}"), format!("source:{source}")]
+}
+
 impl LoginLimiter {
     pub fn new(per_user: u32, per_source: u32, window: Duration) -> Self {
         Self {
@@ -258,10 +264,8 @@ impl LoginLimiter {
 
     /// The two keys an attempt counts against, each with its limit.
     fn keys(&self, user: &str, source: &str) -> [(String, u32); 2] {
-        [
-            (format!("user:{user}"), self.per_user),
-            (format!("source:{source}"), self.per_source),
-        ]
+        let [u, s] = login_keys(user, source);
+        [(u, self.per_user), (s, self.per_source)]
     }
 
     /// Counts an attempt for this user and source, or refuses it, in one step.

@@ -245,7 +245,7 @@ pub async fn login(
     let shared = st.store.backend() == crate::store::Backend::Postgres;
     let window =
         chrono::Duration::seconds(i64::try_from(st.settings.login_window_secs).unwrap_or(900));
-    let keys = [format!("user:{username}"), format!("source:{source}")];
+    let keys = auth::login_keys(&username, &source);
     if shared {
         let since = Utc::now() - window;
         for (key, limit) in keys.iter().zip([

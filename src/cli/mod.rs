@@ -267,6 +267,8 @@ fn load_settings(config: Option<&Path>, db: Option<&str>) -> anyhow::Result<Sett
     let mut settings = Settings::load(config, std::env::vars())?;
     if let Some(db) = db {
         settings.set_database(db);
+        // A --db URL of another scheme is refused here, not made into a file of that name.
+        settings.validate()?;
     }
     Ok(settings)
 }

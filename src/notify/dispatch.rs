@@ -120,7 +120,7 @@ impl Dispatcher {
 
     /// Ticks every second until `cancel`. An attempt cut short by the stop is not recorded,
     /// so the next start makes it again with the same delivery id.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(&self, cancel: CancellationToken) {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {

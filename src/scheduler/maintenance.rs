@@ -56,7 +56,7 @@ impl Maintenance {
 
     /// Until `cancel`: compaction whenever an hour has closed (and at start, which catches
     /// up after downtime), retention and the cap every `retention_check_secs`.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(&self, cancel: CancellationToken) {
         let mut compacted_to = i64::MIN;
         let mut next_retention = tokio::time::Instant::now();
         loop {

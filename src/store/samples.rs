@@ -319,18 +319,21 @@ impl Store {
         batch: &[PollWrite<'_>],
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let kept: Vec<PollWrite<'_>> = match fence {
-            None => batch.to_vec(),
+        // Without a fence (SQLite, one poller) the batch goes as it is, uncopied.
+        let kept: std::borrow::Cow<'_, [PollWrite<'_>]> = match fence {
+            None => std::borrow::Cow::Borrowed(batch),
             Some(me) => {
                 let ids: Vec<Uuid> = batch.iter().map(|w| w.server_id).collect();
                 let held = self
                     .leased_of(&mut tx, me, &ids, chrono::Utc::now())
                     .await?;
-                batch
-                    .iter()
-                    .filter(|w| held.contains(&w.server_id))
-                    .copied()
-                    .collect()
+                std::borrow::Cow::Owned(
+                    batch
+                        .iter()
+                        .filter(|w| held.contains(&w.server_id))
+                        .copied()
+                        .collect(),
+                )
             }
         };
         write_batch(&mut tx, &self.series, &kept).await?;

@@ -24,6 +24,12 @@ struct Process {
 }
 
 fn poller(dir: &Path, role: &str) -> Process {
+    serve(dir, role, &[])
+}
+
+/// `fleetpoll serve --role ROLE` on the test's database, a 4 s interval and 3 s leases, with
+/// `env` on top.
+fn serve(dir: &Path, role: &str, env: &[(&str, &str)]) -> Process {
     let mut child = common::with_db(&mut common::fleetpoll(), dir.join("fleetpoll.db"))
         .args([
             "serve",
@@ -35,6 +41,7 @@ fn poller(dir: &Path, role: &str) -> Process {
             role,
         ])
         .env("FLEETPOLL_LEASE_SECS", "3")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -524,26 +531,11 @@ async fn api_nodes_share_sessions_and_count_failed_logins_together() {
     .await
     .expect("user");
     let spawn = || {
-        let mut child = common::with_db(&mut common::fleetpoll(), dir.path().join("fleetpoll.db"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--role", "api"])
-            .env("FLEETPOLL_LOGIN_MAX_FAILURES_PER_USER", "3")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let lines = common::stderr_lines(&mut child);
-        let marker = "Serving the API and dashboard on http://";
-        let addr = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("serve says where it listens");
-            if let Some(i) = line.find(marker) {
-                let rest = &line[i + marker.len()..];
-                break rest[..rest.find('/').expect("address ends")].to_string();
-            }
-        };
-        std::thread::spawn(move || while lines.recv().is_ok() {});
-        Process { child, addr }
+        serve(
+            dir.path(),
+            "api",
+            &[("FLEETPOLL_LOGIN_MAX_FAILURES_PER_USER", "3")],
+        )
     };
     let mut nodes = [spawn(), spawn()];
     let http = reqwest::Client::new();

@@ -33,6 +33,36 @@ fn snapshot(age: Duration, cpu: f64) -> Snapshot {
     }
 }
 
+/// One sample of server `id` at each of these ages, then the upkeep `serve` runs, with its
+/// compaction done.
+async fn record_and_compact(
+    store: &Store,
+    dir: &std::path::Path,
+    id: Uuid,
+    ages: &[Duration],
+) -> (
+    fleetpoll::scheduler::Maintenance,
+    fleetpoll::store::CompactCounts,
+) {
+    for age in ages {
+        store
+            .record_poll(
+                id,
+                Some(&snapshot(*age, 5.0)),
+                &ServerUpdate::default(),
+                &[],
+            )
+            .await
+            .expect("write");
+    }
+    let upkeep = fleetpoll::scheduler::Maintenance::new(
+        store.clone(),
+        std::sync::Arc::new(common::settings(dir)),
+    );
+    let compacted = upkeep.compact_now().await.expect("compact");
+    (upkeep, compacted)
+}
+
 #[tokio::test]
 async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -48,22 +78,8 @@ async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the
             .expect("partitions");
         assert!(made > 20, "{made} partitions made");
     }
-    for age_days in [10, 9, 8, 1, 0] {
-        store
-            .record_poll(
-                id,
-                Some(&snapshot(Duration::days(age_days), 5.0)),
-                &ServerUpdate::default(),
-                &[],
-            )
-            .await
-            .expect("write");
-    }
-    let upkeep = fleetpoll::scheduler::Maintenance::new(
-        store.clone(),
-        std::sync::Arc::new(common::settings(dir.path())),
-    );
-    let compacted = upkeep.compact_now().await.expect("compact");
+    let ages = [10, 9, 8, 1, 0].map(Duration::days);
+    let (upkeep, compacted) = record_and_compact(&store, dir.path(), id, &ages).await;
     // Four closed hours (10, 9, 8 and 1 day ago) of two series (the server and its mount).
     assert_eq!(compacted.hours, 8);
     upkeep.retention().await.expect("retention");
@@ -357,22 +373,7 @@ async fn stats_count_the_history_tables() {
     let store = common::store(dir.path()).await;
     let id = server(&store, dir.path()).await;
     // Hours long closed: compaction waits two intervals (here 2 h) after an hour ends.
-    for age_hours in [30, 29, 0] {
-        store
-            .record_poll(
-                id,
-                Some(&snapshot(Duration::hours(age_hours), 5.0)),
-                &ServerUpdate::default(),
-                &[],
-            )
-            .await
-            .expect("write");
-    }
-    let upkeep = fleetpoll::scheduler::Maintenance::new(
-        store.clone(),
-        std::sync::Arc::new(common::settings(dir.path())),
-    );
-    upkeep.compact_now().await.expect("compact");
+    record_and_compact(&store, dir.path(), id, &[30, 29, 0].map(Duration::hours)).await;
     let stats = store.stats().await.expect("stats");
     let bytes = |name: &str| {
         stats
