@@ -86,6 +86,10 @@ pub struct Scheduler {
     skipping: SkipEpisodes,
     /// With several pollers on PostgreSQL: the hosts this one holds; it polls only those.
     leases: Option<Arc<lease::Leases>>,
+    /// One write at a time: the writer task and `poll_now` both write, and a write's alert
+    /// decisions (is this host in an outage?) must not interleave with another write taking
+    /// notifications back for an outage that just began.
+    writing: tokio::sync::Mutex<()>,
 }
 
 /// A silent host holds its poll for the whole connect deadline at every interval, so its
@@ -151,6 +155,7 @@ impl Scheduler {
             failures: Mutex::new(HashMap::new()),
             folding: activity::Folding::new(FOLD_WINDOW),
             correlator: Mutex::new(correlator),
+            writing: tokio::sync::Mutex::new(()),
             restarts: Mutex::new(RestartTracker::default()),
             minutely: Mutex::new(None),
             skipping: SkipEpisodes::default(),

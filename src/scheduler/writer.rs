@@ -168,6 +168,7 @@ impl Scheduler {
     }
 
     pub(super) async fn write(&self, batch: &[Done]) -> Result<(), StoreError> {
+        let _one_at_a_time = self.writing.lock().await;
         let now = Utc::now();
         let system = Actor::system();
         let mut prepared = Vec::with_capacity(batch.len());
