@@ -42,6 +42,19 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .with_context(|| format!("opening database {db}"))
 }
 
+/// Stored keys without their master key poll nothing: said once at start, in words, rather
+/// than only in every poll's error.
+async fn warn_lost_master_key(store: &Store) {
+    let missing = matches!(crate::vault::MasterKey::load(store.dir()), Ok(None));
+    if missing && store.holds_sealed().await.unwrap_or(false) {
+        tracing::error!(
+            dir = %store.dir().display(),
+            "The database holds keys sealed under a master key that is not here (no {} and no master.key): servers with stored keys cannot be polled until it is restored",
+            crate::vault::MASTER_KEY_ENV
+        );
+    }
+}
+
 /// Runs scheduler and API on the given listener until `shutdown` resolves. Tests call this
 /// with a port-0 listener and their own shutdown future.
 ///
@@ -66,6 +79,7 @@ pub async fn run(
     )
     .await?;
     tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database(), "Serving the API and dashboard on http://{addr}/");
+    warn_lost_master_key(&store).await;
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(crate::observe::Metrics::default());

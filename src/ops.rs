@@ -30,7 +30,7 @@ pub enum OpsError {
 /// Invalid field, taken name, database failure.
 pub async fn add_server(store: &Store, new: NewServer, actor: &Actor) -> Result<Server, OpsError> {
     validated(&new).await?;
-    let key = seal_key(store, &new)?;
+    let key = seal_key(store, &new).await?;
     let server = store.insert_server(&new, &key, Utc::now()).await?;
     activity::record(
         store,
@@ -171,7 +171,7 @@ async fn name_free(store: &Store, name: &str, except: Option<Uuid>) -> Result<()
 
 /// Seals a key given as text under the master key (beside the database), with the
 /// fingerprint of its public half; `Keep` when no key text was given.
-fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
+async fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
     let Some(material) = &new.key_material else {
         return Ok(if new.key_stored && new.key_path.is_empty() {
             StoredKey::Keep
@@ -188,7 +188,7 @@ fn seal_key(store: &Store, new: &NewServer) -> Result<StoredKey, OpsError> {
         .public_key()
         .fingerprint(russh::keys::HashAlg::Sha256)
         .to_string();
-    let master = crate::vault::MasterKey::load_or_create(store.dir())?;
+    let master = crate::vault::MasterKey::for_sealing(store.dir(), store.holds_sealed().await?)?;
     Ok(StoredKey::Set {
         sealed: master.seal(material.expose().as_bytes()),
         fingerprint,
@@ -208,7 +208,7 @@ pub async fn update_server(
 ) -> Result<Server, OpsError> {
     let (before, after) = patched(store, id, &patch).await?;
     let reset_pin = after.host != before.host || after.port != before.port;
-    let key = seal_key(store, &after)?;
+    let key = seal_key(store, &after).await?;
     let server = store
         .update_server(id, &after, &key, reset_pin, Utc::now())
         .await?;

@@ -22,6 +22,13 @@ pub enum VaultError {
     File { path: PathBuf, message: String },
     #[error("a stored key could not be decrypted: wrong master key, or the database was altered")]
     Decrypt,
+    /// A new key would seal new secrets while the old ones stay unreadable: better to stop.
+    #[error(
+        "the database holds keys sealed under a master key that is not here: neither {MASTER_KEY_ENV} \
+         nor '{}' is set; restore that file (or the variable) from where the database was set up",
+        path.display()
+    )]
+    Missing { path: PathBuf },
 }
 
 /// The master key. `Debug` never shows it.
@@ -32,6 +39,10 @@ impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey([redacted])")
     }
+}
+
+fn file(dir: &Path) -> PathBuf {
+    dir.join("master.key")
 }
 
 fn from_hex(s: &str) -> Option<[u8; 32]> {
@@ -47,42 +58,70 @@ fn from_hex(s: &str) -> Option<[u8; 32]> {
 }
 
 impl MasterKey {
-    /// From `FLEETPOLL_MASTER_KEY` when set, else from `dir/master.key`, created when missing.
+    /// From `FLEETPOLL_MASTER_KEY` when set, else from `dir/master.key`; `None` when neither.
     ///
     /// # Errors
-    /// A malformed variable or file, or a file that cannot be created.
-    pub fn load_or_create(dir: &Path) -> Result<Self, VaultError> {
+    /// A malformed variable or file, or a file that cannot be read.
+    pub fn load(dir: &Path) -> Result<Option<Self>, VaultError> {
         if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
-            return from_hex(&v).map(Self).ok_or(VaultError::BadEnv);
+            return from_hex(&v).map(|k| Some(Self(k))).ok_or(VaultError::BadEnv);
         }
-        let path = dir.join("master.key");
+        let path = file(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => from_hex(&text)
+                .map(|k| Some(Self(k)))
+                .ok_or_else(|| VaultError::File {
+                    path,
+                    message: "not 64 hex digits".into(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(VaultError::File {
+                path,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// The key that opens what is sealed: it must exist.
+    ///
+    /// # Errors
+    /// As [`Self::load`], and [`VaultError::Missing`] when there is none.
+    pub fn existing(dir: &Path) -> Result<Self, VaultError> {
+        Self::load(dir)?.ok_or_else(|| VaultError::Missing { path: file(dir) })
+    }
+
+    /// The key to seal with, created on first use. `sealed_exist` says whether the database
+    /// already holds something sealed: then a missing key is lost, not new, and is refused.
+    ///
+    /// # Errors
+    /// As [`Self::load`], [`VaultError::Missing`], or a file that cannot be created.
+    pub fn for_sealing(dir: &Path, sealed_exist: bool) -> Result<Self, VaultError> {
+        if let Some(k) = Self::load(dir)? {
+            return Ok(k);
+        }
+        let path = file(dir);
+        if sealed_exist {
+            return Err(VaultError::Missing { path });
+        }
         let err = |message: String| VaultError::File {
             path: path.clone(),
             message,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => from_hex(&text)
-                .map(Self)
-                .ok_or_else(|| err("not 64 hex digits".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::rng().random();
-                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(&path).map_err(|e| err(e.to_string()))?;
-                f.write_all(format!("{hex}\n").as_bytes())
-                    .map_err(|e| err(e.to_string()))?;
-                tracing::warn!(path = %path.display(), "Created the master key for stored SSH keys; back it up apart from the database");
-                Ok(Self(key))
-            }
-            Err(e) => Err(err(e.to_string())),
+        let key: [u8; 32] = rand::rng().random();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
         }
+        let mut f = opts.open(&path).map_err(|e| err(e.to_string()))?;
+        f.write_all(format!("{hex}\n").as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        tracing::warn!(path = %path.display(), "Created the master key for stored SSH keys; back it up apart from the database");
+        Ok(Self(key))
     }
 
     /// nonce || ciphertext
@@ -119,8 +158,8 @@ mod tests {
     #[test]
     fn seals_and_opens_and_refuses_tampering_or_another_key() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let k = MasterKey::load_or_create(dir.path()).expect("key");
-        let again = MasterKey::load_or_create(dir.path()).expect("same key from the file");
+        let k = MasterKey::for_sealing(dir.path(), false).expect("key");
+        let again = MasterKey::existing(dir.path()).expect("same key from the file");
         let sealed = k.seal(b"-----BEGIN OPENSSH PRIVATE KEY-----");
         assert!(!sealed.windows(5).any(|w| w == b"BEGIN"));
         assert_eq!(
@@ -145,5 +184,21 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_missing_key_is_created_only_while_nothing_is_sealed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = MasterKey::existing(dir.path()).expect_err("nothing to open with");
+        assert!(matches!(e, VaultError::Missing { .. }), "{e}");
+        let e = MasterKey::for_sealing(dir.path(), true).expect_err("sealed keys exist");
+        assert!(e.to_string().contains("master.key"), "names the file: {e}");
+        assert!(
+            !dir.path().join("master.key").exists(),
+            "no new key beside sealed ones"
+        );
+        MasterKey::for_sealing(dir.path(), false).expect("first use creates it");
+        assert!(dir.path().join("master.key").exists());
+        MasterKey::for_sealing(dir.path(), true).expect("and it is found afterwards");
     }
 }

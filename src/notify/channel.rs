@@ -628,7 +628,7 @@ pub async fn create(
     let config = input.config.unwrap_or_default();
     Target::parse(kind, &config)?;
     let (public, secret) = split(kind, &config);
-    let key = MasterKey::load_or_create(store.dir())?;
+    let key = MasterKey::for_sealing(store.dir(), store.holds_sealed().await?)?;
     let now = Utc::now();
     let row = ChannelRow {
         id: Uuid::new_v4(),
@@ -679,7 +679,7 @@ pub async fn update(
             .into());
         }
     }
-    let key = MasterKey::load_or_create(store.dir())?;
+    let key = MasterKey::for_sealing(store.dir(), store.holds_sealed().await?)?;
     let mut config = merged(&key, &before)?;
     let mut changes = Map::new();
     for (k, v) in input.config.unwrap_or_default() {

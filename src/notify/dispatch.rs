@@ -192,7 +192,7 @@ impl Dispatcher {
         if due.is_empty() {
             return Ok(report);
         }
-        let key = MasterKey::load_or_create(self.store.dir());
+        let key = MasterKey::existing(self.store.dir());
         let mut tasks = JoinSet::new();
         for n in due {
             let me = self.clone();

@@ -59,7 +59,7 @@ pub async fn test_channel(
     timeout: std::time::Duration,
 ) -> Result<Attempt, NotifyError> {
     let row = store.channel(id).await?.ok_or(NotifyError::NotFound)?;
-    let key = crate::vault::MasterKey::load_or_create(store.dir())?;
+    let key = crate::vault::MasterKey::existing(store.dir())?;
     let target = channel::target(&key, &row)?;
     let sender = Sender::new(timeout)?;
     let delivery = uuid::Uuid::new_v4().to_string();

@@ -106,7 +106,7 @@ pub fn resolve(
         KeySource::File(path) => load_private_key(path, passphrase.as_ref()),
         KeySource::Text(text) => decode_private_key(text, passphrase.as_ref()),
         KeySource::Sealed { sealed, key_dir } => {
-            let master = crate::vault::MasterKey::load_or_create(key_dir)?;
+            let master = crate::vault::MasterKey::existing(key_dir)?;
             let text = crate::auth::Secret::new(
                 String::from_utf8_lossy(&master.open(sealed)?).into_owned(),
             );
@@ -326,7 +326,7 @@ mod tests {
         let want = public_line(&key).ok();
         let from_file = resolve(KeySource::File(&p), None).expect("file");
         let from_text = resolve(KeySource::Text(&text), None).expect("text");
-        let master = crate::vault::MasterKey::load_or_create(dir.path()).expect("master key");
+        let master = crate::vault::MasterKey::for_sealing(dir.path(), false).expect("master key");
         let sealed = master.seal(text.as_bytes());
         let from_sealed = resolve(
             KeySource::Sealed {
@@ -360,9 +360,10 @@ mod tests {
     fn a_sealed_key_under_another_master_key_is_refused() {
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
-        let sealed = crate::vault::MasterKey::load_or_create(a.path())
+        let sealed = crate::vault::MasterKey::for_sealing(a.path(), false)
             .expect("master key")
             .seal(b"-----BEGIN OPENSSH PRIVATE KEY-----");
+        crate::vault::MasterKey::for_sealing(b.path(), false).expect("another master key");
         let e = resolve(
             KeySource::Sealed {
                 sealed: &sealed,

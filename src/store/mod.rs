@@ -281,6 +281,22 @@ impl Store {
         &self.dir
     }
 
+    /// Whether anything is sealed under the master key (a stored SSH key, a channel's
+    /// secret): then a missing master key was lost, and a new one must not be made.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn holds_sealed(&self) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "select 1 from servers where key_sealed is not null \
+             union all select 1 from notification_channels where secret_sealed is not null \
+             limit 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -663,6 +663,25 @@ async fn a_key_uploaded_through_the_api_is_stored_sealed_and_polls() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    // The master key lost (a copied database, another poller's directory): a second stored
+    // key is refused rather than sealed under a new master key, and the poll says why.
+    let away = app.dir.path().join("master.key.away");
+    std::fs::rename(&master, &away).expect("move the master key away");
+    let mut second = good.clone();
+    second["name"] = "sealed-2".into();
+    let (s, e) = app
+        .send(Method::POST, "/api/servers", Some(&second.to_string()))
+        .await;
+    assert_eq!(s, 500, "{e}");
+    assert!(!master.exists(), "no new master key beside the sealed one");
+    let servers = app.store.servers().await.expect("servers");
+    assert_eq!(servers.len(), 1, "the refused server was not added");
+    let results = crate::common::poll(&app.store, app.dir.path(), servers).await;
+    let why = format!("{:?}", results[0].1.outcome.as_ref().err());
+    assert!(why.contains("master.key"), "names the missing file: {why}");
+    assert!(!master.exists());
+    std::fs::rename(&away, &master).expect("restore the master key");
     app.store.pool().close().await;
     for entry in std::fs::read_dir(app.dir.path()).expect("dir").flatten() {
         let hay =
