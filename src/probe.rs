@@ -293,17 +293,22 @@ pub fn all_scripts() -> Vec<String> {
     out
 }
 
+/// What fleetpoll asks a host to run; its scripts come on standard input.
+pub const REMOTE_COMMAND: &str = "sh -s";
+
 /// The `command=` of a restricted `authorized_keys` line: whatever the client asks for, the
-/// server runs this wrapper, which reads the script from standard input and runs it only when
-/// its SHA-256 is one of [`all_scripts`]. No quotes inside, so it embeds as is; it needs
-/// `mktemp`, `sha256sum` and `cut` (coreutils or BusyBox).
+/// server runs this wrapper. Anything but fleetpoll's own `sh -s` is refused before standard
+/// input is read (a person typing `ssh -i key host id` gets the refusal, not a hang); then the
+/// script is read from standard input and run only when its SHA-256 is one of [`all_scripts`].
+/// No quotes inside, so it embeds as is; it needs `mktemp`, `sha256sum` and `cut` (coreutils
+/// or BusyBox).
 pub fn forced_command() -> String {
     let hashes: Vec<String> = all_scripts()
         .iter()
         .map(|s| crate::auth::secret_hash(s))
         .collect();
     format!(
-        "sh -c 'h=$(mktemp) || exit 1; cat >$h; case $(sha256sum <$h | cut -c1-64) in {}) sh $h; rc=$?;; *) echo fleetpoll: refused: not a fleetpoll script >&2; rc=126;; esac; rm -f $h; exit $rc'",
+        "sh -c 'case $SSH_ORIGINAL_COMMAND in sh[[:space:]]-s) ;; *) echo fleetpoll: refused: this key runs only fleetpoll scripts >&2; exit 126;; esac; h=$(mktemp) || exit 1; cat >$h; case $(sha256sum <$h | cut -c1-64) in {}) sh $h; rc=$?;; *) echo fleetpoll: refused: not a fleetpoll script >&2; rc=126;; esac; rm -f $h; exit $rc'",
         hashes.join("|")
     )
 }

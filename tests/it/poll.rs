@@ -815,4 +815,34 @@ async fn a_restricted_key_polls_and_can_run_nothing_else() {
             "{command}"
         );
     }
+    // At a terminal, standard input stays open: another command is refused without waiting
+    // for it to end.
+    let mut held = std::process::Command::new("ssh")
+        .arg("-i")
+        .arg(&key)
+        .args(["-p", &sshd.port.to_string(), "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=ERROR"])
+        .arg(format!("{}@127.0.0.1", sshd.user))
+        .arg("id")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssh");
+    let open_stdin = held.stdin.take();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = held.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            held.kill().ok();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(open_stdin);
+    let status = status.expect("refused while its standard input is still open");
+    assert_eq!(status.code(), Some(126), "the wrapper's refusal code");
 }
