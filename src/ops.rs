@@ -268,14 +268,26 @@ pub async fn remove_server(store: &Store, id: Uuid, actor: &Actor) -> Result<Ser
     Ok(server)
 }
 
-/// Accepts the host key the server presented last (pending), or, when none is pending,
-/// clears the pin so the next connect pins whatever key the host presents.
+/// Accepts the host key the server presented last (pending). With none pending there is
+/// nothing to accept: refused, and nothing is written or audited (clearing the pin instead
+/// would let the next connect pin whatever key answers).
 ///
 /// # Errors
-/// Unknown server, database failure.
+/// Nothing pending, unknown server, database failure.
 pub async fn trust_host_key(store: &Store, id: Uuid, actor: &Actor) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
-    let trusted = before.pending_host_key_fingerprint.clone();
+    let Some(pending) = before.pending_host_key_fingerprint.clone() else {
+        let pinned = before
+            .host_key_fingerprint
+            .as_deref()
+            .map_or_else(|| "no key is pinned yet".to_string(), |fp| format!("its pinned key is {fp}"));
+        return Err(ValidationError::new(
+            "host_key",
+            format!("nothing to trust: {} has presented no new host key ({pinned})", before.name),
+        )
+        .into());
+    };
+    let trusted = Some(pending);
     let server = store
         .trust_host_key(id, trusted.as_deref(), Utc::now())
         .await?;

@@ -293,10 +293,11 @@ pub(super) async fn run(
             if json {
                 print_json(&server_json(&s, settings));
             } else {
-                match &s.host_key_fingerprint {
-                    Some(fp) => println!("Trusted host key {fp} for {}.", s.name),
-                    None => println!("Cleared the pinned host key of {}; the next connect pins the key it presents.", s.name),
-                }
+                println!(
+                    "Trusted host key {} for {}.",
+                    s.host_key_fingerprint.as_deref().unwrap_or("-"),
+                    s.name
+                );
             }
         }
     }

@@ -243,6 +243,21 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
         store.server(server.id).await.expect("server").status,
         ServerStatus::Online
     );
+
+    // Nothing pending now: a second trust is refused, changes no pin and writes no entry.
+    let e = fleetpoll::ops::trust_host_key(&store, server.id, &fleetpoll::activity::Actor::cli())
+        .await
+        .expect_err("nothing to trust");
+    assert!(
+        e.to_string().contains("nothing to trust") && e.to_string().contains(&second),
+        "{e}"
+    );
+    let s = store.server(server.id).await.expect("server");
+    assert_eq!(s.host_key_fingerprint.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        count(&store, "select count(*) from activity where type = 'host_key_trusted'").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
