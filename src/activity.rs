@@ -781,7 +781,7 @@ pub fn export(rows: &[crate::store::ActivityRow], format: ExportFormat) -> Strin
             for r in rows {
                 let cells = [
                     r.id.to_string(),
-                    r.timestamp.to_rfc3339(),
+                    crate::text::timestamp(&r.timestamp),
                     r.kind.clone(),
                     r.severity.to_string(),
                     r.actor.clone(),

@@ -479,7 +479,7 @@ pub async fn create_token(
         ActivityEvent::TokenCreated {
             name: token.name.clone(),
             role: role.to_string(),
-            expires_at: token.expires_at.map(|t| t.to_rfc3339()),
+            expires_at: token.expires_at.as_ref().map(crate::text::timestamp),
         },
         actor,
         None,

@@ -1,7 +1,8 @@
 //! Text that came from a host, made safe to keep and to show: clipped to a size with the cut
 //! said, and with control characters escaped before it reaches a terminal. A monitored host
 //! chooses what its commands print; nothing it prints may grow a record, a log line or a
-//! response without bound, or drive the operator's terminal. A leaf: imports nothing.
+//! response without bound, or drive the operator's terminal. Also the few formats every
+//! output shares (times, percentages, byte counts). A leaf: imports nothing of ours.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -77,6 +78,22 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A time as every output of ours writes it, CSV and JSON alike: RFC 3339 in UTC with `Z`
+/// and only the fraction the value has (what serde writes for a `DateTime<Utc>`).
+pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A percentage as output: to 0.01 (a computed `11.950000000000001` is `11.95`).
+pub fn percent(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite()).map(|x| (x * 100.0).round() / 100.0)
+}
+
+/// A duration in seconds as output: to the millisecond.
+pub fn seconds(d: std::time::Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -114,5 +131,18 @@ mod tests {
             "a\\x1b]0;owned\\x07b\\x1b[2J\\x9bc"
         );
         assert_eq!(for_terminal("line\nbreak"), "line\\x0abreak");
+    }
+
+    #[test]
+    fn outputs_carry_no_float_noise_and_one_time_format() {
+        assert_eq!(percent(Some(11.950000000000001)), Some(11.95));
+        assert_eq!(percent(Some(3.0544363463827073)), Some(3.05));
+        assert_eq!(percent(Some(f64::NAN)), None);
+        assert_eq!(seconds(std::time::Duration::from_nanos(1_234_567_890)), 1.234);
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:16.167+00:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(timestamp(&t), "2026-12-05T00:00:16.167Z");
+        assert_eq!(timestamp(&t), serde_json::to_value(t).expect("json"));
     }
 }

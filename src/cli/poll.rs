@@ -75,13 +75,15 @@ pub(super) async fn once(
     })
 }
 
+use crate::text::percent;
+
 fn row_json(s: &Server, r: &PollResult) -> serde_json::Value {
-    let secs = r.duration.as_secs_f64();
+    let secs = crate::text::seconds(r.duration);
     match &r.outcome {
         Ok(snap) => json!({
             "name": s.name, "ok": true, "duration_seconds": secs,
-            "cpu_percent": snap.server.cpu_busy_percent, "memory_percent": snap.server.memory_percent(),
-            "disk_percent": fullest_disk_percent(snap), "load1": snap.server.load1, "containers": snap.containers.len(),
+            "cpu_percent": percent(snap.server.cpu_busy_percent), "memory_percent": percent(snap.server.memory_percent()),
+            "disk_percent": percent(fullest_disk_percent(snap)), "load1": snap.server.load1, "containers": snap.containers.len(),
             "docker": snap.docker, "problems": snap.problems,
         }),
         Err(e) => {

@@ -260,7 +260,7 @@ pub(super) async fn run(
                     println!(
                         "# {} at {} (exit status {:?})",
                         s.name,
-                        raw.timestamp.to_rfc3339(),
+                        crate::text::timestamp(&raw.timestamp),
                         raw.exit_status
                     );
                     println!("# problems: {}", for_terminal(&raw.problems));

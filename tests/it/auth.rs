@@ -565,6 +565,17 @@ async fn hostile_input_is_refused_or_kept_verbatim_and_the_log_exports() {
     assert!(csv
         .starts_with("id,timestamp,type,severity,actor,server_id,server_name,message,details\r\n"));
     assert_eq!(csv.matches("\r\n").count(), total + 1, "{csv}");
+    // Times as the JSON writes them: the second cell of each row is the entry's timestamp.
+    let first = &all["items"][0];
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{},", first["id"])))
+        .expect("the newest entry's row");
+    assert_eq!(
+        row.split(',').nth(1),
+        first["timestamp"].as_str(),
+        "CSV and JSON times differ"
+    );
     assert!(
         !csv.contains("=cmd|") && csv.contains("(unknown user)"),
         "the attempted name is not in the export: {csv}"
