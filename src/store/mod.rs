@@ -60,6 +60,9 @@ pub enum StoreError {
     /// The database server did not answer or refused us (the message names no password).
     #[error("cannot connect to {location}: {message}")]
     Connect { location: String, message: String },
+    /// The file is there but SQLite will not open it (not a database, or damaged).
+    #[error("SQLite refuses the file: {0}")]
+    NotSqlite(String),
     /// Something one backend does and the other does not; says what to do instead.
     #[error("not on PostgreSQL: {0}")]
     Unsupported(&'static str),
@@ -341,6 +344,23 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     // The file holds password hashes and sealed keys: only its owner reads it. SQLite
     // gives the -wal and -shm files the database file's mode.
     private_file(path)?;
+    let url = sql::sqlite_url(path).map_err(|source| StoreError::CreateDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // One connection first: a file SQLite refuses (not a database) is said once, plainly,
+    // instead of the pool retrying it until its acquire timeout.
+    let refused = |e: sqlx::Error| {
+        StoreError::NotSqlite(match &e {
+            sqlx::Error::Database(d) => d.message().to_string(),
+            other => other.to_string(),
+        })
+    };
+    let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .map_err(refused)?;
+    first.execute(SQLITE_PRAGMAS).await.map_err(refused)?;
+    sqlx::Connection::close(first).await.map_err(refused)?;
     let pool = AnyPoolOptions::new()
         .max_connections(4)
         .after_connect(|conn, _| {
@@ -349,12 +369,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                 Ok(())
             })
         })
-        .connect(
-            &sql::sqlite_url(path).map_err(|source| StoreError::CreateDir {
-                path: path.display().to_string(),
-                source,
-            })?,
-        )
+        .connect(&url)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     for suffix in ["-wal", "-shm"] {

@@ -298,6 +298,32 @@ async fn db_stats_backup_vacuum_and_maintain_work_on_a_live_file() {
     assert_eq!(kinds, ["database_backed_up", "database_vacuumed"]);
 }
 
+/// Issue #18: a file that is not a database is said once (not at each of the pool's
+/// retries), and left as it was.
+#[test]
+fn a_file_that_is_not_a_database_is_refused_once_and_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "not a database\n".repeat(200)).expect("write");
+    let out = fleetpoll()
+        .env_remove("FLEETPOLL_TEST_POSTGRES")
+        .arg("--db")
+        .arg(&file)
+        .args(["server", "list"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(err.matches("not a database").count(), 1, "{err}");
+    assert_eq!(err.matches("notes.txt").count(), 1, "the path once: {err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        "not a database\n".repeat(200),
+        "the file is untouched"
+    );
+}
+
 /// Issue #18: a command that only reads never creates a database (nor its directories)
 /// under a mistyped --db; one that writes still does.
 #[test]
