@@ -54,7 +54,11 @@ function fmtTime(iso) {
 
 function fmtAgo(iso) {
   if (!iso) return "never";
-  const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  return fmtAge(Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+}
+
+/// "7 min ago" for an age in seconds.
+function fmtAge(s) {
   if (s < 0) return "just now";
   if (s < 90) return s + " s ago";
   if (s < 5400) return Math.round(s / 60) + " min ago";
@@ -641,6 +645,16 @@ const CARDS = [
 ];
 const ROW_LIMIT = 300;
 
+/// Whether a row's CPU, memory and disk are from an older poll than its status and health speak
+/// of (#18): the host is not online, its latest poll failed (health unknown with a sample), or
+/// its sample missed a poll and a half. The age is the server's (`sample_age_secs`), so a viewer
+/// with a wrong clock sees the same.
+function valuesDated(s, intervalSecs) {
+  if (s.sample_age_secs == null) return false;
+  if (s.status !== "online" || s.health === "unknown") return true;
+  return intervalSecs > 0 && s.sample_age_secs > 1.5 * intervalSecs;
+}
+
 function select(id, label, options, value) {
   const s = el("select", { id, "aria-label": label });
   for (const [v, text] of options) s.append(el("option", { value: v, text }));
@@ -732,6 +746,10 @@ async function overviewPage() {
       th.classList.toggle("sorted-asc", th.dataset.sort === state.sort && state.dir === "asc");
       th.classList.toggle("sorted-desc", th.dataset.sort === state.sort && state.dir === "desc");
     }
+    const metric = (s, cls, v) => {
+      const dated = valuesDated(s, data.poll_interval_secs);
+      return el("td", { class: `${cls} num` + (dated ? " dated" : ""), title: dated ? `as of ${fmtAge(s.sample_age_secs)}` : null, text: fmtPct(v) });
+    };
     tbody.replaceChildren(...visible.map(s => el("tr", { class: "server-row", "data-id": s.id, "data-name": s.name, "data-status": s.status, "data-health": s.health },
       el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }),
         s.alerts_firing > 0 ? [" ", el("a", { class: "badge critical firing-marker", href: `/alerts?server_id=${s.id}`,
@@ -739,9 +757,9 @@ async function overviewPage() {
         el("div", { class: "muted", text: s.tags.join(", ") })),
       el("td", {}, el("span", { class: "badge " + s.health, text: s.health })),
       el("td", { class: "status", text: s.status.replace(/_/g, " ") }),
-      el("td", { class: "cpu num", text: fmtPct(s.cpu_percent) }),
-      el("td", { class: "memory num", text: fmtPct(s.memory_percent) }),
-      el("td", { class: "disk num", text: fmtPct(s.disk_percent) }),
+      metric(s, "cpu", s.cpu_percent),
+      metric(s, "memory", s.memory_percent),
+      metric(s, "disk", s.disk_percent),
       el("td", { class: "spark hide-narrow" }, sparkline(sparks.get(s.id) || [])),
       el("td", { class: "last-poll", title: fmtTime(s.last_sample_at), text: fmtAgo(s.last_sample_at) }),
       el("td", { class: "reason", text: s.reason || "" }))));
