@@ -2030,6 +2030,54 @@ async fn the_overview_dims_values_of_an_older_poll_and_shows_the_whole_filter_pl
     fleet.finish(b).await;
 }
 
+/// Issue #18: at phone width the activity log and the server page's container table fit the
+/// screen: every cell and the text in it lies inside the viewport, none left to a sideways scroll
+/// inside the table, and where the column headers are out of sight each cell names its column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_phone_width_every_cell_of_the_activity_log_and_the_container_table_is_on_screen() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    let b = Browser::start("phone-tables").await;
+    log_in(&b, &fleet, "vera").await;
+    b.set_window_size(PHONE.0, PHONE.1).await;
+    b.wait_js(
+        "the viewport to be phone wide",
+        &format!("Math.abs(window.innerWidth - {}) <= 20", PHONE.0),
+        WAIT,
+    )
+    .await;
+
+    follow(&b, "a#nav-activity", "/activity").await;
+    b.wait_for("table#activity tr.activity-row", WAIT).await;
+    // The offline server's entry carries a long message: the widest cell of the log.
+    b.wait_for(
+        "table#activity tr.activity-row[data-type=server_offline]",
+        WAIT,
+    )
+    .await;
+    b.execute(
+        "document.querySelector('table#activity').scrollIntoView();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("activity-phone").await;
+    assert_cells_on_screen(&b, "table#activity", 3).await;
+
+    b.goto(&fleet.app.url(&format!("/servers/{}", fleet.online[0].id)))
+        .await;
+    wait_ready(&b).await;
+    b.wait_for("table#containers tr.container-row", WAIT).await;
+    b.execute(
+        "document.querySelector('table#containers').scrollIntoView();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("containers-phone").await;
+    assert_cells_on_screen(&b, "table#containers", 8).await;
+
+    fleet.finish(b).await;
+}
+
 /// The cells of one CSV line (RFC 4180 quoting; no line breaks inside cells here).
 fn csv_cells(line: &str) -> Vec<String> {
     let mut cells = vec![String::new()];
@@ -2398,6 +2446,68 @@ async fn fits_phone_and_desktop(b: &Browser, page: &str) {
             scroll <= inner + 1.0,
             "{page} at {label} width scrolls sideways: scrollWidth {scroll} > innerWidth {inner}"
         );
+    }
+}
+
+/// Checks, at the window's current width, every body cell of `table` (at least `min_rows` rows):
+/// its box and its text lie within the viewport and the cell does not overflow; the table does
+/// not scroll inside its wrapper; and when the header row is out of sight (a table laid out as
+/// cards) each cell shows its column's name.
+async fn assert_cells_on_screen(b: &Browser, table: &str, min_rows: usize) {
+    let v = b
+        .execute(
+            "const table = document.querySelector(arguments[0]);
+             const W = window.innerWidth;
+             const head = table.querySelector('thead').getBoundingClientRect();
+             const wrap = table.parentElement;
+             const cells = [...table.querySelectorAll('tbody tr')].map(tr => [...tr.children].map(td => {
+               const r = td.getBoundingClientRect();
+               const range = document.createRange();
+               range.selectNodeContents(td);
+               const t = range.getBoundingClientRect();
+               return { cls: td.className, text: td.textContent.trim().slice(0, 60),
+                 left: r.left, right: r.right, textLeft: t.left, textRight: t.right, textWidth: t.width,
+                 overflow: td.scrollWidth - td.clientWidth, label: getComputedStyle(td, '::before').content };
+             }));
+             return { width: W, headShown: head.width > 1 && head.height > 1,
+               wrapOverflow: wrap.scrollWidth - wrap.clientWidth, rows: cells };",
+            json!([table]),
+        )
+        .await;
+    let width = v["width"].as_f64().expect("width");
+    let rows = v["rows"].as_array().expect("rows");
+    assert!(rows.len() >= min_rows, "{table}: {} rows: {v}", rows.len());
+    assert!(
+        v["wrapOverflow"].as_f64().is_some_and(|o| o <= 1.0),
+        "{table} scrolls sideways inside its wrapper: {}",
+        v["wrapOverflow"]
+    );
+    let num = |c: &Value, k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
+    for cell in rows.iter().flat_map(|r| r.as_array().expect("cells")) {
+        assert!(
+            num(cell, "left") >= -0.5 && num(cell, "right") <= width + 0.5,
+            "{table}: a cell off the {width} px screen: {cell}"
+        );
+        assert!(
+            num(cell, "overflow") <= 1.0,
+            "{table}: content overflows its cell: {cell}"
+        );
+        if cell["text"] != "" {
+            assert!(
+                num(cell, "textWidth") > 0.0
+                    && num(cell, "textLeft") >= -0.5
+                    && num(cell, "textRight") <= width + 0.5,
+                "{table}: text not on the {width} px screen: {cell}"
+            );
+        }
+        if v["headShown"] == false {
+            assert!(
+                cell["label"]
+                    .as_str()
+                    .is_some_and(|l| l != "none" && l != "\"\"" && l != "normal"),
+                "{table}: the header is out of sight and a cell does not name its column: {cell}"
+            );
+        }
     }
 }
 

@@ -72,6 +72,15 @@ function fmtDuration(secs) {
   return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
 }
 
+/// Names each body cell after its column (`data-label`): on a phone such a table shows each row
+/// as a card of labelled cells (app.css, `stack-narrow`), since its columns do not fit 390 px.
+function labelCells(table) {
+  const names = $$("thead th", table).map(th => th.textContent.trim());
+  for (const tr of $$("tbody tr", table)) {
+    Array.from(tr.children).forEach((td, i) => { if (!td.hasAttribute("colspan") && names[i]) td.dataset.label = names[i]; });
+  }
+}
+
 function params() { return new URLSearchParams(location.search); }
 
 /// Replaces the URL's query with the non-empty values of `obj` (no new history entry).
@@ -863,7 +872,7 @@ async function serverPage(id) {
   const containerPager = el("p", { class: "muted", id: "container-pager", hidden: true });
   const containersSection = el("section", { id: "containers-section" },
     el("h2", { text: "Containers" }),
-    el("div", { class: "table-wrap" }, el("table", { id: "containers" },
+    el("div", { class: "table-wrap" }, el("table", { id: "containers", class: "stack-narrow" },
       el("thead", {}, el("tr", {}, ["Name", "State", "CPU", "Memory (used / limit)", "Net I/O (rx / tx)", "Block I/O (read / write)", "PIDs", "Image"]
         .map(h => el("th", { text: h })))), containerBody)),
     containerPager,
@@ -995,6 +1004,7 @@ async function serverPage(id) {
       el("td", { class: "block num", text: `${fmtBytes(c.block_read_bytes)} / ${fmtBytes(c.block_write_bytes)}` }),
       el("td", { class: "pids num", text: c.pids == null ? "–" : String(c.pids) }),
       el("td", { class: "image", text: c.image || "" }))));
+    labelCells($("#containers"));
     containersSection.hidden = !containers.total;
     containerPager.hidden = containers.total <= containers.items.length;
     if (!containerPager.hidden) {
@@ -1066,7 +1076,7 @@ async function activityPage() {
   const csv = el("a", { id: "activity-csv", href: "/api/activity?format=csv", download: "fleetpoll-activity.csv", text: "Export CSV" });
   $("#main").replaceChildren(el("h1", { text: "Activity" }), form,
     el("div", { class: "pager" }, prev, next, info, el("span", { class: "spacer" }), csv),
-    el("div", { class: "table-wrap" }, el("table", { id: "activity" },
+    el("div", { class: "table-wrap" }, el("table", { id: "activity", class: "stack-narrow" },
       el("thead", {}, el("tr", {}, ["Time", "Severity", "Type", "Actor", "Server", "Message"].map(h => el("th", { text: h })))), tbody)));
 
   const filterQuery = () => {
@@ -1122,6 +1132,7 @@ async function activityPage() {
       el("td", { class: "server" }, a.server_id && a.server_name ? el("a", { href: `/servers/${a.server_id}`, text: a.server_name }) : (a.server_name || "")),
       el("td", { class: "message" }, a.message, detailsOf(a)))));
     if (!d.items.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No activity matches the filter." })));
+    labelCells($("#activity"));
     const from = d.total ? d.offset + 1 : 0;
     info.textContent = `${from}–${d.offset + d.items.length} of ${d.total}`;
     prev.disabled = d.offset === 0;
