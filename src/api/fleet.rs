@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::json::Params;
 use super::AppState;
 use crate::config::Thresholds;
-use crate::inventory::ServerStatus;
+use crate::inventory::{Server, ServerStatus};
 use crate::model::thresholds_for;
 use crate::store::{ActivityFilter, LatestSample};
 
@@ -40,6 +40,24 @@ pub fn health(status: ServerStatus, s: Option<&LatestSample>, t: &Thresholds) ->
     } else {
         "healthy"
     }
+}
+
+/// A summary row's health. Between its first failed poll and `offline_after_failures` a
+/// server stays online, but its latest stored sample predates that failure: judging the
+/// sample would put "critical" beside an "unreachable" reason, two polls in one row. Such a
+/// row is "unknown" until a poll succeeds again. The failure count is the signal, not
+/// `last_poll_at > last_sample_at`: a successful poll also stamps `last_poll_at` after the
+/// sample's `taken_at` (scheduler::transition), so that comparison holds after every poll.
+fn row_health(
+    server: &Server,
+    status: ServerStatus,
+    s: Option<&LatestSample>,
+    t: &Thresholds,
+) -> &'static str {
+    if status == ServerStatus::Online && server.consecutive_failures > 0 {
+        return "unknown";
+    }
+    health(status, s, t)
 }
 
 fn round1(v: f64) -> f64 {
@@ -92,13 +110,17 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
                 "host": s.host,
                 "tags": s.tags,
                 "status": status,
-                "health": health(
+                "health": row_health(
+                    s,
                     *status,
                     l,
                     &thresholds_for(&st.settings.thresholds, &overrides, &s.name, &s.tags),
                 ),
                 "reason": s.reason,
                 "last_sample_at": s.last_sample_at,
+                // By the server's clock, so the dashboard can tell old values without
+                // trusting the viewer's clock.
+                "sample_age_secs": s.last_sample_at.map(|t| (now - t).num_seconds().max(0)),
                 "cpu_percent": l.and_then(|l| l.cpu_busy_percent).map(round1),
                 "memory_percent": l.and_then(|l| l.memory_percent).map(round1),
                 "disk_percent": l.and_then(|l| l.disk_percent).map(round1),
@@ -120,6 +142,8 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
     let error = counts.get("error").copied().unwrap_or(0);
     Ok(Json(json!({
         "generated_at": now,
+        // What "recent" means for the sample ages above.
+        "poll_interval_secs": interval,
         "total_servers": servers.len(),
         "online_servers": count(&[ServerStatus::Online]),
         "offline_servers": count(&[ServerStatus::Offline, ServerStatus::HostKeyChanged]),

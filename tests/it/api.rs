@@ -375,6 +375,87 @@ async fn the_summary_history_and_activity_reflect_a_real_poll() {
     app.stop().await;
 }
 
+/// Issue #18: a summary row's health and reason come from the same poll. Below
+/// `offline_after_failures` a host whose latest poll failed stays online, with only the sample
+/// of an earlier poll: its health is "unknown" beside the failure's reason, not a verdict on that
+/// older sample, and `sample_age_secs` says how old the values shown are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_latest_poll_failed_is_unknown_with_its_reason_until_a_poll_succeeds() {
+    let mut sshd = Sshd::start(DockerMode::Missing);
+    // Interval 3600: the app's own scheduler leaves the server to the polls below.
+    let app = TestApp::start().await;
+    let server = common::add(&app.store, common::registration("flapping", &sshd)).await;
+    let mut settings = common::settings(app.dir.path());
+    settings.offline_after_failures = 2;
+    let scheduler = fleetpoll::scheduler::Scheduler::new(app.store.clone(), settings);
+    let poll = || async {
+        let fresh = app.store.server(server.id).await.expect("server");
+        scheduler.poll_and_record(fresh).await
+    };
+    let row = || async {
+        let (status, s) = app.get("/api/dashboard/summary").await;
+        assert_eq!(status, 200, "{s}");
+        assert_eq!(s["poll_interval_secs"], 3600, "{s}");
+        s["servers"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["name"] == "flapping").cloned())
+            .unwrap_or_else(|| panic!("no row for flapping in {s}"))
+    };
+    let judged = |r: &Value| {
+        matches!(
+            r["health"].as_str(),
+            Some("healthy" | "warning" | "critical")
+        )
+    };
+
+    let (_, before) = app.get("/api/dashboard/summary").await;
+    let never = before["servers"][0].clone();
+    assert_eq!(
+        (&never["health"], &never["sample_age_secs"]),
+        (&Value::from("unknown"), &Value::Null),
+        "no sample yet: {never}"
+    );
+
+    poll().await.outcome.expect("the first poll");
+    let up = row().await;
+    assert_eq!(up["status"], "online", "{up}");
+    assert!(
+        judged(&up),
+        "a host just polled is judged on its sample: {up}"
+    );
+    assert!(
+        up["sample_age_secs"]
+            .as_i64()
+            .is_some_and(|a| (0..=10).contains(&a)),
+        "the sample was taken a moment ago: {up}"
+    );
+
+    sshd.stop();
+    poll().await.outcome.expect_err("sshd is gone");
+    let flapping = row().await;
+    assert_eq!(
+        flapping["status"], "online",
+        "one failure of two: {flapping}"
+    );
+    assert_eq!(flapping["health"], "unknown", "{flapping}");
+    assert!(
+        flapping["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unreachable")),
+        "{flapping}"
+    );
+    // The older sample's values stay, with their age, for the dashboard to show as old.
+    assert!(flapping["cpu_percent"].is_number(), "{flapping}");
+    assert!(flapping["sample_age_secs"].is_i64(), "{flapping}");
+
+    sshd.restart();
+    poll().await.outcome.expect("sshd is back");
+    let back = row().await;
+    assert!(judged(&back), "judged again once a poll succeeds: {back}");
+    assert_eq!(back["status"], "online", "{back}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_form_is_checked_without_saving_and_with_the_api_s_own_messages() {
     let sshd = Sshd::start(DockerMode::Missing);

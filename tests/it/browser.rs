@@ -1913,6 +1913,171 @@ async fn an_admin_adds_a_webhook_channel_and_tests_it_against_a_real_receiver() 
     app.stop().await;
 }
 
+/// Issue #18: the overview does not pass old values off as current. A host that is offline with a
+/// sample from 7 minutes ago shows its CPU, memory and disk dimmed, their age in the title; a host
+/// polled a moment ago shows its values plainly. At desktop width the filter box shows its whole
+/// placeholder, which says what the filter matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_dims_values_of_an_older_poll_and_shows_the_whole_filter_placeholder() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    // Polled once 7 minutes ago, on a closed port since: the scheduler keeps it offline.
+    let mut gone = common::registration("delta-was-up", &fleet.sshd);
+    gone.port = harness::closed_port();
+    let gone = common::add(&fleet.app.store, gone).await;
+    record_sample(&fleet.app, &gone, 7).await;
+    fleet
+        .wait_server(
+            &format!("/api/servers/{}", gone.id),
+            "delta-was-up offline with its old sample",
+            |s| s["status"] == "offline" && s["last_sample_at"].is_string(),
+        )
+        .await;
+    let b = Browser::start("dated").await;
+    log_in(&b, &fleet, "vera").await;
+    b.wait_for(&format!("tr.server-row[data-id=\"{}\"]", gone.id), WAIT)
+        .await;
+
+    let dated = metric_cells(&b, &gone).await;
+    b.screenshot("dated-values").await;
+    for cell in dated.as_array().expect("cells") {
+        assert_eq!(cell["dated"], true, "{cell}");
+        assert!(
+            cell["text"].as_str().is_some_and(|t| t.ends_with('%')),
+            "the old value is still shown: {cell}"
+        );
+        let minutes = cell["title"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("as of "))
+            .and_then(|t| t.strip_suffix(" min ago"))
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(
+            minutes.is_some_and(|m| (7..=8).contains(&m)),
+            "want a title like 'as of 7 min ago': {cell}"
+        );
+    }
+
+    // A fresh sample is at most a poll and a half (3 s) old when the page draws it; on a busy
+    // machine a draw may come later than that, so reload until one shows the values current.
+    let fresh = poll_until(POLL_WAIT, || async {
+        b.refresh().await;
+        wait_ready(&b).await;
+        let mut cells = Vec::new();
+        for server in &fleet.online {
+            cells.push(metric_cells(&b, server).await);
+        }
+        let plain = cells.iter().all(|c| {
+            c.as_array().is_some_and(|c| {
+                c.iter()
+                    .all(|c| c["dated"] == false && c["title"].is_null())
+            })
+        });
+        if plain {
+            Ok(cells)
+        } else {
+            Err(cells)
+        }
+    })
+    .await
+    .unwrap_or_else(|last| panic!("the polled hosts' values stayed dated: {last:?}"));
+    // The class does dim: the old values are drawn in another colour than current ones.
+    let dated = metric_cells(&b, &gone).await;
+    assert_ne!(
+        dated[0]["color"], fresh[0][0]["color"],
+        "dated {dated}, current {fresh:?}"
+    );
+
+    // The filter box at desktop width: the placeholder's width in the box's own font fits the
+    // box's content width.
+    let (width, _) = b.viewport().await;
+    assert!((width - f64::from(DESKTOP.0)).abs() <= 20.0, "{width}");
+    let v = b
+        .execute(
+            "const i = document.querySelector('input#filter-text');
+             const cs = getComputedStyle(i);
+             const ctx = document.createElement('canvas').getContext('2d');
+             ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+             return {
+               value: i.value,
+               placeholder: i.placeholder,
+               text: ctx.measureText(i.placeholder).width,
+               content: i.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight),
+               scroll: i.scrollWidth,
+               client: i.clientWidth,
+             };",
+            json!([]),
+        )
+        .await;
+    b.screenshot("filter-placeholder").await;
+    assert_eq!(
+        v["value"], "",
+        "the placeholder shows only in an empty box: {v}"
+    );
+    assert!(
+        v["placeholder"]
+            .as_str()
+            .is_some_and(|p| p.contains("name") && p.contains("tag")),
+        "{v}"
+    );
+    let num = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(num("text") > 0.0, "{v}");
+    assert!(
+        num("text") <= num("content"),
+        "the placeholder is cut off: {v}"
+    );
+    assert!(num("scroll") <= num("client"), "{v}");
+
+    fleet.finish(b).await;
+}
+
+/// Issue #18: at phone width the activity log and the server page's container table fit the
+/// screen: every cell and the text in it lies inside the viewport, none left to a sideways scroll
+/// inside the table, and where the column headers are out of sight each cell names its column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_phone_width_every_cell_of_the_activity_log_and_the_container_table_is_on_screen() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(1).await;
+    let b = Browser::start("phone-tables").await;
+    log_in(&b, &fleet, "vera").await;
+    b.set_window_size(PHONE.0, PHONE.1).await;
+    b.wait_js(
+        "the viewport to be phone wide",
+        &format!("Math.abs(window.innerWidth - {}) <= 20", PHONE.0),
+        WAIT,
+    )
+    .await;
+
+    follow(&b, "a#nav-activity", "/activity").await;
+    b.wait_for("table#activity tr.activity-row", WAIT).await;
+    // The offline server's entry carries a long message: the widest cell of the log.
+    b.wait_for(
+        "table#activity tr.activity-row[data-type=server_offline]",
+        WAIT,
+    )
+    .await;
+    b.execute(
+        "document.querySelector('table#activity').scrollIntoView();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("activity-phone").await;
+    assert_cells_on_screen(&b, "table#activity", 3).await;
+
+    b.goto(&fleet.app.url(&format!("/servers/{}", fleet.online[0].id)))
+        .await;
+    wait_ready(&b).await;
+    b.wait_for("table#containers tr.container-row", WAIT).await;
+    b.execute(
+        "document.querySelector('table#containers').scrollIntoView();",
+        json!([]),
+    )
+    .await;
+    b.screenshot("containers-phone").await;
+    assert_cells_on_screen(&b, "table#containers", 8).await;
+
+    fleet.finish(b).await;
+}
+
 /// The cells of one CSV line (RFC 4180 quoting; no line breaks inside cells here).
 fn csv_cells(line: &str) -> Vec<String> {
     let mut cells = vec![String::new()];
@@ -2284,6 +2449,68 @@ async fn fits_phone_and_desktop(b: &Browser, page: &str) {
     }
 }
 
+/// Checks, at the window's current width, every body cell of `table` (at least `min_rows` rows):
+/// its box and its text lie within the viewport and the cell does not overflow; the table does
+/// not scroll inside its wrapper; and when the header row is out of sight (a table laid out as
+/// cards) each cell shows its column's name.
+async fn assert_cells_on_screen(b: &Browser, table: &str, min_rows: usize) {
+    let v = b
+        .execute(
+            "const table = document.querySelector(arguments[0]);
+             const W = window.innerWidth;
+             const head = table.querySelector('thead').getBoundingClientRect();
+             const wrap = table.parentElement;
+             const cells = [...table.querySelectorAll('tbody tr')].map(tr => [...tr.children].map(td => {
+               const r = td.getBoundingClientRect();
+               const range = document.createRange();
+               range.selectNodeContents(td);
+               const t = range.getBoundingClientRect();
+               return { cls: td.className, text: td.textContent.trim().slice(0, 60),
+                 left: r.left, right: r.right, textLeft: t.left, textRight: t.right, textWidth: t.width,
+                 overflow: td.scrollWidth - td.clientWidth, label: getComputedStyle(td, '::before').content };
+             }));
+             return { width: W, headShown: head.width > 1 && head.height > 1,
+               wrapOverflow: wrap.scrollWidth - wrap.clientWidth, rows: cells };",
+            json!([table]),
+        )
+        .await;
+    let width = v["width"].as_f64().expect("width");
+    let rows = v["rows"].as_array().expect("rows");
+    assert!(rows.len() >= min_rows, "{table}: {} rows: {v}", rows.len());
+    assert!(
+        v["wrapOverflow"].as_f64().is_some_and(|o| o <= 1.0),
+        "{table} scrolls sideways inside its wrapper: {}",
+        v["wrapOverflow"]
+    );
+    let num = |c: &Value, k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
+    for cell in rows.iter().flat_map(|r| r.as_array().expect("cells")) {
+        assert!(
+            num(cell, "left") >= -0.5 && num(cell, "right") <= width + 0.5,
+            "{table}: a cell off the {width} px screen: {cell}"
+        );
+        assert!(
+            num(cell, "overflow") <= 1.0,
+            "{table}: content overflows its cell: {cell}"
+        );
+        if cell["text"] != "" {
+            assert!(
+                num(cell, "textWidth") > 0.0
+                    && num(cell, "textLeft") >= -0.5
+                    && num(cell, "textRight") <= width + 0.5,
+                "{table}: text not on the {width} px screen: {cell}"
+            );
+        }
+        if v["headShown"] == false {
+            assert!(
+                cell["label"]
+                    .as_str()
+                    .is_some_and(|l| l != "none" && l != "\"\"" && l != "normal"),
+                "{table}: the header is out of sight and a cell does not name its column: {cell}"
+            );
+        }
+    }
+}
+
 // ---- The overview ----
 
 /// The summary counts as the cards show them, and as the API has them.
@@ -2436,6 +2663,21 @@ async fn submit_saved(b: &Browser) {
 }
 
 // ---- A server's page ----
+
+/// The CPU, memory and disk cells of `server`'s row on the overview: `dated`, `title`, `text`
+/// and computed `color` of each.
+async fn metric_cells(b: &Browser, server: &Server) -> Value {
+    b.execute(
+        "const row = document.querySelector(`tr.server-row[data-id=\"${arguments[0]}\"]`);
+         return ['cpu', 'memory', 'disk'].map(c => {
+           const td = row.querySelector('td.' + c);
+           return { cell: c, dated: td.classList.contains('dated'), title: td.getAttribute('title'),
+             text: td.textContent, color: getComputedStyle(td).color };
+         });",
+        json!([server.id.to_string()]),
+    )
+    .await
+}
 
 /// Opens `server`'s page from its row on the overview.
 async fn open_server(b: &Browser, server: &Server) {

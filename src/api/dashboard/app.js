@@ -54,7 +54,11 @@ function fmtTime(iso) {
 
 function fmtAgo(iso) {
   if (!iso) return "never";
-  const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  return fmtAge(Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+}
+
+/// "7 min ago" for an age in seconds.
+function fmtAge(s) {
   if (s < 0) return "just now";
   if (s < 90) return s + " s ago";
   if (s < 5400) return Math.round(s / 60) + " min ago";
@@ -66,6 +70,15 @@ function fmtDuration(secs) {
   if (secs == null) return "–";
   const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600), m = Math.floor((secs % 3600) / 60);
   return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+}
+
+/// Names each body cell after its column (`data-label`): on a phone such a table shows each row
+/// as a card of labelled cells (app.css, `stack-narrow`), since its columns do not fit 390 px.
+function labelCells(table) {
+  const names = $$("thead th", table).map(th => th.textContent.trim());
+  for (const tr of $$("tbody tr", table)) {
+    Array.from(tr.children).forEach((td, i) => { if (!td.hasAttribute("colspan") && names[i]) td.dataset.label = names[i]; });
+  }
 }
 
 function params() { return new URLSearchParams(location.search); }
@@ -641,6 +654,16 @@ const CARDS = [
 ];
 const ROW_LIMIT = 300;
 
+/// Whether a row's CPU, memory and disk are from an older poll than its status and health speak
+/// of (#18): the host is not online, its latest poll failed (health unknown with a sample), or
+/// its sample missed a poll and a half. The age is the server's (`sample_age_secs`), so a viewer
+/// with a wrong clock sees the same.
+function valuesDated(s, intervalSecs) {
+  if (s.sample_age_secs == null) return false;
+  if (s.status !== "online" || s.health === "unknown") return true;
+  return intervalSecs > 0 && s.sample_age_secs > 1.5 * intervalSecs;
+}
+
 function select(id, label, options, value) {
   const s = el("select", { id, "aria-label": label });
   for (const [v, text] of options) s.append(el("option", { value: v, text }));
@@ -732,6 +755,10 @@ async function overviewPage() {
       th.classList.toggle("sorted-asc", th.dataset.sort === state.sort && state.dir === "asc");
       th.classList.toggle("sorted-desc", th.dataset.sort === state.sort && state.dir === "desc");
     }
+    const metric = (s, cls, v) => {
+      const dated = valuesDated(s, data.poll_interval_secs);
+      return el("td", { class: `${cls} num` + (dated ? " dated" : ""), title: dated ? `as of ${fmtAge(s.sample_age_secs)}` : null, text: fmtPct(v) });
+    };
     tbody.replaceChildren(...visible.map(s => el("tr", { class: "server-row", "data-id": s.id, "data-name": s.name, "data-status": s.status, "data-health": s.health },
       el("td", {}, el("a", { class: "server-link", href: `/servers/${s.id}`, text: s.name }),
         s.alerts_firing > 0 ? [" ", el("a", { class: "badge critical firing-marker", href: `/alerts?server_id=${s.id}`,
@@ -739,9 +766,9 @@ async function overviewPage() {
         el("div", { class: "muted", text: s.tags.join(", ") })),
       el("td", {}, el("span", { class: "badge " + s.health, text: s.health })),
       el("td", { class: "status", text: s.status.replace(/_/g, " ") }),
-      el("td", { class: "cpu num", text: fmtPct(s.cpu_percent) }),
-      el("td", { class: "memory num", text: fmtPct(s.memory_percent) }),
-      el("td", { class: "disk num", text: fmtPct(s.disk_percent) }),
+      metric(s, "cpu", s.cpu_percent),
+      metric(s, "memory", s.memory_percent),
+      metric(s, "disk", s.disk_percent),
       el("td", { class: "spark hide-narrow" }, sparkline(sparks.get(s.id) || [])),
       el("td", { class: "last-poll", title: fmtTime(s.last_sample_at), text: fmtAgo(s.last_sample_at) }),
       el("td", { class: "reason", text: s.reason || "" }))));
@@ -845,7 +872,7 @@ async function serverPage(id) {
   const containerPager = el("p", { class: "muted", id: "container-pager", hidden: true });
   const containersSection = el("section", { id: "containers-section" },
     el("h2", { text: "Containers" }),
-    el("div", { class: "table-wrap" }, el("table", { id: "containers" },
+    el("div", { class: "table-wrap" }, el("table", { id: "containers", class: "stack-narrow" },
       el("thead", {}, el("tr", {}, ["Name", "State", "CPU", "Memory (used / limit)", "Net I/O (rx / tx)", "Block I/O (read / write)", "PIDs", "Image"]
         .map(h => el("th", { text: h })))), containerBody)),
     containerPager,
@@ -977,6 +1004,7 @@ async function serverPage(id) {
       el("td", { class: "block num", text: `${fmtBytes(c.block_read_bytes)} / ${fmtBytes(c.block_write_bytes)}` }),
       el("td", { class: "pids num", text: c.pids == null ? "–" : String(c.pids) }),
       el("td", { class: "image", text: c.image || "" }))));
+    labelCells($("#containers"));
     containersSection.hidden = !containers.total;
     containerPager.hidden = containers.total <= containers.items.length;
     if (!containerPager.hidden) {
@@ -1048,7 +1076,7 @@ async function activityPage() {
   const csv = el("a", { id: "activity-csv", href: "/api/activity?format=csv", download: "fleetpoll-activity.csv", text: "Export CSV" });
   $("#main").replaceChildren(el("h1", { text: "Activity" }), form,
     el("div", { class: "pager" }, prev, next, info, el("span", { class: "spacer" }), csv),
-    el("div", { class: "table-wrap" }, el("table", { id: "activity" },
+    el("div", { class: "table-wrap" }, el("table", { id: "activity", class: "stack-narrow" },
       el("thead", {}, el("tr", {}, ["Time", "Severity", "Type", "Actor", "Server", "Message"].map(h => el("th", { text: h })))), tbody)));
 
   const filterQuery = () => {
@@ -1104,6 +1132,7 @@ async function activityPage() {
       el("td", { class: "server" }, a.server_id && a.server_name ? el("a", { href: `/servers/${a.server_id}`, text: a.server_name }) : (a.server_name || "")),
       el("td", { class: "message" }, a.message, detailsOf(a)))));
     if (!d.items.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No activity matches the filter." })));
+    labelCells($("#activity"));
     const from = d.total ? d.offset + 1 : 0;
     info.textContent = `${from}–${d.offset + d.items.length} of ${d.total}`;
     prev.disabled = d.offset === 0;
