@@ -17,13 +17,28 @@ use crate::model::thresholds_for;
 use crate::store::{ActivityFilter, LatestSample};
 
 /// healthy / warning / critical from the thresholds; offline when not polled successfully.
-pub fn health(status: ServerStatus, s: Option<&LatestSample>, t: &Thresholds) -> &'static str {
+///
+/// Between its first failed poll and `offline_after_failures` a server stays online, but its
+/// latest stored sample predates that failure: judging the sample would put "critical" beside
+/// an "unreachable" reason, two polls in one row. Such a server is "unknown" until a poll
+/// succeeds again. The failure count is the signal, not `last_poll_at > last_sample_at`: a
+/// successful poll also stamps `last_poll_at` after the sample's `taken_at`
+/// (scheduler::transition), so that comparison holds after every poll.
+pub fn health(
+    server: &Server,
+    status: ServerStatus,
+    s: Option<&LatestSample>,
+    t: &Thresholds,
+) -> &'static str {
     if !matches!(status, ServerStatus::Online) {
         return match status {
             ServerStatus::Stale => "warning",
             ServerStatus::Disabled | ServerStatus::Unknown => "unknown",
             _ => "offline",
         };
+    }
+    if server.consecutive_failures > 0 {
+        return "unknown";
     }
     let Some(s) = s else { return "unknown" };
     let over = |v: Option<f64>, limit: f64| v.is_some_and(|v| v >= limit);
@@ -40,24 +55,6 @@ pub fn health(status: ServerStatus, s: Option<&LatestSample>, t: &Thresholds) ->
     } else {
         "healthy"
     }
-}
-
-/// A summary row's health. Between its first failed poll and `offline_after_failures` a
-/// server stays online, but its latest stored sample predates that failure: judging the
-/// sample would put "critical" beside an "unreachable" reason, two polls in one row. Such a
-/// row is "unknown" until a poll succeeds again. The failure count is the signal, not
-/// `last_poll_at > last_sample_at`: a successful poll also stamps `last_poll_at` after the
-/// sample's `taken_at` (scheduler::transition), so that comparison holds after every poll.
-fn row_health(
-    server: &Server,
-    status: ServerStatus,
-    s: Option<&LatestSample>,
-    t: &Thresholds,
-) -> &'static str {
-    if status == ServerStatus::Online && server.consecutive_failures > 0 {
-        return "unknown";
-    }
-    health(status, s, t)
 }
 
 fn round1(v: f64) -> f64 {
@@ -110,7 +107,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
                 "host": s.host,
                 "tags": s.tags,
                 "status": status,
-                "health": row_health(
+                "health": health(
                     s,
                     *status,
                     l,

@@ -177,6 +177,7 @@ pub async fn show(
     let mut v = dto(&server, st.settings.poll_interval_secs);
     // The health badge of the summary row, so one server's page need not read the whole fleet.
     v["health"] = json!(super::fleet::health(
+        &server,
         server.effective_status(Utc::now(), st.settings.poll_interval_secs),
         latest.first(),
         &crate::model::thresholds_for(

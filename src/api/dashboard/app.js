@@ -697,7 +697,7 @@ async function overviewPage() {
   const more = el("button", { type: "button", id: "show-all", hidden: true, onclick: () => { state.all = true; draw(); } });
   const cards = el("div", { id: "cards", class: "cards" });
   $("#main").replaceChildren(el("h1", { text: "Fleet" }), cards, toolbar,
-    el("div", { class: "table-wrap" }, el("table", { id: "servers" }, el("thead", {}, thead), tbody)), more);
+    el("div", { class: "table-wrap" }, el("table", { id: "servers", class: "stack-narrow" }, el("thead", {}, thead), tbody)), more);
 
   const save = () => setParams({ q: state.q, status: state.status, tag: state.tag, health: state.health,
     sort: state.sort === "health" ? "" : state.sort, dir: state.dir === "asc" ? "" : state.dir });
@@ -773,6 +773,7 @@ async function overviewPage() {
       el("td", { class: "last-poll", title: fmtTime(s.last_sample_at), text: fmtAgo(s.last_sample_at) }),
       el("td", { class: "reason", text: s.reason || "" }))));
     if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: cols.length, class: "muted", text: data.servers.length ? "No server matches the filter." : "No servers yet." })));
+    labelCells($("#servers"));
     shown.textContent = `${rows.length} of ${data.servers.length} servers`;
     more.hidden = visible.length === rows.length;
     more.textContent = `Show all ${rows.length} servers`;
