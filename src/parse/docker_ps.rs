@@ -32,8 +32,9 @@ pub struct DockerPsReport {
 pub struct ContainerState {
     /// Short container id as printed.
     pub id: String,
-    /// `Names` as printed (comma-separated when a container has several).
-    pub name: String,
+    /// `Names` as printed (comma-separated when a container has several); `None` (null in
+    /// JSON) when the line has no `Names` (a custom `--format`). Never empty.
+    pub name: Option<String>,
     pub image: Option<String>,
     /// `running`, `exited`, `paused`, `restarting`, `created`, `dead` or `removing`.
     pub state: String,
@@ -68,9 +69,9 @@ pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
         })?;
         let get = |key: &str| obj.get(key);
         let id = get("ID").ok_or_else(|| bad("an \"ID\" string".to_string()))?;
-        let names = get("Names").unwrap_or_default();
-        containers
-            .push(container(id, names, get("Image"), get("State"), get("Status")).map_err(bad)?);
+        containers.push(
+            container(id, get("Names"), get("Image"), get("State"), get("Status")).map_err(bad)?,
+        );
     }
     Ok(DockerPsReport { containers })
 }
@@ -78,7 +79,7 @@ pub fn parse(out: &str) -> Result<DockerPsReport, ParseError> {
 /// Builds one container from the printed strings, deriving what `Status` implies.
 fn container(
     id: &str,
-    names: &str,
+    names: Option<&str>,
     image: Option<&str>,
     state: Option<&str>,
     status: Option<&str>,
@@ -92,7 +93,7 @@ fn container(
     };
     Ok(ContainerState {
         id: id.to_string(),
-        name: names.to_string(),
+        name: names.filter(|s| !s.trim().is_empty()).map(str::to_string),
         image: image.filter(|s| !s.is_empty()).map(str::to_string),
         state,
         status: status.to_string(),
@@ -131,7 +132,7 @@ fn parse_podman_array(
             Some(Value::String(name)) => name.clone(),
             _ => String::new(),
         };
-        let mut c = container(&short_id, &names, get("Image"), get("State"), get("Status"))
+        let mut c = container(&short_id, Some(&names), get("Image"), get("State"), get("Status"))
             .map_err(|e| bad(format!("element {i}: {e}")))?;
         if c.state == "exited" {
             let code = item
@@ -250,7 +251,7 @@ mod tests {
     fn by_name<'a>(r: &'a DockerPsReport, name: &str) -> &'a ContainerState {
         r.containers
             .iter()
-            .find(|c| c.name == name)
+            .find(|c| c.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("no {name} in {r:#?}"))
     }
 
@@ -350,6 +351,25 @@ mod tests {
             DockerPsReport::default()
         );
         assert_eq!(parse("\n").unwrap(), DockerPsReport::default());
+    }
+
+    #[test]
+    fn a_line_without_names_has_no_name_not_an_empty_one() {
+        // Issue #18: a custom --format without {{.Names}}. The captured lines, Names taken out.
+        let text = include_str!("../../fixtures/docker_ps/docker-28.2-json-all.txt");
+        let stripped: String = text
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("captured JSON");
+                v.as_object_mut().expect("object").remove("Names");
+                format!("{v}\n")
+            })
+            .collect();
+        let r = parse(&stripped).expect("parses");
+        assert_eq!(r.containers.len(), text.lines().count());
+        assert!(r.containers.iter().all(|c| c.name.is_none()), "{r:#?}");
+        let json = serde_json::to_value(&r).expect("json");
+        assert!(json["containers"][0]["name"].is_null(), "{json}");
     }
 
     #[test]

@@ -423,13 +423,16 @@ fn containers(
     let rows = states
         .into_iter()
         .map(|st| {
+            let name = st.name.as_deref();
             let usage = stats_by_id
                 .remove(short_id(&st.id))
-                .or_else(|| stats_by_name.remove(&st.name))
-                .or_else(|| stats_by_id.remove(&st.name));
+                .or_else(|| name.and_then(|n| stats_by_name.remove(n)))
+                .or_else(|| name.and_then(|n| stats_by_id.remove(n)));
             ContainerSample {
                 container_id: host_text(short_id(&st.id)),
-                name: host_text(&st.name),
+                // A row is named; without `Names` (a custom format) the id is the name Docker
+                // itself accepts for the container.
+                name: host_text(name.unwrap_or_else(|| short_id(&st.id))),
                 image: st.image.as_deref().map(host_text),
                 state: host_text(&st.state),
                 status_text: host_text(&st.status),
@@ -514,6 +517,23 @@ mod tests {
         assert_eq!(busy.container_id.len(), 12, "the id comes from docker ps");
         let fresh = rows.iter().find(|r| r.name == "fresh").expect("fresh");
         assert_eq!(fresh.cpu_percent, None, "not in the stats table");
+    }
+
+    #[test]
+    fn a_container_without_a_name_is_stored_under_its_id() {
+        let line = include_str!("../../fixtures/docker_ps/docker-28.2-json-all.txt")
+            .lines()
+            .next()
+            .expect("a line");
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("captured JSON");
+        let id = v["ID"].as_str().expect("ID").to_string();
+        v.as_object_mut().expect("object").remove("Names");
+        let out = format!("@@fleetpoll-begin docker_ps\n{v}\n@@fleetpoll-end docker_ps 0\n");
+        let mut problems = Vec::new();
+        let (rows, _) = containers(&split_sections(&out, ""), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, id);
     }
 
     #[test]
