@@ -2,7 +2,6 @@
 //! and how it answers `sh -s`. What it answers comes from `outputs`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::outputs::{self, Answer, Script};
+use super::outputs::{self, Answer};
 
 /// Input beyond this is dropped: fleetpoll's scripts are a few KiB.
 const MAX_STDIN_BYTES: usize = 256 * 1024;
@@ -33,8 +32,6 @@ pub(super) struct Host {
     /// russh's server configuration holds the host key; replaced whole when it changes, so
     /// sessions already open keep the key they were opened with (like a real sshd).
     config: RwLock<Arc<Config>>,
-    /// Poll scripts answered so far; picks the next captures of the rotation.
-    polls: AtomicUsize,
 }
 
 impl Host {
@@ -43,7 +40,6 @@ impl Host {
             index,
             addr,
             config: RwLock::new(config(key)),
-            polls: AtomicUsize::new(0),
         }
     }
 
@@ -370,12 +366,10 @@ impl russh::server::Handler for Conn {
         };
         let (_, stdin) = self.channels.swap_remove(pos);
         let script = String::from_utf8_lossy(&stdin);
-        let turn = if Script::recognise(&script) == Script::Poll {
-            self.host.index + self.host.polls.fetch_add(1, Ordering::Relaxed)
-        } else {
-            self.host.index
-        };
-        let answer = outputs::answer(&script, turn);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let answer = outputs::answer(&script, &outputs::Profile::of(self.host.index), now);
         self.reply_later(session, channel, answer, self.delay());
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fleetpoll::scheduler::Scheduler;
 use fleetpoll::sim::{self, HostKind, SimFleet, SimOptions};
 
-use crate::common::{self, fixture, fleetpoll};
+use crate::common::{self, fleetpoll};
 
 /// A client key made by OpenSSH's own tool, as an operator would.
 fn client_key(dir: &Path) -> PathBuf {
@@ -80,16 +80,8 @@ async fn sim_hosts_imported_by_the_cli_poll_like_real_hosts_and_broken_ones_fail
         .poll_now(servers)
         .await;
 
-    let free = fleetpoll::parse::free::parse_bytes(
-        &std::fs::read_to_string(fixture("free/procps-ng-4.0.2-b.txt")).expect("fixture"),
-    )
-    .expect("free fixture parses");
-    let df_root_total = 264_212_084 * 1024; // fixtures/df/coreutils-9.1-kP.txt, "/".
-    let containers = std::fs::read_to_string(fixture("docker_ps/docker-28.2-json-all.txt"))
-        .expect("fixture")
-        .lines()
-        .count();
     let mut pins = HashSet::new();
+    let mut sizes = HashSet::new();
     for (server, result) in &results {
         let host = fleet
             .hosts()
@@ -106,10 +98,13 @@ async fn sim_hosts_imported_by_the_cli_poll_like_real_hosts_and_broken_ones_fail
             HostKind::Live => {
                 let snap = result.outcome.as_ref().expect("live host polls");
                 assert!(snap.problems.is_empty(), "{:?}", snap.problems);
-                assert_eq!(snap.server.mem_total_bytes, free.mem_total_bytes);
+                // Each host its own size (a demo fleet is not fifty copies of one machine).
+                let profile = fleetpoll::sim::outputs::Profile::of(host.index);
+                assert_eq!(snap.server.mem_total_bytes, Some(profile.mem_total_bytes()));
                 let root = snap.disks.iter().find(|d| d.mount == "/").expect("root");
-                assert_eq!(root.total_bytes, Some(df_root_total));
-                assert_eq!(snap.containers.len(), containers);
+                assert_eq!(root.total_bytes, Some(profile.root_bytes()));
+                sizes.insert((profile.mem_total_bytes(), profile.root_bytes()));
+                assert_eq!(snap.containers.len(), profile.containers());
                 assert_eq!(stored.status.as_str(), "online");
                 let pin = stored.host_key_fingerprint.clone().expect("pinned");
                 assert_eq!(pin, host.host_key_fingerprint);
@@ -128,6 +123,7 @@ async fn sim_hosts_imported_by_the_cli_poll_like_real_hosts_and_broken_ones_fail
         }
     }
     assert_eq!(pins.len(), 4, "each live host has its own host key");
+    assert!(sizes.len() >= 2, "live hosts differ in size: {sizes:?}");
     fleet.shutdown().await;
 }
 
