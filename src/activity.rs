@@ -711,10 +711,24 @@ pub fn entry(
 }
 
 /// Logs committed entries through tracing, at a level matching their severity.
+/// Info entries go to the console at DEBUG instead of INFO: set by `demo`, whose fifty hosts
+/// would otherwise print three lines each (added, platform, online) over its login. The
+/// entries are stored all the same; warnings and critical ones still show.
+static INFO_AT_DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// See [`INFO_AT_DEBUG`].
+pub fn info_entries_at_debug() {
+    INFO_AT_DEBUG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub fn emit(entries: &[NewActivity]) {
+    let quiet = INFO_AT_DEBUG.load(std::sync::atomic::Ordering::Relaxed);
     for e in entries {
         let server = e.server_name.as_deref().unwrap_or("-");
         match e.severity {
+            Severity::Info if quiet => {
+                tracing::debug!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
+            }
             Severity::Critical => {
                 tracing::error!(kind = %e.kind, actor = %e.actor, server, "{}", e.message)
             }

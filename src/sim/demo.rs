@@ -75,6 +75,7 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
         sim.base
     );
 
+    crate::activity::info_entries_at_debug();
     let result = async {
         let csv = dir.join("demo-hosts.csv");
         super::write_hosts_csv(
@@ -109,8 +110,8 @@ pub async fn run(settings: Settings, opts: DemoOptions) -> anyhow::Result<()> {
             "Demo dashboard: http://{addr}/  user: demo  password: {}",
             password.expose()
         );
-        // The first cycle logs a line per host (online, offline, alerts) and pushes the
-        // login out of sight: say it again, in a block, once that cycle is over.
+        // The first cycle still logs its problems (hosts offline, alerts firing), which push
+        // the login out of sight: say it again, in a block, once that cycle is over.
         let again = format!(
             "\n  fleetpoll demo: http://{addr}/\n  user: demo   password: {}\n  database: {}   (Ctrl-C stops it)\n",
             password.expose(),
