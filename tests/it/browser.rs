@@ -1820,6 +1820,98 @@ async fn an_operator_acknowledges_and_silences_a_polled_alert_and_adds_a_rule_a_
     fleet.finish(b).await;
 }
 
+/// Issue #14: an admin sees the processes sharing the database, each live, stopped (cleanly)
+/// or lost; a store with none (one SQLite poller) shows no panel, and a viewer never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_the_pollers_panel_with_live_stopped_and_lost_pollers() {
+    use fleetpoll::store::PollerInfo;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    for (name, role) in [("ada", Role::Admin), ("vera", Role::Viewer)] {
+        fleetpoll::ops::create_user(&app.store, name, role, PASSWORD, &Actor::system())
+            .await
+            .expect("create user");
+    }
+    let b = Browser::start("pollers").await;
+    b.goto(&app.url("/")).await;
+    b.wait_for("form#login", WAIT).await;
+    submit_login(&b, "ada").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    b.wait_for("table#servers", WAIT).await;
+    assert!(
+        b.try_find("#pollers-section:not([hidden])").await.is_none(),
+        "no pollers registered, no panel"
+    );
+
+    let now = chrono::Utc::now();
+    let poller = |hostname: &str, role: &str, minutes_ago: i64| PollerInfo {
+        id: uuid::Uuid::new_v4(),
+        hostname: hostname.into(),
+        role: role.into(),
+        version: "9.9.9".into(),
+        started_at: now - chrono::Duration::minutes(minutes_ago),
+    };
+    let (live, stopped, lost) = (
+        poller("poll-a", "poller", 30),
+        poller("poll-b", "poller", 40),
+        poller("poll-c", "poller", 50),
+    );
+    for p in [&live, &stopped, &lost] {
+        app.store.register_poller(p).await.expect("register");
+    }
+    app.store
+        .poller_heartbeat(live.id, now, Some(12.5))
+        .await
+        .expect("heartbeat");
+    app.store
+        .poller_stopped(stopped.id, now - chrono::Duration::minutes(5))
+        .await
+        .expect("stopped");
+    // poll-c's last heartbeat is its start, 50 minutes ago, and it never stopped: lost.
+    b.eventually("the pollers panel to show three pollers", || async {
+        b.refresh().await;
+        wait_ready(&b).await;
+        let rows = b
+            .execute(
+                "return [...document.querySelectorAll('#pollers-section:not([hidden]) tr.poller-row')]
+                   .map(r => [r.querySelector('.hostname').textContent, r.dataset.state,
+                              r.querySelector('.rate').textContent, r.querySelector('.version').textContent]);",
+                json!([]),
+            )
+            .await;
+        let mut rows: Vec<Vec<String>> = serde_json::from_value(rows).unwrap_or_default();
+        rows.sort();
+        if rows.len() == 3 {
+            Ok(rows)
+        } else {
+            Err(format!("rows: {rows:?}"))
+        }
+    })
+    .await
+    .into_iter()
+    .zip([
+        ["poll-a", "live", "12.5", "9.9.9"],
+        ["poll-b", "stopped", "–", "9.9.9"],
+        ["poll-c", "lost", "–", "9.9.9"],
+    ])
+    .for_each(|(got, want)| assert_eq!(got, want));
+    b.screenshot("pollers").await;
+
+    b.find("button#logout").await.click().await;
+    wait_path(&b, "/login").await;
+    submit_login(&b, "vera").await;
+    wait_path(&b, "/").await;
+    wait_ready(&b).await;
+    b.wait_for("table#servers", WAIT).await;
+    assert!(
+        b.try_find("#pollers-section:not([hidden])").await.is_none(),
+        "a viewer sees the pollers"
+    );
+    b.assert_clean(&format!("http://{}", app.addr)).await;
+    app.stop().await;
+}
+
 /// An admin adds a webhook channel pointed at a real local receiver (its URL sealed: the list
 /// shows only its host), presses Test, and reads the receiver's status and answer; then the
 /// receiver refuses and the page says so.

@@ -696,8 +696,35 @@ async function overviewPage() {
   const tbody = el("tbody");
   const more = el("button", { type: "button", id: "show-all", hidden: true, onclick: () => { state.all = true; draw(); } });
   const cards = el("div", { id: "cards", class: "cards" });
+  // Admins see the processes sharing a PostgreSQL database (#14); a lone SQLite poller has none.
+  const pollerBody = el("tbody");
+  const pollersSection = el("section", { id: "pollers-section", hidden: true },
+    el("h2", { text: "Pollers" }),
+    el("div", { class: "table-wrap" }, el("table", { id: "pollers", class: "stack-narrow" },
+      el("thead", {}, el("tr", {}, ["Host", "Role", "State", "Hosts leased", "Polls / min", "Last heartbeat", "Started", "Version"]
+        .map(h => el("th", { text: h })))), pollerBody)));
   $("#main").replaceChildren(el("h1", { text: "Fleet" }), cards, toolbar,
-    el("div", { class: "table-wrap" }, el("table", { id: "servers", class: "stack-narrow" }, el("thead", {}, thead), tbody)), more);
+    el("div", { class: "table-wrap" }, el("table", { id: "servers", class: "stack-narrow" }, el("thead", {}, thead), tbody)), more,
+    pollersSection);
+
+  /// A poller is live (heartbeat within the lease), stopped (cleanly: its leases went back) or
+  /// lost (no heartbeat and no clean stop: killed, or cut off from the database).
+  function drawPollers(p) {
+    pollersSection.hidden = !p || !p.total;
+    if (pollersSection.hidden) return;
+    const state = x => (x.live ? "live" : x.stopped_at ? "stopped" : "lost");
+    const badge = { live: "healthy", stopped: "unknown", lost: "critical" };
+    pollerBody.replaceChildren(...p.items.map(x => el("tr", { class: "poller-row", "data-id": x.id, "data-state": state(x) },
+      el("td", { class: "hostname", text: x.hostname }),
+      el("td", { class: "role", text: x.role }),
+      el("td", {}, el("span", { class: "badge " + badge[state(x)], text: state(x) })),
+      el("td", { class: "leased num", text: x.role === "api" ? "–" : String(x.leased_hosts) }),
+      el("td", { class: "rate num", text: x.polls_per_minute == null ? "–" : x.polls_per_minute.toFixed(1) }),
+      el("td", { class: "heartbeat", title: fmtTime(x.last_heartbeat), text: fmtAgo(x.last_heartbeat) }),
+      el("td", { class: "started", title: fmtTime(x.started_at), text: fmtAgo(x.started_at) }),
+      el("td", { class: "version", text: x.version }))));
+    labelCells($("#pollers"));
+  }
 
   const save = () => setParams({ q: state.q, status: state.status, tag: state.tag, health: state.health,
     sort: state.sort === "health" ? "" : state.sort, dir: state.dir === "asc" ? "" : state.dir });
@@ -796,7 +823,9 @@ async function overviewPage() {
   }
 
   async function load() {
-    data = await api("/api/dashboard/summary");
+    let pollers;
+    [data, pollers] = await Promise.all([api("/api/dashboard/summary"), isAdmin() ? api("/api/pollers") : null]);
+    drawPollers(pollers);
     // Fresh sparklines for the rows to show; rows that appear later (filters) fetch theirs then.
     sparks = new Map();
     const ids = matching().visible.map(s => s.id);
