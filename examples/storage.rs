@@ -10,7 +10,8 @@
 //! less from one minute to the next than this walk, so these bytes per value are on the
 //! heavy side.
 //!
-//! Run: `cargo run --release --example storage -- [HOSTS] [HOURS]` (default 100 hosts, 3 h).
+//! Run: `cargo run --release --example storage -- [HOSTS] [HOURS] [POSTGRES_URL]` (default 100
+//! hosts, 3 h, a SQLite file in a temporary directory).
 
 use std::time::Instant;
 
@@ -160,14 +161,21 @@ async fn main() -> anyhow::Result<()> {
     let hours: i64 = args.next().map_or(Ok(3), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("fleetpoll.db");
-    let store = Store::open(&path).await?;
+    // A third argument, a postgres:// URL of an empty database, measures PostgreSQL instead.
+    let url = args.next();
+    let location = match &url {
+        Some(url) => fleetpoll::store::Location::Postgres(url.clone()),
+        None => fleetpoll::store::Location::Sqlite(path.clone()),
+    };
+    let store = Store::open_at(&location, Some(dir.path())).await?;
+    let sqlite = store.backend() == fleetpoll::store::Backend::Sqlite;
     let mut ids = Vec::new();
     // Registered with SQL: nothing dials these hosts.
     for i in 0..hosts {
         let id = uuid::Uuid::new_v4();
         sqlx::query(
-            "insert into servers (id, name, host, port, user, key_path, tags, status, created_at, updated_at) \
-             values (?, ?, '127.0.0.1', 22, 'u', '/nonexistent', '[]', 'online', 0, 0)",
+            "insert into servers (id, name, host, port, \"user\", key_path, tags, status, created_at, updated_at) \
+             values ($1, $2, '127.0.0.1', 22, 'u', '/nonexistent', '[]', 'online', 0, 0)",
         )
         .bind(id.to_string())
         .bind(format!("h{i:05}"))
@@ -206,9 +214,11 @@ async fn main() -> anyhow::Result<()> {
         }
         // The first hour, complete and still open (nothing compacted yet): its bytes per value.
         if k == 59 {
-            sqlx::query("pragma wal_checkpoint(truncate)")
-                .execute(store.pool())
-                .await?;
+            if sqlite {
+                sqlx::query("pragma wal_checkpoint(truncate)")
+                    .execute(store.pool())
+                    .await?;
+            }
             let stats = store.stats().await?;
             open_measured = stats.tiers.into_iter().find(|t| t.tier == "raw_open");
         }
@@ -220,9 +230,15 @@ async fn main() -> anyhow::Result<()> {
     let job = {
         let upkeep = fleetpoll::scheduler::Maintenance::new(
             store.clone(),
-            std::sync::Arc::new(Settings {
-                database_path: path.clone(),
-                ..Settings::default()
+            std::sync::Arc::new({
+                let mut s = Settings {
+                    database_path: path.clone(),
+                    ..Settings::default()
+                };
+                if let Some(url) = &url {
+                    s.set_database(url);
+                }
+                s
             }),
         );
         let store = store.clone();
