@@ -259,20 +259,15 @@ impl Store {
         let mut counts = RetentionCounts::default();
         if self.backend == Backend::Postgres {
             // Whole partitions first (issue #14); the rows below then go one statement per
-            // few series from the partitions that straddle a cutoff and the defaults.
+            // few series from the partitions that straddle a cutoff and the defaults. A
+            // partition goes when its end is past the cutoff: its widths (a day, a week, 91
+            // days) are whole numbers of its tier's chunk period and start at the epoch, as
+            // chunks do, so its last chunk ends where it ends, the rule the rows below follow.
             for (parent, before_ms, tier) in [
-                ("chunks_t0", cut.raw - Tier::Raw.chunk_ms() + 1, Tier::Raw),
+                ("chunks_t0", cut.raw, Tier::Raw),
                 ("raw_points", cut.raw, Tier::Raw),
-                (
-                    "chunks_t1",
-                    cut.hourly - Tier::Hourly.chunk_ms() + 1,
-                    Tier::Hourly,
-                ),
-                (
-                    "chunks_t2",
-                    cut.daily - Tier::Daily.chunk_ms() + 1,
-                    Tier::Daily,
-                ),
+                ("chunks_t1", cut.hourly, Tier::Hourly),
+                ("chunks_t2", cut.daily, Tier::Daily),
             ] {
                 let rows: i64 = sqlx::query_scalar("select fleetpoll_drop_partitions($1, $2)")
                     .bind(parent)
