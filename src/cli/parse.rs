@@ -90,7 +90,8 @@ fn free_json(text: &str, unit: Option<FreeUnit>) -> Result<serde_json::Value, pa
         );
         value["unit_assumed"] = json!(unit.label());
     }
-    if let Some(why) = free::implausible_total(&report, unit) {
+    let why = free::implausible_total(&report, unit).or_else(|| free::looks_like_bytes(text, unit));
+    if let Some(why) = why {
         eprintln!("warning: free: {why}");
         value["warning"] = json!(why);
     }

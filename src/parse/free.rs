@@ -154,6 +154,38 @@ pub fn implausible_total(report: &FreeReport, unit: Unit) -> Option<String> {
     ))
 }
 
+/// Why `text`, read with plain numbers in `unit`, looks like `free -b` output; `None` when it
+/// does not. `free` reads the kernel's KiB and multiplies, so in bytes every figure is a
+/// multiple of 1024, which KiB figures are only by chance (one in 1024 each); three or more
+/// non-zero figures make chance negligible. This catches what the 64 TiB line cannot: a 24 GiB
+/// host's `free -b` read as KiB is 23.5 TiB. Figures with a suffix (`-h`) say their own unit,
+/// so text with any is left alone.
+pub fn looks_like_bytes(text: &str, unit: Unit) -> Option<String> {
+    if unit == Unit::Bytes {
+        return None;
+    }
+    let mut figures = Vec::new();
+    // The header names columns; the rows start with a label (`Mem:`, `Speicher:`, `Swap:`).
+    for line in text.lines().skip(1) {
+        for token in line.split_whitespace().skip(1) {
+            if token.bytes().all(|b| b.is_ascii_digit()) {
+                figures.push(token.parse::<u64>().ok()?);
+            } else if token.bytes().any(|b| b.is_ascii_digit()) {
+                return None;
+            }
+        }
+    }
+    let nonzero: Vec<u64> = figures.into_iter().filter(|&v| v > 0).collect();
+    (nonzero.len() >= 3 && nonzero.iter().all(|v| v % 1024 == 0)).then(|| {
+        format!(
+            "every figure is a multiple of 1024, as `free -b` prints them (it multiplies the \
+             kernel's KiB), so plain numbers read as {} are likely 1024 times too large; if this \
+             is `free -b` output, pass --unit bytes",
+            unit.label()
+        )
+    })
+}
+
 /// Column meanings we use; others (`shared`, `buffers`, `cache`, `buff/cache`) are skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -317,13 +349,24 @@ mod tests {
     #[test]
     fn implausible_totals_name_the_unit_that_fits() {
         // Issue #18: `free -b` read in a larger unit. On this 24 GiB machine, read as KiB it is
-        // 23.5 TiB, under the 64 TiB line (caught only on hosts with more than 64 GiB); read as
-        // MiB it is far over.
+        // 23.5 TiB, under the 64 TiB line, and caught by its figures all being multiples of
+        // 1024; read as MiB it is far over.
         let text = include_str!("../../fixtures/free/procps-ng-4.0.2-b.txt");
         assert_eq!(
             implausible_total(&parse(text).unwrap(), Unit::Kibibytes),
             None
         );
+        let why = looks_like_bytes(text, Unit::Kibibytes).unwrap();
+        assert!(why.contains("multiple of 1024"), "{why}");
+        assert_eq!(looks_like_bytes(text, Unit::Bytes), None);
+        // KiB figures, and figures with their own suffixes, are left alone.
+        for other in [
+            include_str!("../../fixtures/free/procps-ng-4.0.2-default.txt"),
+            include_str!("../../fixtures/free/procps-ng-4.0.2-h.txt"),
+            include_str!("../../fixtures/free/busybox-1.35-default.txt"),
+        ] {
+            assert_eq!(looks_like_bytes(other, Unit::Kibibytes), None, "{other}");
+        }
         let as_mib = parse_with_unit(text, Unit::Mebibytes).unwrap();
         let why = implausible_total(&as_mib, Unit::Mebibytes).unwrap();
         assert!(why.contains("more than 64 TiB"), "{why}");

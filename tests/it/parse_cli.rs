@@ -247,12 +247,18 @@ fn free_without_unit_says_kib_was_assumed_and_warns_on_an_implausible_total() {
         let json: Value = serde_json::from_slice(&out.stdout).expect("json");
         (json, String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    // the poller's `free -b`, no --unit: KiB assumed and said. (Its 23.5 TiB total is under
-    // the 64 TiB line on this 24 GiB machine, so only hosts over 64 GiB also get a warning.)
+    // the poller's `free -b`, no --unit: KiB assumed and said, and warned: its 23.5 TiB total
+    // is under the 64 TiB line on this 24 GiB machine, but every figure is a multiple of 1024.
     let (json, stderr) = run("procps-ng-4.0.2-b.txt", None);
     assert_eq!(json["unit_assumed"], "KiB", "{json}");
     assert!(stderr.contains("read as KiB"), "{stderr}");
     assert!(stderr.contains("--unit bytes"), "{stderr}");
+    let warning = json["warning"].as_str().expect("a warning field");
+    assert!(warning.contains("multiple of 1024"), "{warning}");
+    assert!(warning.contains("--unit bytes"), "{warning}");
+    // the same with swap in use
+    let (json, _) = run("procps-ng-4.0.2-b-with-swap.txt", None);
+    assert!(json["warning"].as_str().is_some_and(|w| w.contains("free -b")), "{json}");
     // `free -b` read as MiB: over 64 TiB, warned on stderr and in the JSON
     let (json, stderr) = run("procps-ng-4.0.2-b.txt", Some("mib"));
     assert!(json.get("unit_assumed").is_none(), "{json}");
