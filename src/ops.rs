@@ -277,13 +277,16 @@ pub async fn remove_server(store: &Store, id: Uuid, actor: &Actor) -> Result<Ser
 pub async fn trust_host_key(store: &Store, id: Uuid, actor: &Actor) -> Result<Server, OpsError> {
     let before = store.server(id).await?;
     let Some(pending) = before.pending_host_key_fingerprint.clone() else {
-        let pinned = before
-            .host_key_fingerprint
-            .as_deref()
-            .map_or_else(|| "no key is pinned yet".to_string(), |fp| format!("its pinned key is {fp}"));
+        let pinned = before.host_key_fingerprint.as_deref().map_or_else(
+            || "no key is pinned yet".to_string(),
+            |fp| format!("its pinned key is {fp}"),
+        );
         return Err(ValidationError::new(
             "host_key",
-            format!("nothing to trust: {} has presented no new host key ({pinned})", before.name),
+            format!(
+                "nothing to trust: {} has presented no new host key ({pinned})",
+                before.name
+            ),
         )
         .into());
     };

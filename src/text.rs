@@ -86,7 +86,8 @@ pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 /// A percentage as output: to 0.01 (a computed `11.950000000000001` is `11.95`).
 pub fn percent(v: Option<f64>) -> Option<f64> {
-    v.filter(|x| x.is_finite()).map(|x| (x * 100.0).round() / 100.0)
+    v.filter(|x| x.is_finite())
+        .map(|x| (x * 100.0).round() / 100.0)
 }
 
 /// A duration in seconds as output: to the millisecond.
@@ -138,7 +139,10 @@ mod tests {
         assert_eq!(percent(Some(11.950000000000001)), Some(11.95));
         assert_eq!(percent(Some(3.0544363463827073)), Some(3.05));
         assert_eq!(percent(Some(f64::NAN)), None);
-        assert_eq!(seconds(std::time::Duration::from_nanos(1_234_567_890)), 1.234);
+        assert_eq!(
+            seconds(std::time::Duration::from_nanos(1_234_567_890)),
+            1.234
+        );
         let t = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:16.167+00:00")
             .expect("time")
             .with_timezone(&chrono::Utc);

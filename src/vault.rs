@@ -64,7 +64,9 @@ impl MasterKey {
     /// A malformed variable or file, or a file that cannot be read.
     pub fn load(dir: &Path) -> Result<Option<Self>, VaultError> {
         if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
-            return from_hex(&v).map(|k| Some(Self(k))).ok_or(VaultError::BadEnv);
+            return from_hex(&v)
+                .map(|k| Some(Self(k)))
+                .ok_or(VaultError::BadEnv);
         }
         let path = file(dir);
         match std::fs::read_to_string(&path) {

@@ -132,8 +132,14 @@ fn parse_podman_array(
             Some(Value::String(name)) => name.clone(),
             _ => String::new(),
         };
-        let mut c = container(&short_id, Some(&names), get("Image"), get("State"), get("Status"))
-            .map_err(|e| bad(format!("element {i}: {e}")))?;
+        let mut c = container(
+            &short_id,
+            Some(&names),
+            get("Image"),
+            get("State"),
+            get("Status"),
+        )
+        .map_err(|e| bad(format!("element {i}: {e}")))?;
         if c.state == "exited" {
             let code = item
                 .get("ExitCode")

@@ -185,7 +185,11 @@ impl Poller {
         let session = self.connect(server, learnt).await?;
         // First contact or reconnect: learn what the host runs before polling it.
         let probe = session
-            .exec(crate::probe::REMOTE_COMMAND, PROBE_SCRIPT.as_bytes(), self.timeouts.command)
+            .exec(
+                crate::probe::REMOTE_COMMAND,
+                PROBE_SCRIPT.as_bytes(),
+                self.timeouts.command,
+            )
             .await?;
         let platform = Platform::read(&String::from_utf8_lossy(&probe.stdout));
         learnt.platform = Some(platform.clone());
@@ -303,7 +307,11 @@ impl Poller {
     ) -> Result<Result<Snapshot, PollError>, SshError> {
         let script = poll_script(Some(platform));
         let out = session
-            .exec(crate::probe::REMOTE_COMMAND, script.as_bytes(), self.timeouts.command)
+            .exec(
+                crate::probe::REMOTE_COMMAND,
+                script.as_bytes(),
+                self.timeouts.command,
+            )
             .await?;
         let snapshot = assemble(&out, platform.free_in_bytes());
         let problems = match &snapshot {

@@ -104,7 +104,9 @@ impl Profile {
     pub fn of(index: usize) -> Self {
         let seed = mix(index as u64);
         // The k-th uniform draw in [0, 1) of this host.
-        let draw = |k: u64| (mix(seed ^ k.wrapping_mul(0xA24B_AED4_963E_E407)) >> 11) as f64 / (1u64 << 53) as f64;
+        let draw = |k: u64| {
+            (mix(seed ^ k.wrapping_mul(0xA24B_AED4_963E_E407)) >> 11) as f64 / (1u64 << 53) as f64
+        };
         let between = |k: u64, lo: f64, hi: f64| lo + (hi - lo) * draw(k);
         const GIB: u64 = 1 << 30;
         let mem_total = [2, 4, 8, 16, 32, 64][(draw(1) * 6.0) as usize % 6] * GIB;
@@ -240,7 +242,12 @@ fn poll_answer(script: &str, profile: &Profile, t: f64) -> Answer {
             section("docker_stats", DOCKER_STATS, "", 0);
         } else {
             section("docker_ps", &without_trouble(DOCKER_PS, "Names"), "", 0);
-            section("docker_stats", &without_trouble(DOCKER_STATS, "Name"), "", 0);
+            section(
+                "docker_stats",
+                &without_trouble(DOCKER_STATS, "Name"),
+                "",
+                0,
+            );
         }
     } else if script.contains("begin docker_ps") {
         // A script for a host without an engine reports that itself; echo its verdict.
@@ -455,7 +462,11 @@ const TROUBLE: [&str; 2] = ["sick", "gone"];
 fn without_trouble(lines: &str, key: &str) -> String {
     lines
         .lines()
-        .filter(|l| !TROUBLE.iter().any(|n| l.contains(&format!("\"{key}\":\"{n}\""))))
+        .filter(|l| {
+            !TROUBLE
+                .iter()
+                .any(|n| l.contains(&format!("\"{key}\":\"{n}\"")))
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -519,7 +530,11 @@ mod tests {
             for step in 0..12 {
                 let t = T0 + f64::from(step) * 317.0;
                 let snap = assemble(&run(&script, &p, t), true).expect("snapshot");
-                assert!(snap.problems.is_empty(), "host {index} at {t}: {:?}", snap.problems);
+                assert!(
+                    snap.problems.is_empty(),
+                    "host {index} at {t}: {:?}",
+                    snap.problems
+                );
                 // free -b wins over top: exactly the profile's memory.
                 assert_eq!(snap.server.mem_total_bytes, Some(p.mem_total));
                 assert_eq!(snap.containers.len(), p.containers());
@@ -566,7 +581,10 @@ mod tests {
         let hot = (0..50)
             .filter(|&i| snap(i, T0).server.cpu_busy_percent >= Some(t.cpu_warning_percent - 5.0))
             .count();
-        assert!((2..=6).contains(&hot), "{hot} of 50 hosts near the CPU warning line");
+        assert!(
+            (2..=6).contains(&hot),
+            "{hot} of 50 hosts near the CPU warning line"
+        );
         let root = |at: f64| {
             snap(2, at)
                 .disks
@@ -576,8 +594,14 @@ mod tests {
                 .expect("root use")
         };
         let hour: Vec<f64> = (0..12).map(|k| root(T0 + f64::from(k) * 300.0)).collect();
-        assert!(hour.iter().any(|&u| u >= t.disk_critical_percent), "{hour:?}");
-        assert!(hour.iter().any(|&u| u < t.disk_critical_percent), "{hour:?}");
+        assert!(
+            hour.iter().any(|&u| u >= t.disk_critical_percent),
+            "{hour:?}"
+        );
+        assert!(
+            hour.iter().any(|&u| u < t.disk_critical_percent),
+            "{hour:?}"
+        );
     }
 
     #[test]
@@ -607,12 +631,21 @@ mod tests {
 
     #[test]
     fn the_default_script_gets_docker_sections_too() {
-        let snap = assemble(&run(&poll_script(None), &Profile::of(3), 0.0), true).expect("snapshot");
+        let snap =
+            assemble(&run(&poll_script(None), &Profile::of(3), 0.0), true).expect("snapshot");
         assert!(snap.problems.is_empty(), "{:?}", snap.problems);
-        assert_eq!(snap.containers.len(), 8, "host 3 runs the troubled containers too");
-        let snap = assemble(&run(&poll_script(None), &Profile::of(4), 0.0), true).expect("snapshot");
+        assert_eq!(
+            snap.containers.len(),
+            8,
+            "host 3 runs the troubled containers too"
+        );
+        let snap =
+            assemble(&run(&poll_script(None), &Profile::of(4), 0.0), true).expect("snapshot");
         assert_eq!(snap.containers.len(), 6);
-        assert!(snap.containers.iter().all(|c| c.name != "sick" && c.name != "gone"));
+        assert!(snap
+            .containers
+            .iter()
+            .all(|c| c.name != "sick" && c.name != "gone"));
     }
 
     #[test]

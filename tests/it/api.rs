@@ -439,9 +439,15 @@ async fn a_row_whose_latest_poll_failed_is_unknown_with_its_reason_until_a_poll_
     );
     assert_eq!(flapping["health"], "unknown", "{flapping}");
     let (_, page) = app
-        .get(&format!("/api/servers/{}", flapping["id"].as_str().expect("id")))
+        .get(&format!(
+            "/api/servers/{}",
+            flapping["id"].as_str().expect("id")
+        ))
         .await;
-    assert_eq!(page["health"], "unknown", "the server's page agrees: {page}");
+    assert_eq!(
+        page["health"], "unknown",
+        "the server's page agrees: {page}"
+    );
     assert!(
         flapping["reason"]
             .as_str()

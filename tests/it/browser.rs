@@ -2130,7 +2130,8 @@ async fn the_overview_dims_values_of_an_older_poll_and_shows_the_whole_filter_pl
 /// screen: every cell and the text in it lies inside the viewport, none left to a sideways scroll
 /// inside the table, and where the column headers are out of sight each cell names its column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_phone_width_every_cell_of_the_overview_the_activity_log_and_the_container_table_is_on_screen() {
+async fn at_phone_width_every_cell_of_the_overview_the_activity_log_and_the_container_table_is_on_screen(
+) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let fleet = Fleet::start(1).await;
     let b = Browser::start("phone-tables").await;

@@ -99,11 +99,16 @@ fn server_commands_with_json_print_only_json_and_remove_needs_confirmation() {
     // Numbers as people read them: percentages to 0.01, durations to the millisecond.
     let hundredths = |x: f64| ((x * 100.0).round() - x * 100.0).abs() < 1e-6;
     for field in ["cpu_percent", "memory_percent", "disk_percent"] {
-        let x = v[0][field].as_f64().unwrap_or_else(|| panic!("{field}: {v}"));
+        let x = v[0][field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}: {v}"));
         assert!(hundredths(x), "{field} = {x}");
     }
     let secs = v[0]["duration_seconds"].as_f64().expect("duration");
-    assert!(((secs * 1000.0).round() - secs * 1000.0).abs() < 1e-6, "{secs}");
+    assert!(
+        ((secs * 1000.0).round() - secs * 1000.0).abs() < 1e-6,
+        "{secs}"
+    );
 
     let out = fleetpoll()
         .arg("--db")

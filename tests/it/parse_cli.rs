@@ -258,7 +258,12 @@ fn free_without_unit_says_kib_was_assumed_and_warns_on_an_implausible_total() {
     assert!(warning.contains("--unit bytes"), "{warning}");
     // the same with swap in use
     let (json, _) = run("procps-ng-4.0.2-b-with-swap.txt", None);
-    assert!(json["warning"].as_str().is_some_and(|w| w.contains("free -b")), "{json}");
+    assert!(
+        json["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("free -b")),
+        "{json}"
+    );
     // `free -b` read as MiB: over 64 TiB, warned on stderr and in the JSON
     let (json, stderr) = run("procps-ng-4.0.2-b.txt", Some("mib"));
     assert!(json.get("unit_assumed").is_none(), "{json}");

@@ -255,7 +255,11 @@ async fn a_changed_host_key_refuses_the_poll_until_trusted() {
     let s = store.server(server.id).await.expect("server");
     assert_eq!(s.host_key_fingerprint.as_deref(), Some(second.as_str()));
     assert_eq!(
-        count(&store, "select count(*) from activity where type = 'host_key_trusted'").await,
+        count(
+            &store,
+            "select count(*) from activity where type = 'host_key_trusted'"
+        )
+        .await,
         1
     );
 }
@@ -836,7 +840,12 @@ async fn a_restricted_key_polls_and_can_run_nothing_else() {
         .arg("-i")
         .arg(&key)
         .args(["-p", &sshd.port.to_string(), "-o", "BatchMode=yes"])
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
         .args(["-o", "LogLevel=ERROR"])
         .arg(format!("{}@127.0.0.1", sshd.user))
         .arg("id")

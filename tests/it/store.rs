@@ -104,7 +104,10 @@ async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the
         // Half an hour past midnight, the day that just ended is past the cutoff as a whole:
         // its partition goes (it used to stay until one o'clock, a chunk period later).
         let midnight = (Utc::now() - Duration::days(4)).timestamp_millis() / day * day;
-        let ended = format!("select cast(to_regclass('chunks_t0_p{}') as text)", midnight / day - 1);
+        let ended = format!(
+            "select cast(to_regclass('chunks_t0_p{}') as text)",
+            midnight / day - 1
+        );
         let there = async || {
             sqlx::query_scalar::<_, Option<String>>(&ended)
                 .fetch_one(store.pool())
@@ -121,7 +124,10 @@ async fn retention_drops_raw_history_past_its_age_keeps_the_rollups_and_logs_the
             })
             .await
             .expect("retention at 00:30");
-        assert!(!there().await, "the day before the cutoff's midnight was dropped");
+        assert!(
+            !there().await,
+            "the day before the cutoff's midnight was dropped"
+        );
     }
     let raw_chunks = "select count(*) from chunks where tier = 0";
     assert_eq!(
