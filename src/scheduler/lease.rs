@@ -6,19 +6,19 @@
 //! two pollers at once (fencing). Clocks of the pollers and the database are assumed to agree
 //! within a few seconds (NTP); the margin below absorbs that.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::observe::Metrics;
 use crate::outcome::Outcome;
-use crate::store::{LeaseRound, Store};
+use crate::store::{fencing_margin, LeaseRound, Store};
 
 /// This poller's leases as the last balancing round left them.
 #[derive(Debug)]
@@ -31,10 +31,14 @@ pub struct Leases {
 #[derive(Debug, Default)]
 struct State {
     held: HashSet<Uuid>,
+    /// Hosts claimed since the scheduler last read them, each with the latest moment its
+    /// previous holder may have polled it (see [`LeaseRound::fresh`]).
+    fresh: HashMap<Uuid, Option<DateTime<Utc>>>,
     /// Until when polling the held hosts is safe: the start of the last successful round
     /// plus the lease, less a margin. None before the first round.
     valid_until: Option<Instant>,
-    /// Bumped whenever the held set changes, so the scheduler re-reads its inventory.
+    /// Bumped whenever the held set changes or hosts are claimed, so the scheduler re-reads
+    /// its inventory.
     generation: u64,
     /// The loss of the database was said (once per episode).
     fenced: bool,
@@ -42,6 +46,10 @@ struct State {
     polls_seen: Option<(Instant, u64)>,
     /// The oldest live poller runs the fleet-wide work.
     leader: bool,
+    /// After a loss of the database, no claims until then: the other pollers lost it too
+    /// and resume their own hosts in their next rounds, which a claim of their run-out
+    /// leases would have taken (moving hosts and their SSH sessions for nothing).
+    claim_after: Option<Instant>,
 }
 
 impl Leases {
@@ -63,11 +71,9 @@ impl Leases {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Safety margin: a renewal is trusted for the lease less a sixth of it (at least 2 s).
+    /// Safety margin: a renewal is trusted for the lease less this.
     fn margin(&self) -> Duration {
-        (self.lease / 6)
-            .max(Duration::from_secs(2))
-            .min(self.lease / 2)
+        fencing_margin(self.lease)
     }
 
     /// Whether `id` may be polled now.
@@ -76,13 +82,24 @@ impl Leases {
         s.valid_until.is_some_and(|t| Instant::now() < t) && s.held.contains(&id)
     }
 
-    /// The hosts that may be polled now (none once the renewals stopped).
-    pub fn held(&self) -> HashSet<Uuid> {
-        let s = self.state();
-        if s.valid_until.is_some_and(|t| Instant::now() < t) {
-            s.held.clone()
-        } else {
-            HashSet::new()
+    /// The hosts the last successful round left here, whether or not polling them is safe
+    /// now: the scheduler keeps them (and their SSH sessions) through a loss of the database,
+    /// and [`Self::holds`] decides each poll.
+    pub fn assigned(&self) -> HashSet<Uuid> {
+        self.state().held.clone()
+    }
+
+    /// Takes the hosts claimed since the last call (see [`LeaseRound::fresh`]).
+    pub fn take_fresh(&self) -> HashMap<Uuid, Option<DateTime<Utc>>> {
+        std::mem::take(&mut self.state().fresh)
+    }
+
+    /// Puts back what [`Self::take_fresh`] gave when it could not be used (the inventory
+    /// could not be read); a newer round's entries win.
+    pub fn restore_fresh(&self, fresh: HashMap<Uuid, Option<DateTime<Utc>>>) {
+        let mut s = self.state();
+        for (id, at) in fresh {
+            s.fresh.entry(id).or_insert(at);
         }
     }
 
@@ -93,11 +110,9 @@ impl Leases {
         s.leader && s.valid_until.is_some_and(|t| Instant::now() < t)
     }
 
-    /// Changes whenever `held` may have changed (a round, or the renewals running out).
+    /// Changes whenever a round changed the hosts held here or claimed some.
     pub fn generation(&self) -> u64 {
-        let s = self.state();
-        let expired = s.valid_until.is_some_and(|t| Instant::now() >= t);
-        s.generation * 2 + u64::from(expired)
+        self.state().generation
     }
 
     /// Balancing rounds until `cancel`, then the leases are given back (a clean stop hands
@@ -126,8 +141,16 @@ impl Leases {
         let started = Instant::now();
         let per_minute = self.polls_per_minute(metrics, started);
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        // No claims while this poller cannot tell whether the others lost the database too:
+        // from a loss of its own renewals until a lease time after it got them back.
+        let claim = {
+            let s = self.state();
+            !s.fenced
+                && s.valid_until.is_none_or(|t| started < t)
+                && s.claim_after.is_none_or(|t| started >= t)
+        };
         match store
-            .balance_leases(self.me, Utc::now(), lease_ms, per_minute)
+            .balance_leases(self.me, Utc::now(), lease_ms, per_minute, claim)
             .await
         {
             Ok(round) => self.apply(round, started, metrics),
@@ -145,16 +168,28 @@ impl Leases {
         }
     }
 
-    fn apply(&self, round: LeaseRound, started: Instant, metrics: &Metrics) {
+    fn apply(&self, mut round: LeaseRound, started: Instant, metrics: &Metrics) {
         let mut s = self.state();
         if s.fenced {
-            tracing::info!("Database back: polling again");
+            tracing::info!(
+                lease_secs = self.lease.as_secs(),
+                "Database back: polling again; claiming no other poller's hosts for a lease time, so that they resume theirs"
+            );
             s.fenced = false;
             s.generation += 1;
+            s.claim_after = Some(Instant::now() + self.lease);
         }
-        if round.held != s.held {
+        if round.held != s.held || !round.fresh.is_empty() {
             s.generation += 1;
         }
+        // A host claimed again before the scheduler read the last claim keeps the earlier
+        // bound only if it is later (never earlier than any poll it may have had).
+        for (id, at) in round.fresh.drain() {
+            let entry = s.fresh.entry(id).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        let held = &round.held;
+        s.fresh.retain(|id, _| held.contains(id));
         if round.claimed > 0 || round.released > 0 {
             tracing::info!(
                 held = round.held.len(),

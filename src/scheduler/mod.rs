@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
@@ -222,14 +222,16 @@ impl Scheduler {
         if unchanged {
             return;
         }
+        // The leases are read before the inventory: a host claimed by then had its previous
+        // holder's last poll written before it could be claimed, so the read below sees it.
+        let leased = self.leases.as_ref().map(|l| (l.assigned(), l.take_fresh()));
         match self.store.servers().await {
             Ok(mut list) => {
-                if let Some(leases) = &self.leases {
-                    let held = leases.held();
+                if let Some((held, _)) = &leased {
                     list.retain(|s| held.contains(&s.id));
                 }
                 plan.lease_generation = generation;
-                plan.replace_servers(list, now, self.leases.is_some());
+                plan.replace_servers(list, now, leased.as_ref().map(|(_, fresh)| fresh));
                 let keep: HashSet<Uuid> = plan.servers.keys().copied().collect();
                 self.poller.retain(&keep).await;
                 // The version was read before the servers: a change in between costs one
@@ -238,6 +240,9 @@ impl Scheduler {
                 plan.next_full_reload = now + FULL_RELOAD_EVERY;
             }
             Err(e) => {
+                if let (Some(leases), Some((_, fresh))) = (&self.leases, leased) {
+                    leases.restore_fresh(fresh);
+                }
                 tracing::error!(error = %e, "Cannot read the inventory; keeping the last one")
             }
         }
@@ -442,20 +447,29 @@ impl Plan {
     }
 
     /// Takes the enabled servers of a fresh inventory read; a server new to the plan gets
-    /// its stable slot, a known one keeps its due time (and any backoff). `handover`: a
-    /// server new here may come from another poller, so its first slot is no earlier than
-    /// one interval after its last poll (never two polls of a host in one interval).
-    fn replace_servers(&mut self, list: Vec<Server>, now: Instant, handover: bool) {
+    /// its stable slot, a known one keeps its due time (and any backoff). `handover` (with
+    /// leases): a server new here may come from another poller, so its first slot is no
+    /// earlier than one interval after its last poll (never two polls of a host in one
+    /// interval); the hosts just claimed count as new, with the moment their previous holder
+    /// may last have polled them, which a poll it never wrote leaves out of `last_poll_at`.
+    fn replace_servers(
+        &mut self,
+        list: Vec<Server>,
+        now: Instant,
+        handover: Option<&HashMap<Uuid, Option<DateTime<Utc>>>>,
+    ) {
         self.servers = list
             .into_iter()
             .filter(|s| s.enabled)
             .map(|s| (s.id, s))
             .collect();
+        let fresh = handover.into_iter().flat_map(|f| f.keys());
         let gone: Vec<Uuid> = self
             .due
             .keys()
             .filter(|id| !self.servers.contains_key(id))
             .copied()
+            .chain(fresh.copied())
             .collect();
         for id in gone {
             if let Some(t) = self.due.remove(&id) {
@@ -471,11 +485,13 @@ impl Plan {
         let wall = Utc::now();
         for id in new {
             let slot = next_slot(self.start, offset(id, self.interval), self.interval, now);
-            let last = self.servers.get(&id).and_then(|s| s.last_poll_at);
+            let written = self.servers.get(&id).and_then(|s| s.last_poll_at);
+            let freed = handover.and_then(|f| f.get(&id).copied().flatten());
+            let last = written.max(freed);
             // A host polled lately by another poller: due one interval after that poll (at
             // once when it has passed), not at this process's own slot for it, which could
             // be most of an interval away. After a long gap the slot spreads them again.
-            let t = match last.filter(|_| handover) {
+            let t = match last.filter(|_| handover.is_some()) {
                 Some(last) => {
                     let since = (wall - last).to_std().unwrap_or_default();
                     if since < self.interval * 2 {
@@ -486,6 +502,7 @@ impl Plan {
                 }
                 None => slot,
             };
+            tracing::debug!(server = %id, last_written = ?written, freed = ?freed, due_in_ms = t.saturating_duration_since(now).as_millis() as u64, "Host new in this poller's plan");
             self.set_due(id, t);
         }
     }
@@ -566,7 +583,7 @@ mod tests {
         let servers: Vec<Server> = (0..50)
             .map(|_| transition::tests::server(ServerStatus::Online, 0))
             .collect();
-        plan.replace_servers(servers, start, false);
+        plan.replace_servers(servers, start, None);
         let first = plan.next_wake();
         assert!(first >= start && first < start + interval);
         // Nothing is due before the first slot; at it, that server (and any within the
@@ -595,7 +612,7 @@ mod tests {
             .filter(|s| s.id != victim.id)
             .cloned()
             .collect();
-        plan.replace_servers(keep, start, false);
+        plan.replace_servers(keep, start, None);
         assert_eq!(plan.queue.len(), 49);
         assert!(plan.queue.iter().all(|(_, id)| *id != victim.id));
     }
@@ -612,7 +629,11 @@ mod tests {
         let mut long_gone = transition::tests::server(ServerStatus::Online, 0);
         long_gone.last_poll_at = Some(Utc::now() - chrono::Duration::hours(3));
         let ids = (recent.id, overdue.id, long_gone.id);
-        plan.replace_servers(vec![recent, overdue, long_gone], start, true);
+        plan.replace_servers(
+            vec![recent, overdue, long_gone],
+            start,
+            Some(&HashMap::new()),
+        );
         let after = plan.due[&ids.0] - start;
         assert!(
             after >= Duration::from_secs(39) && after <= Duration::from_secs(41),
@@ -624,5 +645,43 @@ mod tests {
             plan.due[&ids.2],
             next_slot(start, offset(ids.2, interval), interval, start)
         );
+    }
+
+    #[test]
+    fn a_claimed_host_waits_an_interval_from_its_release_even_without_a_written_poll() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(60);
+        let mut plan = Plan::new(start, interval);
+        // Its last written poll is long ago (the previous holder's last poll was refused or
+        // never written), but it was given back 10 s ago: due 50 s from now.
+        let mut moved = transition::tests::server(ServerStatus::Online, 0);
+        moved.last_poll_at = Some(Utc::now() - chrono::Duration::hours(1));
+        let mut kept = transition::tests::server(ServerStatus::Online, 0);
+        kept.last_poll_at = Some(Utc::now() - chrono::Duration::seconds(5));
+        let ids = (moved.id, kept.id);
+        plan.replace_servers(
+            vec![moved.clone(), kept.clone()],
+            start,
+            Some(&HashMap::new()),
+        );
+        let kept_due = plan.due[&ids.1];
+        let fresh = HashMap::from([(ids.0, Some(Utc::now() - chrono::Duration::seconds(10)))]);
+        plan.replace_servers(vec![moved.clone(), kept.clone()], start, Some(&fresh));
+        let after = plan.due[&ids.0] - start;
+        assert!(
+            after >= Duration::from_secs(49) && after <= Duration::from_secs(51),
+            "{after:?}"
+        );
+        assert_eq!(
+            plan.due[&ids.1], kept_due,
+            "a host held all along keeps its slot"
+        );
+        // Claimed again while still in the plan (its lease ran out meanwhile): it is taken
+        // as new, not left at the slot it had.
+        plan.set_due(ids.0, start);
+        let fresh = HashMap::from([(ids.0, Some(Utc::now()))]);
+        plan.replace_servers(vec![moved, kept], start, Some(&fresh));
+        assert!(plan.due[&ids.0] - start >= Duration::from_secs(59));
+        assert_eq!(plan.queue.len(), 2);
     }
 }

@@ -2,6 +2,7 @@
 //! and how it answers `sh -s`. What it answers comes from `outputs`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub(super) struct Host {
     /// russh's server configuration holds the host key; replaced whole when it changes, so
     /// sessions already open keep the key they were opened with (like a real sshd).
     config: RwLock<Arc<Config>>,
+    /// SSH sessions started, so tests can tell a kept session from a new one.
+    sessions: AtomicU64,
 }
 
 impl Host {
@@ -40,7 +43,12 @@ impl Host {
             index,
             addr,
             config: RwLock::new(config(key)),
+            sessions: AtomicU64::new(0),
         }
+    }
+
+    pub fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
     }
 
     fn config(&self) -> Arc<Config> {
@@ -161,6 +169,7 @@ async fn serve(
             }
         },
     };
+    host.sessions.fetch_add(1, Ordering::Relaxed);
     let handle = session.handle();
     tokio::select! {
         _ = session => {}

@@ -171,6 +171,7 @@ pub struct SimHost {
 /// A running fleet. Dropping it does not stop it: call [`SimFleet::shutdown`].
 pub struct SimFleet {
     hosts: Vec<SimHost>,
+    states: Vec<Arc<host::Host>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -179,6 +180,11 @@ impl SimFleet {
     /// The hosts, in address order.
     pub fn hosts(&self) -> &[SimHost] {
         &self.hosts
+    }
+
+    /// SSH sessions each host has seen start, in address order.
+    pub fn sessions(&self) -> Vec<u64> {
+        self.states.iter().map(|h| h.sessions()).collect()
     }
 
     /// Closes every listener and drops every session; returns when all tasks ended.
@@ -223,6 +229,7 @@ pub async fn start(opts: SimOptions) -> Result<SimFleet, SimError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut hosts = Vec::with_capacity(opts.hosts);
+    let mut states = Vec::with_capacity(opts.hosts);
     let mut bound = Vec::new();
     for (i, kind) in kinds.into_iter().enumerate() {
         let ip = Ipv4Addr::from(base + u32::try_from(i).unwrap_or(0));
@@ -234,6 +241,7 @@ pub async fn start(opts: SimOptions) -> Result<SimFleet, SimError> {
             .to_string();
         let rekey = i == 0 && opts.rekey_after.is_some();
         let state = Arc::new(host::Host::new(i, addr, key));
+        states.push(state.clone());
         if kind != HostKind::Dead {
             let listener = host::bind(addr).map_err(|source| SimError::Bind { addr, source })?;
             bound.push((state.clone(), kind, listener));
@@ -298,6 +306,7 @@ pub async fn start(opts: SimOptions) -> Result<SimFleet, SimError> {
     }
     Ok(SimFleet {
         hosts,
+        states,
         cancel,
         tracker,
     })

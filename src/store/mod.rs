@@ -32,7 +32,7 @@ pub use alerts::{AlertFilter, AlertRow, AlertWrite, FiringCounts};
 pub use auth::{TokenRow, UserRow};
 pub use charts::{DiskHistory, DiskPoint, DiskSeries, Sparkline};
 pub use maintenance::{CompactCounts, Cutoffs, DbStats, RetentionCounts, TierStats};
-pub use pollers::{LeaseRound, PollerInfo, PollerRow};
+pub use pollers::{fencing_margin, LeaseRound, PollerInfo, PollerRow};
 pub use samples::{
     Band, ContainerPoint, ContainerRow, DiskRow, History, LatestSample, MetricPoint, PollWrite,
 };

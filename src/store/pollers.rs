@@ -2,7 +2,8 @@
 //! a heartbeat; hosts are leased to pollers for `lease_secs` at a time, renewed by their
 //! holder, and shared out evenly among the live ones.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,10 +53,21 @@ pub struct LeaseRound {
     /// Its share: servers / pollers, rounded up.
     pub share: u64,
     pub claimed: u64,
+    /// The hosts claimed in this round, each with the latest moment its previous holder may
+    /// have started a poll of it (None when nobody held it): the first poll here waits one
+    /// interval from that, even when that poll's result never reached the database.
+    pub fresh: HashMap<Uuid, Option<DateTime<Utc>>>,
     pub released: u64,
     /// Whether this is the oldest live poller, which runs the fleet-wide work (history
     /// upkeep, notification delivery) so that it runs once.
     pub leader: bool,
+}
+
+/// How long before its lease runs out a poller stops polling on a renewal it could not
+/// repeat (fencing): a sixth of the lease, at least 2 s, at most half. A lease that ran out
+/// was polled on until its expiry less this, at the latest.
+pub fn fencing_margin(lease: Duration) -> Duration {
+    (lease / 6).max(Duration::from_secs(2)).min(lease / 2)
 }
 
 impl Store {
@@ -91,13 +103,17 @@ impl Store {
         Ok(())
     }
 
-    /// A clean stop: gives its leases back, so the others take its hosts at once.
+    /// A clean stop: gives its leases back, so the others take its hosts at once (each
+    /// marked freed now: a poll cut short by the stop may have started until then).
     pub async fn poller_stopped(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("delete from leases where poller_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "update leases set poller_id = '', expires_at = $1, freed_at = $1 where poller_id = $2",
+        )
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("update pollers set stopped_at = $1 where id = $2")
             .bind(to_ms(now))
             .bind(id.to_string())
@@ -151,15 +167,16 @@ impl Store {
 
     /// One balancing round of poller `me`, in one transaction: heartbeat, renew what it
     /// holds, give back what is over its share (servers / live pollers, rounded up), and
-    /// claim hosts nobody holds (or whose lease ran out) up to it. PostgreSQL's row locks
-    /// (`for update skip locked`) keep two pollers from claiming one host; a lease renewed
-    /// meanwhile is never taken (the claim only replaces an expired one).
+    /// (with `claim`) claim hosts nobody holds (or whose lease ran out) up to it.
+    /// PostgreSQL's row locks (`for update skip locked`) keep two pollers from claiming one
+    /// host; a lease renewed meanwhile is never taken (the claim only replaces an expired one).
     pub async fn balance_leases(
         &self,
         me: Uuid,
         now: DateTime<Utc>,
         lease_ms: i64,
         polls_per_minute: Option<f64>,
+        claim: bool,
     ) -> Result<LeaseRound, StoreError> {
         let me_s = me.to_string();
         let mut tx = self.begin_write().await?;
@@ -200,16 +217,13 @@ impl Store {
         .bind(&me_s)
         .execute(&mut *tx)
         .await?;
-        // Only leases still running are renewed: one that ran out may be another's now.
-        sqlx::query("update leases set expires_at = $1 where poller_id = $2 and expires_at > $3")
+        // Every lease still in its name is renewed, also one that ran out while the database
+        // was away: nobody claimed it meanwhile (a claim writes the claimer's name; the row
+        // lock orders a claim and this renewal), so nobody polled it, and this poller goes
+        // on with its hosts and their SSH sessions instead of reshuffling the fleet.
+        sqlx::query("update leases set expires_at = $1 where poller_id = $2")
             .bind(until)
             .bind(&me_s)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("delete from leases where poller_id = $1 and expires_at <= $2")
-            .bind(&me_s)
-            .bind(now_ms)
             .execute(&mut *tx)
             .await?;
         let mine: i64 = sqlx::query_scalar("select count(*) from leases where poller_id = $1")
@@ -228,23 +242,25 @@ impl Store {
             // this poller just made is written by then, so the next holder reads its time and
             // waits an interval from it.
             let done = sqlx::query(
-                "update leases set poller_id = '', expires_at = $1 where server_id in \
-                 (select server_id from leases where poller_id = $2 order by server_id desc limit $3)",
+                "update leases set poller_id = '', expires_at = $1, freed_at = $2 where server_id in \
+                 (select server_id from leases where poller_id = $3 order by server_id desc limit $4)",
             )
             .bind(now_ms + lease_ms / 3)
+            .bind(now_ms)
             .bind(&me_s)
             .bind(mine - share)
             .execute(&mut *tx)
             .await?;
             round.released = done.rows_affected();
-        } else if mine < share {
+        } else if mine < share && claim {
             let lock = match self.backend {
                 Backend::Postgres => " for update of s skip locked",
                 // SQLite: the transaction holds the write lock already.
                 Backend::Sqlite => "",
             };
-            let free: Vec<String> = sqlx::query_scalar(&format!(
-                "select s.id from servers s left join leases l on l.server_id = s.id \
+            let rows = sqlx::query(&format!(
+                "select s.id, l.expires_at, l.freed_at from servers s \
+                 left join leases l on l.server_id = s.id \
                  where s.enabled = 1 and (l.server_id is null or l.expires_at <= $1) \
                  order by s.id limit $2{lock}"
             ))
@@ -252,6 +268,21 @@ impl Store {
             .bind(share - mine)
             .fetch_all(&mut *tx)
             .await?;
+            // Until when each host's previous holder may have polled it: when it was given
+            // back, or (a lease that ran out) until its expiry less the fencing margin.
+            let margin_ms = i64::try_from(
+                fencing_margin(Duration::from_millis(lease_ms.max(0) as u64)).as_millis(),
+            )
+            .unwrap_or(0);
+            let mut free: Vec<String> = Vec::with_capacity(rows.len());
+            let mut bound: HashMap<String, Option<i64>> = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                let expires: Option<i64> = r.try_get("expires_at")?;
+                let freed: Option<i64> = r.try_get("freed_at")?;
+                bound.insert(id.clone(), freed.or(expires.map(|e| e - margin_ms)));
+                free.push(id);
+            }
             if !free.is_empty() {
                 let mut q = Builder::new("insert into leases (server_id, poller_id, expires_at) ");
                 q.push_values(&free, |mut b, id| {
@@ -261,11 +292,24 @@ impl Store {
                 });
                 q.push(
                     " on conflict (server_id) do update set poller_id = excluded.poller_id, \
-                        expires_at = excluded.expires_at where leases.expires_at <= ",
+                        expires_at = excluded.expires_at, freed_at = null \
+                        where leases.expires_at <= ",
                 );
                 q.push_bind(now_ms);
                 q.push(" returning server_id");
-                round.claimed = q.build().persistent(false).fetch_all(&mut *tx).await?.len() as u64;
+                let claimed: Vec<String> = q
+                    .build_query_scalar()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                round.claimed = claimed.len() as u64;
+                round.fresh = claimed
+                    .iter()
+                    .filter_map(|id| {
+                        let at = bound.get(id).copied().flatten().map(from_ms);
+                        Uuid::parse_str(id).ok().map(|u| (u, at))
+                    })
+                    .collect();
             }
         }
         let held: Vec<String> =

@@ -2,7 +2,7 @@
 //! share a simulated fleet by leases. Runs in the PostgreSQL pass of the test command; on
 //! SQLite the roles are refused (config's tests).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -95,6 +95,16 @@ async fn samples(store: &Store) -> HashMap<String, Vec<DateTime<Utc>>> {
             .push(DateTime::from_timestamp_millis(ts).expect("time"));
     }
     out
+}
+
+/// Each leased host's poller.
+async fn holders(store: &Store) -> HashMap<String, String> {
+    sqlx::query_as("select server_id, poller_id from leases where poller_id <> ''")
+        .fetch_all(store.pool())
+        .await
+        .expect("leases")
+        .into_iter()
+        .collect()
 }
 
 /// Leases held per live poller.
@@ -274,7 +284,7 @@ async fn three_pollers_share_the_fleet_once_per_interval_and_take_over_a_killed_
         let status = p.child.wait().expect("wait");
         assert!(status.success(), "{status}");
     }
-    let left: i64 = sqlx::query_scalar("select count(*) from leases")
+    let left: i64 = sqlx::query_scalar("select count(*) from leases where poller_id <> ''")
         .fetch_one(store.pool())
         .await
         .expect("leases");
@@ -318,7 +328,7 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
     let (a, b) = (info(-2), info(-1));
     store.register_poller(&a).await.expect("a");
     let first = store
-        .balance_leases(a.id, now, 30_000, None)
+        .balance_leases(a.id, now, 30_000, None, true)
         .await
         .expect("a alone");
     assert_eq!((first.pollers, first.share, first.held.len()), (1, 5, 5));
@@ -326,7 +336,7 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
     store.register_poller(&b).await.expect("b");
     // B's share is 3 (5 / 2 rounded up) but A still holds everything: B gets nothing yet.
     let b1 = store
-        .balance_leases(b.id, now, 30_000, None)
+        .balance_leases(b.id, now, 30_000, None, true)
         .await
         .expect("b");
     assert_eq!((b1.pollers, b1.share, b1.held.len()), (2, 3, 0));
@@ -334,22 +344,29 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
     // A gives back what is over its share; B takes it once a third of the lease has passed
     // (A's last polls of those hosts are written by then).
     let a2 = store
-        .balance_leases(a.id, now, 30_000, None)
+        .balance_leases(a.id, now, 30_000, None, true)
         .await
         .expect("a gives back");
     assert_eq!((a2.released, a2.held.len()), (2, 3));
     let early = store
-        .balance_leases(b.id, now, 30_000, None)
+        .balance_leases(b.id, now, 30_000, None, true)
         .await
         .expect("b early");
     assert_eq!(early.held.len(), 0, "given back, but not claimable yet");
     let soon = now + chrono::Duration::seconds(11);
     let b2 = store
-        .balance_leases(b.id, soon, 30_000, None)
+        .balance_leases(b.id, soon, 30_000, None, true)
         .await
         .expect("b claims");
     assert_eq!((b2.claimed, b2.held.len()), (2, 2));
     assert!(a2.held.is_disjoint(&b2.held));
+    // Each claimed host comes with when A gave it back: A may have started a poll of it
+    // until then, written or not, so B's first poll waits an interval from that moment.
+    let near = |at: Option<DateTime<Utc>>, want: DateTime<Utc>| {
+        at.is_some_and(|at| (at - want).num_milliseconds().abs() < 2_000)
+    };
+    assert_eq!(b2.fresh.keys().copied().collect::<HashSet<_>>(), b2.held);
+    assert!(b2.fresh.values().all(|at| near(*at, now)), "{:?}", b2.fresh);
 
     // A result for a host of A's, written by B, is refused; written by A, it is kept.
     let host = *a2.held.iter().next().expect("a holds one");
@@ -381,11 +398,17 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
 
     // A stops cleanly: its hosts are free for B at once; an expired lease is free too.
     store.poller_stopped(a.id, now).await.expect("stop");
+    let b3_at = Utc::now();
     let b3 = store
-        .balance_leases(b.id, now, 30_000, None)
+        .balance_leases(b.id, now, 30_000, None, true)
         .await
         .expect("b takes all");
     assert_eq!((b3.pollers, b3.held.len()), (1, 5));
+    assert_eq!(b3.fresh.len(), 3, "A's three hosts are claimed");
+    assert!(
+        b3.fresh.values().all(|at| near(*at, now)),
+        "freed at the stop"
+    );
     let listed = store.pollers(now, 30_000).await.expect("list");
     let row = |id| listed.iter().find(|p| p.id == id).expect("listed");
     assert!(!row(a.id).live && row(a.id).stopped_at.is_some());
@@ -395,10 +418,47 @@ async fn leases_are_shared_out_and_a_write_without_one_is_refused() {
     let later = now + chrono::Duration::seconds(31);
     // B's leases ran out (no renewal for 31 s): C, the only live poller then, takes them.
     let c1 = store
-        .balance_leases(c.id, later, 30_000, None)
+        .balance_leases(c.id, later, 30_000, None, true)
         .await
         .expect("c");
     assert_eq!(c1.held.len(), 5);
+    // B's leases ran out rather than being given back: B may have polled until their expiry
+    // (30 s after its last renewal) less the fencing margin (5 s).
+    let b_expiry = b3_at + chrono::Duration::seconds(30);
+    assert!(
+        c1.fresh
+            .values()
+            .all(|at| near(*at, b_expiry - chrono::Duration::seconds(5))),
+        "{:?}",
+        c1.fresh
+    );
+    // C's leases run out with nobody claiming them (the database was away for every poller):
+    // C's next round resumes them, and it moves no host.
+    let much_later = later + chrono::Duration::seconds(60);
+    let c2 = store
+        .balance_leases(c.id, much_later, 30_000, None, true)
+        .await
+        .expect("c resumes");
+    assert_eq!((c2.held.len(), c2.claimed), (5, 0));
+    assert_eq!(c2.held, c1.held);
+    // A round without claims (a poller just back from losing the database) takes no free
+    // host; the next with claims does.
+    store
+        .poller_stopped(c.id, much_later)
+        .await
+        .expect("c stops");
+    let d = info(1);
+    store.register_poller(&d).await.expect("d");
+    let d1 = store
+        .balance_leases(d.id, much_later, 30_000, None, false)
+        .await
+        .expect("d waits");
+    assert_eq!((d1.held.len(), d1.claimed), (0, 0));
+    let d2 = store
+        .balance_leases(d.id, much_later, 30_000, None, true)
+        .await
+        .expect("d claims");
+    assert_eq!(d2.held.len(), 5);
     assert_eq!(ids.len(), 5);
 }
 
@@ -441,7 +501,7 @@ async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
     .expect("store");
     let hosts = 12;
     let fleet = registered_fleet(&store, dir.path(), hosts, Ipv4Addr::new(127, 1, 51, 1)).await;
-    let spawn = || {
+    let spawn = |n: usize| {
         let mut child = common::fleetpoll()
             .args([
                 "--db",
@@ -463,19 +523,26 @@ async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
         // What the outage did, in the test's output (`--nocapture`).
         std::thread::spawn(move || {
             while let Ok(line) = lines.recv() {
-                if line.contains("Database") || line.contains("Leases") || line.contains("kept") {
-                    eprintln!("poller: {line}");
+                if line.contains("Database")
+                    || line.contains("Leases")
+                    || line.contains("kept")
+                    || line.contains("not written")
+                {
+                    eprintln!("poller{n}: {line}");
                 }
             }
         });
         child
     };
-    let mut pollers = [spawn(), spawn()];
+    let mut pollers = [spawn(0), spawn(1)];
     wait_for("every host sampled", Duration::from_secs(30), async || {
         samples(&store).await.len() == hosts
     })
     .await;
 
+    let before = holders(&store).await;
+    assert_eq!(before.len(), hosts);
+    let sessions = fleet.sessions();
     pg_ctl("stop");
     tokio::time::sleep(Duration::from_secs(20)).await;
     pg_ctl("resume");
@@ -499,6 +566,18 @@ async fn pollers_ride_out_a_database_restart_without_polling_a_host_twice() {
         },
     )
     .await;
+    // Each poller resumed its own hosts over the SSH sessions it had: none moved, none was
+    // connected to again.
+    assert_eq!(
+        holders(&store).await,
+        before,
+        "the hosts stayed with their pollers"
+    );
+    assert_eq!(
+        fleet.sessions(),
+        sessions,
+        "SSH sessions kept through the outage"
+    );
     for p in &mut pollers {
         let _ = Command::new("kill").arg(p.id().to_string()).status();
     }
