@@ -63,6 +63,9 @@ pub struct LeaseRound {
     pub leader: bool,
 }
 
+/// A process silent this long is forgotten (its row deleted by the leading poller).
+const FORGET_POLLERS_MS: i64 = 7 * 86_400_000;
+
 /// How long before its lease runs out a poller stops polling on a renewal it could not
 /// repeat (fencing): a sixth of the lease, at least 2 s, at most half. A lease that ran out
 /// was polled on until its expiry less this, at the latest.
@@ -207,6 +210,13 @@ impl Store {
         .bind(now_ms - lease_ms)
         .fetch_optional(&mut *tx)
         .await?;
+        if leader.as_deref() == Some(me_s.as_str()) {
+            // Every start registers a new id; a week after its last heartbeat nobody asks.
+            sqlx::query("delete from pollers where heartbeat_at < $1")
+                .bind(now_ms - FORGET_POLLERS_MS)
+                .execute(&mut *tx)
+                .await?;
+        }
         let pollers = pollers.max(1);
         let share = (servers + pollers - 1) / pollers;
         // A disabled server is polled by nobody.
