@@ -277,8 +277,8 @@ async fn three_pollers_share_the_fleet_once_per_interval_and_take_over_a_killed_
         async || {
             let s = shares(&store).await;
             s.len() == 3
-            && s.iter().sum::<i64>() == HOSTS as i64
-            && s.iter().all(|n| *n == HOSTS as i64 / 3)
+                && s.iter().sum::<i64>() == HOSTS as i64
+                && s.iter().all(|n| *n == HOSTS as i64 / 3)
         },
     )
     .await;
