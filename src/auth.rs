@@ -238,6 +238,38 @@ pub enum Admission {
     Refuse { wait: Duration, log: bool },
 }
 
+/// Notes a refusal by `key`'s block: true when it starts a block (the refusal to log).
+fn note_refusal(
+    st: &mut LimiterState,
+    key: &str,
+    user: &str,
+    source: &str,
+    ends: Instant,
+    now: Instant,
+) -> bool {
+    match st.blocks.get_mut(key) {
+        Some(b) if b.ends > now => {
+            b.unlogged += 1;
+            false
+        }
+        _ => {
+            let old = st.blocks.insert(
+                key.to_string(),
+                Block {
+                    ends,
+                    unlogged: 0,
+                    user: user.to_string(),
+                    source: source.to_string(),
+                },
+            );
+            if let Some(old) = old {
+                push_ended(&mut st.ended, key, old);
+            }
+            true
+        }
+    }
+}
+
 /// A counted attempt, to hand back when it succeeds.
 #[derive(Debug)]
 pub struct Attempt {
@@ -283,28 +315,7 @@ impl LoginLimiter {
         };
         self.prune(&mut st, now, false);
         if let Some((key, wait)) = self.over_limit(&mut st, user, source, now) {
-            let ends = now + wait;
-            let log = match st.blocks.get_mut(&key) {
-                Some(b) if b.ends > now => {
-                    b.unlogged += 1;
-                    false
-                }
-                _ => {
-                    let old = st.blocks.insert(
-                        key.clone(),
-                        Block {
-                            ends,
-                            unlogged: 0,
-                            user: user.to_string(),
-                            source: source.to_string(),
-                        },
-                    );
-                    if let Some(old) = old {
-                        push_ended(&mut st.ended, &key, old);
-                    }
-                    true
-                }
-            };
+            let log = note_refusal(&mut st, &key, user, source, now + wait, now);
             return Admission::Refuse { wait, log };
         }
         let keys = self.keys(user, source).map(|(k, _)| k);
@@ -346,6 +357,18 @@ impl LoginLimiter {
             }
         }
         worst
+    }
+
+    /// A refusal decided elsewhere: the fleet-wide count of the API nodes sharing a
+    /// database reached `key`'s limit though this node's own did not. Logged like this
+    /// node's own refusals: true for the first of a block, later ones counted and reported by
+    /// [`Self::ended_blocks`].
+    pub fn refused_elsewhere(&self, key: &str, user: &str, source: &str, wait: Duration) -> bool {
+        let now = Instant::now();
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        note_refusal(&mut st, key, user, source, now + wait, now)
     }
 
     /// The attempt succeeded: it no longer counts against its user name or address.
@@ -635,6 +658,29 @@ mod tests {
         assert!(
             l.ended_blocks_at(t + Duration::from_secs(62)).is_empty(),
             "reported once"
+        );
+    }
+
+    #[test]
+    fn a_block_decided_by_the_shared_count_is_logged_once_like_a_local_one() {
+        let l = limiter(5, 100, 60);
+        let wait = Duration::from_secs(60);
+        let key = &login_keys("alice", "10.0.0.9")[0];
+        assert!(
+            l.refused_elsewhere(key, "alice", "10.0.0.9", wait),
+            "first: logged"
+        );
+        assert!(!l.refused_elsewhere(key, "alice", "10.0.0.9", wait));
+        assert!(!l.refused_elsewhere(key, "alice", "10.0.0.9", wait));
+        let ended = l.ended_blocks_at(Instant::now() + Duration::from_secs(61));
+        assert_eq!(
+            ended,
+            vec![EndedBlock {
+                by_user: true,
+                user: "alice".into(),
+                source: "10.0.0.9".into(),
+                unlogged: 2,
+            }]
         );
     }
 

@@ -246,14 +246,20 @@ pub async fn login(
     let window =
         chrono::Duration::seconds(i64::try_from(st.settings.login_window_secs).unwrap_or(900));
     let keys = auth::login_keys(&username, &source);
-    let limits = [
-        st.settings.login_max_failures_per_user,
-        st.settings.login_max_failures_per_source,
-    ];
     if shared {
         let since = Utc::now() - window;
-        for (key, limit) in keys.iter().zip(limits) {
+        for (key, limit) in keys.iter().zip([
+            st.settings.login_max_failures_per_user,
+            st.settings.login_max_failures_per_source,
+        ]) {
             if st.store.login_failures_since(key, since).await? >= i64::from(limit) {
+                let wait = window.to_std().unwrap_or_default();
+                if st.limiter.refused_elsewhere(key, &username, &source, wait) {
+                    let reason = "too many failed logins across the API nodes; further refused \
+                                  attempts until the block ends are counted in one later entry";
+                    activity::record(&st.store, fail(&username, false, reason), &anon, None)
+                        .await?;
+                }
                 return Err(ApiError::TooManyRequests {
                     what: "failed logins".into(),
                     retry_after_secs: st.settings.login_window_secs.max(1),
@@ -276,16 +282,11 @@ pub async fn login(
     let registered = user.is_some();
     let Some(user) = user.filter(|_| ok) else {
         // The attempt stays counted: it was a failure.
-        let mut blocks = false;
         if shared {
             let now = Utc::now();
-            let counts = st
-                .store
+            st.store
                 .record_login_failure(&keys, now, now - window)
                 .await?;
-            // The failure that reaches a fleet-wide limit starts a block on every node: said
-            // once, here, since the refusals that follow are not written one by one.
-            blocks = counts.iter().zip(limits).any(|(n, l)| *n == i64::from(l));
         }
         activity::record(
             &st.store,
@@ -294,11 +295,6 @@ pub async fn login(
             None,
         )
         .await?;
-        if blocks {
-            let reason = "too many failed logins across the API nodes; further attempts are \
-                          refused until the oldest of them is older than the login window";
-            activity::record(&st.store, fail(&username, registered, reason), &anon, None).await?;
-        }
         return Err(ApiError::Unauthorized("wrong user name or password".into()));
     };
     st.limiter.succeeded(attempt);

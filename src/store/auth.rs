@@ -378,33 +378,26 @@ impl Store {
     }
 
     /// Records a failed login against each of `keys`, and forgets failures older than
-    /// `forget_before`; returns each key's count of failures since then, this one included.
+    /// `forget_before`.
     pub async fn record_login_failure(
         &self,
         keys: &[String],
         at: DateTime<Utc>,
         forget_before: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("delete from login_failures where at < $1")
             .bind(to_ms(forget_before))
             .execute(&mut *tx)
             .await?;
-        let mut counts = Vec::with_capacity(keys.len());
         for key in keys {
             sqlx::query("insert into login_failures (key, at) values ($1, $2)")
                 .bind(key)
                 .bind(to_ms(at))
                 .execute(&mut *tx)
                 .await?;
-            counts.push(
-                sqlx::query_scalar("select count(*) from login_failures where key = $1")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            );
         }
         tx.commit().await?;
-        Ok(counts)
+        Ok(())
     }
 }
