@@ -101,6 +101,27 @@ pub async fn run(
             .context("registering this process in the database")?;
         tracing::info!(id = %me, role = %settings.role, lease_secs = settings.lease_secs, "Registered with the shared database");
     }
+    let beat_task = match settings.heartbeat() {
+        Ok(Some(url)) => {
+            tracing::info!(target = %crate::heartbeat::shown(&url), "Heartbeat posted every poll interval");
+            let who = crate::heartbeat::Identity {
+                id: me,
+                hostname: hostname(),
+                role: settings.role.clone(),
+                started_at: chrono::Utc::now(),
+            };
+            Some(tokio::spawn(crate::heartbeat::run(
+                url,
+                settings.poll_interval(),
+                who,
+                metrics.clone(),
+                shared && polls,
+                cancel.clone(),
+            )))
+        }
+        // Refused at start by the settings' validation.
+        _ => None,
+    };
     let lease_time = Duration::from_secs(settings.lease_secs);
     let leases = (shared && polls).then(|| Leases::new(me, lease_time));
     // Stopped after the scheduler, so that in-flight polls still write under their leases.
@@ -197,6 +218,9 @@ pub async fn run(
         }
     }
     cancel.cancel();
+    if let Some(t) = beat_task {
+        let _ = t.await;
+    }
     // Upkeep works in transactions of a few series: stopping it mid-way loses nothing, and
     // the next start resumes where it was.
     if let Some(t) = upkeep_task {

@@ -116,6 +116,9 @@ pub struct Settings {
     /// More than this share of a /24, a tag or the fleet failing with one reason within an
     /// interval is one outage notification, not one per server (issue #13); 1 turns it off.
     pub outage_fraction: f64,
+    /// When set, an `http(s)://` URL that gets a JSON POST with this process's counts every
+    /// poll interval (a dead man's switch notices a poller that stopped); empty: none.
+    pub heartbeat_url: String,
     /// Directories whose key files the API and dashboard may name, separated by `:`; empty
     /// means the database's directory and `~/.ssh` of the user running fleetpoll. The CLI is
     /// not restricted: whoever runs it is already the poller's user.
@@ -157,6 +160,7 @@ impl Default for Settings {
             lease_secs: 30,
             group_wait_secs: 30,
             outage_fraction: 0.3,
+            heartbeat_url: String::new(),
             api_key_dirs: String::new(),
             api_passphrase_env_prefix: "FLEETPOLL_KEY_".into(),
             thresholds: Thresholds::default(),
@@ -194,6 +198,7 @@ const TOP_KEYS: &[&str] = &[
     "lease_secs",
     "group_wait_secs",
     "outage_fraction",
+    "heartbeat_url",
     "api_key_dirs",
     "api_passphrase_env_prefix",
 ];
@@ -344,6 +349,7 @@ impl Settings {
             "lease_secs" => self.lease_secs = int()?,
             "group_wait_secs" => self.group_wait_secs = int()?,
             "outage_fraction" => self.outage_fraction = float()?,
+            "heartbeat_url" => self.heartbeat_url = value.to_string(),
             "api_key_dirs" => self.api_key_dirs = value.to_string(),
             "api_passphrase_env_prefix" => self.api_passphrase_env_prefix = value.to_string(),
             other => {
@@ -380,6 +386,22 @@ impl Settings {
     ///
     /// # Errors
     /// The first bad key, by name.
+    /// The heartbeat's URL, when one is set.
+    ///
+    /// # Errors
+    /// What is wrong with it (its text is never repeated: it may carry a secret).
+    pub fn heartbeat(&self) -> Result<Option<reqwest::Url>, String> {
+        let text = self.heartbeat_url.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("expected an http:// or https:// URL with a host".into());
+        }
+        Ok(Some(url))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, value: String, reason: &str| ConfigError::BadValue {
             key: key.to_string(),
@@ -522,6 +544,10 @@ impl Settings {
                 "must be between 1 and 10000",
             ));
         }
+        if let Err(reason) = self.heartbeat() {
+            // The URL itself is not repeated: push URLs carry their secret.
+            return Err(bad("heartbeat_url", "(not shown)".into(), &reason));
+        }
         if !(0.05..=1.0).contains(&self.outage_fraction) {
             return Err(bad(
                 "outage_fraction",
@@ -663,6 +689,27 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_heartbeat_url_must_be_http_and_is_never_repeated_in_the_error() {
+        let mut s = Settings::default();
+        assert_eq!(s.heartbeat(), Ok(None));
+        s.heartbeat_url = "https://hc-ping.com/5e1f-secret".into();
+        assert!(s.heartbeat().expect("ok").is_some());
+        assert!(s.validate().is_ok());
+        for bad in [
+            "ftp://example.com/5e1f-secret",
+            "hc-ping.com/5e1f-secret",
+            "mailto:ops@5e1f-secret.example",
+        ] {
+            s.heartbeat_url = bad.into();
+            let e = s.validate().expect_err(bad).to_string();
+            assert!(
+                e.contains("heartbeat_url") && !e.contains("5e1f-secret"),
+                "{e}"
+            );
+        }
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -49,6 +49,8 @@ pub mod store;
 pub mod activity;
 /// Roles, password hashing, bearer secrets and the failed-login limiter.
 pub mod auth;
+/// The outbound heartbeat: a POST every interval, for a dead man's switch outside.
+pub mod heartbeat;
 /// `server import`: register servers from a CSV inventory, row by row; owns the CSV format.
 pub mod import;
 /// The poller's own counters and histograms, rendered for Prometheus.

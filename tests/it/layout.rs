@@ -33,6 +33,7 @@ const RANKS: &[(&str, u8)] = &[
     ("ops", 6),
     ("notify", 6),
     ("scheduler", 7),
+    ("heartbeat", 7),
     ("import", 7),
     ("api", 8),
     ("app", 9),

@@ -1093,3 +1093,69 @@ async fn an_email_channel_delivers_through_a_real_smtp_server() {
     );
     assert!(mail.contains("db-2 /var: disk_percent 94.5"), "{mail}");
 }
+
+/// The outbound heartbeat (`heartbeat_url`, issue #16): a POST every interval with this
+/// process's identity and counts, going on while the receiver fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_reaches_its_receiver_every_interval_and_outlives_a_failing_one() {
+    let receiver = Receiver::start(None);
+    receiver.set_mode(Mode::Answer(500));
+    let url = receiver.url("/ping/s3cret-token");
+    let app = crate::common::TestApp::start_with(|c| {
+        c.poll_interval_secs = 1;
+        c.heartbeat_url = url.clone();
+    })
+    .await;
+    let wait_for = async |n: usize| {
+        let start = Instant::now();
+        while receiver.requests().len() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{} beats, wanted {n}",
+                receiver.requests().len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // Refused twice, and it goes on; answered, and it goes on.
+    wait_for(2).await;
+    receiver.set_mode(Mode::Answer(200));
+    wait_for(4).await;
+    app.stop().await;
+    let beats = receiver.requests();
+    let mut last: Option<DateTime<Utc>> = None;
+    for b in &beats {
+        assert_eq!(
+            (b.method.as_str(), b.path.as_str()),
+            ("POST", "/ping/s3cret-token")
+        );
+        let v = b.json();
+        assert_eq!(v["service"], "fleetpoll");
+        assert_eq!(v["role"], "all");
+        assert_eq!(v["interval_secs"], 1);
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert!(v["id"]
+            .as_str()
+            .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()));
+        assert!(
+            v["polls"]["ok"].is_u64() && v["polls"]["unreachable"].is_u64(),
+            "{v}"
+        );
+        // Hosts are leased only with several pollers on PostgreSQL.
+        assert_eq!(
+            v["leased_hosts"].is_null(),
+            !crate::common::on_postgres(),
+            "{v}"
+        );
+        let sent: DateTime<Utc> = v["sent_at"]
+            .as_str()
+            .expect("sent_at")
+            .parse()
+            .expect("time");
+        assert!(
+            last.is_none_or(|l| sent - l >= chrono::Duration::milliseconds(800)),
+            "{v}"
+        );
+        last = Some(sent);
+    }
+}
