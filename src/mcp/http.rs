@@ -15,14 +15,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
 
 use super::{FleetTools, Identity};
 use crate::api::auth::{bearer_secret, Caller};
@@ -57,10 +59,11 @@ pub fn router(state: AppState, bound: SocketAddr, cancel: CancellationToken) -> 
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(cancel)
         .disable_allowed_hosts();
-    let service: StreamableHttpService<FleetTools, LocalSessionManager> =
+    // No sessions: each request stands alone, checked by its own token.
+    let service: StreamableHttpService<FleetTools, NeverSessionManager> =
         StreamableHttpService::new(
             move || Ok(tools.clone()),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(NeverSessionManager::default()),
             config,
         );
     Router::new()
@@ -68,6 +71,12 @@ pub fn router(state: AppState, bound: SocketAddr, cancel: CancellationToken) -> 
         .layer(axum::middleware::from_fn_with_state(
             Guard { state, bound },
             guard,
+        ))
+        // As on the API's routes: a client that sends its body slowly cannot hold shutdown
+        // (or a connection) hostage. Answers are plain JSON, never a long-lived stream.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
         ))
 }
 

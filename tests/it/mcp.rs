@@ -638,7 +638,13 @@ async fn http_refuses_bad_tokens_and_foreign_origins() {
         if let Some(o) = origin {
             r = r.header("origin", o);
         }
-        async move { r.send().await.expect("POST /mcp").status().as_u16() }
+        async move {
+            let r = r.send().await.expect("POST /mcp");
+            let status = r.status().as_u16();
+            let body = r.text().await.expect("body");
+            assert!(!body.contains("fpt_"), "a token in an answer: {body}");
+            status
+        }
     };
     assert_eq!(post(None, None).await, 401);
     assert_eq!(post(Some("fpt_not-a-token"), None).await, 401);
