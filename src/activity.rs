@@ -144,6 +144,9 @@ pub enum ActivityEvent {
         rule: String,
         subject: String,
         comment: Option<String>,
+        /// The channel, when not the CLI, the API or the dashboard: `mcp` (issue #15), so an
+        /// auditor can tell an assistant's acknowledgement from a person's.
+        via: Option<&'static str>,
     },
     AlertRuleCreated {
         name: String,
@@ -550,8 +553,13 @@ impl ActivityEvent {
                 rule,
                 subject,
                 comment,
+                via,
             } => {
-                json!({ "alert_id": alert_id, "rule": rule, "subject": subject, "comment": comment })
+                let mut d = json!({ "alert_id": alert_id, "rule": rule, "subject": subject, "comment": comment });
+                if let Some(via) = via {
+                    d["via"] = json!(via);
+                }
+                d
             }
             Self::AlertRuleCreated { name, rule } => json!({ "rule": name, "definition": rule }),
             Self::AlertRuleUpdated { name, changes } => json!({ "rule": name, "changes": changes }),

@@ -197,7 +197,12 @@ pub async fn run(
         );
     }
     let api_cancel = cancel.clone();
-    let mut api_task = tokio::spawn(api::serve(listener, state, async move {
+    let limits = api::conn::Limits::from_settings(&settings);
+    // MCP over streamable HTTP answers beside the API (issue #15); it sits above `api` in the
+    // layering (its tools call the API's functions), so it is merged here, not in api::router.
+    let routes =
+        api::router(state.clone()).merge(crate::mcp::http::router(state, addr, cancel.clone()));
+    let mut api_task = tokio::spawn(api::conn::serve(listener, routes, limits, async move {
         api_cancel.cancelled().await
     }));
 

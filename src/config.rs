@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_PATH: &str = "config/fleetpoll.toml";
 /// The one environment variable that is not a setting: it names the config file.
 pub const CONFIG_ENV: &str = "FLEETPOLL_CONFIG";
+/// The API token `fleetpoll mcp` acts as (issue #15). A secret, not a setting: read by the
+/// command alone and never echoed, so the settings loader passes over it.
+pub const TOKEN_ENV: &str = "FLEETPOLL_TOKEN";
 
 /// A setting that could not be read; always names the key (or variable) and quotes the value.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +263,7 @@ impl Settings {
             let Some(key) = name.strip_prefix("FLEETPOLL_") else {
                 continue;
             };
-            if name == CONFIG_ENV || name == crate::vault::MASTER_KEY_ENV {
+            if name == CONFIG_ENV || name == TOKEN_ENV || name == crate::vault::MASTER_KEY_ENV {
                 continue;
             }
             settings.set(&key.to_ascii_lowercase(), value, name)?;

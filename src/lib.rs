@@ -24,6 +24,8 @@ pub mod api;
 pub mod history;
 /// Validated server registrations: host, port, user, key reference.
 pub mod inventory;
+/// MCP for assistants (issue #15): the API's answers as tools, over stdio and `/mcp`.
+pub mod mcp;
 /// Stored shapes of a poll: server, disk and container samples, section problems.
 pub mod model;
 /// Notification channels and the dispatcher that groups alert intents into notifications

@@ -620,6 +620,21 @@ pub async fn ack_alert(
     comment: Option<&str>,
     actor: &Actor,
 ) -> Result<AlertRow, OpsError> {
+    ack_alert_via(store, id, comment, actor, None).await
+}
+
+/// [`ack_alert`], saying in the audit entry which channel the caller used (`mcp`), when it
+/// was not the CLI, the API or the dashboard.
+///
+/// # Errors
+/// As [`ack_alert`].
+pub async fn ack_alert_via(
+    store: &Store,
+    id: Uuid,
+    comment: Option<&str>,
+    actor: &Actor,
+    via: Option<&'static str>,
+) -> Result<AlertRow, OpsError> {
     if comment.is_some_and(|c| c.chars().count() > 1000 || c.chars().any(char::is_control)) {
         return Err(ValidationError::new("comment", "at most 1,000 printable characters").into());
     }
@@ -634,6 +649,7 @@ pub async fn ack_alert(
             rule: row.rule.clone(),
             subject: row.alert.subject.clone(),
             comment: comment.map(str::to_string),
+            via,
         },
         actor,
         Some((row.alert.server_id, &row.server_name)),

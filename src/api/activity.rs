@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::auth::Viewer;
 use super::error::ApiError;
@@ -57,25 +57,36 @@ pub async fn list(State(st): State<AppState>, _: Viewer, p: Params) -> Result<Re
         },
         offset: p.uint("offset", 0, u32::MAX)?.unwrap_or(0),
     };
-    let (total, items) = st.store.activity(&filter).await?;
     Ok(match format {
         Some(f) => {
             let (mime, ext) = match f {
                 ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
                 ExportFormat::JsonLines => ("application/x-ndjson", "jsonl"),
             };
+            let (_, items) = st.store.activity(&filter).await?;
             (
                 [
                     (header::CONTENT_TYPE, mime.to_string()),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"fleetpoll-activity.{ext}\"")),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"fleetpoll-activity.{ext}\""),
+                    ),
                 ],
                 export(&items, f),
             )
                 .into_response()
         }
-        None => Json(json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items }))
-            .into_response(),
+        None => Json(list_json(&st, &filter).await?).into_response(),
     })
+}
+
+/// A page of the log: `GET /api/activity` and the MCP tool `get_activity_logs`.
+///
+/// # Errors
+/// The store fails.
+pub async fn list_json(st: &AppState, filter: &ActivityFilter) -> Result<Value, ApiError> {
+    let (total, items) = st.store.activity(filter).await?;
+    Ok(json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "items": items }))
 }
 
 /// The types present in the log, so a filter offers only what can match.

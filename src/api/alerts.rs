@@ -215,8 +215,16 @@ pub async fn list(
         limit: p.uint("limit", 1, MAX_LIMIT)?.unwrap_or(50),
         offset: p.uint("offset", 0, u32::MAX)?.unwrap_or(0),
     };
-    let (total, items) = st.store.alerts(&filter).await?;
-    Ok(Json(json!({ "total": total, "items": items })))
+    Ok(Json(list_json(&st, &filter).await?))
+}
+
+/// A page of alerts: `GET /api/alerts` and the MCP tools `get_alerts` and `explain_server`.
+///
+/// # Errors
+/// The store fails.
+pub async fn list_json(st: &AppState, filter: &AlertFilter) -> Result<Value, ApiError> {
+    let (total, items) = st.store.alerts(filter).await?;
+    Ok(json!({ "total": total, "items": items }))
 }
 
 /// `POST /api/alerts/{id}/ack`, with `{"comment": "..."}` or no body.
@@ -234,8 +242,25 @@ pub async fn ack(
         b.only(&["comment"])?;
         b.string("comment")?
     };
-    let row = ops::ack_alert(&st.store, id, comment.as_deref(), &c.actor).await?;
-    Ok(Json(json!(row)))
+    Ok(Json(
+        ack_json(&st, id, comment.as_deref(), &c.actor, None).await?,
+    ))
+}
+
+/// Acknowledges an alert as `actor` (who must be an operator): `POST /api/alerts/{id}/ack`
+/// and the MCP tool `acknowledge_alert`, which names itself in `via` for the audit entry.
+///
+/// # Errors
+/// No such alert, an alert not open, a bad comment, or the store fails.
+pub async fn ack_json(
+    st: &AppState,
+    id: uuid::Uuid,
+    comment: Option<&str>,
+    actor: &crate::activity::Actor,
+    via: Option<&'static str>,
+) -> Result<Value, ApiError> {
+    let row = ops::ack_alert_via(&st.store, id, comment, actor, via).await?;
+    Ok(json!(row))
 }
 
 /// `GET /api/silences[?all=true]`: those running or ahead, or every one.

@@ -30,6 +30,15 @@ pub struct Caller {
     pub session_hash: Option<String>,
 }
 
+/// The secret of an `Authorization: Bearer` header, if the request has one.
+pub fn bearer_secret(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|s| s.trim().to_string())
+}
+
 /// The bearer secret of a request: the Authorization header wins over the cookie.
 fn presented_secret(parts: &Parts) -> Option<String> {
     if let Some(v) = parts
@@ -52,7 +61,7 @@ fn presented_secret(parts: &Parts) -> Option<String> {
         })
 }
 
-fn peer(parts: &Parts) -> std::net::IpAddr {
+pub fn peer(parts: &Parts) -> std::net::IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -70,18 +79,38 @@ impl FromRequestParts<AppState> for Caller {
                     .into(),
             ));
         };
-        let hash = auth::secret_hash(&secret);
+        Caller::from_secret(&st.store, &secret, Some(source)).await
+    }
+}
+
+impl Caller {
+    /// The caller a bearer secret stands for: a live login session or API token, looked up by
+    /// the secret's hash. Every way in uses this one check: the `Authorization` header and
+    /// the cookie here, `/mcp`, and `fleetpoll mcp` with `FLEETPOLL_TOKEN` (no address then).
+    ///
+    /// # Errors
+    /// 401 for a secret that is unknown, expired or revoked; the store fails.
+    pub async fn from_secret(
+        store: &crate::store::Store,
+        secret: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, ApiError> {
+        let actor = |name: String| Actor {
+            name,
+            source: source.map(|s| s.to_string()),
+        };
+        let hash = auth::secret_hash(secret);
         let now = Utc::now();
-        if let Some(user) = st.store.session_user(&hash, now).await? {
+        if let Some(user) = store.session_user(&hash, now).await? {
             return Ok(Self {
-                actor: Actor::api(format!("user:{}", user.name), source),
+                actor: actor(format!("user:{}", user.name)),
                 role: user.role,
                 session_hash: Some(hash),
             });
         }
-        if let Some(token) = st.store.live_token(&hash, now).await? {
+        if let Some(token) = store.live_token(&hash, now).await? {
             return Ok(Self {
-                actor: Actor::api(format!("token:{}", token.name), source),
+                actor: actor(format!("token:{}", token.name)),
                 role: token.role,
                 session_hash: None,
             });
@@ -89,6 +118,20 @@ impl FromRequestParts<AppState> for Caller {
         Err(ApiError::Unauthorized(
             "unknown, expired or revoked credentials".into(),
         ))
+    }
+
+    /// This caller may do what `role` may; else the 403 the role guards give.
+    ///
+    /// # Errors
+    /// The caller's role is below `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role < role {
+            return Err(ApiError::Forbidden(format!(
+                "this needs the {} role; {} has {}",
+                role, self.actor.name, self.role
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -106,12 +149,7 @@ macro_rules! guard {
                 st: &AppState,
             ) -> Result<Self, Self::Rejection> {
                 let caller = Caller::from_request_parts(parts, st).await?;
-                if caller.role < $role {
-                    return Err(ApiError::Forbidden(format!(
-                        "this needs the {} role; {} has {}",
-                        $role, caller.actor.name, caller.role
-                    )));
-                }
+                caller.require($role)?;
                 Ok(Self(caller))
             }
         }

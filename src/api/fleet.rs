@@ -67,6 +67,15 @@ fn avg(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 }
 
 pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value>, ApiError> {
+    Ok(Json(summary_json(&st).await?))
+}
+
+/// The summary's JSON: `GET /api/dashboard/summary` and the MCP tools `get_dashboard_summary`
+/// and `list_servers` (issue #15) answer from this one function, so they cannot disagree.
+///
+/// # Errors
+/// The store fails.
+pub async fn summary_json(st: &AppState) -> Result<Value, ApiError> {
     let now = Utc::now();
     let interval = st.settings.poll_interval_secs;
     let servers = st.store.servers().await?;
@@ -137,7 +146,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
     let running = counts.get("running").copied().unwrap_or(0);
     let stopped = counts.get("stopped").copied().unwrap_or(0);
     let error = counts.get("error").copied().unwrap_or(0);
-    Ok(Json(json!({
+    Ok(json!({
         "generated_at": now,
         // What "recent" means for the sample ages above.
         "poll_interval_secs": interval,
@@ -157,7 +166,7 @@ pub async fn summary(State(st): State<AppState>, _: Viewer) -> Result<Json<Value
         "firing_alerts": firing,
         "servers": rows,
         "recent_activities": recent,
-    })))
+    }))
 }
 
 /// Most server ids one sparkline request may name (the overview shows 300 rows at a time).

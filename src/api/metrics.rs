@@ -15,10 +15,26 @@ use super::AppState;
 /// Enough points for a chart at any screen width; more is noise and bytes.
 const DEFAULT_POINTS: u32 = 500;
 
+/// The periods a history may be asked for, shortest first.
+pub const PERIODS: &[&str] = &["1h", "24h", "7d", "30d", "90d", "1y"];
+
 /// `period=1h|24h|7d|30d|90d|1y` (default 1h) or an explicit `since`/`until` in RFC 3339.
 fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let until = p.time("until")?.unwrap_or_else(Utc::now);
-    let since = match (p.time("since")?, p.get("period")) {
+    range_of(p.get("period"), p.time("since")?, p.time("until")?)
+}
+
+/// The window of a period (default 1h) or of `since`/`until`; shared with the MCP tools, so a
+/// bad period gets the same message there.
+///
+/// # Errors
+/// An unknown period, both a period and `since`, or `since` not before `until`.
+pub fn range_of(
+    period: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let until = until.unwrap_or_else(Utc::now);
+    let since = match (since, period) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad(
                 "period",
@@ -51,10 +67,11 @@ fn range(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
 }
 
 /// A history request's time window and how many points it may return.
-struct Window {
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    points: i64,
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub points: i64,
 }
 
 /// `period` or `since`/`until`, and `points` (1-5000, default 500); nothing else.
@@ -84,14 +101,23 @@ pub async fn history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let (id, w) = server_window(&st, &id, &p).await?;
+    Ok(Json(history_json(&st, id, &w).await?))
+}
+
+/// A known server's history over `w`: `GET /api/servers/{id}/metrics` and the MCP tool
+/// `get_server_metrics`.
+///
+/// # Errors
+/// The store fails.
+pub async fn history_json(st: &AppState, id: Uuid, w: &Window) -> Result<Value, ApiError> {
     let h = st
         .store
         .metric_history(id, w.since, w.until, w.points, st.settings.keep())
         .await?;
-    Ok(Json(json!({
+    Ok(json!({
         "server_id": id, "since": w.since, "until": w.until, "tier": h.tier,
         "resolution_secs": h.resolution_secs, "points": h.items.len(), "items": h.items,
-    })))
+    }))
 }
 
 pub async fn disks(
@@ -139,6 +165,20 @@ pub async fn containers(
     let offset = p.uint("offset", 0, u32::MAX)?.unwrap_or(0) as usize;
     let id = parse_id("id", &id)?;
     st.store.server(id).await?;
+    Ok(Json(containers_json(&st, id, limit, offset).await?))
+}
+
+/// A page of a known server's latest containers: `GET /api/servers/{id}/containers` and the
+/// MCP tool `get_app_metrics` without `app`.
+///
+/// # Errors
+/// The store fails.
+pub async fn containers_json(
+    st: &AppState,
+    id: Uuid,
+    limit: usize,
+    offset: usize,
+) -> Result<Value, ApiError> {
     let all = st.store.latest_containers(Some(id)).await?;
     let total = all.len();
     let items: Vec<_> = all
@@ -147,9 +187,9 @@ pub async fn containers(
         .take(limit)
         .map(|(_, c)| c)
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "server_id": id, "total": total, "limit": limit, "offset": offset, "items": items,
-    })))
+    }))
 }
 
 pub async fn container_history(
@@ -159,7 +199,22 @@ pub async fn container_history(
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     let (id, w) = server_window(&st, &id, &p).await?;
-    if !st.store.container_known(id, &container).await? {
+    Ok(Json(container_history_json(&st, id, &container, &w).await?))
+}
+
+/// One container's history on a known server (404 naming `container` when it never ran
+/// there): `GET /api/servers/{id}/containers/{name}/metrics` and the MCP tool
+/// `get_app_metrics`.
+///
+/// # Errors
+/// An unknown container, or the store fails.
+pub async fn container_history_json(
+    st: &AppState,
+    id: Uuid,
+    container: &str,
+    w: &Window,
+) -> Result<Value, ApiError> {
+    if !st.store.container_known(id, container).await? {
         return Err(ApiError::not_found(
             "container",
             format!("no container '{container}' on this server"),
@@ -169,16 +224,16 @@ pub async fn container_history(
         .store
         .container_history(
             id,
-            &container,
+            container,
             w.since,
             w.until,
             w.points,
             st.settings.keep(),
         )
         .await?;
-    Ok(Json(json!({
+    Ok(json!({
         "server_id": id, "container": container, "since": w.since, "until": w.until,
         "tier": h.tier, "resolution_secs": h.resolution_secs, "points": h.items.len(),
         "items": h.items,
-    })))
+    }))
 }

@@ -2,19 +2,19 @@
 //! SSH or polling; status codes live in `error.rs` alone.
 
 mod accounts;
-mod activity;
-mod alerts;
+pub mod activity;
+pub mod alerts;
 pub mod auth;
 pub mod conn;
 mod dashboard;
 pub mod error;
-mod fleet;
+pub mod fleet;
 mod json;
-mod metrics;
+pub mod metrics;
 mod notify;
 mod pollers;
 mod prometheus;
-mod servers;
+pub mod servers;
 
 use std::future::Future;
 use std::sync::Arc;

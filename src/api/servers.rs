@@ -172,7 +172,16 @@ pub async fn show(
     _: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = st.store.server(parse_id("id", &id)?).await?;
+    Ok(Json(show_json(&st, parse_id("id", &id)?).await?))
+}
+
+/// One server with its health badge: `GET /api/servers/{id}` and the MCP tool
+/// `explain_server`.
+///
+/// # Errors
+/// No such server (404 naming `id`), or the store fails.
+pub async fn show_json(st: &AppState, id: uuid::Uuid) -> Result<Value, ApiError> {
+    let server = st.store.server(id).await?;
     let latest = st.store.latest_samples(Some(server.id)).await?;
     let mut v = dto(&server, st.settings.poll_interval_secs);
     // The health badge of the summary row, so one server's page need not read the whole fleet.
@@ -187,7 +196,7 @@ pub async fn show(
             &server.tags,
         ),
     ));
-    Ok(Json(v))
+    Ok(v)
 }
 
 pub async fn update(

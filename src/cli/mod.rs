@@ -129,6 +129,12 @@ pub enum Command {
     /// client key and host-key seed are created once next to the database; re-running it
     /// reuses them, and registers nothing twice.
     Demo(DemoArgs),
+    /// Speak MCP (Model Context Protocol) on stdin/stdout for an assistant, acting as the API
+    /// token in the FLEETPOLL_TOKEN environment variable (its role decides what it may do).
+    ///
+    /// Uses the same database and config as the other commands (--db, --config). Logs go to
+    /// stderr; stdout carries only MCP messages.
+    Mcp,
 }
 
 /// Runs the parsed command line.
@@ -145,7 +151,8 @@ impl Command {
             ),
             Self::User(c) => matches!(c, UserCommand::List),
             Self::Token(c) => matches!(c, TokenCommand::List),
-            Self::Activity(_) | Self::Db(_) => true,
+            // An assistant's server on a mistyped --db must fail, not serve an empty fleet.
+            Self::Activity(_) | Self::Db(_) | Self::Mcp => true,
             Self::Alert(c) => matches!(
                 c,
                 AlertCommand::List { .. } | AlertCommand::Rule(RuleCommand::List)
@@ -247,6 +254,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Channel(cmd) => with_store(settings()?, async |store, _| {
             channel::run(store, cmd, json).await
         }),
+        Command::Mcp => {
+            // Read before the settings so a bad config cannot echo it; never printed.
+            let token = std::env::var(crate::config::TOKEN_ENV)
+                .ok()
+                .map(crate::auth::Secret::new);
+            with_store(settings()?, async |store, settings| {
+                let state = crate::api::AppState::new(
+                    store.clone(),
+                    std::sync::Arc::new(settings),
+                    std::sync::Arc::new(crate::observe::Metrics::default()),
+                );
+                crate::mcp::serve_stdio(state, token).await?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
     }
 }
 

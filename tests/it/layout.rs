@@ -36,9 +36,11 @@ const RANKS: &[(&str, u8)] = &[
     ("heartbeat", 7),
     ("import", 7),
     ("api", 8),
-    ("app", 9),
-    ("sim", 10),
-    ("cli", 11),
+    // MCP tools answer through the API's own functions.
+    ("mcp", 9),
+    ("app", 10),
+    ("sim", 11),
+    ("cli", 12),
 ];
 
 /// Pairs that the ranks would allow but the design does not: HTTP handlers read the store

@@ -56,3 +56,6 @@ mod notify;
 
 /// Issue #14: several pollers sharing a PostgreSQL database by leases.
 mod lease;
+
+/// Issue #15: MCP over stdio and streamable HTTP, against the API's own answers.
+mod mcp;
