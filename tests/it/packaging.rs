@@ -30,7 +30,7 @@ const ACCEPTED_GAPS: &[(&str, &str)] = &[
     ),
     (
         "RestrictAddressFamilies=~AF_UNIX",
-        "name resolution (nscd, systemd-resolved) and the journal",
+        "NSS lookups (nscd, systemd-resolved) and PostgreSQL on its local socket",
     ),
     (
         "IPAddressDeny=",
