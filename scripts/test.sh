@@ -20,7 +20,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # SMTP server of the email-channel tests (run with Debian's /usr/bin/python3).
 # PostgreSQL's server for the second pass (the package's own cluster is never started: see
 # policy-rc.d below; the tests run their own with scripts/postgres.sh).
-PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver python3-aiosmtpd postgresql)
+# systemd for systemd-analyze, which checks packaging/fleetpoll.service offline (no systemd
+# needs to run).
+PACKAGES=(openssh-server openssh-client busybox-static docker.io procps runc podman chromium chromium-driver python3-aiosmtpd postgresql systemd)
 APT_LOG=${TMPDIR:-/tmp}/fleetpoll-apt.log
 
 say() { echo "test.sh: $*" >&2; }
@@ -43,6 +45,7 @@ missing_packages() {
         [[ -x /usr/bin/chromedriver ]] || echo chromium-driver
         /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || echo python3-aiosmtpd
         compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo postgresql
+        command -v systemd-analyze >/dev/null || echo systemd
     fi
 }
 

@@ -23,6 +23,8 @@ mod activity;
 mod alert;
 mod channel;
 mod db;
+/// `completions` and `man`, generated from the clap definition.
+mod generate;
 mod key;
 mod parse;
 mod poll;
@@ -34,6 +36,7 @@ pub use activity::ActivityArgs;
 pub use alert::{AlertCommand, RuleArgs, RuleCommand, SilenceCommand};
 pub use channel::ChannelCommand;
 pub use db::DbCommand;
+pub use generate::{CompletionsArgs, ManArgs};
 pub use key::KeyCommand;
 pub use parse::{FreeUnit, ParseArgs, ParseKind};
 pub use poll::{PollArgs, RemoteScriptArgs};
@@ -110,6 +113,15 @@ pub enum Command {
     Db(DbCommand),
     /// Print the script a poll runs on a host (the default one, or the one for a probed server).
     RemoteScript(RemoteScriptArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    ///
+    /// bash: `fleetpoll completions bash > /etc/bash_completion.d/fleetpoll`; zsh: into a
+    /// directory of $fpath as `_fleetpoll`; fish: `~/.config/fish/completions/fleetpoll.fish`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command with --out-dir.
+    ///
+    /// `fleetpoll man | man -l -` reads it without installing it.
+    Man(ManArgs),
     /// Run a simulated fleet of SSH servers on loopback addresses until SIGINT or SIGTERM.
     ///
     /// Host i listens on BASE+i (every address of 127.0.0.0/8 reaches `lo` on Linux), has
@@ -194,6 +206,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         // Parsing needs neither settings nor a runtime.
         Command::Parse(args) => parse::run(&args),
+        // Generated from the CLI definition alone: no settings, so they work on a bare
+        // machine (a package build) and on a broken config.
+        Command::Completions(args) => generate::completions(&args),
+        Command::Man(args) => generate::man(&args),
         Command::RemoteScript(args) => match args.server {
             None => Ok(poll::print_default_script(args.probe, json)),
             Some(name) => with_store(settings()?, async |store, _| {

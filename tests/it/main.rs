@@ -37,6 +37,9 @@ mod history;
 /// `fleetpoll parse` run as a process on every fixture.
 mod parse_cli;
 
+/// Issue #16: the systemd unit (systemd-analyze verify and security), completions, man page.
+mod packaging;
+
 /// A real rootful podman's containers seen through a poll, with CPU from counters.
 mod podman_real;
 
