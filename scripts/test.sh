@@ -129,7 +129,7 @@ CMD=(cargo test --locked --all-targets "$@")
 # The integration tests whose stores go through tests/it/common.rs: the API, accounts, alerts,
 # notifications, history, polls, the dashboard in Chromium and the store itself. (cli:: and
 # parse_cli:: drive SQLite files by path, or no store at all.)
-PG_MODULES=(store:: history:: api:: auth:: alerts:: notify:: poll:: hostile:: hardening:: sim:: lease:: browser::)
+PG_MODULES=(store:: history:: api:: auth:: alerts:: notify:: poll:: hostile:: hardening:: sim:: lease:: browser:: mcp::)
 PG_CMD=(cargo test --locked --test it -- "${PG_MODULES[@]}")
 if [[ ${FLEETPOLL_TEST_DRY_RUN:-0} == 1 ]]; then
     say "dry run: would run: ${CMD[*]}"
