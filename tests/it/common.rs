@@ -275,6 +275,16 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
 
 /// Registers a server called `name` with a fresh key (ssh-keygen) that is never dialled.
 pub async fn named_server(store: &Store, dir: &std::path::Path, name: &str) -> uuid::Uuid {
+    tagged_server(store, dir, name, &[]).await
+}
+
+/// [`named_server`] with tags.
+pub async fn tagged_server(
+    store: &Store,
+    dir: &std::path::Path,
+    name: &str,
+    tags: &[&str],
+) -> uuid::Uuid {
     // A registration needs a loadable key; make one with ssh-keygen.
     let key = dir.join(format!("id-{name}"));
     let ok = std::process::Command::new("ssh-keygen")
@@ -290,7 +300,7 @@ pub async fn named_server(store: &Store, dir: &std::path::Path, name: &str) -> u
         user: "monitor".into(),
         key_path: key.to_string_lossy().into_owned(),
         key_passphrase_env: None,
-        tags: vec![],
+        tags: tags.iter().map(|t| t.to_string()).collect(),
         enabled: true,
         key_material: None,
         key_stored: false,

@@ -9,7 +9,7 @@ use fleetpoll::activity::Actor;
 use fleetpoll::alerts::eval::Change;
 use fleetpoll::alerts::{Alert, AlertState, Observed};
 use fleetpoll::auth::Role;
-use fleetpoll::inventory::{NewServer, ServerStatus};
+use fleetpoll::inventory::ServerStatus;
 use fleetpoll::model::{ContainerSample, DiskSample, DockerState, ServerSample, Snapshot};
 use fleetpoll::store::{AlertWrite, PollWrite, ServerUpdate};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -47,26 +47,7 @@ struct Fleet {
 }
 
 async fn server(app: &TestApp, name: &str, tags: &[&str]) -> Uuid {
-    let key = app.dir.path().join(format!("id-{name}"));
-    let ok = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(ok.success());
-    let new = NewServer {
-        name: name.into(),
-        host: "127.0.0.1".into(),
-        port: 22,
-        user: "monitor".into(),
-        key_path: key.to_string_lossy().into_owned(),
-        key_passphrase_env: None,
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        enabled: true,
-        key_material: None,
-        key_stored: false,
-    };
-    common::add(&app.store, new).await.id
+    common::tagged_server(&app.store, app.dir.path(), name, tags).await
 }
 
 fn container(name: &str, state: &str, cpu: f64) -> ContainerSample {
