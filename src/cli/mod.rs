@@ -23,6 +23,7 @@ mod activity;
 mod alert;
 mod channel;
 mod db;
+mod doctor;
 /// `completions` and `man`, generated from the clap definition.
 mod generate;
 mod key;
@@ -36,6 +37,7 @@ pub use activity::ActivityArgs;
 pub use alert::{AlertCommand, RuleArgs, RuleCommand, SilenceCommand};
 pub use channel::ChannelCommand;
 pub use db::DbCommand;
+pub use doctor::DoctorArgs;
 pub use generate::{CompletionsArgs, ManArgs};
 pub use key::KeyCommand;
 pub use parse::{FreeUnit, ParseArgs, ParseKind};
@@ -113,6 +115,9 @@ pub enum Command {
     Db(DbCommand),
     /// Print the script a poll runs on a host (the default one, or the one for a probed server).
     RemoteScript(RemoteScriptArgs),
+    /// Check one target step by step (TCP, SSH banner, key, host key, login, probe,
+    /// restricted key, one poll) and say what to fix; exits 1 when a step fails.
+    Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
     ///
     /// bash: `fleetpoll completions bash > /etc/bash_completion.d/fleetpoll`; zsh: into a
@@ -172,6 +177,7 @@ impl Command {
             Self::Silence(c) => matches!(c, SilenceCommand::List { .. }),
             Self::Channel(c) => matches!(c, ChannelCommand::List),
             Self::RemoteScript(a) => a.server.is_some(),
+            Self::Doctor(a) => a.name.is_some(),
             _ => false,
         }
     }
@@ -252,6 +258,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => with_store(settings()?, async |store, _| {
             accounts::token(store, cmd, json).await
         }),
+        Command::Doctor(args) => {
+            let settings = settings()?;
+            if args.name.is_some() {
+                with_store(settings, async |store, settings| {
+                    doctor::run(Some(store), &settings, args, json).await
+                })
+            } else {
+                // A host not registered needs no database.
+                block_on(async move { doctor::run(None, &settings, args, json).await })
+            }
+        }
         Command::Poll(args) => with_store(settings()?, async |store, settings| {
             poll::once(store, settings, args, json).await
         }),

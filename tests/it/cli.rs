@@ -2,7 +2,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{fixture, fleetpoll};
-use crate::harness::{DockerMode, Sshd};
+use crate::harness::{DockerMode, KeyKind, Sshd};
 
 #[test]
 fn parse_prints_json_and_bad_input_exits_1_naming_the_line() {
@@ -515,4 +515,186 @@ fn a_config_syntax_error_shows_the_line_and_the_spot() {
         .lines()
         .find(|l| l.trim_start().starts_with('|') && l.contains('^'));
     assert!(caret.is_some(), "no line with the caret: {err}");
+}
+
+/// `fleetpoll doctor` against a real sshd: every step of a good target, a refused key, a
+/// closed port, and a registered server whose host key changed, each with what to fix.
+#[test]
+fn doctor_walks_a_target_step_by_step_and_names_the_fix() {
+    let mut sshd = Sshd::start(DockerMode::Missing);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("doctor.db");
+    let doctor = |extra: &[&str], key: &std::path::Path, port: u16| {
+        let out = fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "doctor",
+                "--json",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--user", &sshd.user, "--key"])
+            .arg(key)
+            .args(extra)
+            .output()
+            .expect("run");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        (out.status.code(), v)
+    };
+    let status = |v: &serde_json::Value, step: &str| -> String {
+        v["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["step"] == step)
+            .map_or("absent".into(), |s| {
+                s["status"].as_str().unwrap_or("?").to_string()
+            })
+    };
+    let step = |v: &serde_json::Value, step: &str| -> serde_json::Value {
+        v["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["step"] == step)
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    // A good, unrestricted key: every step passes but the restriction, which says how.
+    let (code, v) = doctor(&[], &sshd.client_key, sshd.port);
+    assert_eq!(code, Some(0), "{v}");
+    for s in ["reach", "key", "host key", "login", "probe"] {
+        assert_eq!(status(&v, s), "ok", "{s}: {v}");
+    }
+    assert!(
+        step(&v, "banner")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("SSH-2.0-OpenSSH"),
+        "{v}"
+    );
+    assert!(
+        step(&v, "host key")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&sshd.host_key_fingerprint()),
+        "{v}"
+    );
+    assert!(
+        step(&v, "probe")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("procps"),
+        "{v}"
+    );
+    assert_eq!(status(&v, "restricted"), "warn", "{v}");
+    assert!(step(&v, "restricted")["fix"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("key authorized-line"));
+    assert!(matches!(status(&v, "poll").as_str(), "ok" | "warn"), "{v}");
+    assert!(
+        step(&v, "poll")["ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{v}"
+    );
+    assert!(!db.exists(), "a host given by address needs no database");
+
+    // The restricted line of `key authorized-line`: the probe and the poll still run, and
+    // the doctor says the key can do nothing else.
+    let fleet_key = dir.path().join("fleet_key");
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["key", "generate", "--out"])
+        .arg(&fleet_key)
+        .output()
+        .expect("run");
+    crate::common::assert_ok(&out);
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["key", "authorized-line", "--key"])
+        .arg(&fleet_key)
+        .output()
+        .expect("run");
+    crate::common::assert_ok(&out);
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut keys = std::fs::read_to_string(&sshd.authorized_keys).expect("read");
+    keys.push_str(&format!("{line}\n"));
+    std::fs::write(&sshd.authorized_keys, keys).expect("write");
+    let (code, v) = doctor(&[], &fleet_key, sshd.port);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(status(&v, "restricted"), "ok", "{v}");
+    assert_eq!(status(&v, "probe"), "ok", "{v}");
+    assert!(matches!(status(&v, "poll").as_str(), "ok" | "warn"), "{v}");
+
+    // A key the host does not know: the login fails, with the fix, and nothing runs after it.
+    let stranger = sshd.new_client_key(KeyKind::Ed25519, None, false);
+    let (code, v) = doctor(&[], &stranger, sshd.port);
+    assert_eq!(code, Some(1));
+    assert_eq!(status(&v, "login"), "fail", "{v}");
+    assert!(step(&v, "login")["fix"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("authorized_keys"));
+    assert_eq!(status(&v, "probe"), "absent");
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let (code, v) = doctor(&[], &sshd.client_key, port);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["steps"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(status(&v, "reach"), "fail");
+
+    // A registered server, pinned by a poll, whose host key then changed.
+    let run = |args: &[&str]| {
+        let out = fleetpoll()
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        crate::common::assert_ok(&out);
+        out
+    };
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.to_string_lossy().into_owned();
+    run(&[
+        "server",
+        "add",
+        "--name",
+        "doc-1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &sshd.user,
+        "--key",
+        &key,
+    ]);
+    run(&["poll", "--once", "--server", "doc-1"]);
+    sshd.rotate_host_key();
+    let out = fleetpoll()
+        .arg("--db")
+        .arg(&db)
+        .args(["doctor", "doc-1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL host key") && text.contains("fleetpoll server trust doc-1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("login"),
+        "nothing is sent to a host whose key changed: {text}"
+    );
 }
