@@ -78,7 +78,12 @@ pub async fn run(
         None,
     )
     .await?;
-    tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database(), "Serving the API and dashboard on http://{addr}/");
+    let poller_only = settings.role == "poller";
+    if poller_only {
+        tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database(), "Serving /healthz and /metrics on http://{addr}/ (role poller: the API and dashboard are on the processes of role all or api)");
+    } else {
+        tracing::info!(%addr, interval_secs = settings.poll_interval_secs, db = %settings.database(), "Serving the API and dashboard on http://{addr}/");
+    }
     warn_lost_master_key(&store).await;
 
     let cancel = CancellationToken::new();
@@ -200,8 +205,11 @@ pub async fn run(
     let limits = api::conn::Limits::from_settings(&settings);
     // MCP over streamable HTTP answers beside the API (issue #15); it sits above `api` in the
     // layering (its tools call the API's functions), so it is merged here, not in api::router.
-    let routes =
-        api::router(state.clone()).merge(crate::mcp::http::router(state, addr, cancel.clone()));
+    let routes = if poller_only {
+        api::poller_router(state)
+    } else {
+        api::router(state.clone()).merge(crate::mcp::http::router(state, addr, cancel.clone()))
+    };
     let mut api_task = tokio::spawn(api::conn::serve(listener, routes, limits, async move {
         api_cancel.cancelled().await
     }));

@@ -106,8 +106,8 @@ pub struct Settings {
     pub max_db_size_mb: u64,
     /// Seconds between two retention runs.
     pub retention_check_secs: u64,
-    /// What `serve` runs: `all` (poll and serve the API), `poller` (poll, and serve
-    /// `/metrics` with the API) or `api` (the API only). Several processes share one
+    /// What `serve` runs: `all` (poll and serve the API), `poller` (poll, and serve only
+    /// `/healthz` and `/metrics`) or `api` (the API only). Several processes share one
     /// PostgreSQL database; with SQLite only `all`.
     pub role: String,
     /// With PostgreSQL, a poller holds each of its hosts for this long and renews every

@@ -204,6 +204,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a `--role poller` process answers: its health and its own figures. The API and the
+/// dashboard belong to the `all` and `api` processes, which a load balancer puts in front of
+/// people; a poller is a worker and shows nothing else.
+pub fn poller_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(prometheus::metrics))
+        .fallback(|| async {
+            error::ApiError::not_found(
+                "path",
+                "this process only polls (role poller): it serves /healthz and /metrics; \
+                 the API and dashboard are on the processes of role all or api",
+            )
+        })
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests; connections are
 /// bounded and timed out as `conn` describes.
 ///

@@ -51,12 +51,14 @@ fn serve(dir: &Path, role: &str, interval: i64, env: &[(&str, &str)]) -> Process
         .spawn()
         .expect("spawn serve");
     let lines = common::stderr_lines(&mut child);
-    let marker = "Serving the API and dashboard on http://";
+    // "Serving the API and dashboard on http://..." (all, api) or "Serving /healthz and
+    // /metrics on http://..." (poller).
+    let marker = " on http://";
     let addr = loop {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("serve says where it listens");
-        if let Some(i) = line.find(marker) {
+        if let Some(i) = line.find(marker).filter(|_| line.contains("Serving")) {
             let rest = &line[i + marker.len()..];
             break rest[..rest.find('/').expect("address ends")].to_string();
         }
@@ -225,6 +227,21 @@ async fn three_pollers_share_the_fleet_once_per_interval_and_take_over_a_killed_
         .map(|p| p.role.clone())
         .collect();
     assert_eq!(roles.iter().filter(|r| *r == "api").count(), 1, "{roles:?}");
+    // A poller is a worker: its health and figures, not the API; the API node serves that.
+    let get = async |p: &Process, path: &str| {
+        let r = reqwest::Client::new()
+            .get(format!("http://{}{path}", p.addr))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    let (code, body) = get(&pollers[0], "/api/dashboard/summary").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("role poller"), "{body}");
+    assert_eq!(get(&pollers[0], "/healthz").await.0, 200);
+    assert_eq!(get(&api, "/api/dashboard/summary").await.0, 200);
 
     // Three more intervals: each host once per interval, by one poller. The polls (not only
     // the samples written) are counted: a poller polling hosts it does not hold would show
