@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{find, print_json};
 use crate::config::Settings;
-use crate::poll::assemble;
+use crate::poll::{assemble, server_key};
 use crate::probe::{poll_script, summary, Platform, PROBE_SCRIPT, REMOTE_COMMAND};
 use crate::ssh::host_key::HostKeyCheck;
 use crate::ssh::keys::{resolve, KeySource};
@@ -83,17 +83,9 @@ pub(super) async fn run(
     let target = match (&args.name, store) {
         (Some(name), Some(store)) => {
             let s = find(store, name).await?;
-            let key_dir = settings.key_dir();
-            let source = match &s.key_sealed {
-                Some(sealed) => KeySource::Sealed {
-                    sealed: &sealed.0,
-                    key_dir: &key_dir,
-                },
-                None => KeySource::File(std::path::Path::new(&s.key_path)),
-            };
             Target {
                 name: Some(s.name.clone()),
-                key: resolve(source, s.key_passphrase_env.as_deref()).map_err(|e| e.to_string()),
+                key: server_key(&s, &settings.key_dir()).map_err(|e| e.to_string()),
                 host: s.host,
                 port: s.port,
                 user: s.user,
@@ -307,7 +299,9 @@ async fn check(t: &Target, settings: &Settings) -> Vec<Step> {
             format!("not pinned yet; the next poll pins {fp}"),
             "compare it with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there) before the first poll"),
         HostKeyCheck::FirstSeen(fp) => ok("host key", format!("presented {fp} (registering the server pins it at the first poll)"), None),
-        HostKeyCheck::Changed { .. } => unreachable_changed(),
+        // `Session::connect` returns a changed key as an error (above), never as a session.
+        HostKeyCheck::Changed { presented, .. } => bad("host key", Status::Fail,
+            format!("changed: presented {presented}"), "fleetpoll server trust NAME"),
     });
     steps.push(ok("login", format!("as '{}'", t.user), Some(login_ms)));
 
@@ -399,14 +393,4 @@ async fn check(t: &Target, settings: &Settings) -> Vec<Step> {
     }
     session.close().await;
     steps
-}
-
-/// `Session::connect` returns a changed key as an error, never as a session.
-fn unreachable_changed() -> Step {
-    bad(
-        "host key",
-        Status::Fail,
-        "changed".into(),
-        "fleetpoll server trust NAME",
-    )
 }

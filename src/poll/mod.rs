@@ -91,6 +91,27 @@ pub struct PollResult {
     pub duration: Duration,
 }
 
+/// The private key `server` logs in with: its sealed stored copy (unsealed with the master
+/// key in `key_dir`) or its key file, with the passphrase from its variable. Blocking file
+/// I/O: the poller calls it through `off_async`.
+///
+/// # Errors
+/// The key cannot be read, unsealed or decrypted.
+pub fn server_key(
+    server: &Server,
+    key_dir: &std::path::Path,
+) -> Result<russh::keys::PrivateKey, KeyError> {
+    let path = PathBuf::from(&server.key_path);
+    let source = match &server.key_sealed {
+        Some(sealed) => KeySource::Sealed {
+            sealed: &sealed.0,
+            key_dir,
+        },
+        None => KeySource::File(&path),
+    };
+    resolve(source, server.key_passphrase_env.as_deref())
+}
+
 /// Timeouts for one poll, from the settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PollTimeouts {
@@ -245,22 +266,11 @@ impl Poller {
         learnt: &mut Learnt,
     ) -> Result<Arc<Session>, PollError> {
         let key = {
-            let sealed = server.key_sealed.clone();
-            let path = PathBuf::from(&server.key_path);
-            let passphrase_env = server.key_passphrase_env.clone();
+            let server = server.clone();
             let key_dir = self.key_dir.clone();
-            off_async(move || {
-                let source = match &sealed {
-                    Some(sealed) => KeySource::Sealed {
-                        sealed: &sealed.0,
-                        key_dir: &key_dir,
-                    },
-                    None => KeySource::File(&path),
-                };
-                resolve(source, passphrase_env.as_deref())
-            })
-            .await
-            .unwrap_or(Err(KeyError::TimedOut))?
+            off_async(move || server_key(&server, &key_dir))
+                .await
+                .unwrap_or(Err(KeyError::TimedOut))?
         };
         let params = ConnectParams {
             host: server.host.clone(),
